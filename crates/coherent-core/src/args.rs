@@ -1,0 +1,132 @@
+//! Plugin parameters as written in a manifest, with their source locations.
+
+use serde::de::DeserializeOwned;
+use std::ops::Range;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
+
+/// A problem with a manifest value, located by byte offsets into the manifest's text.
+///
+/// Libraries return it; the runner renders it as `file:line:col` with the offending line.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    /// Byte range of the offending key or value in the manifest, if known.
+    pub span: Option<Range<usize>>,
+    /// What is wrong and what was expected.
+    pub message: String,
+    /// Further help, e.g. the list of valid choices.
+    pub help: Option<String>,
+}
+
+impl ConfigError {
+    /// An error at `span`.
+    pub fn new(span: Option<Range<usize>>, message: impl Into<String>) -> ConfigError {
+        ConfigError { span, message: message.into(), help: None }
+    }
+
+    /// Adds a help line.
+    pub fn with_help(mut self, help: impl Into<String>) -> ConfigError {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+impl From<toml::de::Error> for ConfigError {
+    fn from(e: toml::de::Error) -> ConfigError {
+        ConfigError::new(e.span(), e.message().trim().to_string())
+    }
+}
+
+/// The table of one plugin in a manifest (`[model]`, `[dataset]`, one `[[metrics]]` entry...)
+/// without its `plugin` key.
+///
+/// A plugin reads its typed configuration with [`PluginArgs::parse`] (serde, so
+/// `#[serde(deny_unknown_fields)]` and defaults work as usual, and errors point at the
+/// offending key) and reports invalid values with [`PluginArgs::invalid`].
+#[derive(Clone, Debug)]
+pub struct PluginArgs {
+    value: Spanned<DeValue<'static>>,
+}
+
+impl PluginArgs {
+    /// Wraps a table taken from a parsed manifest.
+    pub fn new(value: Spanned<DeValue<'static>>) -> PluginArgs {
+        PluginArgs { value }
+    }
+
+    /// Parameters given as TOML text (`"hidden = [64]"`), for tests and programmatic use.
+    /// Spans then refer to `text`.
+    pub fn from_toml(text: &str) -> Result<PluginArgs, ConfigError> {
+        let text: &'static str = Box::leak(text.to_string().into_boxed_str());
+        let table = DeTable::parse(text)?;
+        let span = table.span();
+        Ok(PluginArgs::new(Spanned::new(span, DeValue::Table(table.into_inner()))))
+    }
+
+    /// No parameters: every default.
+    pub fn empty() -> PluginArgs {
+        PluginArgs::from_toml("").expect("empty TOML parses")
+    }
+
+    /// Deserialises the typed configuration.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        T::deserialize(ValueDeserializer::from(self.value.clone())).map_err(ConfigError::from)
+    }
+
+    /// Span of the value of `key` (or of the whole table if the key is absent).
+    pub fn span_of(&self, key: &str) -> Range<usize> {
+        if let DeValue::Table(t) = self.value.get_ref() {
+            if let Some((_, v)) = t.iter().find(|(k, _)| k.get_ref().as_ref() == key) {
+                return v.span();
+            }
+        }
+        self.value.span()
+    }
+
+    /// An error about the value of `key`.
+    pub fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::new(Some(self.span_of(key)), format!("`{key}`: {}", message.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct Conf {
+        #[serde(default)]
+        width: usize,
+    }
+
+    #[test]
+    fn parse_reads_values_and_defaults() {
+        assert_eq!(PluginArgs::from_toml("width = 3").unwrap().parse::<Conf>().unwrap().width, 3);
+        assert_eq!(PluginArgs::empty().parse::<Conf>().unwrap().width, 0);
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_located() {
+        let text = "width = 3\nwidht = 4\n";
+        let err = PluginArgs::from_toml(text).unwrap().parse::<Conf>().unwrap_err();
+        assert!(err.message.contains("unknown field `widht`"), "{err:?}");
+        assert!(err.message.contains("width"), "lists valid keys: {err:?}");
+        assert_eq!(&text[err.span.unwrap()], "widht");
+
+        let text = "width = \"wide\"";
+        let err = PluginArgs::from_toml(text).unwrap().parse::<Conf>().unwrap_err();
+        assert_eq!(&text[err.span.clone().unwrap()], "\"wide\"", "{err:?}");
+    }
+
+    #[test]
+    fn invalid_points_at_the_key_value() {
+        let text = "width = 0";
+        let args = PluginArgs::from_toml(text).unwrap();
+        let err = args.invalid("width", "must be positive");
+        assert_eq!(&text[err.span.unwrap()], "0");
+        assert!(err.message.contains("`width`"));
+    }
+}

@@ -1,0 +1,46 @@
+//! What a model returns from one backward pass over a batch.
+
+/// Description of one parameterised layer: the unit of per-layer metrics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerInfo {
+    /// Stable name, used as the suffix of per-layer quantities (`coherence/fc1`).
+    pub name: String,
+    /// Kind of layer (`dense`, `conv2d`, ...).
+    pub kind: &'static str,
+    /// Number of parameters of the layer (weights then bias, flattened).
+    pub params: usize,
+}
+
+/// Per-batch results of [`crate::Model::forward_backward`].
+///
+/// Per-example quantities refer to the per-example loss `l_i` (not the batch mean), so
+/// `sum[l]` is `S_l = sum_i grad l_i` restricted to layer `l`. Buffers are reused from call to
+/// call: a model resizes them, so a caller that keeps one `BatchGrads` allocates only once.
+#[derive(Clone, Debug, Default)]
+pub struct BatchGrads {
+    /// Number of examples in the batch.
+    pub batch_size: usize,
+    /// Per-example losses `l_i`.
+    pub losses: Vec<f32>,
+    /// Whether example `i` is predicted correctly.
+    pub correct: Vec<bool>,
+    /// Summed gradient per layer, flattened (weights then bias).
+    pub sum: Vec<Vec<f32>>,
+    /// `sq_norms[l][i] = |g_i,l|^2`, when requested.
+    pub sq_norms: Vec<Vec<f32>>,
+    /// `coord_sum_sq[l][p] = sum_i g_i,l[p]^2`, when requested.
+    pub coord_sum_sq: Vec<Vec<f32>>,
+    /// `gram[l]` is the row-major `batch_size x batch_size` matrix `g_i,l . g_j,l`, when
+    /// requested.
+    pub gram: Vec<Vec<f32>>,
+    /// `per_example[l]` is row-major `batch_size x params_l`: row `i` is `g_i,l`, when
+    /// requested.
+    pub per_example: Vec<Vec<f32>>,
+}
+
+impl BatchGrads {
+    /// Squared norm of example `i`'s whole-network gradient (needs `sq_norms`).
+    pub fn example_sq_norm(&self, i: usize) -> f64 {
+        self.sq_norms.iter().map(|layer| layer[i] as f64).sum()
+    }
+}

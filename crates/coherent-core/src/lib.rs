@@ -1,0 +1,42 @@
+//! The core of `coherent`: the four traits every plugin implements, the per-example gradient
+//! request that connects them, and the registry through which plugins are found by name.
+//!
+//! The key design decision lives in [`GradRequest`] and [`BatchGrads`]: a [`Model`] computes,
+//! for one batch and from one backward pass, exactly the per-example quantities its consumers
+//! asked for (squared norms per layer, coordinate-wise sums of squares, Gram matrices, or
+//! materialised per-example gradients). A [`CoherenceMetric`] or [`GradientAggregator`]
+//! declares what it needs with [`CoherenceMetric::needs`] / [`GradientAggregator::needs`], and
+//! the runner asks the model for the union, so nothing is computed that nobody reads.
+//!
+//! This crate depends on neither dfdx nor any implementation: networks live in
+//! `coherent-nn` and `plugins/networks`, the training loop in `coherent-runner`.
+
+mod aggregator;
+mod args;
+mod data;
+mod dataset;
+mod grads;
+mod metric;
+mod model;
+pub mod noise;
+mod registry;
+mod request;
+mod rng;
+
+pub use aggregator::GradientAggregator;
+pub use args::{ConfigError, PluginArgs};
+pub use data::{Batch, InputShape, Split, Targets, TargetsRef};
+pub use dataset::{DataError, Dataset};
+pub use grads::{BatchGrads, LayerInfo};
+pub use metric::{CoherenceMetric, Measurement};
+pub use model::{LossKind, Model, ModelSpec};
+pub use registry::{
+    AggregatorEntry, DatasetBuildError, DatasetEntry, MetricEntry, NetworkEntry, ParamDoc,
+    PluginKind, Registry, RegistryError,
+};
+pub use request::GradRequest;
+pub use rng::Rng;
+
+/// Re-exported so that plugin crates can call `coherent_core::inventory::submit!` without a
+/// direct dependency on `inventory`.
+pub use inventory;

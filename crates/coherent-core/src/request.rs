@@ -1,0 +1,52 @@
+//! What a consumer of gradients asks the model to compute for a batch.
+
+/// The per-example quantities requested from one backward pass.
+///
+/// The summed gradient `S = sum_i g_i`, the per-example losses and the correctness of each
+/// prediction are always produced; every field here adds work and is off by default.
+/// Requests combine with [`GradRequest::union`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GradRequest {
+    /// Per-example squared gradient norms `|g_i,l|^2` for every layer `l`.
+    pub sq_norms: bool,
+    /// Coordinate-wise sum of squares `sum_i g_i (.) g_i` for every parameter.
+    pub coord_sum_sq: bool,
+    /// The Gram matrix `G_ij = g_i,l . g_j,l` of every layer.
+    pub gram: bool,
+    /// Materialised per-example gradients `g_i,l`, layer by layer.
+    pub per_example: bool,
+}
+
+impl GradRequest {
+    /// Only the summed gradient.
+    pub const SUM: GradRequest = GradRequest {
+        sq_norms: false,
+        coord_sum_sq: false,
+        gram: false,
+        per_example: false,
+    };
+
+    /// Everything one request or the other asks for.
+    pub fn union(self, other: GradRequest) -> GradRequest {
+        GradRequest {
+            sq_norms: self.sq_norms || other.sq_norms,
+            coord_sum_sq: self.coord_sum_sq || other.coord_sum_sq,
+            gram: self.gram || other.gram,
+            per_example: self.per_example || other.per_example,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn union_is_fieldwise_or() {
+        let a = GradRequest { sq_norms: true, ..GradRequest::SUM };
+        let b = GradRequest { gram: true, ..GradRequest::SUM };
+        let u = a.union(b);
+        assert!(u.sq_norms && u.gram && !u.per_example && !u.coord_sum_sq);
+        assert_eq!(GradRequest::default(), GradRequest::SUM);
+    }
+}

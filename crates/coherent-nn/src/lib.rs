@@ -1,1 +1,32 @@
-//! placeholder
+//! Network layers for `coherent`, written as differentiable ops on dfdx's tape, and the
+//! per-example gradient engine that reads them.
+//!
+//! Every parameterised op records, during the backward pass of the summed loss, its layer
+//! input `A` (per example) and the gradient `Delta` of the loss with respect to its output.
+//! From these two the exact per-example quantities follow without a backward pass per example
+//! (BackPACK, Opacus and the "ghost norm" literature):
+//!
+//! * dense layer, example `i`: `g_i = Delta_i A_i^T`, so `|g_i|^2 = |Delta_i|^2 |A_i|^2`,
+//!   `g_i . g_j = (A_i . A_j)(Delta_i . Delta_j)` and `sum_i g_i (.) g_i = (Delta (.)
+//!   Delta)^T (A (.) A)`; the bias adds `|Delta_i|^2` terms.
+//!
+//! [`Sequential`] composes ops into a [`coherent_core::Model`]. [`reference`] computes the same
+//! per-example gradients the slow, obvious way (one dfdx backward pass per example, with
+//! dfdx's own matmul and activations) and is what the tests compare against.
+//!
+//! dfdx 0.13 layers have compile-time sizes; here every tensor is runtime-shaped
+//! (`(usize, usize)`) so that widths and depth come from a manifest.
+
+mod activation;
+mod dense;
+mod init;
+pub mod kernels;
+mod loss;
+pub mod reference;
+mod sequential;
+mod trace;
+
+pub use activation::Activation;
+pub use dense::Dense;
+pub use init::Init;
+pub use sequential::{Op, Sequential};

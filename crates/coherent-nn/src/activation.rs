@@ -1,0 +1,61 @@
+//! Element-wise activations as custom ops on dfdx's tape.
+
+use crate::trace::Act;
+use dfdx::prelude::{Cpu, PutTape, SplitTape, Tape};
+use serde::Deserialize;
+
+/// A pointwise non-linearity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// `max(x, 0)`; its derivative at exactly 0 is taken as 0 (as in PyTorch and dfdx).
+    #[default]
+    Relu,
+    /// `tanh(x)`.
+    Tanh,
+}
+
+impl Activation {
+    /// Applies the activation to every element.
+    pub fn apply(self, x: &[f32], out: &mut Vec<f32>) {
+        out.clear();
+        match self {
+            Activation::Relu => out.extend(x.iter().map(|v| v.max(0.0))),
+            Activation::Tanh => out.extend(x.iter().map(|v| v.tanh())),
+        }
+    }
+
+    /// Forward pass recorded on the tape.
+    pub fn forward<T: Tape<f32, Cpu>>(self, x: Act<T>) -> Act<T> {
+        let (rows, cols) = (x.rows, x.cols);
+        let mut out = Vec::new();
+        self.apply(&x.data, &mut out);
+        let dev = x.tensor.device().clone();
+        let (x_tensor, tape) = x.tensor.split_tape();
+        let mut y = Act::new(&dev, out, rows, cols, T::default());
+        let (y_tensor, mut y_tape) = y.tensor.split_tape();
+        let y_id = y_tensor.clone();
+        let (input, output) = (x.data.clone(), y.data.clone());
+        y_tape.add_backward_op(move |grads| {
+            let dy: Vec<f32> = grads.get_or_alloc_mut(&y_id)?.to_vec();
+            let dx = grads.get_or_alloc_mut(&x_tensor)?;
+            match self {
+                Activation::Relu => {
+                    for ((g, d), v) in dx.iter_mut().zip(&dy).zip(input.iter()) {
+                        if *v > 0.0 {
+                            *g += d;
+                        }
+                    }
+                }
+                Activation::Tanh => {
+                    for ((g, d), t) in dx.iter_mut().zip(&dy).zip(output.iter()) {
+                        *g += d * (1.0 - t * t);
+                    }
+                }
+            }
+            Ok(())
+        });
+        y.tensor = y_tensor.put_tape(tape.merge(y_tape));
+        y
+    }
+}

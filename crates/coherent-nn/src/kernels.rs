@@ -1,0 +1,136 @@
+//! The dense numeric kernels every layer calls: one matrix product, written once.
+
+/// How a row-major operand is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// As stored.
+    Normal,
+    /// Transposed.
+    Transposed,
+}
+
+/// `c (m x n) = [c +] op(a) (m x k) * op(b) (k x n)`, all row-major.
+///
+/// `a` is stored `m x k` (or `k x m` when transposed), `b` is stored `k x n` (or `n x k`).
+/// Large products run on rayon's threads.
+pub fn matmul(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    a_layout: Layout,
+    b: &[f32],
+    b_layout: Layout,
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "matmul sizes");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c[..m * n].fill(0.0);
+        }
+        return;
+    }
+    let (a_rs, a_cs) = match a_layout {
+        Layout::Normal => (k as isize, 1),
+        Layout::Transposed => (1, m as isize),
+    };
+    let (b_rs, b_cs) = match b_layout {
+        Layout::Normal => (n as isize, 1),
+        Layout::Transposed => (1, k as isize),
+    };
+    let parallelism = if m * n * k >= 1 << 18 && rayon::current_num_threads() > 1 {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the assertion above guarantees every index the strides reach is in bounds:
+    // a reaches (m-1, k-1), b reaches (k-1, n-1) and c reaches (m-1, n-1) of matrices of
+    // exactly those sizes, and c does not alias a or b (it is a unique borrow).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// Squared Euclidean norm of every row of a row-major `rows x cols` matrix.
+pub fn row_sq_norms(x: &[f32], cols: usize, out: &mut [f32]) {
+    for (row, o) in x.chunks_exact(cols).zip(out.iter_mut()) {
+        *o = row.iter().map(|v| v * v).sum();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, k: usize, n: usize, a: &[f32], ta: bool, b: &[f32], tb: bool) -> Vec<f32> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for p in 0..k {
+                    let av = if ta { a[p * m + i] } else { a[i * k + p] };
+                    let bv = if tb { b[j * k + p] } else { b[p * n + j] };
+                    c[i * n + j] += av * bv;
+                }
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn matmul_matches_naive_in_every_layout() {
+        let (m, k, n) = (7, 13, 5);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 17 % 7) as f32 - 3.0) / 2.0).collect();
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let want = naive(m, k, n, &a, ta, &b, tb);
+            let la = if ta { Layout::Transposed } else { Layout::Normal };
+            let lb = if tb { Layout::Transposed } else { Layout::Normal };
+            let mut c = vec![1.0; m * n];
+            matmul(m, k, n, &a, la, &b, lb, &mut c, false);
+            for (x, y) in c.iter().zip(&want) {
+                assert!((x - y).abs() < 1e-4, "{ta} {tb}: {x} vs {y}");
+            }
+            matmul(m, k, n, &a, la, &b, lb, &mut c, true);
+            for (x, y) in c.iter().zip(&want) {
+                assert!((x - 2.0 * y).abs() < 1e-4);
+            }
+        }
+    }
+
+    #[test]
+    fn large_parallel_product_matches_naive() {
+        let (m, k, n) = (70, 90, 80);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 31 % 13) as f32 - 6.0) / 7.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 7 % 5) as f32 - 2.0) / 3.0).collect();
+        let want = naive(m, k, n, &a, false, &b, true);
+        let mut c = vec![0.0; m * n];
+        matmul(m, k, n, &a, Layout::Normal, &b, Layout::Transposed, &mut c, false);
+        for (x, y) in c.iter().zip(&want) {
+            assert!((x - y).abs() < 1e-3 * (1.0 + y.abs()));
+        }
+    }
+}

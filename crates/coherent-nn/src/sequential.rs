@@ -1,0 +1,315 @@
+//! A chain of ops ending in a loss: the [`Model`] implementation networks are built from.
+
+use crate::dense::Dense;
+use crate::loss::{loss_kernel, loss_op, LossTrace};
+use crate::trace::{Act, LayerGrads};
+use crate::Activation;
+use coherent_core::{Batch, BatchGrads, GradRequest, LayerInfo, LossKind, Model};
+use dfdx::prelude::{Backward, Cpu, OwnedTape};
+use std::sync::{Arc, Mutex};
+
+/// One op of a [`Sequential`] network.
+#[derive(Debug)]
+pub enum Op {
+    /// A dense layer (parameterised).
+    Dense(Dense),
+    /// A pointwise activation.
+    Activation(Activation),
+}
+
+/// A feed-forward network: ops applied in order, then the loss.
+///
+/// Parameterised ops are the layers of [`Model::layers`], named `fc1`, `fc2`, ... in order.
+pub struct Sequential {
+    ops: Vec<Op>,
+    layers: Vec<LayerInfo>,
+    inputs: usize,
+    loss: LossKind,
+    loss_trace: Arc<Mutex<LossTrace>>,
+    dev: Cpu,
+}
+
+impl std::fmt::Debug for Sequential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sequential").field("ops", &self.ops).field("loss", &self.loss).finish()
+    }
+}
+
+impl Sequential {
+    /// A network of `ops` reading `inputs` features, trained with `loss`.
+    pub fn new(inputs: usize, ops: Vec<Op>, loss: LossKind) -> Sequential {
+        let mut layers = Vec::new();
+        let mut width = inputs;
+        for op in &ops {
+            if let Op::Dense(d) = op {
+                assert_eq!(d.inputs(), width, "dense layer {} input width", layers.len() + 1);
+                width = d.outputs();
+                layers.push(LayerInfo {
+                    name: format!("fc{}", layers.len() + 1),
+                    kind: "dense",
+                    params: d.params().len(),
+                });
+            }
+        }
+        Sequential {
+            ops,
+            layers,
+            inputs,
+            loss,
+            loss_trace: Arc::default(),
+            dev: Cpu::default(),
+        }
+    }
+
+    /// The ops, in order.
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// The loss.
+    pub fn loss(&self) -> LossKind {
+        self.loss
+    }
+
+    /// Number of input features.
+    pub fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    fn dense(&self) -> impl Iterator<Item = &Dense> {
+        self.ops.iter().filter_map(|op| match op {
+            Op::Dense(d) => Some(d),
+            Op::Activation(_) => None,
+        })
+    }
+
+    /// Output of the network on `rows` examples, without gradients.
+    pub fn logits(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        let (mut cur, mut next) = (x.to_vec(), Vec::new());
+        for op in &self.ops {
+            match op {
+                Op::Dense(d) => d.forward_slice(&cur, rows, &mut next),
+                Op::Activation(a) => a.apply(&cur, &mut next),
+            }
+            std::mem::swap(&mut cur, &mut next);
+        }
+        cur
+    }
+}
+
+fn fill<'a>(
+    wanted: bool,
+    out: &mut Vec<Vec<f32>>,
+    traces: &[&'a dyn LayerGrads],
+    len: impl Fn(&dyn LayerGrads) -> usize,
+    compute: impl Fn(&dyn LayerGrads, &mut [f32]),
+) {
+    if !wanted {
+        out.clear();
+        return;
+    }
+    out.resize_with(traces.len(), Vec::new);
+    for (buf, tr) in out.iter_mut().zip(traces) {
+        buf.resize(len(*tr), 0.0);
+        compute(*tr, buf);
+    }
+}
+
+impl Model for Sequential {
+    fn layers(&self) -> &[LayerInfo] {
+        &self.layers
+    }
+
+    fn params(&self) -> Vec<&[f32]> {
+        self.dense().map(|d| d.params()).collect()
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut [f32]> {
+        self.ops
+            .iter_mut()
+            .filter_map(|op| match op {
+                Op::Dense(d) => Some(d.params_mut()),
+                Op::Activation(_) => None,
+            })
+            .collect()
+    }
+
+    fn forward_backward(&mut self, batch: &Batch, request: GradRequest, out: &mut BatchGrads) {
+        let rows = batch.len();
+        let tape = OwnedTape::<f32, Cpu>::default();
+        let mut act = Act::new(&self.dev, batch.inputs.clone(), rows, self.inputs, tape);
+        let mut first = true;
+        for op in &self.ops {
+            act = match op {
+                Op::Dense(d) => {
+                    let y = d.forward(act, !first);
+                    first = false;
+                    y
+                }
+                Op::Activation(a) => a.forward(act),
+            };
+        }
+        let loss = loss_op(self.loss, act, batch.targets(), &self.loss_trace);
+        let _grads = loss.backward();
+
+        let lt = self.loss_trace.lock().expect("loss trace lock");
+        out.batch_size = rows;
+        out.losses.clone_from(&lt.losses);
+        out.correct.clone_from(&lt.correct);
+        drop(lt);
+        let guards: Vec<_> = self.dense().map(|d| d.trace()).collect();
+        out.sum.resize_with(guards.len(), Vec::new);
+        for (s, g) in out.sum.iter_mut().zip(&guards) {
+            s.clone_from(&g.grad);
+        }
+        let traces: Vec<&dyn LayerGrads> = guards.iter().map(|g| &**g as &dyn LayerGrads).collect();
+        fill(request.sq_norms, &mut out.sq_norms, &traces, |t| t.batch(), |t, o| t.sq_norms(o));
+        fill(request.coord_sum_sq, &mut out.coord_sum_sq, &traces, |t| t.params(), |t, o| {
+            t.coord_sum_sq(o)
+        });
+        fill(request.gram, &mut out.gram, &traces, |t| t.batch() * t.batch(), |t, o| t.gram(o));
+        fill(request.per_example, &mut out.per_example, &traces, |t| t.batch() * t.params(), |t, o| {
+            t.per_example(o)
+        });
+    }
+
+    fn evaluate(&self, batch: &Batch, losses: &mut Vec<f32>, correct: &mut Vec<bool>) {
+        let rows = batch.len();
+        let logits = self.logits(&batch.inputs, rows);
+        let cols = if rows == 0 { 1 } else { logits.len() / rows };
+        loss_kernel(self.loss, &logits, cols, batch.targets(), losses, correct, None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{reference, Init};
+    use coherent_core::{Rng, Split, Targets};
+
+    fn network(widths: &[usize], act: Activation, bias: bool, loss: LossKind, seed: u64) -> Sequential {
+        let mut rng = Rng::new(seed);
+        let mut ops = Vec::new();
+        for (k, w) in widths.windows(2).enumerate() {
+            if k > 0 {
+                ops.push(Op::Activation(act));
+            }
+            ops.push(Op::Dense(Dense::new(w[0], w[1], bias, Init::Uniform, &mut rng)));
+        }
+        Sequential::new(widths[0], ops, loss)
+    }
+
+    fn batch(rows: usize, dim: usize, classes: usize, loss: LossKind, seed: u64) -> Batch {
+        let mut rng = Rng::new(seed);
+        let inputs: Vec<f32> = (0..rows * dim).map(|_| rng.normal() as f32).collect();
+        let targets = match loss {
+            LossKind::CrossEntropy => Targets::Classes {
+                labels: (0..rows).map(|_| rng.below(classes) as u32).collect(),
+                classes,
+            },
+            LossKind::Squared => Targets::Values((0..rows).map(|_| rng.normal() as f32).collect()),
+        };
+        let split = Split::new(inputs, dim, targets);
+        let mut b = Batch::default();
+        b.gather(&split, &(0..rows).collect::<Vec<_>>());
+        b
+    }
+
+    fn assert_close(got: &[f32], want: &[f32], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        let diff: f64 = got.iter().zip(want).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
+        let norm: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
+        let rel = (diff / norm.max(1e-30)).sqrt();
+        assert!(rel <= 1e-5 || diff.sqrt() < 1e-7, "{what}: relative error {rel:e}");
+    }
+
+    /// Every quantity of the engine against one dfdx backward pass per example.
+    fn check_against_reference(model: &mut Sequential, b: &Batch) {
+        let reference = reference::per_example_grads(model, b);
+        let request = GradRequest { sq_norms: true, coord_sum_sq: true, gram: true, per_example: true };
+        let mut out = BatchGrads::default();
+        model.forward_backward(b, request, &mut out);
+        let rows = b.len();
+        assert_eq!(out.batch_size, rows);
+        for (l, info) in model.layers().iter().enumerate() {
+            let g = |i: usize| &reference[i][l];
+            let p = info.params;
+            let sum: Vec<f32> = (0..p).map(|k| (0..rows).map(|i| g(i)[k]).sum()).collect();
+            assert_close(&out.sum[l], &sum, &format!("{} sum", info.name));
+            let norms: Vec<f32> = (0..rows).map(|i| g(i).iter().map(|v| v * v).sum()).collect();
+            assert_close(&out.sq_norms[l], &norms, &format!("{} sq_norms", info.name));
+            let css: Vec<f32> = (0..p).map(|k| (0..rows).map(|i| g(i)[k] * g(i)[k]).sum()).collect();
+            assert_close(&out.coord_sum_sq[l], &css, &format!("{} coord_sum_sq", info.name));
+            let gram: Vec<f32> = (0..rows * rows)
+                .map(|ij| g(ij / rows).iter().zip(g(ij % rows)).map(|(a, b)| a * b).sum())
+                .collect();
+            assert_close(&out.gram[l], &gram, &format!("{} gram", info.name));
+            let mat: Vec<f32> = (0..rows).flat_map(|i| g(i).clone()).collect();
+            assert_close(&out.per_example[l], &mat, &format!("{} per_example", info.name));
+        }
+        let (mut losses, mut correct) = (vec![], vec![]);
+        model.evaluate(b, &mut losses, &mut correct);
+        assert_close(&out.losses, &losses, "losses");
+        assert_eq!(out.correct, correct);
+    }
+
+    #[test]
+    fn relu_mlp_matches_one_backward_per_example() {
+        let mut m = network(&[13, 17, 9, 5], Activation::Relu, true, LossKind::CrossEntropy, 1);
+        check_against_reference(&mut m, &batch(11, 13, 5, LossKind::CrossEntropy, 2));
+    }
+
+    #[test]
+    fn tanh_mlp_without_bias_matches_reference() {
+        let mut m = network(&[6, 8, 3], Activation::Tanh, false, LossKind::CrossEntropy, 3);
+        check_against_reference(&mut m, &batch(7, 6, 3, LossKind::CrossEntropy, 4));
+    }
+
+    #[test]
+    fn squared_loss_and_linear_model_match_reference() {
+        let mut m = network(&[6, 1], Activation::Relu, false, LossKind::Squared, 5);
+        check_against_reference(&mut m, &batch(4, 6, 1, LossKind::Squared, 6));
+        let mut m = network(&[5, 7, 1], Activation::Relu, true, LossKind::Squared, 7);
+        check_against_reference(&mut m, &batch(9, 5, 1, LossKind::Squared, 8));
+    }
+
+    #[test]
+    fn batch_of_one_matches_reference() {
+        let mut m = network(&[10, 12, 4], Activation::Relu, true, LossKind::CrossEntropy, 9);
+        check_against_reference(&mut m, &batch(1, 10, 4, LossKind::CrossEntropy, 10));
+    }
+
+    #[test]
+    fn relu_kinks_at_exactly_zero_match_reference() {
+        let mut m = network(&[8, 16, 16, 3], Activation::Relu, true, LossKind::CrossEntropy, 11);
+        // zero the first layer's bias: an all-zero input then sits exactly on every kink
+        if let Op::Dense(d) = &mut m.ops[0] {
+            let n = d.inputs() * d.outputs();
+            d.params_mut()[n..].fill(0.0);
+        }
+        let mut b = batch(6, 8, 3, LossKind::CrossEntropy, 12);
+        b.inputs[..8].fill(0.0);
+        b.inputs[16..24].fill(0.0);
+        let pre = m.logits(&b.inputs[..8], 1);
+        assert!(pre.iter().all(|v| v.is_finite()));
+        check_against_reference(&mut m, &b);
+    }
+
+    #[test]
+    fn larger_batch_mnist_sized_layer_matches_reference() {
+        let mut m = network(&[784, 64, 10], Activation::Relu, true, LossKind::CrossEntropy, 13);
+        check_against_reference(&mut m, &batch(32, 784, 10, LossKind::CrossEntropy, 14));
+    }
+
+    #[test]
+    fn unrequested_quantities_are_left_empty() {
+        let mut m = network(&[4, 3, 2], Activation::Relu, true, LossKind::CrossEntropy, 15);
+        let b = batch(5, 4, 2, LossKind::CrossEntropy, 16);
+        let mut out = BatchGrads::default();
+        let all = GradRequest { sq_norms: true, coord_sum_sq: true, gram: true, per_example: true };
+        m.forward_backward(&b, all, &mut out);
+        m.forward_backward(&b, GradRequest::SUM, &mut out);
+        assert!(out.sq_norms.is_empty() && out.gram.is_empty() && out.per_example.is_empty());
+        assert_eq!(out.sum.len(), 2);
+    }
+}

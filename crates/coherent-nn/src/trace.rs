@@ -1,0 +1,49 @@
+//! Activations that flow between ops, and what parameterised ops record for the engine.
+
+use dfdx::prelude::{Cpu, PutTape, Tape, Tensor, TensorFromVec};
+use std::sync::Arc;
+
+/// A runtime-shaped matrix tensor on the CPU.
+pub type Tensor2<T> = Tensor<(usize, usize), f32, Cpu, T>;
+
+/// The output of an op: a tensor on dfdx's tape, and a readable copy of its values.
+///
+/// dfdx 0.13 gives no borrowed access to a tensor's data outside the crate, so every op keeps
+/// its output values beside the tensor; the next op reads them from here.
+pub struct Act<T> {
+    /// The tensor, carrying the tape.
+    pub tensor: Tensor2<T>,
+    /// The same values, row-major `rows x cols`.
+    pub data: Arc<Vec<f32>>,
+    /// Batch size.
+    pub rows: usize,
+    /// Features per example.
+    pub cols: usize,
+}
+
+impl<T: Tape<f32, Cpu>> Act<T> {
+    /// Wraps `data` (`rows x cols`) in a new tensor carrying `tape`.
+    pub fn new(dev: &Cpu, data: Vec<f32>, rows: usize, cols: usize, tape: T) -> Act<T> {
+        let tensor = dev.tensor_from_vec(data.clone(), (rows, cols)).put_tape(tape);
+        Act { tensor, data: Arc::new(data), rows, cols }
+    }
+}
+
+/// Per-example gradient quantities of one parameterised layer, available after a backward pass.
+///
+/// Implemented by each parameterised op's trace; every method is exact (no approximation) and
+/// is tested against one backward pass per example.
+pub trait LayerGrads {
+    /// Number of examples of the last batch.
+    fn batch(&self) -> usize;
+    /// Number of parameters of the layer.
+    fn params(&self) -> usize;
+    /// `|g_i|^2` for every example.
+    fn sq_norms(&self, out: &mut [f32]);
+    /// `sum_i g_i (.) g_i`, one value per parameter.
+    fn coord_sum_sq(&self, out: &mut [f32]);
+    /// Row-major `batch x batch` Gram matrix `g_i . g_j`.
+    fn gram(&self, out: &mut [f32]);
+    /// Row-major `batch x params`: row `i` is `g_i`.
+    fn per_example(&self, out: &mut [f32]);
+}

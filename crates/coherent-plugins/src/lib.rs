@@ -1,1 +1,27 @@
-//! placeholder
+//! Links every bundled plugin into the program that depends on this crate.
+//!
+//! `inventory` registrations live in the plugin crates; a crate that nothing references is not
+//! linked and its registrations silently vanish. This crate references each plugin's `build`
+//! function, and [`registry`] is the one way programs reach the registry, so every plugin below
+//! is linked wherever the registry is used. **To add a plugin: add it to this crate's
+//! `Cargo.toml` and one line to [`link`]**, then to the expected names in the registry test.
+
+use coherent_core::{Registry, RegistryError};
+
+/// References every plugin crate so the linker keeps its registrations.
+pub fn link() {
+    let builds: [*const (); 5] = [
+        coherent_mlp::build as *const (),
+        coherent_mnist::build as *const (),
+        coherent_toy_linear::build as *const (),
+        coherent_mean::build as *const (),
+        coherent_coherence::build as *const (),
+    ];
+    std::hint::black_box(builds);
+}
+
+/// The registry of every bundled plugin.
+pub fn registry() -> Result<&'static Registry, RegistryError> {
+    link();
+    Registry::global()
+}

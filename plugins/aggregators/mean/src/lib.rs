@@ -1,1 +1,65 @@
-//! placeholder
+//! Aggregator plugin `mean`: plain SGD, the baseline every suppression strategy is compared
+//! with. The direction is the gradient of the batch-mean loss, `S / B` with
+//! `S = sum_i g_i`; it needs no per-example quantity.
+
+use coherent_core::{
+    inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator,
+    PluginArgs,
+};
+use serde::Deserialize;
+
+/// The mean of the per-example gradients.
+#[derive(Clone, Debug, Default)]
+pub struct MeanAggregator;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MeanConfig {}
+
+impl GradientAggregator for MeanAggregator {
+    fn needs(&self) -> GradRequest {
+        GradRequest::SUM
+    }
+
+    fn aggregate(&mut self, grads: &BatchGrads, direction: &mut [Vec<f32>]) {
+        let scale = 1.0 / grads.batch_size.max(1) as f32;
+        for (d, s) in direction.iter_mut().zip(&grads.sum) {
+            for (x, g) in d.iter_mut().zip(s) {
+                *x = g * scale;
+            }
+        }
+    }
+}
+
+/// Builds the `mean` plugin (it has no parameters).
+pub fn build(args: &PluginArgs) -> Result<Box<dyn GradientAggregator>, ConfigError> {
+    let _: MeanConfig = args.parse()?;
+    Ok(Box::new(MeanAggregator))
+}
+
+inventory::submit! {
+    AggregatorEntry {
+        name: "mean",
+        description: "Plain SGD: the mean of the per-example gradients of the batch.",
+        params: &[],
+        build,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direction_is_the_mean_of_the_batch() {
+        let grads = BatchGrads { batch_size: 4, sum: vec![vec![4.0, -8.0], vec![2.0]], ..Default::default() };
+        let mut dir = vec![vec![0.0; 2], vec![0.0; 1]];
+        MeanAggregator.aggregate(&grads, &mut dir);
+        assert_eq!(dir, vec![vec![1.0, -2.0], vec![0.5]]);
+    }
+
+    #[test]
+    fn refuses_parameters() {
+        assert!(build(&PluginArgs::from_toml("c = 2").unwrap()).is_err());
+    }
+}

@@ -1,1 +1,134 @@
-//! placeholder
+//! Network plugin `mlp`: a multi-layer perceptron.
+//!
+//! `input -> [dense -> activation] x hidden.len() -> dense -> outputs`. With `hidden = []`
+//! and `bias = false` it is the linear model of the illustrative example of "On the
+//! Generalization Mystery in Deep Learning" (Chatterjee & Zielinski 2022, section 3); with
+//! `hidden = [2048]` the network of "Coherent Gradients" (Chatterjee 2020) experiment 1.
+
+use coherent_core::{
+    inventory, ConfigError, Model, ModelSpec, NetworkEntry, ParamDoc, PluginArgs, Rng,
+};
+use coherent_nn::{Activation, Dense, Init, Op, Sequential};
+use serde::Deserialize;
+
+/// Parameters of the `mlp` network.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlpConfig {
+    /// Widths of the hidden layers.
+    #[serde(default = "default_hidden")]
+    pub hidden: Vec<usize>,
+    /// Non-linearity between layers.
+    #[serde(default)]
+    pub activation: Activation,
+    /// Whether dense layers have a bias.
+    #[serde(default = "default_bias")]
+    pub bias: bool,
+    /// Initialisation of the parameters.
+    #[serde(default)]
+    pub init: Init,
+}
+
+fn default_hidden() -> Vec<usize> {
+    vec![256]
+}
+
+fn default_bias() -> bool {
+    true
+}
+
+impl Default for MlpConfig {
+    fn default() -> MlpConfig {
+        MlpConfig {
+            hidden: default_hidden(),
+            activation: Activation::default(),
+            bias: true,
+            init: Init::default(),
+        }
+    }
+}
+
+impl MlpConfig {
+    /// Builds the network for `spec`.
+    pub fn network(&self, spec: &ModelSpec) -> Sequential {
+        let mut rng = Rng::derived(spec.seed, "init");
+        let mut widths = vec![spec.input.len()];
+        widths.extend(&self.hidden);
+        widths.push(spec.outputs);
+        let mut ops = Vec::new();
+        for (k, w) in widths.windows(2).enumerate() {
+            if k > 0 {
+                ops.push(Op::Activation(self.activation));
+            }
+            ops.push(Op::Dense(Dense::new(w[0], w[1], self.bias, self.init, &mut rng)));
+        }
+        Sequential::new(spec.input.len(), ops, spec.loss)
+    }
+}
+
+/// Builds the `mlp` plugin from its manifest table.
+pub fn build(args: &PluginArgs, spec: &ModelSpec) -> Result<Box<dyn Model>, ConfigError> {
+    let config: MlpConfig = args.parse()?;
+    if config.hidden.contains(&0) {
+        return Err(args.invalid("hidden", "every hidden width must be at least 1"));
+    }
+    Ok(Box::new(config.network(spec)))
+}
+
+inventory::submit! {
+    NetworkEntry {
+        name: "mlp",
+        description: "Multi-layer perceptron: dense layers of configurable widths with ReLU or tanh.",
+        params: &[
+            ParamDoc { name: "hidden", ty: "list of integers", default: "[256]", doc: "widths of the hidden layers; [] gives a linear model" },
+            ParamDoc { name: "activation", ty: "\"relu\" | \"tanh\"", default: "\"relu\"", doc: "non-linearity between layers" },
+            ParamDoc { name: "bias", ty: "boolean", default: "true", doc: "whether dense layers have a bias" },
+            ParamDoc { name: "init", ty: "\"uniform\" | \"he\" | \"zeros\"", default: "\"uniform\"", doc: "uniform: PyTorch's nn.Linear default U(+-1/sqrt(fan_in)); he: N(0, 2/fan_in); zeros" },
+        ],
+        build,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coherent_core::{InputShape, LossKind};
+
+    fn spec() -> ModelSpec {
+        ModelSpec { input: InputShape::flat(784), outputs: 10, loss: LossKind::CrossEntropy, seed: 0 }
+    }
+
+    #[test]
+    fn layers_follow_the_widths() {
+        let args = PluginArgs::from_toml("hidden = [256, 128]").unwrap();
+        let model = build(&args, &spec()).unwrap();
+        let params: Vec<usize> = model.layers().iter().map(|l| l.params).collect();
+        assert_eq!(params, vec![784 * 256 + 256, 256 * 128 + 128, 128 * 10 + 10]);
+        assert_eq!(model.layers()[2].name, "fc3");
+    }
+
+    #[test]
+    fn linear_model_without_bias_has_zero_weights() {
+        let args = PluginArgs::from_toml("hidden = []\nbias = false\ninit = \"zeros\"").unwrap();
+        let model = build(&args, &spec()).unwrap();
+        assert_eq!(model.num_params(), 7840);
+        assert!(model.params()[0].iter().all(|&w| w == 0.0));
+    }
+
+    #[test]
+    fn uniform_init_respects_the_fan_in_bound() {
+        let model = build(&PluginArgs::empty(), &spec()).unwrap();
+        let bound = 1.0 / 784f32.sqrt();
+        assert!(model.params()[0].iter().all(|w| w.abs() <= bound));
+        assert!(model.params()[0].iter().any(|w| w.abs() > bound * 0.9));
+    }
+
+    #[test]
+    fn bad_parameters_are_rejected_with_their_location() {
+        let text = "hidden = [64, 0]";
+        let err = build(&PluginArgs::from_toml(text).unwrap(), &spec()).err().unwrap();
+        assert_eq!(&text[err.span.unwrap()], "[64, 0]");
+        let err = build(&PluginArgs::from_toml("activation = \"gelu\"").unwrap(), &spec()).err().unwrap();
+        assert!(err.message.contains("relu") && err.message.contains("tanh"), "{err:?}");
+    }
+}

@@ -1,1 +1,17 @@
-//! placeholder
+//! The runner of `coherent`: manifests in, run directories out.
+//!
+//! * [`Manifest`] reads a TOML manifest and expands its `[sweep]` into indexed runs
+//!   ([`RunSpec`]); every problem is a [`Diagnostic`] with `file:line:col`.
+//! * [`plan()`] builds the plugins of one run (dataset, model, aggregator, metrics) through the
+//!   registry, validating every parameter before any training starts.
+//! * [`train()`] runs the training loop and writes the run directory ([`record`]).
+//!
+//! The command-line program (`src/main.rs` at the workspace root) is a thin layer over this.
+
+pub mod diagnostic;
+pub mod manifest;
+pub mod sweep;
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use manifest::Manifest;
+pub use sweep::RunSpec;

@@ -1,1 +1,170 @@
-fn main() {}
+//! `coherent`: measure gradient coherence and train with suppression strategies, from TOML
+//! manifests. See the README for the commands; this file only parses arguments, renders
+//! errors and sets exit codes (0 success, 1 a run failed, 2 bad usage or a bad manifest).
+
+use clap::{Parser, Subcommand};
+use coherent_core::{PluginKind, Registry};
+use coherent_runner::record::RunDir;
+use coherent_runner::{logging, plan, report, train, Manifest, PlanError};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "coherent", version, about = "Coherent Gradients research framework")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train every run of a manifest (or one, with --index) and write the run directories.
+    Run {
+        /// The manifest (TOML).
+        manifest: PathBuf,
+        /// Directory under which `<name>/<run>/` directories are written.
+        #[arg(long, default_value = "runs")]
+        out: PathBuf,
+        /// Run only the run with this index (see `coherent check`).
+        #[arg(long)]
+        index: Option<usize>,
+        /// Run again even the runs whose directory is marked complete.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Validate manifests (plugins, parameters, data files) without training.
+    Check {
+        /// The manifests.
+        #[arg(required = true)]
+        manifests: Vec<PathBuf>,
+    },
+    /// List every plugin by kind, with its parameters.
+    Plugins,
+}
+
+/// A failure with its exit code.
+struct Failure(u8, String);
+
+fn registry() -> Result<&'static Registry, Failure> {
+    coherent_plugins::registry().map_err(|e| Failure(1, format!("error: {e}")))
+}
+
+fn load(path: &Path) -> Result<Manifest, Failure> {
+    Manifest::load(path).map_err(|d| Failure(2, d.to_string()))
+}
+
+fn plan_error(e: PlanError) -> Failure {
+    match e {
+        PlanError::Manifest(d) => Failure(2, d.to_string()),
+        PlanError::Data(e) => Failure(1, format!("error: {e}")),
+    }
+}
+
+fn check(manifests: &[PathBuf]) -> Result<(), Failure> {
+    let registry = registry()?;
+    let mut worst: Option<Failure> = None;
+    for path in manifests {
+        let result = load(path).and_then(|m| {
+            for spec in &m.runs {
+                plan(&m, spec, registry).map_err(plan_error)?;
+            }
+            Ok(m.runs.len())
+        });
+        match result {
+            Ok(n) => println!("ok: {} ({n} run{})", path.display(), if n == 1 { "" } else { "s" }),
+            Err(f) => {
+                eprintln!("{}", f.1);
+                if worst.as_ref().is_none_or(|w| f.0 > w.0) {
+                    worst = Some(Failure(f.0, format!("{} is not valid", path.display())));
+                }
+            }
+        }
+    }
+    worst.map_or(Ok(()), Err)
+}
+
+fn run(manifest: &Path, out: &Path, index: Option<usize>, force: bool) -> Result<(), Failure> {
+    let registry = registry()?;
+    let m = load(manifest)?;
+    let specs: Vec<_> = match index {
+        None => m.runs.iter().collect(),
+        Some(i) => match m.runs.get(i) {
+            Some(s) => vec![s],
+            None => {
+                return Err(Failure(2, format!("error: --index {i} is out of range: {} has {} runs", manifest.display(), m.runs.len())))
+            }
+        },
+    };
+    // Validate every run before training any.
+    for spec in &specs {
+        plan(&m, spec, registry).map_err(plan_error)?;
+    }
+    let experiment_dir = out.join(&m.name);
+    let mut summaries = Vec::new();
+    for (k, spec) in specs.iter().enumerate() {
+        let dir = experiment_dir.join(spec.dir_name());
+        if RunDir::is_done(&dir) && !force {
+            log::info!("{}: already complete, skipped (use --force to run it again)", dir.display());
+            if let Some(s) = std::fs::read_to_string(dir.join("summary.json")).ok().and_then(|t| serde_json::from_str(&t).ok()) {
+                summaries.push(s);
+            }
+            continue;
+        }
+        let p = plan(&m, spec, registry).map_err(plan_error)?;
+        let bar = ProgressBar::new(0).with_prefix(format!("run {}/{}", k + 1, specs.len()));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps {elapsed_precise} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        logging::set_progress_bar(Some(bar.clone()));
+        let summary = train(p, &m.name, &dir, &bar).map_err(|e| Failure(1, format!("error: {e}")));
+        logging::set_progress_bar(None);
+        bar.finish_and_clear();
+        summaries.push(summary?);
+        println!("{}", dir.display());
+    }
+    let table = report::comparison_table(&summaries);
+    println!("\n{table}");
+    if index.is_none() {
+        let path = experiment_dir.join("comparison.txt");
+        coherent_runner::record::write_atomic(&path, table.as_bytes()).map_err(|e| Failure(1, format!("error: {e}")))?;
+    }
+    Ok(())
+}
+
+fn plugins() -> Result<(), Failure> {
+    let registry = registry()?;
+    for kind in PluginKind::ALL {
+        println!("{}:", kind.plural());
+        for (name, description, params) in registry.list(kind) {
+            println!("  {name}  {description}");
+            for p in params {
+                println!("      {:<14} {:<28} default {:<16} {}", p.name, p.ty, p.default, p.doc);
+            }
+        }
+        println!();
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .target(env_logger::Target::Pipe(Box::new(logging::TeeWriter)))
+        .format_timestamp_secs()
+        .init();
+    let result = match &cli.command {
+        Command::Run { manifest, out, index, force } => run(manifest, out, *index, *force),
+        Command::Check { manifests } => check(manifests),
+        Command::Plugins => plugins(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(code, message)) => {
+            eprintln!("{message}");
+            ExitCode::from(code)
+        }
+    }
+}

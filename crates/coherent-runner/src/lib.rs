@@ -9,9 +9,20 @@
 //! The command-line program (`src/main.rs` at the workspace root) is a thin layer over this.
 
 pub mod diagnostic;
+mod evaluate;
+pub mod logging;
 pub mod manifest;
+mod optim;
+pub mod plan;
+pub mod record;
+pub mod report;
+pub mod settings;
+mod summary;
 pub mod sweep;
+mod train;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use manifest::Manifest;
+pub use plan::{plan, PlanError, RunPlan};
 pub use sweep::RunSpec;
+pub use train::{train, utc_timestamp, Status};

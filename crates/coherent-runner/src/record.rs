@@ -1,0 +1,133 @@
+//! The run directory: the record of one run, written so that it is never torn.
+//!
+//! ```text
+//! manifest.toml   the run's manifest, sweep values applied
+//! run.json        metadata: program version, git commit, host, start and end times
+//! metrics.jsonl   one JSON object per measurement, appended line by line
+//! summary.json    final and peak values, status (completed / diverged)
+//! log.txt         the log of the run
+//! DONE            completion marker, written last
+//! ```
+//!
+//! Whole files are written atomically (temporary file, fsync, rename); `metrics.jsonl` gets one
+//! complete line per `write` call followed by a flush and fsync.
+
+use serde_json::Value;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Name of the completion marker.
+pub const DONE: &str = "DONE";
+
+/// An I/O failure on a named file.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct RecordError {
+    /// The file.
+    pub path: PathBuf,
+    /// What failed.
+    pub source: io::Error,
+}
+
+fn at(path: &Path) -> impl FnOnce(io::Error) -> RecordError + '_ {
+    move |source| RecordError { path: path.to_path_buf(), source }
+}
+
+/// Writes `bytes` to `path` atomically: a reader sees the old file or the new one, never a
+/// part.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RecordError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).map_err(at(&tmp))?;
+    f.write_all(bytes).map_err(at(&tmp))?;
+    f.sync_all().map_err(at(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(at(path))?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// An open run directory.
+#[derive(Debug)]
+pub struct RunDir {
+    path: PathBuf,
+    metrics: File,
+}
+
+impl RunDir {
+    /// Whether the run in `path` completed.
+    pub fn is_done(path: &Path) -> bool {
+        path.join(DONE).exists()
+    }
+
+    /// Creates (or restarts) the run directory at `path`, clearing an unfinished attempt.
+    pub fn create(path: &Path) -> Result<RunDir, RecordError> {
+        std::fs::create_dir_all(path).map_err(at(path))?;
+        for stale in ["metrics.jsonl", "summary.json", DONE] {
+            let f = path.join(stale);
+            if f.exists() {
+                std::fs::remove_file(&f).map_err(at(&f))?;
+            }
+        }
+        let file = path.join("metrics.jsonl");
+        let metrics = OpenOptions::new().create(true).append(true).open(&file).map_err(at(&file))?;
+        Ok(RunDir { path: path.to_path_buf(), metrics })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes a whole file of the run atomically.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), RecordError> {
+        write_atomic(&self.path.join(name), bytes)
+    }
+
+    /// Writes a JSON file of the run atomically.
+    pub fn write_json(&self, name: &str, value: &Value) -> Result<(), RecordError> {
+        let mut text = serde_json::to_string_pretty(value).expect("JSON values serialise");
+        text.push('\n');
+        self.write(name, text.as_bytes())
+    }
+
+    /// Appends one measurement to `metrics.jsonl`.
+    pub fn append_metrics(&mut self, record: &Value) -> Result<(), RecordError> {
+        let mut line = serde_json::to_string(record).expect("JSON values serialise");
+        line.push('\n');
+        let file = self.path.join("metrics.jsonl");
+        self.metrics.write_all(line.as_bytes()).map_err(at(&file))?;
+        self.metrics.sync_data().map_err(at(&file))
+    }
+
+    /// Marks the run complete (the last file written).
+    pub fn finish(&self) -> Result<(), RecordError> {
+        self.write(DONE, b"")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_append_and_restart_clears_the_unfinished_attempt() {
+        let dir = std::env::temp_dir().join(format!("coherent-record-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut run = RunDir::create(&dir).unwrap();
+        run.append_metrics(&serde_json::json!({"step": 0})).unwrap();
+        run.append_metrics(&serde_json::json!({"step": 1})).unwrap();
+        let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+        assert_eq!(text, "{\"step\":0}\n{\"step\":1}\n");
+        assert!(!RunDir::is_done(&dir));
+        run.finish().unwrap();
+        assert!(RunDir::is_done(&dir));
+        let _ = RunDir::create(&dir).unwrap();
+        assert!(!RunDir::is_done(&dir));
+        assert_eq!(std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap(), "");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,122 @@
+//! The runner's own manifest sections: `[training]` and `[evaluation]`.
+
+use coherent_core::{ConfigError, PluginArgs};
+use serde::{Deserialize, Serialize};
+
+/// The optimizer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Optimizer {
+    /// Stochastic gradient descent with optional momentum and weight decay (PyTorch's
+    /// formulation: `v = mu v + (d + wd w)`, `w -= lr v`).
+    #[default]
+    Sgd,
+}
+
+/// `[training]`: how the model is optimised.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// The optimizer.
+    #[serde(default)]
+    pub optimizer: Optimizer,
+    /// Learning rate.
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    /// Momentum coefficient in `[0, 1)`.
+    #[serde(default)]
+    pub momentum: f64,
+    /// L2 weight decay added to the direction.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Examples per step.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Passes over the training set.
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Stop after this many steps, even mid-epoch.
+    #[serde(default)]
+    pub max_steps: Option<usize>,
+}
+
+fn default_lr() -> f64 {
+    0.1
+}
+fn default_batch() -> usize {
+    100
+}
+fn default_epochs() -> usize {
+    1
+}
+
+impl TrainingConfig {
+    /// Every value out of range, located in `args`.
+    pub fn validate(&self, args: &PluginArgs) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            errors.push(args.invalid("lr", format!("must be a positive number, got {}", self.lr)));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            errors.push(args.invalid("momentum", format!("must be in [0, 1), got {}", self.momentum)));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            errors.push(args.invalid("weight_decay", format!("must be >= 0, got {}", self.weight_decay)));
+        }
+        if self.batch_size == 0 {
+            errors.push(args.invalid("batch_size", "must be at least 1"));
+        }
+        if self.epochs == 0 {
+            errors.push(args.invalid("epochs", "must be at least 1"));
+        }
+        if self.max_steps == Some(0) {
+            errors.push(args.invalid("max_steps", "must be at least 1"));
+        }
+        errors
+    }
+}
+
+/// `[evaluation]`: when and on what the model is evaluated.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluationConfig {
+    /// Evaluate every this many steps (default: the most frequent metric, else once per epoch).
+    #[serde(default)]
+    pub every_steps: Option<usize>,
+    /// Evaluate the training loss and accuracy on the first N training examples only.
+    #[serde(default)]
+    pub train_limit: Option<usize>,
+}
+
+impl EvaluationConfig {
+    /// Every value out of range, located in `args`.
+    pub fn validate(&self, args: &PluginArgs) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        if self.every_steps == Some(0) {
+            errors.push(args.invalid("every_steps", "must be at least 1"));
+        }
+        if self.train_limit == Some(0) {
+            errors.push(args.invalid("train_limit", "must be at least 1"));
+        }
+        errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_range_checks() {
+        let args = PluginArgs::empty();
+        let t: TrainingConfig = args.parse().unwrap();
+        assert_eq!((t.lr, t.batch_size, t.epochs), (0.1, 100, 1));
+        assert!(t.validate(&args).is_empty());
+        let text = "batch_size = 0\nlr = -1.0\nmomentum = 1.0";
+        let args = PluginArgs::from_toml(text).unwrap();
+        let t: TrainingConfig = args.parse().unwrap();
+        let errors = t.validate(&args);
+        assert_eq!(errors.len(), 3);
+        assert_eq!(&text[errors[0].span.clone().unwrap()], "-1.0");
+    }
+}

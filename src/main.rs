@@ -11,7 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "coherent", version, about = "Coherent Gradients research framework")]
+#[command(
+    name = "coherent",
+    version,
+    about = "Coherent Gradients research framework"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -72,7 +76,11 @@ fn check(manifests: &[PathBuf]) -> Result<(), Failure> {
             Ok(m.runs.len())
         });
         match result {
-            Ok(n) => println!("ok: {} ({n} run{})", path.display(), if n == 1 { "" } else { "s" }),
+            Ok(n) => println!(
+                "ok: {} ({n} run{})",
+                path.display(),
+                if n == 1 { "" } else { "s" }
+            ),
             Err(f) => {
                 eprintln!("{}", f.1);
                 if worst.as_ref().is_none_or(|w| f.0 > w.0) {
@@ -92,7 +100,14 @@ fn run(manifest: &Path, out: &Path, index: Option<usize>, force: bool) -> Result
         Some(i) => match m.runs.get(i) {
             Some(s) => vec![s],
             None => {
-                return Err(Failure(2, format!("error: --index {i} is out of range: {} has {} runs", manifest.display(), m.runs.len())))
+                return Err(Failure(
+                    2,
+                    format!(
+                        "error: --index {i} is out of range: {} has {} runs",
+                        manifest.display(),
+                        m.runs.len()
+                    ),
+                ))
             }
         },
     };
@@ -105,8 +120,14 @@ fn run(manifest: &Path, out: &Path, index: Option<usize>, force: bool) -> Result
     for (k, spec) in specs.iter().enumerate() {
         let dir = experiment_dir.join(spec.dir_name());
         if RunDir::is_done(&dir) && !force {
-            log::info!("{}: already complete, skipped (use --force to run it again)", dir.display());
-            if let Some(s) = std::fs::read_to_string(dir.join("summary.json")).ok().and_then(|t| serde_json::from_str(&t).ok()) {
+            log::info!(
+                "{}: already complete, skipped (use --force to run it again)",
+                dir.display()
+            );
+            if let Some(s) = std::fs::read_to_string(dir.join("summary.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+            {
                 summaries.push(s);
             }
             continue;
@@ -114,9 +135,11 @@ fn run(manifest: &Path, out: &Path, index: Option<usize>, force: bool) -> Result
         let p = plan(&m, spec, registry).map_err(plan_error)?;
         let bar = ProgressBar::new(0).with_prefix(format!("run {}/{}", k + 1, specs.len()));
         bar.set_style(
-            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps {elapsed_precise} {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} steps {elapsed_precise} {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         logging::set_progress_bar(Some(bar.clone()));
         let summary = train(p, &m.name, &dir, &bar).map_err(|e| Failure(1, format!("error: {e}")));
@@ -129,7 +152,8 @@ fn run(manifest: &Path, out: &Path, index: Option<usize>, force: bool) -> Result
     println!("\n{table}");
     if index.is_none() {
         let path = experiment_dir.join("comparison.txt");
-        coherent_runner::record::write_atomic(&path, table.as_bytes()).map_err(|e| Failure(1, format!("error: {e}")))?;
+        coherent_runner::record::write_atomic(&path, table.as_bytes())
+            .map_err(|e| Failure(1, format!("error: {e}")))?;
     }
     Ok(())
 }
@@ -141,7 +165,10 @@ fn plugins() -> Result<(), Failure> {
         for (name, description, params) in registry.list(kind) {
             println!("  {name}  {description}");
             for p in params {
-                println!("      {:<14} {:<28} default {:<16} {}", p.name, p.ty, p.default, p.doc);
+                println!(
+                    "      {:<14} {:<28} default {:<16} {}",
+                    p.name, p.ty, p.default, p.doc
+                );
             }
         }
         println!();
@@ -151,12 +178,14 @@ fn plugins() -> Result<(), Failure> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .target(env_logger::Target::Pipe(Box::new(logging::TeeWriter)))
-        .format_timestamp_secs()
-        .init();
+    logging::init();
     let result = match &cli.command {
-        Command::Run { manifest, out, index, force } => run(manifest, out, *index, *force),
+        Command::Run {
+            manifest,
+            out,
+            index,
+            force,
+        } => run(manifest, out, *index, *force),
         Command::Check { manifests } => check(manifests),
         Command::Plugins => plugins(),
     };

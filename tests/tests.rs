@@ -1,1 +1,18 @@
+//! Integration tests of `coherent`, compiled as one binary.
+//!
+//! Where a new test goes:
+//! * `registry.rs`  — which plugins are linked (update the expected names when adding one);
+//! * `manifests.rs` — manifest validation: the experiments, the bad fixtures in
+//!   `fixtures/bad/`, and the exact diagnostics they produce;
+//! * `data.rs`      — missing and corrupt data files;
+//! * `runs.rs`      — end-to-end runs through the `coherent` binary and their run directories;
+//! * `science.rs`   — the theory's reference values (toy example, real vs random).
+//!
+//! Unit tests of one crate sit at the bottom of the file they test, not here.
 
+mod common;
+mod data;
+mod manifests;
+mod registry;
+mod runs;
+mod science;

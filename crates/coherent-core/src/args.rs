@@ -22,7 +22,11 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error at `span`.
     pub fn new(span: Option<Range<usize>>, message: impl Into<String>) -> ConfigError {
-        ConfigError { span, message: message.into(), help: None }
+        ConfigError {
+            span,
+            message: message.into(),
+            help: None,
+        }
     }
 
     /// Adds a help line.
@@ -61,7 +65,10 @@ impl PluginArgs {
         let text: &'static str = Box::leak(text.to_string().into_boxed_str());
         let table = DeTable::parse(text)?;
         let span = table.span();
-        Ok(PluginArgs::new(Spanned::new(span, DeValue::Table(table.into_inner()))))
+        Ok(PluginArgs::new(Spanned::new(
+            span,
+            DeValue::Table(table.into_inner()),
+        )))
     }
 
     /// No parameters: every default.
@@ -86,7 +93,10 @@ impl PluginArgs {
 
     /// An error about the value of `key`.
     pub fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
-        ConfigError::new(Some(self.span_of(key)), format!("`{key}`: {}", message.into()))
+        ConfigError::new(
+            Some(self.span_of(key)),
+            format!("`{key}`: {}", message.into()),
+        )
     }
 }
 
@@ -104,20 +114,33 @@ mod tests {
 
     #[test]
     fn parse_reads_values_and_defaults() {
-        assert_eq!(PluginArgs::from_toml("width = 3").unwrap().parse::<Conf>().unwrap().width, 3);
+        assert_eq!(
+            PluginArgs::from_toml("width = 3")
+                .unwrap()
+                .parse::<Conf>()
+                .unwrap()
+                .width,
+            3
+        );
         assert_eq!(PluginArgs::empty().parse::<Conf>().unwrap().width, 0);
     }
 
     #[test]
     fn unknown_keys_and_wrong_types_are_located() {
         let text = "width = 3\nwidht = 4\n";
-        let err = PluginArgs::from_toml(text).unwrap().parse::<Conf>().unwrap_err();
+        let err = PluginArgs::from_toml(text)
+            .unwrap()
+            .parse::<Conf>()
+            .unwrap_err();
         assert!(err.message.contains("unknown field `widht`"), "{err:?}");
         assert!(err.message.contains("width"), "lists valid keys: {err:?}");
         assert_eq!(&text[err.span.unwrap()], "widht");
 
         let text = "width = \"wide\"";
-        let err = PluginArgs::from_toml(text).unwrap().parse::<Conf>().unwrap_err();
+        let err = PluginArgs::from_toml(text)
+            .unwrap()
+            .parse::<Conf>()
+            .unwrap_err();
         assert_eq!(&text[err.span.clone().unwrap()], "\"wide\"", "{err:?}");
     }
 

@@ -14,7 +14,11 @@ pub struct InputShape {
 impl InputShape {
     /// A flat input of `dim` features.
     pub fn flat(dim: usize) -> InputShape {
-        InputShape { channels: 1, height: 1, width: dim }
+        InputShape {
+            channels: 1,
+            height: 1,
+            width: dim,
+        }
     }
 
     /// Number of input features.
@@ -86,7 +90,13 @@ impl Split {
     pub fn new(inputs: Vec<f32>, dim: usize, targets: Targets) -> Split {
         let n = targets.len();
         assert_eq!(inputs.len(), n * dim, "inputs do not match targets");
-        Split { inputs, dim, targets, clean_labels: None, corrupted: vec![false; n] }
+        Split {
+            inputs,
+            dim,
+            targets,
+            clean_labels: None,
+            corrupted: vec![false; n],
+        }
     }
 
     /// Number of examples.
@@ -189,8 +199,16 @@ impl Batch {
         Batch {
             inputs: self.inputs[range.start * self.dim..range.end * self.dim].to_vec(),
             dim: self.dim,
-            labels: if self.regression { vec![] } else { self.labels[range.clone()].to_vec() },
-            values: if self.regression { self.values[range].to_vec() } else { vec![] },
+            labels: if self.regression {
+                vec![]
+            } else {
+                self.labels[range.clone()].to_vec()
+            },
+            values: if self.regression {
+                self.values[range].to_vec()
+            } else {
+                vec![]
+            },
             regression: self.regression,
         }
     }
@@ -205,7 +223,10 @@ mod tests {
         let split = Split::new(
             vec![0., 1., 2., 3., 4., 5.],
             2,
-            Targets::Classes { labels: vec![7, 8, 9], classes: 10 },
+            Targets::Classes {
+                labels: vec![7, 8, 9],
+                classes: 10,
+            },
         );
         let mut b = Batch::default();
         b.gather(&split, &[2, 0]);

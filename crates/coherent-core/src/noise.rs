@@ -33,7 +33,9 @@ pub fn apply_label_noise(split: &mut Split, fraction: f64, mode: NoiseMode, seed
     };
     let mut rng = Rng::derived(seed, "label-noise");
     let clean = labels.clone();
-    let selected: Vec<usize> = (0..labels.len()).filter(|_| rng.uniform() < fraction).collect();
+    let selected: Vec<usize> = (0..labels.len())
+        .filter(|_| rng.uniform() < fraction)
+        .collect();
     match mode {
         NoiseMode::Permute => {
             let mut picked: Vec<u32> = selected.iter().map(|&i| labels[i]).collect();
@@ -62,7 +64,14 @@ mod tests {
 
     fn split(n: usize) -> Split {
         let labels: Vec<u32> = (0..n as u32).map(|i| i % 10).collect();
-        Split::new(vec![0.0; n], 1, Targets::Classes { labels, classes: 10 })
+        Split::new(
+            vec![0.0; n],
+            1,
+            Targets::Classes {
+                labels,
+                classes: 10,
+            },
+        )
     }
 
     fn labels(s: &Split) -> Vec<u32> {
@@ -90,7 +99,10 @@ mod tests {
         assert!((4_700..5_300).contains(&selected), "{selected}");
         let changed = before.iter().zip(&after).filter(|(a, b)| a != b).count();
         // a permuted label stays the same with probability about 1/10
-        assert!(changed > selected * 8 / 10 && changed <= selected, "{changed}");
+        assert!(
+            changed > selected * 8 / 10 && changed <= selected,
+            "{changed}"
+        );
         // unselected examples are untouched
         for i in 0..10_000 {
             if !s.corrupted[i] {
@@ -108,7 +120,11 @@ mod tests {
         let mut s = split(10_000);
         apply_label_noise(&mut s, 1.0, NoiseMode::Uniform, 9);
         assert!(s.corrupted.iter().all(|&c| c));
-        let same = labels(&s).iter().zip(labels(&split(10_000))).filter(|(a, b)| **a == *b).count();
+        let same = labels(&s)
+            .iter()
+            .zip(labels(&split(10_000)))
+            .filter(|(a, b)| **a == *b)
+            .count();
         assert!((800..1_200).contains(&same), "{same}");
     }
 }

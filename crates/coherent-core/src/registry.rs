@@ -94,8 +94,12 @@ pub enum PluginKind {
 
 impl PluginKind {
     /// Every kind, in display order.
-    pub const ALL: [PluginKind; 4] =
-        [PluginKind::Network, PluginKind::Dataset, PluginKind::Metric, PluginKind::Aggregator];
+    pub const ALL: [PluginKind; 4] = [
+        PluginKind::Network,
+        PluginKind::Dataset,
+        PluginKind::Metric,
+        PluginKind::Aggregator,
+    ];
 
     /// Plural name used in listings.
     pub fn plural(self) -> &'static str {
@@ -139,7 +143,10 @@ fn collect<T>(
     let mut map = BTreeMap::new();
     for item in items {
         if map.insert(name(item), item).is_some() {
-            return Err(RegistryError { kind, name: name(item) });
+            return Err(RegistryError {
+                kind,
+                name: name(item),
+            });
         }
     }
     Ok(map)
@@ -149,7 +156,10 @@ impl Registry {
     /// The registry of the plugins linked into this program, built once.
     pub fn global() -> Result<&'static Registry, RegistryError> {
         static REGISTRY: OnceLock<Result<Registry, RegistryError>> = OnceLock::new();
-        REGISTRY.get_or_init(Registry::build).as_ref().map_err(Clone::clone)
+        REGISTRY
+            .get_or_init(Registry::build)
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     fn build() -> Result<Registry, RegistryError> {
@@ -157,25 +167,35 @@ impl Registry {
             networks: collect("network", inventory::iter::<NetworkEntry>(), |e| e.name)?,
             datasets: collect("dataset", inventory::iter::<DatasetEntry>(), |e| e.name)?,
             metrics: collect("metric", inventory::iter::<MetricEntry>(), |e| e.name)?,
-            aggregators: collect("aggregator", inventory::iter::<AggregatorEntry>(), |e| e.name)?,
+            aggregators: collect("aggregator", inventory::iter::<AggregatorEntry>(), |e| {
+                e.name
+            })?,
         })
     }
 
     /// Names, descriptions and parameters of the plugins of one kind, sorted by name.
     pub fn list(&self, kind: PluginKind) -> Vec<(&'static str, &'static str, &'static [ParamDoc])> {
         match kind {
-            PluginKind::Network => {
-                self.networks.values().map(|e| (e.name, e.description, e.params)).collect()
-            }
-            PluginKind::Dataset => {
-                self.datasets.values().map(|e| (e.name, e.description, e.params)).collect()
-            }
-            PluginKind::Metric => {
-                self.metrics.values().map(|e| (e.name, e.description, e.params)).collect()
-            }
-            PluginKind::Aggregator => {
-                self.aggregators.values().map(|e| (e.name, e.description, e.params)).collect()
-            }
+            PluginKind::Network => self
+                .networks
+                .values()
+                .map(|e| (e.name, e.description, e.params))
+                .collect(),
+            PluginKind::Dataset => self
+                .datasets
+                .values()
+                .map(|e| (e.name, e.description, e.params))
+                .collect(),
+            PluginKind::Metric => self
+                .metrics
+                .values()
+                .map(|e| (e.name, e.description, e.params))
+                .collect(),
+            PluginKind::Aggregator => self
+                .aggregators
+                .values()
+                .map(|e| (e.name, e.description, e.params))
+                .collect(),
         }
     }
 }

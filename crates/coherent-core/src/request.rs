@@ -43,8 +43,14 @@ mod tests {
 
     #[test]
     fn union_is_fieldwise_or() {
-        let a = GradRequest { sq_norms: true, ..GradRequest::SUM };
-        let b = GradRequest { gram: true, ..GradRequest::SUM };
+        let a = GradRequest {
+            sq_norms: true,
+            ..GradRequest::SUM
+        };
+        let b = GradRequest {
+            gram: true,
+            ..GradRequest::SUM
+        };
         let u = a.union(b);
         assert!(u.sq_norms && u.gram && !u.per_example && !u.coord_sum_sq);
         assert_eq!(GradRequest::default(), GradRequest::SUM);

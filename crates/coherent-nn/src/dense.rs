@@ -77,7 +77,17 @@ impl Dense {
         } else {
             out.resize(rows * o, 0.0);
         }
-        matmul(rows, i, o, x, Layout::Normal, &self.params[..o * i], Layout::Transposed, out, true);
+        matmul(
+            rows,
+            i,
+            o,
+            x,
+            Layout::Normal,
+            &self.params[..o * i],
+            Layout::Transposed,
+            out,
+            true,
+        );
     }
 
     /// Forward pass recorded on the tape. `input_needs_grad` is false for the first layer,
@@ -104,7 +114,17 @@ impl Dense {
             tr.compute_sum();
             if input_needs_grad {
                 let dx = grads.get_or_alloc_mut(&x_tensor)?;
-                matmul(rows, o, i, &tr.delta, Layout::Normal, &params[..o * i], Layout::Normal, dx, true);
+                matmul(
+                    rows,
+                    o,
+                    i,
+                    &tr.delta,
+                    Layout::Normal,
+                    &params[..o * i],
+                    Layout::Normal,
+                    dx,
+                    true,
+                );
             }
             Ok(())
         });
@@ -135,7 +155,17 @@ impl DenseTrace {
         let (b, i, o) = (self.rows, self.inputs, self.outputs);
         self.grad.resize(self.params(), 0.0);
         let (gw, gb) = self.grad.split_at_mut(o * i);
-        matmul(o, b, i, &self.delta, Layout::Transposed, &self.input, Layout::Normal, gw, false);
+        matmul(
+            o,
+            b,
+            i,
+            &self.delta,
+            Layout::Transposed,
+            &self.input,
+            Layout::Normal,
+            gw,
+            false,
+        );
         if self.bias {
             gb.fill(0.0);
             for row in self.delta.chunks_exact(o) {
@@ -171,7 +201,17 @@ impl LayerGrads for DenseTrace {
         let a2: Vec<f32> = self.input.iter().map(|v| v * v).collect();
         let d2: Vec<f32> = self.delta.iter().map(|v| v * v).collect();
         let (w, bias) = out.split_at_mut(o * i);
-        matmul(o, b, i, &d2, Layout::Transposed, &a2, Layout::Normal, w, false);
+        matmul(
+            o,
+            b,
+            i,
+            &d2,
+            Layout::Transposed,
+            &a2,
+            Layout::Normal,
+            w,
+            false,
+        );
         if self.bias {
             bias.fill(0.0);
             for row in d2.chunks_exact(o) {
@@ -185,8 +225,28 @@ impl LayerGrads for DenseTrace {
     fn gram(&self, out: &mut [f32]) {
         let (b, i, o) = (self.rows, self.inputs, self.outputs);
         let mut aa = vec![0.0; b * b];
-        matmul(b, i, b, &self.input, Layout::Normal, &self.input, Layout::Transposed, &mut aa, false);
-        matmul(b, o, b, &self.delta, Layout::Normal, &self.delta, Layout::Transposed, out, false);
+        matmul(
+            b,
+            i,
+            b,
+            &self.input,
+            Layout::Normal,
+            &self.input,
+            Layout::Transposed,
+            &mut aa,
+            false,
+        );
+        matmul(
+            b,
+            o,
+            b,
+            &self.delta,
+            Layout::Normal,
+            &self.delta,
+            Layout::Transposed,
+            out,
+            false,
+        );
         let extra = if self.bias { 1.0 } else { 0.0 };
         for (g, a) in out.iter_mut().zip(&aa) {
             *g *= a + extra;

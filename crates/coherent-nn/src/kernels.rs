@@ -24,7 +24,10 @@ pub fn matmul(
     c: &mut [f32],
     accumulate: bool,
 ) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "matmul sizes");
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "matmul sizes"
+    );
     if m == 0 || n == 0 {
         return;
     }
@@ -103,12 +106,24 @@ mod tests {
     #[test]
     fn matmul_matches_naive_in_every_layout() {
         let (m, k, n) = (7, 13, 5);
-        let a: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| ((i * 17 % 7) as f32 - 3.0) / 2.0).collect();
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 17 % 7) as f32 - 3.0) / 2.0)
+            .collect();
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             let want = naive(m, k, n, &a, ta, &b, tb);
-            let la = if ta { Layout::Transposed } else { Layout::Normal };
-            let lb = if tb { Layout::Transposed } else { Layout::Normal };
+            let la = if ta {
+                Layout::Transposed
+            } else {
+                Layout::Normal
+            };
+            let lb = if tb {
+                Layout::Transposed
+            } else {
+                Layout::Normal
+            };
             let mut c = vec![1.0; m * n];
             matmul(m, k, n, &a, la, &b, lb, &mut c, false);
             for (x, y) in c.iter().zip(&want) {
@@ -124,11 +139,25 @@ mod tests {
     #[test]
     fn large_parallel_product_matches_naive() {
         let (m, k, n) = (70, 90, 80);
-        let a: Vec<f32> = (0..m * k).map(|i| ((i * 31 % 13) as f32 - 6.0) / 7.0).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| ((i * 7 % 5) as f32 - 2.0) / 3.0).collect();
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 31 % 13) as f32 - 6.0) / 7.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 7 % 5) as f32 - 2.0) / 3.0)
+            .collect();
         let want = naive(m, k, n, &a, false, &b, true);
         let mut c = vec![0.0; m * n];
-        matmul(m, k, n, &a, Layout::Normal, &b, Layout::Transposed, &mut c, false);
+        matmul(
+            m,
+            k,
+            n,
+            &a,
+            Layout::Normal,
+            &b,
+            Layout::Transposed,
+            &mut c,
+            false,
+        );
         for (x, y) in c.iter().zip(&want) {
             assert!((x - y).abs() < 1e-3 * (1.0 + y.abs()));
         }

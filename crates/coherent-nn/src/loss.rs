@@ -84,7 +84,15 @@ pub fn loss_op<T: Tape<f32, Cpu>>(
         let mut tr = trace.lock().expect("loss trace lock");
         let tr = &mut *tr;
         let d = Some(&mut tr.dlogits);
-        loss_kernel(kind, &logits.data, logits.cols, targets, &mut tr.losses, &mut tr.correct, d);
+        loss_kernel(
+            kind,
+            &logits.data,
+            logits.cols,
+            targets,
+            &mut tr.losses,
+            &mut tr.correct,
+            d,
+        );
         tr.losses.iter().map(|&l| l as f64).sum::<f64>() as f32
     };
     let dev = logits.tensor.device().clone();
@@ -114,7 +122,15 @@ mod tests {
         let z = [0.5f32, -1.0, 2.0, 0.1, 0.1, 0.1];
         let labels = [2u32, 0];
         let (mut l, mut c, mut d) = (vec![], vec![], vec![]);
-        loss_kernel(LossKind::CrossEntropy, &z, 3, TargetsRef::Classes(&labels), &mut l, &mut c, Some(&mut d));
+        loss_kernel(
+            LossKind::CrossEntropy,
+            &z,
+            3,
+            TargetsRef::Classes(&labels),
+            &mut l,
+            &mut c,
+            Some(&mut d),
+        );
         let want0 = (0.5f32.exp() + (-1.0f32).exp() + 2.0f32.exp()).ln() - 2.0;
         assert!((l[0] - want0).abs() < 1e-6);
         assert!((l[1] - 3.0f32.ln()).abs() < 1e-6);
@@ -126,8 +142,24 @@ mod tests {
             let mut zm = z;
             zm[k] -= h;
             let (mut lp, mut lm) = (vec![], vec![]);
-            loss_kernel(LossKind::CrossEntropy, &zp, 3, TargetsRef::Classes(&labels), &mut lp, &mut c, None);
-            loss_kernel(LossKind::CrossEntropy, &zm, 3, TargetsRef::Classes(&labels), &mut lm, &mut c, None);
+            loss_kernel(
+                LossKind::CrossEntropy,
+                &zp,
+                3,
+                TargetsRef::Classes(&labels),
+                &mut lp,
+                &mut c,
+                None,
+            );
+            loss_kernel(
+                LossKind::CrossEntropy,
+                &zm,
+                3,
+                TargetsRef::Classes(&labels),
+                &mut lm,
+                &mut c,
+                None,
+            );
             let fd = (lp[k / 3] - lm[k / 3]) / (2.0 * h);
             assert!((fd - d[k]).abs() < 1e-3, "{k}: {fd} vs {}", d[k]);
         }
@@ -137,7 +169,15 @@ mod tests {
     fn squared_loss_and_sign_accuracy() {
         let (mut l, mut c, mut d) = (vec![], vec![], vec![]);
         let y = [1.0f32, -1.0];
-        loss_kernel(LossKind::Squared, &[0.5, 0.5], 1, TargetsRef::Values(&y), &mut l, &mut c, Some(&mut d));
+        loss_kernel(
+            LossKind::Squared,
+            &[0.5, 0.5],
+            1,
+            TargetsRef::Values(&y),
+            &mut l,
+            &mut c,
+            Some(&mut d),
+        );
         assert_eq!(l, vec![0.25, 2.25]);
         assert_eq!(c, vec![true, false]);
         assert_eq!(d, vec![-1.0, 3.0]);

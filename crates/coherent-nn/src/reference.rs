@@ -48,7 +48,9 @@ pub fn per_example_grads(model: &Sequential, batch: &Batch) -> Vec<Vec<Vec<f32>>
                     let mut onehot = vec![0.0; cols];
                     onehot[labels[r] as usize] = 1.0;
                     let onehot: Leaf = dev.tensor_from_vec(onehot, (1, cols));
-                    (h.log_softmax::<Axis<1>>() * onehot).sum::<(), _>().negate()
+                    (h.log_softmax::<Axis<1>>() * onehot)
+                        .sum::<(), _>()
+                        .negate()
                 }
                 (LossKind::Squared, TargetsRef::Values(values)) => {
                     let y: Leaf = dev.tensor_from_vec(vec![values[r]], (1, 1));

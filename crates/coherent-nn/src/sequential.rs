@@ -31,7 +31,10 @@ pub struct Sequential {
 
 impl std::fmt::Debug for Sequential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sequential").field("ops", &self.ops).field("loss", &self.loss).finish()
+        f.debug_struct("Sequential")
+            .field("ops", &self.ops)
+            .field("loss", &self.loss)
+            .finish()
     }
 }
 
@@ -42,7 +45,12 @@ impl Sequential {
         let mut width = inputs;
         for op in &ops {
             if let Op::Dense(d) = op {
-                assert_eq!(d.inputs(), width, "dense layer {} input width", layers.len() + 1);
+                assert_eq!(
+                    d.inputs(),
+                    width,
+                    "dense layer {} input width",
+                    layers.len() + 1
+                );
                 width = d.outputs();
                 layers.push(LayerInfo {
                     name: format!("fc{}", layers.len() + 1),
@@ -97,10 +105,10 @@ impl Sequential {
     }
 }
 
-fn fill<'a>(
+fn fill(
     wanted: bool,
     out: &mut Vec<Vec<f32>>,
-    traces: &[&'a dyn LayerGrads],
+    traces: &[&dyn LayerGrads],
     len: impl Fn(&dyn LayerGrads) -> usize,
     compute: impl Fn(&dyn LayerGrads, &mut [f32]),
 ) {
@@ -163,21 +171,49 @@ impl Model for Sequential {
             s.clone_from(&g.grad);
         }
         let traces: Vec<&dyn LayerGrads> = guards.iter().map(|g| &**g as &dyn LayerGrads).collect();
-        fill(request.sq_norms, &mut out.sq_norms, &traces, |t| t.batch(), |t, o| t.sq_norms(o));
-        fill(request.coord_sum_sq, &mut out.coord_sum_sq, &traces, |t| t.params(), |t, o| {
-            t.coord_sum_sq(o)
-        });
-        fill(request.gram, &mut out.gram, &traces, |t| t.batch() * t.batch(), |t, o| t.gram(o));
-        fill(request.per_example, &mut out.per_example, &traces, |t| t.batch() * t.params(), |t, o| {
-            t.per_example(o)
-        });
+        fill(
+            request.sq_norms,
+            &mut out.sq_norms,
+            &traces,
+            |t| t.batch(),
+            |t, o| t.sq_norms(o),
+        );
+        fill(
+            request.coord_sum_sq,
+            &mut out.coord_sum_sq,
+            &traces,
+            |t| t.params(),
+            |t, o| t.coord_sum_sq(o),
+        );
+        fill(
+            request.gram,
+            &mut out.gram,
+            &traces,
+            |t| t.batch() * t.batch(),
+            |t, o| t.gram(o),
+        );
+        fill(
+            request.per_example,
+            &mut out.per_example,
+            &traces,
+            |t| t.batch() * t.params(),
+            |t, o| t.per_example(o),
+        );
     }
 
     fn evaluate(&self, batch: &Batch, losses: &mut Vec<f32>, correct: &mut Vec<bool>) {
         let rows = batch.len();
         let logits = self.logits(&batch.inputs, rows);
-        let cols = if rows == 0 { 1 } else { logits.len() / rows };
-        loss_kernel(self.loss, &logits, cols, batch.targets(), losses, correct, None);
+        let cols = logits.len().checked_div(rows).unwrap_or(1);
+        loss_kernel(
+            self.loss,
+            &logits,
+            cols,
+            batch.targets(),
+            losses,
+            correct,
+            None,
+        );
     }
 }
 
@@ -187,14 +223,26 @@ mod tests {
     use crate::{reference, Init};
     use coherent_core::{Rng, Split, Targets};
 
-    fn network(widths: &[usize], act: Activation, bias: bool, loss: LossKind, seed: u64) -> Sequential {
+    fn network(
+        widths: &[usize],
+        act: Activation,
+        bias: bool,
+        loss: LossKind,
+        seed: u64,
+    ) -> Sequential {
         let mut rng = Rng::new(seed);
         let mut ops = Vec::new();
         for (k, w) in widths.windows(2).enumerate() {
             if k > 0 {
                 ops.push(Op::Activation(act));
             }
-            ops.push(Op::Dense(Dense::new(w[0], w[1], bias, Init::Uniform, &mut rng)));
+            ops.push(Op::Dense(Dense::new(
+                w[0],
+                w[1],
+                bias,
+                Init::Uniform,
+                &mut rng,
+            )));
         }
         Sequential::new(widths[0], ops, loss)
     }
@@ -217,16 +265,28 @@ mod tests {
 
     fn assert_close(got: &[f32], want: &[f32], what: &str) {
         assert_eq!(got.len(), want.len(), "{what}: length");
-        let diff: f64 = got.iter().zip(want).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
+        let diff: f64 = got
+            .iter()
+            .zip(want)
+            .map(|(a, b)| ((a - b) as f64).powi(2))
+            .sum();
         let norm: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
         let rel = (diff / norm.max(1e-30)).sqrt();
-        assert!(rel <= 1e-5 || diff.sqrt() < 1e-7, "{what}: relative error {rel:e}");
+        assert!(
+            rel <= 1e-5 || diff.sqrt() < 1e-7,
+            "{what}: relative error {rel:e}"
+        );
     }
 
     /// Every quantity of the engine against one dfdx backward pass per example.
     fn check_against_reference(model: &mut Sequential, b: &Batch) {
         let reference = reference::per_example_grads(model, b);
-        let request = GradRequest { sq_norms: true, coord_sum_sq: true, gram: true, per_example: true };
+        let request = GradRequest {
+            sq_norms: true,
+            coord_sum_sq: true,
+            gram: true,
+            per_example: true,
+        };
         let mut out = BatchGrads::default();
         model.forward_backward(b, request, &mut out);
         let rows = b.len();
@@ -236,16 +296,34 @@ mod tests {
             let p = info.params;
             let sum: Vec<f32> = (0..p).map(|k| (0..rows).map(|i| g(i)[k]).sum()).collect();
             assert_close(&out.sum[l], &sum, &format!("{} sum", info.name));
-            let norms: Vec<f32> = (0..rows).map(|i| g(i).iter().map(|v| v * v).sum()).collect();
+            let norms: Vec<f32> = (0..rows)
+                .map(|i| g(i).iter().map(|v| v * v).sum())
+                .collect();
             assert_close(&out.sq_norms[l], &norms, &format!("{} sq_norms", info.name));
-            let css: Vec<f32> = (0..p).map(|k| (0..rows).map(|i| g(i)[k] * g(i)[k]).sum()).collect();
-            assert_close(&out.coord_sum_sq[l], &css, &format!("{} coord_sum_sq", info.name));
+            let css: Vec<f32> = (0..p)
+                .map(|k| (0..rows).map(|i| g(i)[k] * g(i)[k]).sum())
+                .collect();
+            assert_close(
+                &out.coord_sum_sq[l],
+                &css,
+                &format!("{} coord_sum_sq", info.name),
+            );
             let gram: Vec<f32> = (0..rows * rows)
-                .map(|ij| g(ij / rows).iter().zip(g(ij % rows)).map(|(a, b)| a * b).sum())
+                .map(|ij| {
+                    g(ij / rows)
+                        .iter()
+                        .zip(g(ij % rows))
+                        .map(|(a, b)| a * b)
+                        .sum()
+                })
                 .collect();
             assert_close(&out.gram[l], &gram, &format!("{} gram", info.name));
             let mat: Vec<f32> = (0..rows).flat_map(|i| g(i).clone()).collect();
-            assert_close(&out.per_example[l], &mat, &format!("{} per_example", info.name));
+            assert_close(
+                &out.per_example[l],
+                &mat,
+                &format!("{} per_example", info.name),
+            );
         }
         let (mut losses, mut correct) = (vec![], vec![]);
         model.evaluate(b, &mut losses, &mut correct);
@@ -255,13 +333,25 @@ mod tests {
 
     #[test]
     fn relu_mlp_matches_one_backward_per_example() {
-        let mut m = network(&[13, 17, 9, 5], Activation::Relu, true, LossKind::CrossEntropy, 1);
+        let mut m = network(
+            &[13, 17, 9, 5],
+            Activation::Relu,
+            true,
+            LossKind::CrossEntropy,
+            1,
+        );
         check_against_reference(&mut m, &batch(11, 13, 5, LossKind::CrossEntropy, 2));
     }
 
     #[test]
     fn tanh_mlp_without_bias_matches_reference() {
-        let mut m = network(&[6, 8, 3], Activation::Tanh, false, LossKind::CrossEntropy, 3);
+        let mut m = network(
+            &[6, 8, 3],
+            Activation::Tanh,
+            false,
+            LossKind::CrossEntropy,
+            3,
+        );
         check_against_reference(&mut m, &batch(7, 6, 3, LossKind::CrossEntropy, 4));
     }
 
@@ -275,13 +365,25 @@ mod tests {
 
     #[test]
     fn batch_of_one_matches_reference() {
-        let mut m = network(&[10, 12, 4], Activation::Relu, true, LossKind::CrossEntropy, 9);
+        let mut m = network(
+            &[10, 12, 4],
+            Activation::Relu,
+            true,
+            LossKind::CrossEntropy,
+            9,
+        );
         check_against_reference(&mut m, &batch(1, 10, 4, LossKind::CrossEntropy, 10));
     }
 
     #[test]
     fn relu_kinks_at_exactly_zero_match_reference() {
-        let mut m = network(&[8, 16, 16, 3], Activation::Relu, true, LossKind::CrossEntropy, 11);
+        let mut m = network(
+            &[8, 16, 16, 3],
+            Activation::Relu,
+            true,
+            LossKind::CrossEntropy,
+            11,
+        );
         // zero the first layer's bias: an all-zero input then sits exactly on every kink
         if let Op::Dense(d) = &mut m.ops[0] {
             let n = d.inputs() * d.outputs();
@@ -297,16 +399,33 @@ mod tests {
 
     #[test]
     fn larger_batch_mnist_sized_layer_matches_reference() {
-        let mut m = network(&[784, 64, 10], Activation::Relu, true, LossKind::CrossEntropy, 13);
+        let mut m = network(
+            &[784, 64, 10],
+            Activation::Relu,
+            true,
+            LossKind::CrossEntropy,
+            13,
+        );
         check_against_reference(&mut m, &batch(32, 784, 10, LossKind::CrossEntropy, 14));
     }
 
     #[test]
     fn unrequested_quantities_are_left_empty() {
-        let mut m = network(&[4, 3, 2], Activation::Relu, true, LossKind::CrossEntropy, 15);
+        let mut m = network(
+            &[4, 3, 2],
+            Activation::Relu,
+            true,
+            LossKind::CrossEntropy,
+            15,
+        );
         let b = batch(5, 4, 2, LossKind::CrossEntropy, 16);
         let mut out = BatchGrads::default();
-        let all = GradRequest { sq_norms: true, coord_sum_sq: true, gram: true, per_example: true };
+        let all = GradRequest {
+            sq_norms: true,
+            coord_sum_sq: true,
+            gram: true,
+            per_example: true,
+        };
         m.forward_backward(&b, all, &mut out);
         m.forward_backward(&b, GradRequest::SUM, &mut out);
         assert!(out.sq_norms.is_empty() && out.gram.is_empty() && out.per_example.is_empty());

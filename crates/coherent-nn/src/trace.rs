@@ -24,8 +24,15 @@ pub struct Act<T> {
 impl<T: Tape<f32, Cpu>> Act<T> {
     /// Wraps `data` (`rows x cols`) in a new tensor carrying `tape`.
     pub fn new(dev: &Cpu, data: Vec<f32>, rows: usize, cols: usize, tape: T) -> Act<T> {
-        let tensor = dev.tensor_from_vec(data.clone(), (rows, cols)).put_tape(tape);
-        Act { tensor, data: Arc::new(data), rows, cols }
+        let tensor = dev
+            .tensor_from_vec(data.clone(), (rows, cols))
+            .put_tape(tape);
+        Act {
+            tensor,
+            data: Arc::new(data),
+            rows,
+            cols,
+        }
     }
 }
 

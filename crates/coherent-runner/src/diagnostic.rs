@@ -23,7 +23,12 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// A diagnostic at byte range `span` of `source`.
-    pub fn at(file: &Path, source: &str, span: Option<Range<usize>>, message: impl Into<String>) -> Diagnostic {
+    pub fn at(
+        file: &Path,
+        source: &str,
+        span: Option<Range<usize>>,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         let mut d = Diagnostic {
             file: file.to_path_buf(),
             line: None,
@@ -35,7 +40,9 @@ impl Diagnostic {
         if let Some(span) = span {
             let start = span.start.min(source.len());
             let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
-            let line_end = source[start..].find('\n').map_or(source.len(), |i| start + i);
+            let line_end = source[start..]
+                .find('\n')
+                .map_or(source.len(), |i| start + i);
             let line = source[..start].matches('\n').count() + 1;
             let column = source[line_start..start].chars().count() + 1;
             let end = span.end.clamp(start, line_end);
@@ -72,7 +79,13 @@ impl fmt::Display for Diagnostic {
             let gutter = line.to_string().len();
             writeln!(f, "{:gutter$} |", "")?;
             writeln!(f, "{line} | {text}")?;
-            writeln!(f, "{:gutter$} | {}{}", "", " ".repeat(column - 1), "^".repeat(*width))?;
+            writeln!(
+                f,
+                "{:gutter$} | {}{}",
+                "",
+                " ".repeat(column - 1),
+                "^".repeat(*width)
+            )?;
         }
         if let Some(help) = &self.help {
             writeln!(f, "  = help: {help}")?;
@@ -91,7 +104,11 @@ impl fmt::Display for Diagnostics {
             writeln!(f, "{d}")?;
         }
         let n = self.0.len();
-        write!(f, "{n} error{} in the manifest", if n == 1 { "" } else { "s" })
+        write!(
+            f,
+            "{n} error{} in the manifest",
+            if n == 1 { "" } else { "s" }
+        )
     }
 }
 
@@ -103,7 +120,8 @@ mod tests {
     fn renders_location_caret_and_help() {
         let src = "a = 1\nlabel_noise = 1.5\n";
         let at = src.find("1.5").unwrap();
-        let d = Diagnostic::at(Path::new("m.toml"), src, Some(at..at + 3), "bad").with_help("use 0..1");
+        let d =
+            Diagnostic::at(Path::new("m.toml"), src, Some(at..at + 3), "bad").with_help("use 0..1");
         assert_eq!((d.line, d.column), (Some(2), Some(15)));
         let text = d.to_string();
         assert!(text.starts_with("m.toml:2:15: error: bad"), "{text}");

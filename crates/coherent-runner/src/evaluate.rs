@@ -9,7 +9,12 @@ const CHUNK: usize = 1000;
 /// `{prefix}_loss` and `{prefix}_acc`. When some examples carry corrupted labels, also
 /// `pristine_*` and `corrupt_*` (against the labels trained on, so `corrupt_acc` measures
 /// memorisation).
-pub fn evaluate(model: &dyn Model, split: &Split, limit: usize, prefix: &str) -> Vec<(String, f64)> {
+pub fn evaluate(
+    model: &dyn Model,
+    split: &Split,
+    limit: usize,
+    prefix: &str,
+) -> Vec<(String, f64)> {
     let n = split.len().min(limit);
     let (mut losses, mut correct) = (Vec::new(), Vec::new());
     let mut batch = Batch::default();
@@ -29,8 +34,11 @@ pub fn evaluate(model: &dyn Model, split: &Split, limit: usize, prefix: &str) ->
         }
     }
     let mut out = Vec::new();
-    let groups: &[(usize, &str)] =
-        if acc[2].2 > 0 { &[(0, prefix), (1, "pristine"), (2, "corrupt")] } else { &[(0, prefix)] };
+    let groups: &[(usize, &str)] = if acc[2].2 > 0 {
+        &[(0, prefix), (1, "pristine"), (2, "corrupt")]
+    } else {
+        &[(0, prefix)]
+    };
     for &(g, name) in groups {
         let (loss, right, count) = acc[g];
         if count > 0 {

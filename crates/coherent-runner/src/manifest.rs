@@ -7,8 +7,17 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 /// Top-level keys of a manifest.
-pub const TOP_LEVEL_KEYS: &[&str] =
-    &["name", "seed", "dataset", "model", "training", "aggregator", "metrics", "evaluation", "sweep"];
+pub const TOP_LEVEL_KEYS: &[&str] = &[
+    "name",
+    "seed",
+    "dataset",
+    "model",
+    "training",
+    "aggregator",
+    "metrics",
+    "evaluation",
+    "sweep",
+];
 
 /// A parsed manifest and the runs its sweep expands to.
 #[derive(Debug)]
@@ -28,7 +37,12 @@ impl Manifest {
     /// run is planned, see [`crate::plan`]).
     pub fn load(path: &Path) -> Result<Manifest, Diagnostics> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostics(vec![Diagnostic::at(path, "", None, format!("cannot read the manifest: {e}"))])
+            Diagnostics(vec![Diagnostic::at(
+                path,
+                "",
+                None,
+                format!("cannot read the manifest: {e}"),
+            )])
         })?;
         Manifest::parse(path, text)
     }
@@ -50,13 +64,23 @@ impl Manifest {
         for (key, _) in root.iter() {
             if !TOP_LEVEL_KEYS.contains(&key.get_ref().as_ref()) {
                 diags.push(
-                    Diagnostic::at(path, source, Some(key.span()), format!("unknown key `{}`", key.get_ref()))
-                        .with_help(format!("valid top-level keys: {}", TOP_LEVEL_KEYS.join(", "))),
+                    Diagnostic::at(
+                        path,
+                        source,
+                        Some(key.span()),
+                        format!("unknown key `{}`", key.get_ref()),
+                    )
+                    .with_help(format!(
+                        "valid top-level keys: {}",
+                        TOP_LEVEL_KEYS.join(", ")
+                    )),
                 );
             }
         }
         let name = match root.get("name") {
-            None => path.file_stem().map_or("experiment".into(), |s| s.to_string_lossy().into_owned()),
+            None => path
+                .file_stem()
+                .map_or("experiment".into(), |s| s.to_string_lossy().into_owned()),
             Some(v) => match v.get_ref() {
                 DeValue::String(s) if valid_name(s) => s.to_string(),
                 _ => {
@@ -81,12 +105,21 @@ impl Manifest {
         let runs = match crate::sweep::expand(&root, source) {
             Ok(runs) => runs,
             Err(errors) => {
-                diags.extend(errors.into_iter().map(|e| Diagnostic::from_config(path, source, e)));
+                diags.extend(
+                    errors
+                        .into_iter()
+                        .map(|e| Diagnostic::from_config(path, source, e)),
+                );
                 vec![]
             }
         };
         if diags.is_empty() {
-            Ok(Manifest { path: path.to_path_buf(), source, name, runs })
+            Ok(Manifest {
+                path: path.to_path_buf(),
+                source,
+                name,
+                runs,
+            })
         } else {
             Err(Diagnostics(diags))
         }
@@ -99,11 +132,18 @@ impl Manifest {
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && s != "." && s != ".."
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && s != "."
+        && s != ".."
 }
 
 /// The value of `key` in a table value, if any.
-pub fn get<'a>(table: &'a Spanned<DeValue<'static>>, key: &str) -> Option<&'a Spanned<DeValue<'static>>> {
+pub fn get<'a>(
+    table: &'a Spanned<DeValue<'static>>,
+    key: &str,
+) -> Option<&'a Spanned<DeValue<'static>>> {
     match table.get_ref() {
         DeValue::Table(t) => t.get(key),
         _ => None,
@@ -122,8 +162,13 @@ mod tests {
     fn reports_every_unknown_key_and_missing_section_at_once() {
         let err = parse("nmae = \"x\"\nsed = 1\n").unwrap_err();
         let msgs: Vec<&str> = err.0.iter().map(|d| d.message.as_str()).collect();
-        assert!(msgs.contains(&"unknown key `nmae`") && msgs.contains(&"unknown key `sed`"), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains("missing section `[dataset]`")));
+        assert!(
+            msgs.contains(&"unknown key `nmae`") && msgs.contains(&"unknown key `sed`"),
+            "{msgs:?}"
+        );
+        assert!(msgs
+            .iter()
+            .any(|m| m.contains("missing section `[dataset]`")));
         assert!(msgs.iter().any(|m| m.contains("missing section `[model]`")));
         assert_eq!(err.0[0].line, Some(1));
         assert!(err.0[0].help.as_deref().unwrap().contains("dataset"));
@@ -140,6 +185,8 @@ mod tests {
         let m = parse("[dataset]\nplugin = \"mnist\"\n[model]\nplugin = \"mlp\"\n").unwrap();
         assert_eq!(m.name, "m");
         assert_eq!(m.runs.len(), 1);
-        assert!(parse("name = \"../x\"\n[dataset]\nplugin = \"a\"\n[model]\nplugin = \"b\"").is_err());
+        assert!(
+            parse("name = \"../x\"\n[dataset]\nplugin = \"a\"\n[model]\nplugin = \"b\"").is_err()
+        );
     }
 }

@@ -58,7 +58,9 @@ mod tests {
     fn plain_step_and_weight_decay() {
         let mut w = vec![1.0f32, -2.0];
         Sgd::new(&config(0.0, 0.1)).step(vec![&mut w], &[vec![1.0, 1.0]]);
-        assert!((w[0] - (1.0 - 0.5 * 1.1)).abs() < 1e-6 && (w[1] - (-2.0 - 0.5 * 0.8)).abs() < 1e-6);
+        assert!(
+            (w[0] - (1.0 - 0.5 * 1.1)).abs() < 1e-6 && (w[1] - (-2.0 - 0.5 * 0.8)).abs() < 1e-6
+        );
     }
 
     #[test]

@@ -64,7 +64,10 @@ impl Planner<'_> {
         entries: &BTreeMap<&'static str, E>,
     ) -> Option<(E, PluginArgs)> {
         let DeValue::Table(table) = value.get_ref() else {
-            self.error(ConfigError::new(Some(value.span()), format!("{what} must be a table")));
+            self.error(ConfigError::new(
+                Some(value.span()),
+                format!("{what} must be a table"),
+            ));
             return None;
         };
         let names = entries.keys().copied().collect::<Vec<_>>().join(", ");
@@ -78,20 +81,29 @@ impl Planner<'_> {
         let name = match plugin.get_ref() {
             DeValue::String(s) => s.to_string(),
             _ => {
-                self.error(ConfigError::new(Some(plugin.span()), "`plugin` must be a string"));
+                self.error(ConfigError::new(
+                    Some(plugin.span()),
+                    "`plugin` must be a string",
+                ));
                 return None;
             }
         };
         let Some(entry) = entries.get(name.as_str()) else {
             self.error(
-                ConfigError::new(Some(plugin.span()), format!("unknown plugin `{name}` for {what}"))
-                    .with_help(format!("valid plugins: {names}")),
+                ConfigError::new(
+                    Some(plugin.span()),
+                    format!("unknown plugin `{name}` for {what}"),
+                )
+                .with_help(format!("valid plugins: {names}")),
             );
             return None;
         };
         let mut args = table.clone();
         args.remove("plugin");
-        Some((*entry, PluginArgs::new(Spanned::new(value.span(), DeValue::Table(args)))))
+        Some((
+            *entry,
+            PluginArgs::new(Spanned::new(value.span(), DeValue::Table(args))),
+        ))
     }
 
     /// The arguments of one of the runner's own sections (empty if absent).
@@ -99,7 +111,10 @@ impl Planner<'_> {
         match get(root, key) {
             Some(v) if matches!(v.get_ref(), DeValue::Table(_)) => PluginArgs::new(v.clone()),
             Some(v) => {
-                self.error(ConfigError::new(Some(v.span()), format!("`{key}` must be a table")));
+                self.error(ConfigError::new(
+                    Some(v.span()),
+                    format!("`{key}` must be a table"),
+                ));
                 PluginArgs::empty()
             }
             None => PluginArgs::empty(),
@@ -114,15 +129,25 @@ fn span_in(value: Option<&Spanned<DeValue<'static>>>, key: &str) -> Option<std::
 }
 
 /// Builds every plugin of run `spec` of `manifest`.
-pub fn plan(manifest: &Manifest, spec: &RunSpec, registry: &Registry) -> Result<RunPlan, PlanError> {
-    let mut p = Planner { manifest, diags: vec![] };
+pub fn plan(
+    manifest: &Manifest,
+    spec: &RunSpec,
+    registry: &Registry,
+) -> Result<RunPlan, PlanError> {
+    let mut p = Planner {
+        manifest,
+        diags: vec![],
+    };
     let root = &spec.table;
     let seed = match get(root, "seed") {
         None => 0,
         Some(v) => match u64::deserialize(ValueDeserializer::from(v.clone())) {
             Ok(s) => s,
             Err(_) => {
-                p.error(ConfigError::new(Some(v.span()), "`seed` must be a non-negative integer"));
+                p.error(ConfigError::new(
+                    Some(v.span()),
+                    "`seed` must be a non-negative integer",
+                ));
                 0
             }
         },
@@ -151,7 +176,12 @@ pub fn plan(manifest: &Manifest, spec: &RunSpec, registry: &Registry) -> Result<
             seed,
         },
         // Without data the model's parameters are still checked, on a stand-in shape.
-        None => ModelSpec { input: InputShape::flat(1), outputs: 1, loss: LossKind::Squared, seed },
+        None => ModelSpec {
+            input: InputShape::flat(1),
+            outputs: 1,
+            loss: LossKind::Squared,
+            seed,
+        },
     };
     let mut model = None;
     if let Some(v) = get(root, "model") {
@@ -167,7 +197,10 @@ pub fn plan(manifest: &Manifest, spec: &RunSpec, registry: &Registry) -> Result<
     match get(root, "aggregator") {
         None => match registry.aggregators.get("mean") {
             Some(entry) => aggregator = (entry.build)(&PluginArgs::empty()).ok(),
-            None => p.error(ConfigError::new(None, "no `[aggregator]` given and the default `mean` is not linked")),
+            None => p.error(ConfigError::new(
+                None,
+                "no `[aggregator]` given and the default `mean` is not linked",
+            )),
         },
         Some(v) => {
             if let Some((entry, args)) = p.plugin(v, "[aggregator]", &registry.aggregators) {
@@ -235,7 +268,10 @@ pub fn plan(manifest: &Manifest, spec: &RunSpec, registry: &Registry) -> Result<
             if t.batch_size > n {
                 p.error(training_args.invalid(
                     "batch_size",
-                    format!("{} is larger than the training set ({n} examples)", t.batch_size),
+                    format!(
+                        "{} is larger than the training set ({n} examples)",
+                        t.batch_size
+                    ),
                 ));
             }
         }
@@ -243,7 +279,10 @@ pub fn plan(manifest: &Manifest, spec: &RunSpec, registry: &Registry) -> Result<
             if m.sample_size() > n {
                 p.error(ConfigError::new(
                     span_in(metric_tables.get(*k), "sample"),
-                    format!("metric `{name}` samples {} examples but the training set has only {n}", m.sample_size()),
+                    format!(
+                        "metric `{name}` samples {} examples but the training set has only {n}",
+                        m.sample_size()
+                    ),
                 ));
             }
         }

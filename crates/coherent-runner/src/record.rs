@@ -31,7 +31,10 @@ pub struct RecordError {
 }
 
 fn at(path: &Path) -> impl FnOnce(io::Error) -> RecordError + '_ {
-    move |source| RecordError { path: path.to_path_buf(), source }
+    move |source| RecordError {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Writes `bytes` to `path` atomically: a reader sees the old file or the new one, never a
@@ -73,8 +76,15 @@ impl RunDir {
             }
         }
         let file = path.join("metrics.jsonl");
-        let metrics = OpenOptions::new().create(true).append(true).open(&file).map_err(at(&file))?;
-        Ok(RunDir { path: path.to_path_buf(), metrics })
+        let metrics = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&file)
+            .map_err(at(&file))?;
+        Ok(RunDir {
+            path: path.to_path_buf(),
+            metrics,
+        })
     }
 
     /// The directory.
@@ -127,7 +137,10 @@ mod tests {
         assert!(RunDir::is_done(&dir));
         let _ = RunDir::create(&dir).unwrap();
         assert!(!RunDir::is_done(&dir));
-        assert_eq!(std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap(), "");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap(),
+            ""
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

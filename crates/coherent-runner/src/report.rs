@@ -3,7 +3,9 @@
 use serde_json::Value;
 
 fn number(v: &Value, path: &[&str]) -> Option<f64> {
-    path.iter().try_fold(v, |v, k| v.get(k)).and_then(Value::as_f64)
+    path.iter()
+        .try_fold(v, |v, k| v.get(k))
+        .and_then(Value::as_f64)
 }
 
 fn cell(v: Option<f64>, digits: usize) -> String {
@@ -12,11 +14,21 @@ fn cell(v: Option<f64>, digits: usize) -> String {
 
 /// One line per run: status, peak and final m-coherence, final train and test accuracy.
 pub fn comparison_table(summaries: &[Value]) -> String {
-    let header = ["run", "status", "peak coherence (step)", "final coherence", "train acc", "test acc"];
+    let header = [
+        "run",
+        "status",
+        "peak coherence (step)",
+        "final coherence",
+        "train acc",
+        "test acc",
+    ];
     let rows: Vec<[String; 6]> = summaries
         .iter()
         .map(|s| {
-            let peak = match (number(s, &["peak", "coherence", "value"]), number(s, &["peak", "coherence", "step"])) {
+            let peak = match (
+                number(s, &["peak", "coherence", "value"]),
+                number(s, &["peak", "coherence", "step"]),
+            ) {
                 (Some(v), Some(step)) => format!("{v:.2} ({step})"),
                 _ => "-".into(),
             };
@@ -30,14 +42,35 @@ pub fn comparison_table(summaries: &[Value]) -> String {
             ]
         })
         .collect();
-    let widths: Vec<usize> =
-        (0..6).map(|c| rows.iter().map(|r| r[c].len()).chain([header[c].len()]).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..6)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].len())
+                .chain([header[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     let line = |cells: [&str; 6]| {
-        let parts: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         parts.join("  ").trim_end().to_string() + "\n"
     };
     let mut out = line(header);
-    out.push_str(&line(widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().iter().map(String::as_str).collect::<Vec<_>>().try_into().expect("six columns")));
+    out.push_str(&line(
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .try_into()
+            .expect("six columns"),
+    ));
     for r in &rows {
         out.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]));
     }
@@ -55,7 +88,10 @@ mod tests {
             "peak": {"coherence": {"value": 12.345, "step": 40}},
             "final": {"coherence": 3.0, "train_acc": 0.9, "test_acc": 0.85}});
         let t = comparison_table(&[s]);
-        assert!(t.contains("12.35 (40)") && t.contains("3.00") && t.contains("0.850"), "{t}");
+        assert!(
+            t.contains("12.35 (40)") && t.contains("3.00") && t.contains("0.850"),
+            "{t}"
+        );
         assert_eq!(t.lines().count(), 3);
     }
 }

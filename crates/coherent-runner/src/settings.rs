@@ -58,10 +58,16 @@ impl TrainingConfig {
             errors.push(args.invalid("lr", format!("must be a positive number, got {}", self.lr)));
         }
         if !(0.0..1.0).contains(&self.momentum) {
-            errors.push(args.invalid("momentum", format!("must be in [0, 1), got {}", self.momentum)));
+            errors.push(args.invalid(
+                "momentum",
+                format!("must be in [0, 1), got {}", self.momentum),
+            ));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            errors.push(args.invalid("weight_decay", format!("must be >= 0, got {}", self.weight_decay)));
+            errors.push(args.invalid(
+                "weight_decay",
+                format!("must be >= 0, got {}", self.weight_decay),
+            ));
         }
         if self.batch_size == 0 {
             errors.push(args.invalid("batch_size", "must be at least 1"));

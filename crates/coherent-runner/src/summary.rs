@@ -32,7 +32,11 @@ impl Tracker {
 
     /// `{"final": {...}, "peak": {name: {"value", "step"}}}`.
     pub fn to_json(&self) -> (Value, Value) {
-        let last: Map<String, Value> = self.last.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        let last: Map<String, Value> = self
+            .last
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
         let peak: Map<String, Value> = self
             .peak
             .iter()

@@ -60,9 +60,17 @@ struct Axis {
     values: Vec<Spanned<DeValue<'static>>>,
 }
 
-fn flatten(prefix: &str, table: &DeTable<'static>, out: &mut Vec<(String, Range<usize>, Spanned<DeValue<'static>>)>) {
+fn flatten(
+    prefix: &str,
+    table: &DeTable<'static>,
+    out: &mut Vec<(String, Range<usize>, Spanned<DeValue<'static>>)>,
+) {
     for (k, v) in table.iter() {
-        let key = if prefix.is_empty() { k.get_ref().to_string() } else { format!("{prefix}.{}", k.get_ref()) };
+        let key = if prefix.is_empty() {
+            k.get_ref().to_string()
+        } else {
+            format!("{prefix}.{}", k.get_ref())
+        };
         match v.get_ref() {
             DeValue::Table(t) => flatten(&key, t, out),
             _ => out.push((key, k.span(), v.clone())),
@@ -79,30 +87,50 @@ fn value_text(source: &'static str, v: &Spanned<DeValue<'static>>) -> String {
 
 fn axes(sweep: &Spanned<DeValue<'static>>) -> Result<Vec<Axis>, Vec<ConfigError>> {
     let DeValue::Table(table) = sweep.get_ref() else {
-        return Err(vec![ConfigError::new(Some(sweep.span()), "`sweep` must be a table of lists")]);
+        return Err(vec![ConfigError::new(
+            Some(sweep.span()),
+            "`sweep` must be a table of lists",
+        )]);
     };
     let mut entries = Vec::new();
     flatten("", table, &mut entries);
     let (mut axes, mut errors, mut seeds) = (Vec::new(), Vec::new(), None);
     for (key, key_span, value) in entries {
         let DeValue::Array(items) = value.get_ref() else {
-            errors.push(ConfigError::new(Some(value.span()), format!("sweep `{key}` must be a list of values")));
+            errors.push(ConfigError::new(
+                Some(value.span()),
+                format!("sweep `{key}` must be a list of values"),
+            ));
             continue;
         };
         if items.is_empty() {
-            errors.push(ConfigError::new(Some(value.span()), format!("sweep `{key}` has no values")));
+            errors.push(ConfigError::new(
+                Some(value.span()),
+                format!("sweep `{key}` has no values"),
+            ));
             continue;
         }
-        let axis = Axis { key: key.clone(), key_span: key_span.clone(), values: items.iter().cloned().collect() };
+        let axis = Axis {
+            key: key.clone(),
+            key_span: key_span.clone(),
+            values: items.iter().cloned().collect(),
+        };
         let section = key.split('.').next().unwrap_or("");
         if key == "seeds" {
-            seeds = Some(Axis { key: "seed".into(), ..axis });
+            seeds = Some(Axis {
+                key: "seed".into(),
+                ..axis
+            });
         } else if key.split('.').count() == 2 && SWEEPABLE.contains(&section) {
             axes.push(axis);
         } else {
             errors.push(
-                ConfigError::new(Some(key_span), format!("cannot sweep `{key}`"))
-                    .with_help(format!("sweep `seeds` or `SECTION.KEY` with SECTION one of {}", SWEEPABLE.join(", "))),
+                ConfigError::new(Some(key_span), format!("cannot sweep `{key}`")).with_help(
+                    format!(
+                        "sweep `seeds` or `SECTION.KEY` with SECTION one of {}",
+                        SWEEPABLE.join(", ")
+                    ),
+                ),
             );
         }
     }
@@ -129,13 +157,19 @@ fn set(root: &mut DeTable<'static>, axis: &Axis, value: &Spanned<DeValue<'static
         _ => {
             let mut t = DeTable::new();
             t.insert(key(field, axis.key_span.clone()), value.clone());
-            root.insert(key(section, axis.key_span.clone()), Spanned::new(value.span(), DeValue::Table(t)));
+            root.insert(
+                key(section, axis.key_span.clone()),
+                Spanned::new(value.span(), DeValue::Table(t)),
+            );
         }
     }
 }
 
 /// Expands the manifest `root` (parsed from `source`) into its runs.
-pub fn expand(root: &DeTable<'static>, source: &'static str) -> Result<Vec<RunSpec>, Vec<ConfigError>> {
+pub fn expand(
+    root: &DeTable<'static>,
+    source: &'static str,
+) -> Result<Vec<RunSpec>, Vec<ConfigError>> {
     let axes = match root.get("sweep") {
         Some(sweep) => axes(sweep)?,
         None => vec![],
@@ -160,7 +194,11 @@ pub fn expand(root: &DeTable<'static>, source: &'static str) -> Result<Vec<RunSp
                 let text = value_text(source, value);
                 params.push((axis.key.clone(), text));
             }
-            RunSpec { index, params, table: Spanned::new(span.clone(), DeValue::Table(table)) }
+            RunSpec {
+                index,
+                params,
+                table: Spanned::new(span.clone(), DeValue::Table(table)),
+            }
         })
         .collect())
 }
@@ -182,14 +220,24 @@ mod tests {
         assert_eq!(names[0], "000-label_noise=0.0-seed=0");
         assert_eq!(names[1], "001-label_noise=0.0-seed=1");
         assert_eq!(names[5], "005-label_noise=1.0-seed=1");
-        let DeValue::Table(t) = r[3].table.get_ref() else { panic!() };
+        let DeValue::Table(t) = r[3].table.get_ref() else {
+            panic!()
+        };
         assert!(t.get("sweep").is_none());
         let noise = crate::manifest::get(&r[3].table, "dataset").and_then(|d| {
-            let DeValue::Table(d) = d.get_ref() else { return None };
+            let DeValue::Table(d) = d.get_ref() else {
+                return None;
+            };
             d.get("label_noise").map(|v| &text[v.span()])
         });
         assert_eq!(noise, Some("0.5"));
-        assert_eq!(r[3].params, vec![("dataset.label_noise".into(), "0.5".into()), ("seed".into(), "1".into())]);
+        assert_eq!(
+            r[3].params,
+            vec![
+                ("dataset.label_noise".into(), "0.5".into()),
+                ("seed".into(), "1".into())
+            ]
+        );
     }
 
     #[test]

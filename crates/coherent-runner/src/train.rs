@@ -44,21 +44,38 @@ fn measure_metric(
 }
 
 /// Trains the run of `plan`, writing its directory `dir`; returns `summary.json`.
-pub fn train(mut plan: RunPlan, experiment: &str, dir: &Path, bar: &ProgressBar) -> Result<Value, RecordError> {
+pub fn train(
+    mut plan: RunPlan,
+    experiment: &str,
+    dir: &Path,
+    bar: &ProgressBar,
+) -> Result<Value, RecordError> {
     let mut run = RunDir::create(dir)?;
     let log_path = dir.join("log.txt");
-    let log = std::fs::File::create(&log_path).map_err(|source| RecordError { path: log_path, source })?;
+    let log = std::fs::File::create(&log_path).map_err(|source| RecordError {
+        path: log_path,
+        source,
+    })?;
     logging::set_run_log(Some(log));
     let result = train_in(&mut plan, experiment, &mut run, bar);
     logging::set_run_log(None);
     result
 }
 
-fn train_in(plan: &mut RunPlan, experiment: &str, run: &mut RunDir, bar: &ProgressBar) -> Result<Value, RecordError> {
+fn train_in(
+    plan: &mut RunPlan,
+    experiment: &str,
+    run: &mut RunDir,
+    bar: &ProgressBar,
+) -> Result<Value, RecordError> {
     let clock = Instant::now();
     let name = plan.spec.dir_name();
-    let params: Map<String, Value> =
-        plan.spec.params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    let params: Map<String, Value> = plan
+        .spec
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
     let layers: Vec<LayerInfo> = plan.model.layers().to_vec();
     run.write("manifest.toml", plan.resolved.as_bytes())?;
     let mut meta = json!({
@@ -93,7 +110,10 @@ fn train_in(plan: &mut RunPlan, experiment: &str, run: &mut RunDir, bar: &Progre
         .metrics
         .iter()
         .enumerate()
-        .map(|(k, (_, m))| Rng::derived(plan.seed, &format!("metric-sample-{k}")).sample_indices(n, m.sample_size()))
+        .map(|(k, (_, m))| {
+            Rng::derived(plan.seed, &format!("metric-sample-{k}"))
+                .sample_indices(n, m.sample_size())
+        })
         .collect();
     log::info!(
         "run {name}: {} parameters, {n} training examples, {total} steps of {} ({steps_per_epoch} per epoch)",
@@ -107,7 +127,8 @@ fn train_in(plan: &mut RunPlan, experiment: &str, run: &mut RunDir, bar: &Progre
     let mut sgd = Sgd::new(t);
     let mut shuffle = Rng::derived(plan.seed, "shuffle");
     let mut order: Vec<usize> = (0..n).collect();
-    let (mut batch, mut grads, mut tracker) = (Batch::default(), BatchGrads::default(), Tracker::default());
+    let (mut batch, mut grads, mut tracker) =
+        (Batch::default(), BatchGrads::default(), Tracker::default());
     let mut status = Status::Completed;
     bar.set_length(total as u64);
     bar.set_position(0);
@@ -121,7 +142,15 @@ fn train_in(plan: &mut RunPlan, experiment: &str, run: &mut RunDir, bar: &Progre
             for ((_, metric), sample) in plan.metrics.iter_mut().zip(&samples) {
                 if due(metric.every_steps()) {
                     let model = plan.model.as_mut();
-                    values.extend(measure_metric(model, metric.as_mut(), &layers, train, sample, &mut batch, &mut grads));
+                    values.extend(measure_metric(
+                        model,
+                        metric.as_mut(),
+                        &layers,
+                        train,
+                        sample,
+                        &mut batch,
+                        &mut grads,
+                    ));
                 }
             }
             let finite = values.iter().all(|(_, v)| v.is_finite());
@@ -141,7 +170,11 @@ fn train_in(plan: &mut RunPlan, experiment: &str, run: &mut RunDir, bar: &Progre
                 show("test_acc"),
                 show("coherence")
             );
-            bar.set_message(format!("{name}  coherence {}  test_acc {}", show("coherence"), show("test_acc")));
+            bar.set_message(format!(
+                "{name}  coherence {}  test_acc {}",
+                show("coherence"),
+                show("test_acc")
+            ));
             if !finite {
                 status = Status::Diverged(step);
                 break;
@@ -206,7 +239,9 @@ fn git_commit() -> Value {
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map_or(Value::Null, |o| json!(String::from_utf8_lossy(&o.stdout).trim()))
+        .map_or(Value::Null, |o| {
+            json!(String::from_utf8_lossy(&o.stdout).trim())
+        })
 }
 
 fn hostname() -> String {
@@ -230,7 +265,12 @@ pub fn utc_timestamp(t: SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]

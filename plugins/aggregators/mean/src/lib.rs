@@ -52,7 +52,11 @@ mod tests {
 
     #[test]
     fn direction_is_the_mean_of_the_batch() {
-        let grads = BatchGrads { batch_size: 4, sum: vec![vec![4.0, -8.0], vec![2.0]], ..Default::default() };
+        let grads = BatchGrads {
+            batch_size: 4,
+            sum: vec![vec![4.0, -8.0], vec![2.0]],
+            ..Default::default()
+        };
         let mut dir = vec![vec![0.0; 2], vec![0.0; 1]];
         MeanAggregator.aggregate(&grads, &mut dir);
         assert_eq!(dir, vec![vec![1.0, -2.0], vec![0.5]]);

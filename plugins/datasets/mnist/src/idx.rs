@@ -18,7 +18,10 @@ pub struct IdxArray {
 }
 
 fn malformed(path: &Path, problem: impl Into<String>) -> DataError {
-    DataError::Malformed { path: path.to_path_buf(), problem: problem.into() }
+    DataError::Malformed {
+        path: path.to_path_buf(),
+        problem: problem.into(),
+    }
 }
 
 /// Decompresses `bytes` if they are gzip data, then parses them as IDX. `path` only names the
@@ -36,7 +39,10 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<IdxArray, DataError> {
 
 fn parse_raw(bytes: &[u8], path: &Path) -> Result<IdxArray, DataError> {
     if bytes.len() < 4 {
-        return Err(malformed(path, format!("file too short for an IDX header ({} bytes)", bytes.len())));
+        return Err(malformed(
+            path,
+            format!("file too short for an IDX header ({} bytes)", bytes.len()),
+        ));
     }
     if bytes[0] != 0 || bytes[1] != 0 {
         return Err(malformed(
@@ -50,20 +56,27 @@ fn parse_raw(bytes: &[u8], path: &Path) -> Result<IdxArray, DataError> {
     if bytes[2] != 0x08 {
         return Err(malformed(
             path,
-            format!("IDX data type 0x{:02x} is not supported (expected 0x08, unsigned byte)", bytes[2]),
+            format!(
+                "IDX data type 0x{:02x} is not supported (expected 0x08, unsigned byte)",
+                bytes[2]
+            ),
         ));
     }
     let ndims = bytes[3] as usize;
     let header = 4 + 4 * ndims;
     if bytes.len() < header {
-        return Err(malformed(path, format!("truncated header: {ndims} dimensions need {header} bytes")));
+        return Err(malformed(
+            path,
+            format!("truncated header: {ndims} dimensions need {header} bytes"),
+        ));
     }
     let dims: Vec<usize> = bytes[4..header]
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
         .collect();
     let expected = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-    let expected = expected.ok_or_else(|| malformed(path, format!("dimensions {dims:?} overflow")))?;
+    let expected =
+        expected.ok_or_else(|| malformed(path, format!("dimensions {dims:?} overflow")))?;
     let got = bytes.len() - header;
     if got < expected {
         return Err(malformed(
@@ -74,10 +87,16 @@ fn parse_raw(bytes: &[u8], path: &Path) -> Result<IdxArray, DataError> {
     if got > expected {
         return Err(malformed(
             path,
-            format!("{} unexpected bytes after the {expected} data bytes of {dims:?}", got - expected),
+            format!(
+                "{} unexpected bytes after the {expected} data bytes of {dims:?}",
+                got - expected
+            ),
         ));
     }
-    Ok(IdxArray { dims, data: bytes[header..].to_vec() })
+    Ok(IdxArray {
+        dims,
+        data: bytes[header..].to_vec(),
+    })
 }
 
 /// Encodes unsigned bytes as IDX (for tests and tools that write fixtures).

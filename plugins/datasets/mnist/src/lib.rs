@@ -51,7 +51,10 @@ impl IdxConfig {
                 format!("must be a fraction in [0, 1], got {}", self.label_noise),
             ));
         }
-        for (key, v) in [("train_limit", self.train_limit), ("test_limit", self.test_limit)] {
+        for (key, v) in [
+            ("train_limit", self.train_limit),
+            ("test_limit", self.test_limit),
+        ] {
             if v == Some(0) {
                 return Err(args.invalid(key, "must be at least 1"));
             }
@@ -62,12 +65,42 @@ impl IdxConfig {
 
 /// The parameter docs of [`IdxConfig`], shared by IDX dataset plugins.
 pub const IDX_PARAMS: &[ParamDoc] = &[
-    ParamDoc { name: "path", ty: "directory", default: "bundled sample", doc: "directory with the four IDX files (plain or .gz); relative to the working directory" },
-    ParamDoc { name: "train_limit", ty: "integer", default: "all", doc: "use only the first N training examples" },
-    ParamDoc { name: "test_limit", ty: "integer", default: "all", doc: "use only the first N test examples" },
-    ParamDoc { name: "label_noise", ty: "float in [0, 1]", default: "0.0", doc: "fraction of training examples whose labels are corrupted" },
-    ParamDoc { name: "noise_mode", ty: "\"permute\" | \"uniform\"", default: "\"permute\"", doc: "permute the selected labels among themselves (CG) or draw them uniformly (WS)" },
-    ParamDoc { name: "noise_seed", ty: "integer", default: "0", doc: "seed of the label noise, independent of the run seed" },
+    ParamDoc {
+        name: "path",
+        ty: "directory",
+        default: "bundled sample",
+        doc: "directory with the four IDX files (plain or .gz); relative to the working directory",
+    },
+    ParamDoc {
+        name: "train_limit",
+        ty: "integer",
+        default: "all",
+        doc: "use only the first N training examples",
+    },
+    ParamDoc {
+        name: "test_limit",
+        ty: "integer",
+        default: "all",
+        doc: "use only the first N test examples",
+    },
+    ParamDoc {
+        name: "label_noise",
+        ty: "float in [0, 1]",
+        default: "0.0",
+        doc: "fraction of training examples whose labels are corrupted",
+    },
+    ParamDoc {
+        name: "noise_mode",
+        ty: "\"permute\" | \"uniform\"",
+        default: "\"permute\"",
+        doc: "permute the selected labels among themselves (CG) or draw them uniformly (WS)",
+    },
+    ParamDoc {
+        name: "noise_seed",
+        ty: "integer",
+        default: "0",
+        doc: "seed of the label noise, independent of the run seed",
+    },
 ];
 
 /// Images and labels read from IDX files.
@@ -92,56 +125,123 @@ impl Dataset for IdxDataset {
 
 const CLASSES: usize = 10;
 const BUNDLED: [(&str, &[u8]); 4] = [
-    ("train-images-idx3-ubyte.gz", include_bytes!("../data/train-images-idx3-ubyte.gz")),
-    ("train-labels-idx1-ubyte.gz", include_bytes!("../data/train-labels-idx1-ubyte.gz")),
-    ("t10k-images-idx3-ubyte.gz", include_bytes!("../data/t10k-images-idx3-ubyte.gz")),
-    ("t10k-labels-idx1-ubyte.gz", include_bytes!("../data/t10k-labels-idx1-ubyte.gz")),
+    (
+        "train-images-idx3-ubyte.gz",
+        include_bytes!("../data/train-images-idx3-ubyte.gz"),
+    ),
+    (
+        "train-labels-idx1-ubyte.gz",
+        include_bytes!("../data/train-labels-idx1-ubyte.gz"),
+    ),
+    (
+        "t10k-images-idx3-ubyte.gz",
+        include_bytes!("../data/t10k-images-idx3-ubyte.gz"),
+    ),
+    (
+        "t10k-labels-idx1-ubyte.gz",
+        include_bytes!("../data/t10k-labels-idx1-ubyte.gz"),
+    ),
 ];
 
 /// Reads `name` or `name.gz` from `dir`.
 fn read_file(dir: &Path, name: &str) -> Result<(PathBuf, Vec<u8>), DataError> {
     let plain = dir.join(name);
     let gz = dir.join(format!("{name}.gz"));
-    let path = if plain.exists() || !gz.exists() { plain } else { gz };
-    let bytes = std::fs::read(&path).map_err(|source| DataError::Io { path: path.clone(), source })?;
+    let path = if plain.exists() || !gz.exists() {
+        plain
+    } else {
+        gz
+    };
+    let bytes = std::fs::read(&path).map_err(|source| DataError::Io {
+        path: path.clone(),
+        source,
+    })?;
     Ok((path, bytes))
 }
 
 /// Builds one split from an images file and a labels file.
-fn split(images: (PathBuf, Vec<u8>), labels: (PathBuf, Vec<u8>)) -> Result<(InputShape, Split), DataError> {
+fn split(
+    images: (PathBuf, Vec<u8>),
+    labels: (PathBuf, Vec<u8>),
+) -> Result<(InputShape, Split), DataError> {
     let img = idx::parse(&images.1, &images.0)?;
     let lab = idx::parse(&labels.1, &labels.0)?;
-    let bad = |p: &PathBuf, m: String| DataError::Malformed { path: p.clone(), problem: m };
+    let bad = |p: &PathBuf, m: String| DataError::Malformed {
+        path: p.clone(),
+        problem: m,
+    };
     if img.dims.len() != 3 {
-        return Err(bad(&images.0, format!("expected 3 dimensions (count, rows, cols), found {:?}", img.dims)));
+        return Err(bad(
+            &images.0,
+            format!(
+                "expected 3 dimensions (count, rows, cols), found {:?}",
+                img.dims
+            ),
+        ));
     }
     if lab.dims.len() != 1 {
-        return Err(bad(&labels.0, format!("expected 1 dimension (count), found {:?}", lab.dims)));
+        return Err(bad(
+            &labels.0,
+            format!("expected 1 dimension (count), found {:?}", lab.dims),
+        ));
     }
     if img.dims[0] != lab.dims[0] {
         return Err(bad(
             &labels.0,
-            format!("{} labels for {} images in {}", lab.dims[0], img.dims[0], images.0.display()),
+            format!(
+                "{} labels for {} images in {}",
+                lab.dims[0],
+                img.dims[0],
+                images.0.display()
+            ),
         ));
     }
-    if let Some((i, l)) = lab.data.iter().enumerate().find(|(_, &l)| l as usize >= CLASSES) {
-        return Err(bad(&labels.0, format!("label {l} of example {i} is not a digit class 0..9")));
+    if let Some((i, l)) = lab
+        .data
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l as usize >= CLASSES)
+    {
+        return Err(bad(
+            &labels.0,
+            format!("label {l} of example {i} is not a digit class 0..9"),
+        ));
     }
-    let shape = InputShape { channels: 1, height: img.dims[1], width: img.dims[2] };
+    let shape = InputShape {
+        channels: 1,
+        height: img.dims[1],
+        width: img.dims[2],
+    };
     let inputs = img.data.iter().map(|&p| p as f32 / 255.0).collect();
     let labels = lab.data.iter().map(|&l| l as u32).collect();
-    Ok((shape, Split::new(inputs, shape.len(), Targets::Classes { labels, classes: CLASSES })))
+    Ok((
+        shape,
+        Split::new(
+            inputs,
+            shape.len(),
+            Targets::Classes {
+                labels,
+                classes: CLASSES,
+            },
+        ),
+    ))
 }
 
 /// Loads an IDX dataset from `config` (the bundled sample when `path` is absent).
 pub fn load(config: &IdxConfig, file_prefix: [&str; 2]) -> Result<IdxDataset, DataError> {
     let files = |kind: &str| -> Result<[(PathBuf, Vec<u8>); 2], DataError> {
-        let names = [format!("{kind}-images-idx3-ubyte"), format!("{kind}-labels-idx1-ubyte")];
+        let names = [
+            format!("{kind}-images-idx3-ubyte"),
+            format!("{kind}-labels-idx1-ubyte"),
+        ];
         match &config.path {
             Some(dir) => Ok([read_file(dir, &names[0])?, read_file(dir, &names[1])?]),
             None => {
                 let get = |n: &str| {
-                    let (name, bytes) = BUNDLED.iter().find(|(f, _)| f.starts_with(n)).expect("bundled file");
+                    let (name, bytes) = BUNDLED
+                        .iter()
+                        .find(|(f, _)| f.starts_with(n))
+                        .expect("bundled file");
                     (PathBuf::from(format!("<bundled>/{name}")), bytes.to_vec())
                 };
                 Ok([get(&names[0]), get(&names[1])])
@@ -164,7 +264,12 @@ pub fn load(config: &IdxConfig, file_prefix: [&str; 2]) -> Result<IdxDataset, Da
     if let Some(n) = config.test_limit {
         test.truncate(n);
     }
-    apply_label_noise(&mut train, config.label_noise, config.noise_mode, config.noise_seed);
+    apply_label_noise(
+        &mut train,
+        config.label_noise,
+        config.noise_mode,
+        config.noise_seed,
+    );
     Ok(IdxDataset { shape, train, test })
 }
 
@@ -193,16 +298,26 @@ mod tests {
         let d = load(&IdxConfig::default(), ["train", "t10k"]).unwrap();
         assert_eq!(d.train().len(), 8000);
         assert_eq!(d.test().len(), 2000);
-        assert_eq!(d.input_shape(), InputShape { channels: 1, height: 28, width: 28 });
+        assert_eq!(
+            d.input_shape(),
+            InputShape {
+                channels: 1,
+                height: 28,
+                width: 28
+            }
+        );
         assert!(d.train().inputs.iter().all(|&p| (0.0..=1.0).contains(&p)));
-        let Targets::Classes { labels, .. } = &d.train().targets else { panic!() };
+        let Targets::Classes { labels, .. } = &d.train().targets else {
+            panic!()
+        };
         let zeros = labels.iter().filter(|&&l| l == 0).count();
         assert_eq!(zeros, 828, "class counts from data/README.md");
     }
 
     #[test]
     fn limits_and_noise_are_applied() {
-        let args = PluginArgs::from_toml("train_limit = 100\ntest_limit = 50\nlabel_noise = 1.0").unwrap();
+        let args =
+            PluginArgs::from_toml("train_limit = 100\ntest_limit = 50\nlabel_noise = 1.0").unwrap();
         let d = build(&args).unwrap();
         assert_eq!((d.train().len(), d.test().len()), (100, 50));
         assert!(d.train().corrupted.iter().all(|&c| c));
@@ -212,7 +327,9 @@ mod tests {
     fn out_of_range_values_are_located() {
         let text = "label_noise = 1.5";
         let err = build(&PluginArgs::from_toml(text).unwrap()).err().unwrap();
-        let DatasetBuildError::Config(e) = err else { panic!("{err:?}") };
+        let DatasetBuildError::Config(e) = err else {
+            panic!("{err:?}")
+        };
         assert_eq!(&text[e.span.unwrap()], "1.5");
         assert!(e.message.contains("[0, 1]"));
     }
@@ -221,6 +338,9 @@ mod tests {
     fn missing_directory_names_the_file() {
         let args = PluginArgs::from_toml("path = \"no/such/dir\"").unwrap();
         let msg = build(&args).err().unwrap().to_string();
-        assert!(msg.contains("no/such/dir") && msg.contains("train-images-idx3-ubyte"), "{msg}");
+        assert!(
+            msg.contains("no/such/dir") && msg.contains("train-images-idx3-ubyte"),
+            "{msg}"
+        );
     }
 }

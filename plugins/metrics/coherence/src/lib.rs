@@ -69,13 +69,24 @@ pub fn m_coherence(sum_sq_norm: f64, q: f64) -> Option<f64> {
 impl CoherenceMetricImpl {
     /// A metric with `config`.
     pub fn new(config: CoherenceConfig) -> CoherenceMetricImpl {
-        CoherenceMetricImpl { config, names: vec![], sum: vec![], sq: vec![], m: 0, loss: 0.0, correct: 0 }
+        CoherenceMetricImpl {
+            config,
+            names: vec![],
+            sum: vec![],
+            sq: vec![],
+            m: 0,
+            loss: 0.0,
+            correct: 0,
+        }
     }
 }
 
 impl CoherenceMetric for CoherenceMetricImpl {
     fn needs(&self) -> GradRequest {
-        GradRequest { sq_norms: true, ..GradRequest::SUM }
+        GradRequest {
+            sq_norms: true,
+            ..GradRequest::SUM
+        }
     }
 
     fn sample_size(&self) -> usize {
@@ -108,7 +119,11 @@ impl CoherenceMetric for CoherenceMetricImpl {
     }
 
     fn finish(&mut self) -> Vec<Measurement> {
-        let layer_s2: Vec<f64> = self.sum.iter().map(|s| s.iter().map(|v| v * v).sum()).collect();
+        let layer_s2: Vec<f64> = self
+            .sum
+            .iter()
+            .map(|s| s.iter().map(|v| v * v).sum())
+            .collect();
         let (s2, q): (f64, f64) = (layer_s2.iter().sum(), self.sq.iter().sum());
         let m = self.m.max(1) as f64;
         let mut out = Vec::new();
@@ -163,16 +178,32 @@ mod tests {
         let layers: Vec<LayerInfo> = grads[0]
             .iter()
             .enumerate()
-            .map(|(l, g)| LayerInfo { name: format!("l{l}"), kind: "test", params: g.len() })
+            .map(|(l, g)| LayerInfo {
+                name: format!("l{l}"),
+                kind: "test",
+                params: g.len(),
+            })
             .collect();
-        let mut metric = CoherenceMetricImpl::new(CoherenceConfig { every_steps: 1, sample: grads.len(), per_layer: true });
+        let mut metric = CoherenceMetricImpl::new(CoherenceConfig {
+            every_steps: 1,
+            sample: grads.len(),
+            per_layer: true,
+        });
         metric.begin(&layers);
         for part in grads.chunks(chunk) {
             let sum = (0..layers.len())
-                .map(|l| (0..layers[l].params).map(|k| part.iter().map(|g| g[l][k]).sum()).collect())
+                .map(|l| {
+                    (0..layers[l].params)
+                        .map(|k| part.iter().map(|g| g[l][k]).sum())
+                        .collect()
+                })
                 .collect();
             let sq_norms = (0..layers.len())
-                .map(|l| part.iter().map(|g| g[l].iter().map(|v| v * v).sum()).collect())
+                .map(|l| {
+                    part.iter()
+                        .map(|g| g[l].iter().map(|v| v * v).sum())
+                        .collect()
+                })
                 .collect();
             metric.accumulate(&BatchGrads {
                 batch_size: part.len(),
@@ -187,12 +218,22 @@ mod tests {
     }
 
     fn get(ms: &[Measurement], name: &str) -> f64 {
-        ms.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("{name} in {ms:?}")).1
+        ms.iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name} in {ms:?}"))
+            .1
     }
 
     fn random_grads(m: usize, sizes: &[usize], seed: u64) -> Vec<Vec<Vec<f32>>> {
         let mut rng = coherent_core::Rng::new(seed);
-        (0..m).map(|_| sizes.iter().map(|&n| (0..n).map(|_| rng.normal() as f32 + 0.3).collect()).collect()).collect()
+        (0..m)
+            .map(|_| {
+                sizes
+                    .iter()
+                    .map(|&n| (0..n).map(|_| rng.normal() as f32 + 0.3).collect())
+                    .collect()
+            })
+            .collect()
     }
 
     #[test]
@@ -225,13 +266,22 @@ mod tests {
     fn brute_force_value_scale_invariance_and_chunking() {
         let grads = random_grads(23, &[9, 4], 1);
         let flat: Vec<Vec<f32>> = grads.iter().map(|g| g.concat()).collect();
-        let s: Vec<f64> = (0..13).map(|k| flat.iter().map(|g| g[k] as f64).sum()).collect();
+        let s: Vec<f64> = (0..13)
+            .map(|k| flat.iter().map(|g| g[k] as f64).sum())
+            .collect();
         let q: f64 = flat.iter().flatten().map(|v| (*v as f64).powi(2)).sum();
         let want = s.iter().map(|v| v * v).sum::<f64>() / q;
         let got = get(&measure(&grads, 5), "coherence");
         assert!((got - want).abs() < 1e-5 * want, "{got} vs {want}");
         assert!((get(&measure(&grads, 23), "coherence") - got).abs() < 1e-6 * got);
-        let scaled: Vec<Vec<Vec<f32>>> = grads.iter().map(|g| g.iter().map(|l| l.iter().map(|v| v * 1e3).collect()).collect()).collect();
+        let scaled: Vec<Vec<Vec<f32>>> = grads
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|l| l.iter().map(|v| v * 1e3).collect())
+                    .collect()
+            })
+            .collect();
         assert!((get(&measure(&scaled, 5), "coherence") - got).abs() < 1e-5 * got);
     }
 
@@ -241,11 +291,22 @@ mod tests {
         let ms = measure(&grads, 4);
         let m = 17.0;
         let q: Vec<f64> = (0..3)
-            .map(|l| grads.iter().map(|g| g[l].iter().map(|v| (*v as f64).powi(2)).sum::<f64>()).sum())
+            .map(|l| {
+                grads
+                    .iter()
+                    .map(|g| g[l].iter().map(|v| (*v as f64).powi(2)).sum::<f64>())
+                    .sum()
+            })
             .collect();
         let total: f64 = q.iter().sum();
-        let weighted: f64 = (0..3).map(|l| q[l] / total * get(&ms, &format!("coherence/l{l}")) / m).sum();
-        assert!((weighted - get(&ms, "alpha_m")).abs() < 1e-6, "{weighted} vs {}", get(&ms, "alpha_m"));
+        let weighted: f64 = (0..3)
+            .map(|l| q[l] / total * get(&ms, &format!("coherence/l{l}")) / m)
+            .sum();
+        assert!(
+            (weighted - get(&ms, "alpha_m")).abs() < 1e-6,
+            "{weighted} vs {}",
+            get(&ms, "alpha_m")
+        );
     }
 
     #[test]

@@ -60,7 +60,9 @@ impl MlpConfig {
             if k > 0 {
                 ops.push(Op::Activation(self.activation));
             }
-            ops.push(Op::Dense(Dense::new(w[0], w[1], self.bias, self.init, &mut rng)));
+            ops.push(Op::Dense(Dense::new(
+                w[0], w[1], self.bias, self.init, &mut rng,
+            )));
         }
         Sequential::new(spec.input.len(), ops, spec.loss)
     }
@@ -95,7 +97,12 @@ mod tests {
     use coherent_core::{InputShape, LossKind};
 
     fn spec() -> ModelSpec {
-        ModelSpec { input: InputShape::flat(784), outputs: 10, loss: LossKind::CrossEntropy, seed: 0 }
+        ModelSpec {
+            input: InputShape::flat(784),
+            outputs: 10,
+            loss: LossKind::CrossEntropy,
+            seed: 0,
+        }
     }
 
     #[test]
@@ -103,7 +110,10 @@ mod tests {
         let args = PluginArgs::from_toml("hidden = [256, 128]").unwrap();
         let model = build(&args, &spec()).unwrap();
         let params: Vec<usize> = model.layers().iter().map(|l| l.params).collect();
-        assert_eq!(params, vec![784 * 256 + 256, 256 * 128 + 128, 128 * 10 + 10]);
+        assert_eq!(
+            params,
+            vec![784 * 256 + 256, 256 * 128 + 128, 128 * 10 + 10]
+        );
         assert_eq!(model.layers()[2].name, "fc3");
     }
 
@@ -126,9 +136,19 @@ mod tests {
     #[test]
     fn bad_parameters_are_rejected_with_their_location() {
         let text = "hidden = [64, 0]";
-        let err = build(&PluginArgs::from_toml(text).unwrap(), &spec()).err().unwrap();
+        let err = build(&PluginArgs::from_toml(text).unwrap(), &spec())
+            .err()
+            .unwrap();
         assert_eq!(&text[err.span.unwrap()], "[64, 0]");
-        let err = build(&PluginArgs::from_toml("activation = \"gelu\"").unwrap(), &spec()).err().unwrap();
-        assert!(err.message.contains("relu") && err.message.contains("tanh"), "{err:?}");
+        let err = build(
+            &PluginArgs::from_toml("activation = \"gelu\"").unwrap(),
+            &spec(),
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.message.contains("relu") && err.message.contains("tanh"),
+            "{err:?}"
+        );
     }
 }

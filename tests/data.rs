@@ -1,0 +1,130 @@
+//! Missing and corrupt data files: a clear error naming the file, never a panic.
+
+use crate::common::{coherent, scratch, stderr, stdout, write_manifest};
+use coherent_mnist::idx::encode;
+use std::path::Path;
+
+/// Writes an MNIST-format directory of `n` train / `m` test images of `rows x cols`.
+fn write_idx_dir(dir: &Path, n: usize, m: usize, rows: usize, cols: usize) {
+    for (prefix, count) in [("train", n), ("t10k", m)] {
+        let pixels: Vec<u8> = (0..count * rows * cols)
+            .map(|i| (i * 37 % 256) as u8)
+            .collect();
+        let labels: Vec<u8> = (0..count).map(|i| (i % 10) as u8).collect();
+        std::fs::write(
+            dir.join(format!("{prefix}-images-idx3-ubyte")),
+            encode(&[count, rows, cols], &pixels),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("{prefix}-labels-idx1-ubyte")),
+            encode(&[count], &labels),
+        )
+        .unwrap();
+    }
+}
+
+fn manifest(dir: &Path, data: &Path) -> String {
+    let text = format!(
+        "[dataset]\nplugin = \"mnist\"\npath = \"{}\"\n\n[model]\nplugin = \"mlp\"\nhidden = [8]\n\n[training]\nbatch_size = 10\n\n[[metrics]]\nplugin = \"coherence\"\nevery_steps = 2\nsample = 20\n",
+        data.display()
+    );
+    write_manifest(dir, "m.toml", &text)
+}
+
+#[test]
+fn images_of_any_size_are_read_from_the_headers() {
+    let dir = scratch("idx-any-size");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_idx_dir(&data, 40, 20, 5, 7);
+    let m = manifest(&dir, &data);
+    let out = coherent(&["run", &m, "--out", &dir.join("runs").to_string_lossy()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("runs/m/000/run.json")).unwrap())
+            .unwrap();
+    // 5 x 7 = 35 inputs: fc1 has 35 * 8 + 8 parameters
+    assert_eq!(meta["layers"][0]["params"], 35 * 8 + 8);
+    assert!(stdout(&out).contains("completed"));
+}
+
+/// `(what to break, expected pieces of the error)`.
+fn broken(case: &str) -> (Vec<u8>, &'static str, &'static [&'static str]) {
+    let good_images = encode(&[4, 2, 2], &[0; 16]);
+    match case {
+        "magic" => (
+            vec![1, 2, 8, 3, 0, 0, 0, 4],
+            "train-images-idx3-ubyte",
+            &["bad magic number"],
+        ),
+        "truncated" => (
+            good_images[..good_images.len() - 3].to_vec(),
+            "train-images-idx3-ubyte",
+            &["truncated", "16 data bytes", "13"],
+        ),
+        "count" => (
+            encode(&[3], &[0, 1, 2]),
+            "train-labels-idx1-ubyte",
+            &["3 labels for 4 images"],
+        ),
+        "label" => (
+            encode(&[4], &[0, 1, 12, 3]),
+            "train-labels-idx1-ubyte",
+            &["label 12 of example 2"],
+        ),
+        "gzip" => (
+            vec![0x1f, 0x8b, 8, 0, 0, 0],
+            "train-images-idx3-ubyte",
+            &["corrupt gzip"],
+        ),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn corrupt_files_are_named_with_the_problem() {
+    for case in ["magic", "truncated", "count", "label", "gzip"] {
+        let dir = scratch(&format!("idx-{case}"));
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        write_idx_dir(&data, 4, 4, 2, 2);
+        let (bytes, file, pieces) = broken(case);
+        std::fs::write(data.join(file), bytes).unwrap();
+        let m = manifest(&dir, &data);
+        for command in ["check", "run"] {
+            let out = coherent(
+                &[command, &m, "--out", &dir.join("runs").to_string_lossy()]
+                    [..if command == "run" { 4 } else { 2 }],
+            );
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{case} {command}: {}",
+                stderr(&out)
+            );
+            let text = stderr(&out);
+            assert!(
+                text.contains(&data.join(file).display().to_string()),
+                "{case}: file not named in {text}"
+            );
+            for piece in pieces {
+                assert!(text.contains(piece), "{case}: missing {piece:?} in {text}");
+            }
+            assert!(!text.contains("panicked"), "{text}");
+        }
+    }
+}
+
+#[test]
+fn a_missing_directory_is_reported() {
+    let dir = scratch("idx-missing");
+    let m = manifest(&dir, &dir.join("nowhere"));
+    let out = coherent(&["check", &m]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(
+        text.contains("nowhere") && text.contains("train-images-idx3-ubyte"),
+        "{text}"
+    );
+}

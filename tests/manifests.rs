@@ -1,0 +1,110 @@
+//! Manifest validation: every experiment is valid; every bad fixture gets the diagnostic it
+//! deserves, with its location, and exit code 2.
+
+use crate::common::{coherent, root, stderr, stdout};
+
+#[test]
+fn every_experiment_manifest_passes_check() {
+    let mut paths: Vec<String> = std::fs::read_dir(root().join("experiments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| {
+            p.strip_prefix(root())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 2, "{paths:?}");
+    let mut args = vec!["check"];
+    args.extend(paths.iter().map(String::as_str));
+    let out = coherent(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for p in &paths {
+        assert!(
+            stdout(&out).contains(&format!("ok: {p}")),
+            "{}",
+            stdout(&out)
+        );
+    }
+}
+
+/// `(fixture, pieces the diagnostics must contain)`.
+const BAD: &[(&str, &[&str])] = &[
+    ("unknown-plugin", &["unknown-plugin.toml:7:10: error: unknown plugin `mpl` for [model]", "7 | plugin = \"mpl\"", "^^^^^", "help: valid plugins: mlp"]),
+    ("unknown-key", &["unknown-key.toml:6:1: error: unknown field `hiden`", "`hidden`", "`activation`"]),
+    ("unknown-section", &["unknown-section.toml:7:2: error: unknown key `optimiser`", "help: valid top-level keys:", "training"]),
+    ("wrong-type", &["wrong-type.toml:8:14: error: invalid type: string \"large\"", "8 | batch_size = \"large\""]),
+    ("label-noise-range", &["label-noise-range.toml:3:15: error: `label_noise`: must be a fraction in [0, 1], got 1.5"]),
+    ("batch-size-zero", &["batch-size-zero.toml:8:14: error: `batch_size`: must be at least 1"]),
+    ("sample-too-large", &["sample-too-large.toml:9:10: error: metric `coherence` samples 9000 examples but the training set has only 8000"]),
+    ("syntax-error", &["syntax-error.toml:3:15: error:", "label_noise = = 0.5"]),
+    ("bad-sweep", &["bad-sweep.toml:8:31: error: `label_noise`: must be a fraction in [0, 1], got 1.5"]),
+    (
+        "many-errors",
+        &[
+            "many-errors.toml:4:15: error: `label_noise`",
+            "many-errors.toml:8:14: error: unknown variant `gelu`, expected `relu` or `tanh`",
+            "many-errors.toml:12:10: error: `epochs`: must be at least 1",
+            "3 errors in the manifest",
+        ],
+    ),
+];
+
+#[test]
+fn bad_manifests_get_located_diagnostics_and_exit_code_2() {
+    for (name, pieces) in BAD {
+        let path = format!("tests/fixtures/bad/{name}.toml");
+        for command in ["check", "run"] {
+            let out = coherent(
+                &[command, &path, "--out", "target/never-written"]
+                    [..if command == "run" { 4 } else { 2 }],
+            );
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{command} {name}: {}",
+                stderr(&out)
+            );
+            let text = stderr(&out);
+            for piece in *pieces {
+                assert!(
+                    text.contains(piece),
+                    "{command} {name}: missing {piece:?} in\n{text}"
+                );
+            }
+        }
+    }
+    assert!(
+        !root().join("target/never-written").exists(),
+        "nothing is written for a bad manifest"
+    );
+}
+
+#[test]
+fn every_fixture_is_covered() {
+    let count = std::fs::read_dir(root().join("tests/fixtures/bad"))
+        .unwrap()
+        .count();
+    assert_eq!(count, BAD.len());
+}
+
+#[test]
+fn missing_manifest_and_bad_index_are_usage_errors() {
+    let out = coherent(&["check", "experiments/no-such.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no-such.toml: error: cannot read the manifest"),
+        "{}",
+        stderr(&out)
+    );
+    let out = coherent(&["run", "experiments/toy-linear.toml", "--index", "7"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--index 7 is out of range"),
+        "{}",
+        stderr(&out)
+    );
+}

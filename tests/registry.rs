@@ -1,0 +1,45 @@
+//! The exact set of linked plugins, in-process and in the binary.
+
+use crate::common::{coherent, stdout};
+use coherent_core::PluginKind;
+
+const EXPECTED: [(PluginKind, &[&str]); 4] = [
+    (PluginKind::Network, &["mlp"]),
+    (PluginKind::Dataset, &["mnist", "toy-linear"]),
+    (PluginKind::Metric, &["coherence"]),
+    (PluginKind::Aggregator, &["mean"]),
+];
+
+#[test]
+fn every_bundled_plugin_is_registered_exactly_once() {
+    let registry = coherent_plugins::registry().expect("no duplicate names");
+    for (kind, names) in EXPECTED {
+        let got: Vec<&str> = registry.list(kind).iter().map(|(n, _, _)| *n).collect();
+        assert_eq!(got, names, "{kind:?}");
+    }
+}
+
+#[test]
+fn the_binary_lists_every_plugin_with_its_parameters() {
+    let out = coherent(&["plugins"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    for (kind, names) in EXPECTED {
+        assert!(text.contains(&format!("{}:", kind.plural())), "{text}");
+        for name in names {
+            assert!(
+                text.contains(&format!("  {name}  ")),
+                "{name} missing from:\n{text}"
+            );
+        }
+    }
+    for param in [
+        "hidden",
+        "label_noise",
+        "noise_mode",
+        "every_steps",
+        "sample",
+    ] {
+        assert!(text.contains(param), "parameter {param} missing");
+    }
+}

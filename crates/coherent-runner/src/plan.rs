@@ -106,6 +106,28 @@ impl Planner<'_> {
         ))
     }
 
+    /// One of the runner's own sections, parsed and validated, with its arguments.
+    fn settings<T: serde::de::DeserializeOwned>(
+        &mut self,
+        root: &Spanned<DeValue<'static>>,
+        key: &str,
+        validate: impl Fn(&T, &PluginArgs) -> Vec<ConfigError>,
+    ) -> (PluginArgs, Option<T>) {
+        let args = self.section(root, key);
+        match args.parse::<T>() {
+            Ok(t) => {
+                for e in validate(&t, &args) {
+                    self.error(e);
+                }
+                (args, Some(t))
+            }
+            Err(e) => {
+                self.error(e);
+                (args, None)
+            }
+        }
+    }
+
     /// The arguments of one of the runner's own sections (empty if absent).
     fn section(&mut self, root: &Spanned<DeValue<'static>>, key: &str) -> PluginArgs {
         match get(root, key) {
@@ -235,32 +257,9 @@ pub fn plan(
         }
     }
 
-    let training_args = p.section(root, "training");
-    let training = match training_args.parse::<TrainingConfig>() {
-        Ok(t) => {
-            for e in t.validate(&training_args) {
-                p.error(e);
-            }
-            Some(t)
-        }
-        Err(e) => {
-            p.error(e);
-            None
-        }
-    };
-    let evaluation_args = p.section(root, "evaluation");
-    let evaluation = match evaluation_args.parse::<EvaluationConfig>() {
-        Ok(t) => {
-            for e in t.validate(&evaluation_args) {
-                p.error(e);
-            }
-            Some(t)
-        }
-        Err(e) => {
-            p.error(e);
-            None
-        }
-    };
+    let (training_args, training) =
+        p.settings(root, "training", |t: &TrainingConfig, a| t.validate(a));
+    let (_, evaluation) = p.settings(root, "evaluation", |e: &EvaluationConfig, a| e.validate(a));
 
     if let Some(d) = &dataset {
         let n = d.train().len();

@@ -51,7 +51,7 @@ pub fn comparison_table(summaries: &[Value]) -> String {
                 .unwrap_or(0)
         })
         .collect();
-    let line = |cells: [&str; 6]| {
+    let line = |cells: &[String]| {
         let parts: Vec<String> = cells
             .iter()
             .zip(&widths)
@@ -59,20 +59,12 @@ pub fn comparison_table(summaries: &[Value]) -> String {
             .collect();
         parts.join("  ").trim_end().to_string() + "\n"
     };
-    let mut out = line(header);
+    let mut out = line(&header.map(String::from));
     out.push_str(&line(
-        widths
-            .iter()
-            .map(|w| "-".repeat(*w))
-            .collect::<Vec<_>>()
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .try_into()
-            .expect("six columns"),
+        &widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>(),
     ));
     for r in &rows {
-        out.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]));
+        out.push_str(&line(r));
     }
     out
 }

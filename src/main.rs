@@ -45,6 +45,21 @@ enum Command {
     },
     /// List every plugin by kind, with its parameters.
     Plugins,
+    /// Benchmark the per-example gradient engine against the plain training step.
+    Bench {
+        /// Print the results as JSON (for tracking from release to release).
+        #[arg(long)]
+        json: bool,
+        /// Interleaved repetitions of every case (the median is reported).
+        #[arg(long, default_value_t = 7)]
+        reps: usize,
+        /// Minimum milliseconds of one repetition of one case.
+        #[arg(long, default_value_t = 300)]
+        min_ms: u64,
+        /// Examples per step.
+        #[arg(long, default_value_t = 128)]
+        batch: usize,
+    },
 }
 
 /// A failure with its exit code.
@@ -176,6 +191,31 @@ fn plugins() -> Result<(), Failure> {
     Ok(())
 }
 
+fn bench(json: bool, reps: usize, min_ms: u64, batch: usize) -> Result<(), Failure> {
+    if reps == 0 || batch == 0 {
+        return Err(Failure(
+            2,
+            "error: --reps and --batch must be at least 1".into(),
+        ));
+    }
+    let config = coherent_bench::BenchConfig {
+        reps,
+        batch,
+        min_time: std::time::Duration::from_millis(min_ms),
+        ..Default::default()
+    };
+    let report = coherent_bench::run(&config);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serialises")
+        );
+    } else {
+        print!("{}", coherent_bench::render(&report));
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init();
@@ -188,6 +228,12 @@ fn main() -> ExitCode {
         } => run(manifest, out, *index, *force),
         Command::Check { manifests } => check(manifests),
         Command::Plugins => plugins(),
+        Command::Bench {
+            json,
+            reps,
+            min_ms,
+            batch,
+        } => bench(*json, *reps, *min_ms, *batch),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -44,3 +44,20 @@ impl BatchGrads {
         self.sq_norms.iter().map(|layer| layer[i] as f64).sum()
     }
 }
+
+/// Per-example gradients of the last backward pass, materialised on demand, block by block.
+///
+/// A consumer that needs every per-example value (winsorization, medians, the benchmark) asks
+/// for cache-sized blocks of coordinates instead of one `batch x P` matrix; blocks of different
+/// coordinates can be produced in parallel (the source is `Sync`).
+pub trait PerExampleBlocks: Sync {
+    /// Number of examples.
+    fn batch(&self) -> usize;
+    /// Number of layers.
+    fn layers(&self) -> usize;
+    /// Number of parameters of `layer`.
+    fn layer_params(&self, layer: usize) -> usize;
+    /// Writes `g_i[c]` for every coordinate `c` of `coords` (within `layer`) and every example
+    /// `i`, coordinate-major: `out[(c - coords.start) * batch + i]`.
+    fn block(&self, layer: usize, coords: std::ops::Range<usize>, out: &mut [f32]);
+}

@@ -27,7 +27,7 @@ pub use aggregator::GradientAggregator;
 pub use args::{ConfigError, PluginArgs};
 pub use data::{Batch, InputShape, Split, Targets, TargetsRef};
 pub use dataset::{DataError, Dataset};
-pub use grads::{BatchGrads, LayerInfo};
+pub use grads::{BatchGrads, LayerInfo, PerExampleBlocks};
 pub use metric::{CoherenceMetric, Measurement};
 pub use model::{LossKind, Model, ModelSpec};
 pub use registry::{

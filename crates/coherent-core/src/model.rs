@@ -1,6 +1,6 @@
 //! The `Model` trait: a network that produces per-example gradient quantities.
 
-use crate::{Batch, BatchGrads, GradRequest, InputShape, LayerInfo};
+use crate::{Batch, BatchGrads, GradRequest, InputShape, LayerInfo, PerExampleBlocks};
 
 /// The loss a model is trained with, chosen by the dataset's targets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub struct ModelSpec {
 /// and layout as `BatchGrads::sum`, so optimizers and aggregators are written once, on slices.
 ///
 /// Implementations live in `coherent-nn` (the layers) and `plugins/networks` (architectures).
-pub trait Model: Send {
+pub trait Model: Send + Sync {
     /// The parameterised layers, in order.
     fn layers(&self) -> &[LayerInfo];
 
@@ -48,6 +48,10 @@ pub trait Model: Send {
     /// Forward and backward pass of the summed loss over `batch`, computing what `request`
     /// asks for into `out`.
     fn forward_backward(&mut self, batch: &Batch, request: GradRequest, out: &mut BatchGrads);
+
+    /// Calls `f` with the per-example gradients of the last [`Model::forward_backward`],
+    /// materialised block by block on demand.
+    fn per_example_blocks(&self, f: &mut dyn FnMut(&dyn PerExampleBlocks));
 
     /// Per-example losses and correctness, without gradients.
     fn evaluate(&self, batch: &Batch, losses: &mut Vec<f32>, correct: &mut Vec<bool>);

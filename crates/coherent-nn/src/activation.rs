@@ -25,6 +25,27 @@ impl Activation {
         }
     }
 
+    /// Applies the activation in place.
+    pub fn apply_in_place(self, x: &mut [f32]) {
+        match self {
+            Activation::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Activation::Tanh => x.iter_mut().for_each(|v| *v = v.tanh()),
+        }
+    }
+
+    /// Appends `dy * f'(z)` to `dz`, from the output `y = f(z)`: for ReLU `f'(z) = [y > 0]`
+    /// (0 at the kink), for tanh `1 - y^2`.
+    pub fn backprop_from_output(self, y: &[f32], dy: &[f32], dz: &mut Vec<f32>) {
+        match self {
+            Activation::Relu => dz.extend(
+                y.iter()
+                    .zip(dy)
+                    .map(|(y, d)| if *y > 0.0 { *d } else { 0.0 }),
+            ),
+            Activation::Tanh => dz.extend(y.iter().zip(dy).map(|(y, d)| d * (1.0 - y * y))),
+        }
+    }
+
     /// Forward pass recorded on the tape.
     pub fn forward<T: Tape<f32, Cpu>>(self, x: Act<T>) -> Act<T> {
         let (rows, cols) = (x.rows, x.cols);

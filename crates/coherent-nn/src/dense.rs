@@ -1,24 +1,29 @@
-//! Dense (fully connected) layer: `y = A W^T + b`, as a custom op on dfdx's tape.
+//! Dense (fully connected) layer `y = f(A W^T + b)`, with an optional fused activation `f`, as
+//! a custom op on dfdx's tape.
 
 use crate::kernels::{matmul, row_sq_norms, Layout};
 use crate::trace::{Act, LayerGrads};
-use crate::Init;
+use crate::{Activation, Init};
 use coherent_core::Rng;
 use dfdx::prelude::{Cpu, PutTape, SplitTape, Tape};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
-/// A dense layer with `inputs -> outputs` features and an optional bias.
+/// A dense layer with `inputs -> outputs` features, an optional bias and an optional fused
+/// activation.
 ///
 /// Parameters are one flat vector: the weights `W` (`outputs x inputs`, row-major) then the
-/// bias `b` (`outputs`). The backward pass records the layer input `A` and the output gradient
-/// `Delta` in a [`DenseTrace`], from which per-example quantities follow exactly.
+/// bias `b` (`outputs`). The backward pass records the layer input `A` and the gradient
+/// `Delta` of the loss with respect to the pre-activation output in a [`DenseTrace`], from which
+/// per-example quantities follow exactly. Fusing the activation saves one tensor and one pass
+/// over the activations per step.
 #[derive(Debug)]
 pub struct Dense {
     inputs: usize,
     outputs: usize,
     bias: bool,
+    activation: Option<Activation>,
     params: Arc<Vec<f32>>,
-    trace: Arc<Mutex<DenseTrace>>,
+    trace: Arc<RwLock<DenseTrace>>,
 }
 
 impl Dense {
@@ -31,9 +36,21 @@ impl Dense {
             inputs,
             outputs,
             bias,
+            activation: None,
             params: Arc::new(params),
-            trace: Arc::new(Mutex::new(DenseTrace::default())),
+            trace: Arc::new(RwLock::new(DenseTrace::default())),
         }
+    }
+
+    /// The same layer followed by `activation`.
+    pub fn with_activation(mut self, activation: Activation) -> Dense {
+        self.activation = Some(activation);
+        self
+    }
+
+    /// The fused activation, if any.
+    pub fn activation(&self) -> Option<Activation> {
+        self.activation
     }
 
     /// Number of input features.
@@ -62,11 +79,11 @@ impl Dense {
     }
 
     /// The trace of the last backward pass.
-    pub fn trace(&self) -> std::sync::MutexGuard<'_, DenseTrace> {
-        self.trace.lock().expect("dense trace lock")
+    pub fn trace(&self) -> std::sync::RwLockWriteGuard<'_, DenseTrace> {
+        self.trace.write().expect("dense trace lock")
     }
 
-    /// Forward pass on plain slices: `out = x W^T + b` for `rows` examples.
+    /// Forward pass on plain slices: `out = f(x W^T + b)` for `rows` examples.
     pub fn forward_slice(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) {
         let (o, i) = (self.outputs, self.inputs);
         out.clear();
@@ -88,6 +105,9 @@ impl Dense {
             out,
             true,
         );
+        if let Some(f) = self.activation {
+            f.apply_in_place(out);
+        }
     }
 
     /// Forward pass recorded on the tape. `input_needs_grad` is false for the first layer,
@@ -102,13 +122,17 @@ impl Dense {
         let (y_tensor, mut y_tape) = y.tensor.split_tape();
         let y_id = y_tensor.clone();
         let (trace, params, input) = (self.trace.clone(), self.params.clone(), x.data.clone());
-        let (i, o, bias) = (self.inputs, self.outputs, self.bias);
+        let (i, o, bias, activation) = (self.inputs, self.outputs, self.bias, self.activation);
+        let output = activation.map(|_| y.data.clone());
         y_tape.add_backward_op(move |grads| {
-            let mut tr = trace.lock().expect("dense trace lock");
+            let mut tr = trace.write().expect("dense trace lock");
             let tr = &mut *tr;
-            let delta = grads.get_or_alloc_mut(&y_id)?;
+            let dy = grads.get_or_alloc_mut(&y_id)?;
             tr.delta.clear();
-            tr.delta.extend_from_slice(delta);
+            match (activation, &output) {
+                (Some(f), Some(y)) => f.backprop_from_output(y, dy, &mut tr.delta),
+                _ => tr.delta.extend_from_slice(dy),
+            }
             tr.input = input;
             (tr.rows, tr.inputs, tr.outputs, tr.bias) = (rows, i, o, bias);
             tr.compute_sum();
@@ -144,6 +168,10 @@ pub struct DenseTrace {
     pub delta: Vec<f32>,
     /// Summed gradient `S`: weights (`outputs x inputs`) then bias.
     pub grad: Vec<f32>,
+    /// `A^T` (`inputs x rows`) and `Delta^T` (`outputs x rows`), for coordinate blocks.
+    transposed: (Vec<f32>, Vec<f32>),
+    /// Scratch buffers of the per-example computations.
+    scratch: (Vec<f32>, Vec<f32>),
     rows: usize,
     inputs: usize,
     outputs: usize,
@@ -177,6 +205,43 @@ impl DenseTrace {
     }
 }
 
+impl DenseTrace {
+    /// Prepares [`DenseTrace::block`]: transposes `A` and `Delta` so that every coordinate's
+    /// per-example values are one product of two contiguous rows.
+    pub fn prepare_blocks(&mut self) {
+        let (b, i, o) = (self.rows, self.inputs, self.outputs);
+        let (at, dt) = &mut self.transposed;
+        transpose(&self.input, b, i, at);
+        transpose(&self.delta, b, o, dt);
+    }
+
+    /// Per-example values of parameters `coords`, coordinate-major (`out[c * rows + e]`).
+    /// Needs [`DenseTrace::prepare_blocks`] after the backward pass.
+    pub fn block(&self, coords: std::ops::Range<usize>, out: &mut [f32]) {
+        let (b, i, o) = (self.rows, self.inputs, self.outputs);
+        let (at, dt) = &self.transposed;
+        for (c, col) in coords.zip(out.chunks_exact_mut(b)) {
+            if c < o * i {
+                let (a, d) = (&at[(c % i) * b..][..b], &dt[(c / i) * b..][..b]);
+                for ((x, av), dv) in col.iter_mut().zip(a).zip(d) {
+                    *x = av * dv;
+                }
+            } else {
+                col.copy_from_slice(&dt[(c - o * i) * b..][..b]);
+            }
+        }
+    }
+}
+
+fn transpose(x: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) {
+    out.resize(rows * cols, 0.0);
+    for (r, row) in x.chunks_exact(cols).enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            out[c * rows + r] = *v;
+        }
+    }
+}
+
 impl LayerGrads for DenseTrace {
     fn batch(&self) -> usize {
         self.rows
@@ -186,28 +251,32 @@ impl LayerGrads for DenseTrace {
         self.outputs * self.inputs + if self.bias { self.outputs } else { 0 }
     }
 
-    fn sq_norms(&self, out: &mut [f32]) {
-        let mut a2 = vec![0.0; self.rows];
-        row_sq_norms(&self.input, self.inputs, &mut a2);
+    fn sq_norms(&mut self, out: &mut [f32]) {
+        let a2 = &mut self.scratch.0;
+        a2.resize(self.rows, 0.0);
+        row_sq_norms(&self.input, self.inputs, a2);
         row_sq_norms(&self.delta, self.outputs, out);
         let extra = if self.bias { 1.0 } else { 0.0 };
-        for (o, a) in out.iter_mut().zip(&a2) {
+        for (o, a) in out.iter_mut().zip(a2.iter()) {
             *o *= a + extra;
         }
     }
 
-    fn coord_sum_sq(&self, out: &mut [f32]) {
+    fn coord_sum_sq(&mut self, out: &mut [f32]) {
         let (b, i, o) = (self.rows, self.inputs, self.outputs);
-        let a2: Vec<f32> = self.input.iter().map(|v| v * v).collect();
-        let d2: Vec<f32> = self.delta.iter().map(|v| v * v).collect();
+        let (a2, d2) = &mut self.scratch;
+        a2.clear();
+        a2.extend(self.input.iter().map(|v| v * v));
+        d2.clear();
+        d2.extend(self.delta.iter().map(|v| v * v));
         let (w, bias) = out.split_at_mut(o * i);
         matmul(
             o,
             b,
             i,
-            &d2,
+            d2,
             Layout::Transposed,
-            &a2,
+            a2,
             Layout::Normal,
             w,
             false,
@@ -222,9 +291,10 @@ impl LayerGrads for DenseTrace {
         }
     }
 
-    fn gram(&self, out: &mut [f32]) {
+    fn gram(&mut self, out: &mut [f32]) {
         let (b, i, o) = (self.rows, self.inputs, self.outputs);
-        let mut aa = vec![0.0; b * b];
+        let aa = &mut self.scratch.0;
+        aa.resize(b * b, 0.0);
         matmul(
             b,
             i,
@@ -233,7 +303,7 @@ impl LayerGrads for DenseTrace {
             Layout::Normal,
             &self.input,
             Layout::Transposed,
-            &mut aa,
+            aa,
             false,
         );
         matmul(
@@ -248,12 +318,12 @@ impl LayerGrads for DenseTrace {
             false,
         );
         let extra = if self.bias { 1.0 } else { 0.0 };
-        for (g, a) in out.iter_mut().zip(&aa) {
+        for (g, a) in out.iter_mut().zip(aa.iter()) {
             *g *= a + extra;
         }
     }
 
-    fn per_example(&self, out: &mut [f32]) {
+    fn per_example(&mut self, out: &mut [f32]) {
         let (i, o, p) = (self.inputs, self.outputs, self.params());
         for (r, row) in out.chunks_exact_mut(p).enumerate() {
             let a = &self.input[r * i..(r + 1) * i];

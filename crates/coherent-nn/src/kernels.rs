@@ -81,8 +81,21 @@ pub fn matmul(
 /// Squared Euclidean norm of every row of a row-major `rows x cols` matrix.
 pub fn row_sq_norms(x: &[f32], cols: usize, out: &mut [f32]) {
     for (row, o) in x.chunks_exact(cols).zip(out.iter_mut()) {
-        *o = row.iter().map(|v| v * v).sum();
+        *o = sq_norm(row);
     }
+}
+
+/// `|x|^2`, summed in eight independent lanes so that the compiler vectorises it.
+pub fn sq_norm(x: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let mut parts = x.chunks_exact(8);
+    for part in &mut parts {
+        for (l, v) in lanes.iter_mut().zip(part) {
+            *l += v * v;
+        }
+    }
+    let tail: f32 = parts.remainder().iter().map(|v| v * v).sum();
+    lanes.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]
@@ -133,6 +146,17 @@ mod tests {
             for (x, y) in c.iter().zip(&want) {
                 assert!((x - 2.0 * y).abs() < 1e-4);
             }
+        }
+    }
+
+    #[test]
+    fn row_norms_match_a_plain_sum() {
+        let x: Vec<f32> = (0..3 * 29).map(|i| (i as f32 - 40.0) / 7.0).collect();
+        let mut out = vec![0.0; 3];
+        row_sq_norms(&x, 29, &mut out);
+        for (r, o) in out.iter().enumerate() {
+            let want: f32 = x[r * 29..(r + 1) * 29].iter().map(|v| v * v).sum();
+            assert!((o - want).abs() < 1e-4 * want);
         }
     }
 

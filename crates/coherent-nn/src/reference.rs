@@ -36,7 +36,11 @@ pub fn per_example_grads(model: &Sequential, batch: &Batch) -> Vec<Vec<Vec<f32>>
                             None => y,
                         };
                         leaves.push((wt, b, i, o));
-                        y
+                        match l.activation() {
+                            Some(Activation::Relu) => y.relu(),
+                            Some(Activation::Tanh) => y.tanh(),
+                            None => y,
+                        }
                     }
                     Op::Activation(Activation::Relu) => h.relu(),
                     Op::Activation(Activation::Tanh) => h.tanh(),

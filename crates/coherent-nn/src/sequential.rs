@@ -1,10 +1,11 @@
 //! A chain of ops ending in a loss: the [`Model`] implementation networks are built from.
 
 use crate::dense::Dense;
+use crate::dense::DenseTrace;
 use crate::loss::{loss_kernel, loss_op, LossTrace};
 use crate::trace::{Act, LayerGrads};
 use crate::Activation;
-use coherent_core::{Batch, BatchGrads, GradRequest, LayerInfo, LossKind, Model};
+use coherent_core::{Batch, BatchGrads, GradRequest, LayerInfo, LossKind, Model, PerExampleBlocks};
 use dfdx::prelude::{Backward, Cpu, OwnedTape};
 use std::sync::{Arc, Mutex};
 
@@ -108,18 +109,38 @@ impl Sequential {
 fn fill(
     wanted: bool,
     out: &mut Vec<Vec<f32>>,
-    traces: &[&dyn LayerGrads],
+    traces: &mut [&mut dyn LayerGrads],
     len: impl Fn(&dyn LayerGrads) -> usize,
-    compute: impl Fn(&dyn LayerGrads, &mut [f32]),
+    compute: impl Fn(&mut dyn LayerGrads, &mut [f32]),
 ) {
     if !wanted {
         out.clear();
         return;
     }
     out.resize_with(traces.len(), Vec::new);
-    for (buf, tr) in out.iter_mut().zip(traces) {
-        buf.resize(len(*tr), 0.0);
-        compute(*tr, buf);
+    for (buf, tr) in out.iter_mut().zip(traces.iter_mut()) {
+        buf.resize(len(&**tr), 0.0);
+        compute(&mut **tr, buf);
+    }
+}
+
+/// The per-example gradients of every dense layer, block by block.
+struct Blocks<'a> {
+    traces: Vec<&'a DenseTrace>,
+}
+
+impl PerExampleBlocks for Blocks<'_> {
+    fn batch(&self) -> usize {
+        self.traces.first().map_or(0, |t| t.batch())
+    }
+    fn layers(&self) -> usize {
+        self.traces.len()
+    }
+    fn layer_params(&self, layer: usize) -> usize {
+        self.traces[layer].params()
+    }
+    fn block(&self, layer: usize, coords: std::ops::Range<usize>, out: &mut [f32]) {
+        self.traces[layer].block(coords, out);
     }
 }
 
@@ -165,40 +186,53 @@ impl Model for Sequential {
         out.losses.clone_from(&lt.losses);
         out.correct.clone_from(&lt.correct);
         drop(lt);
-        let guards: Vec<_> = self.dense().map(|d| d.trace()).collect();
+        let mut guards: Vec<_> = self.dense().map(|d| d.trace()).collect();
         out.sum.resize_with(guards.len(), Vec::new);
-        for (s, g) in out.sum.iter_mut().zip(&guards) {
-            s.clone_from(&g.grad);
+        for (s, g) in out.sum.iter_mut().zip(&mut guards) {
+            // hand the summed gradient over without copying; the trace refills the old buffer
+            std::mem::swap(s, &mut g.grad);
         }
-        let traces: Vec<&dyn LayerGrads> = guards.iter().map(|g| &**g as &dyn LayerGrads).collect();
+        let mut traces: Vec<&mut dyn LayerGrads> = guards
+            .iter_mut()
+            .map(|g| &mut **g as &mut dyn LayerGrads)
+            .collect();
         fill(
             request.sq_norms,
             &mut out.sq_norms,
-            &traces,
+            &mut traces,
             |t| t.batch(),
             |t, o| t.sq_norms(o),
         );
         fill(
             request.coord_sum_sq,
             &mut out.coord_sum_sq,
-            &traces,
+            &mut traces,
             |t| t.params(),
             |t, o| t.coord_sum_sq(o),
         );
         fill(
             request.gram,
             &mut out.gram,
-            &traces,
+            &mut traces,
             |t| t.batch() * t.batch(),
             |t, o| t.gram(o),
         );
         fill(
             request.per_example,
             &mut out.per_example,
-            &traces,
+            &mut traces,
             |t| t.batch() * t.params(),
             |t, o| t.per_example(o),
         );
+    }
+
+    fn per_example_blocks(&self, f: &mut dyn FnMut(&dyn PerExampleBlocks)) {
+        let mut guards: Vec<_> = self.dense().map(|d| d.trace()).collect();
+        for g in &mut guards {
+            g.prepare_blocks();
+        }
+        let traces: Vec<&DenseTrace> = guards.iter().map(|g| &**g).collect();
+        f(&Blocks { traces });
     }
 
     fn evaluate(&self, batch: &Batch, losses: &mut Vec<f32>, correct: &mut Vec<bool>) {
@@ -244,6 +278,27 @@ mod tests {
                 &mut rng,
             )));
         }
+        Sequential::new(widths[0], ops, loss)
+    }
+
+    /// The same network with each activation fused into the dense layer before it.
+    fn fused(
+        widths: &[usize],
+        act: Activation,
+        bias: bool,
+        loss: LossKind,
+        seed: u64,
+    ) -> Sequential {
+        let mut rng = Rng::new(seed);
+        let n = widths.len() - 1;
+        let ops = widths
+            .windows(2)
+            .enumerate()
+            .map(|(k, w)| {
+                let d = Dense::new(w[0], w[1], bias, Init::Uniform, &mut rng);
+                Op::Dense(if k + 1 < n { d.with_activation(act) } else { d })
+            })
+            .collect();
         Sequential::new(widths[0], ops, loss)
     }
 
@@ -325,6 +380,26 @@ mod tests {
                 &format!("{} per_example", info.name),
             );
         }
+        let layers = model.layers().to_vec();
+        model.per_example_blocks(&mut |src| {
+            assert_eq!((src.batch(), src.layers()), (rows, layers.len()));
+            for (l, info) in layers.iter().enumerate() {
+                let p = info.params;
+                // the whole layer in uneven blocks, so blocks straddle rows and the bias
+                let mut start = 0;
+                while start < p {
+                    let end = (start + 7 + start % 5).min(p);
+                    let mut out = vec![f32::NAN; (end - start) * rows];
+                    src.block(l, start..end, &mut out);
+                    let want: Vec<f32> = (start..end)
+                        .flat_map(|c| (0..rows).map(move |i| (i, c)))
+                        .map(|(i, c)| reference[i][l][c])
+                        .collect();
+                    assert_close(&out, &want, &format!("{} block {start}..{end}", info.name));
+                    start = end;
+                }
+            }
+        });
         let (mut losses, mut correct) = (vec![], vec![]);
         model.evaluate(b, &mut losses, &mut correct);
         assert_close(&out.losses, &losses, "losses");
@@ -341,6 +416,22 @@ mod tests {
             1,
         );
         check_against_reference(&mut m, &batch(11, 13, 5, LossKind::CrossEntropy, 2));
+    }
+
+    #[test]
+    fn fused_activations_match_reference_and_the_unfused_network() {
+        for act in [Activation::Relu, Activation::Tanh] {
+            let b = batch(9, 12, 4, LossKind::CrossEntropy, 21);
+            let mut f = fused(&[12, 10, 8, 4], act, true, LossKind::CrossEntropy, 20);
+            check_against_reference(&mut f, &b);
+            let mut u = network(&[12, 10, 8, 4], act, true, LossKind::CrossEntropy, 20);
+            let (mut gf, mut gu) = (BatchGrads::default(), BatchGrads::default());
+            f.forward_backward(&b, GradRequest::SUM, &mut gf);
+            u.forward_backward(&b, GradRequest::SUM, &mut gu);
+            for (a, b) in gf.sum.iter().zip(&gu.sum) {
+                assert_close(a, b, "fused vs unfused");
+            }
+        }
     }
 
     #[test]

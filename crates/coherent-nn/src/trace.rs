@@ -39,18 +39,19 @@ impl<T: Tape<f32, Cpu>> Act<T> {
 /// Per-example gradient quantities of one parameterised layer, available after a backward pass.
 ///
 /// Implemented by each parameterised op's trace; every method is exact (no approximation) and
-/// is tested against one backward pass per example.
+/// is tested against one backward pass per example. Methods take `&mut self` to reuse the
+/// trace's scratch buffers: nothing is allocated once the sizes are stable.
 pub trait LayerGrads {
     /// Number of examples of the last batch.
     fn batch(&self) -> usize;
     /// Number of parameters of the layer.
     fn params(&self) -> usize;
     /// `|g_i|^2` for every example.
-    fn sq_norms(&self, out: &mut [f32]);
+    fn sq_norms(&mut self, out: &mut [f32]);
     /// `sum_i g_i (.) g_i`, one value per parameter.
-    fn coord_sum_sq(&self, out: &mut [f32]);
+    fn coord_sum_sq(&mut self, out: &mut [f32]);
     /// Row-major `batch x batch` Gram matrix `g_i . g_j`.
-    fn gram(&self, out: &mut [f32]);
+    fn gram(&mut self, out: &mut [f32]);
     /// Row-major `batch x params`: row `i` is `g_i`.
-    fn per_example(&self, out: &mut [f32]);
+    fn per_example(&mut self, out: &mut [f32]);
 }

@@ -11,7 +11,8 @@
 //!
 //! 1 means the examples' gradients are orthogonal (each helps only itself), `m` that they are
 //! identical. Only `S = sum_i g_i` and `Q = sum_i |g_i|^2` are needed, streamed over the sample
-//! in chunks, so the cost is one backward pass per chunk and the memory O(P). Per-layer values
+//! in chunks (`S` summed in f32, like the gradients themselves), so the cost is one backward
+//! pass per chunk and the memory O(P). Per-layer values
 //! restrict `S` and `Q` to one layer; the whole-network `alpha_m` is their average weighted by
 //! each layer's share of `Q`.
 //!
@@ -54,11 +55,45 @@ fn default_per_layer() -> bool {
 pub struct CoherenceMetricImpl {
     config: CoherenceConfig,
     names: Vec<String>,
-    sum: Vec<Vec<f64>>,
+    /// `S` per layer (f32, like the gradients it sums; reused from measurement to measurement).
+    sum: Vec<Vec<f32>>,
+    /// Chunks accumulated since `begin`.
+    chunks: usize,
+    /// `|S_l|^2` of the first chunk, computed while copying it (a one-chunk measurement, such
+    /// as the coherence of a training batch, then never reads `S` again).
+    first_sq: Vec<f64>,
     sq: Vec<f64>,
     m: usize,
     loss: f64,
     correct: usize,
+}
+
+/// `|x|^2`, in eight f32 lanes per block of 1024 and f64 across blocks (fast and accurate).
+pub fn sq_norm(x: &[f32]) -> f64 {
+    x.chunks(1024).map(block_sq_norm).sum()
+}
+
+fn block_sq_norm(block: &[f32]) -> f64 {
+    let mut lanes = [0.0f32; 8];
+    let mut parts = block.chunks_exact(8);
+    for part in &mut parts {
+        for (l, v) in lanes.iter_mut().zip(part) {
+            *l += v * v;
+        }
+    }
+    let tail: f32 = parts.remainder().iter().map(|v| v * v).sum();
+    lanes.iter().map(|&l| l as f64).sum::<f64>() + tail as f64
+}
+
+/// Copies `src` into `dst` and returns `|src|^2`, in one pass.
+fn copy_and_sq_norm(src: &[f32], dst: &mut [f32]) -> f64 {
+    src.chunks(1024)
+        .zip(dst.chunks_mut(1024))
+        .map(|(s, d)| {
+            d.copy_from_slice(s);
+            block_sq_norm(s)
+        })
+        .sum()
 }
 
 /// m-coherence `|S|^2 / Q`; `None` when every gradient is zero.
@@ -73,6 +108,8 @@ impl CoherenceMetricImpl {
             config,
             names: vec![],
             sum: vec![],
+            chunks: 0,
+            first_sq: vec![],
             sq: vec![],
             m: 0,
             loss: 0.0,
@@ -99,17 +136,26 @@ impl CoherenceMetric for CoherenceMetricImpl {
 
     fn begin(&mut self, layers: &[LayerInfo]) {
         self.names = layers.iter().map(|l| l.name.clone()).collect();
-        self.sum = layers.iter().map(|l| vec![0.0; l.params]).collect();
+        self.sum.resize_with(layers.len(), Vec::new);
+        for (s, l) in self.sum.iter_mut().zip(layers) {
+            s.resize(l.params, 0.0);
+        }
         self.sq = vec![0.0; layers.len()];
-        (self.m, self.loss, self.correct) = (0, 0.0, 0);
+        (self.m, self.loss, self.correct, self.chunks) = (0, 0.0, 0, 0);
     }
 
     fn accumulate(&mut self, chunk: &BatchGrads) {
-        for (acc, s) in self.sum.iter_mut().zip(&chunk.sum) {
-            for (a, v) in acc.iter_mut().zip(s) {
-                *a += *v as f64;
+        if self.chunks == 0 {
+            self.first_sq.clear();
+            for (acc, s) in self.sum.iter_mut().zip(&chunk.sum) {
+                self.first_sq.push(copy_and_sq_norm(s, acc));
+            }
+        } else {
+            for (acc, s) in self.sum.iter_mut().zip(&chunk.sum) {
+                acc.iter_mut().zip(s).for_each(|(a, v)| *a += v);
             }
         }
+        self.chunks += 1;
         for (q, norms) in self.sq.iter_mut().zip(&chunk.sq_norms) {
             *q += norms.iter().map(|&v| v as f64).sum::<f64>();
         }
@@ -119,11 +165,11 @@ impl CoherenceMetric for CoherenceMetricImpl {
     }
 
     fn finish(&mut self) -> Vec<Measurement> {
-        let layer_s2: Vec<f64> = self
-            .sum
-            .iter()
-            .map(|s| s.iter().map(|v| v * v).sum())
-            .collect();
+        let layer_s2: Vec<f64> = if self.chunks == 1 {
+            self.first_sq.clone()
+        } else {
+            self.sum.iter().map(|s| sq_norm(s)).collect()
+        };
         let (s2, q): (f64, f64) = (layer_s2.iter().sum(), self.sq.iter().sum());
         let m = self.m.max(1) as f64;
         let mut out = Vec::new();
@@ -191,30 +237,34 @@ mod tests {
         });
         metric.begin(&layers);
         for part in grads.chunks(chunk) {
-            let sum = (0..layers.len())
+            metric.accumulate(&chunk_of(part));
+        }
+        metric.finish()
+    }
+
+    /// The `BatchGrads` a model would return for explicit per-example gradients.
+    fn chunk_of(part: &[Vec<Vec<f32>>]) -> BatchGrads {
+        let layers = part[0].len();
+        BatchGrads {
+            batch_size: part.len(),
+            losses: vec![1.0; part.len()],
+            correct: vec![true; part.len()],
+            sum: (0..layers)
                 .map(|l| {
-                    (0..layers[l].params)
+                    (0..part[0][l].len())
                         .map(|k| part.iter().map(|g| g[l][k]).sum())
                         .collect()
                 })
-                .collect();
-            let sq_norms = (0..layers.len())
+                .collect(),
+            sq_norms: (0..layers)
                 .map(|l| {
                     part.iter()
                         .map(|g| g[l].iter().map(|v| v * v).sum())
                         .collect()
                 })
-                .collect();
-            metric.accumulate(&BatchGrads {
-                batch_size: part.len(),
-                losses: vec![1.0; part.len()],
-                correct: vec![true; part.len()],
-                sum,
-                sq_norms,
-                ..Default::default()
-            });
+                .collect(),
+            ..Default::default()
         }
-        metric.finish()
     }
 
     fn get(ms: &[Measurement], name: &str) -> f64 {
@@ -307,6 +357,46 @@ mod tests {
             "{weighted} vs {}",
             get(&ms, "alpha_m")
         );
+    }
+
+    #[test]
+    fn sq_norm_matches_a_plain_sum() {
+        let x: Vec<f32> = (0..5003)
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 3.0)
+            .collect();
+        let want: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
+        assert!((sq_norm(&x) - want).abs() < 1e-5 * want);
+    }
+
+    #[test]
+    fn measurements_reuse_state_without_leaking_between_them() {
+        let grads = random_grads(9, &[5, 3], 3);
+        let once = measure(&grads, 4);
+        let layers = vec![
+            LayerInfo {
+                name: "l0".into(),
+                kind: "test",
+                params: 5,
+            },
+            LayerInfo {
+                name: "l1".into(),
+                kind: "test",
+                params: 3,
+            },
+        ];
+        let mut metric = CoherenceMetricImpl::new(CoherenceConfig {
+            every_steps: 1,
+            sample: 9,
+            per_layer: true,
+        });
+        for _ in 0..2 {
+            metric.begin(&layers);
+            for part in grads.chunks(4) {
+                metric.accumulate(&chunk_of(part));
+            }
+            let again = metric.finish();
+            assert!((get(&again, "coherence") - get(&once, "coherence")).abs() < 1e-9);
+        }
     }
 
     #[test]

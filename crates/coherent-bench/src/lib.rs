@@ -1,0 +1,449 @@
+//! The engine benchmark: the cost of per-example gradient quantities relative to a plain
+//! training step, measured in one run so that the ratios are fair on a shared, noisy machine.
+//!
+//! Cases (MLP 784-256-10 on a fixed batch of 128 bundled MNIST digits, SGD):
+//!
+//! * `plain`        forward, backward, mean aggregation, update;
+//! * `coherence`    the same plus per-example squared norms and the m-coherence of the batch;
+//! * `materialize`  the same plus every per-example gradient, materialised block by block in
+//!   parallel and reduced (a coordinate-wise maximum over examples, as an order-statistic
+//!   aggregator would);
+//! * `loop`         the reference path: one dfdx backward pass per example (dfdx's own ops),
+//!   per-example gradients summed, then the update;
+//! * `loop_engine`  one forward and backward of this engine per example (batches of one).
+//!
+//! Repetitions of the cases are interleaved and the median is reported. A second part measures
+//! the m-coherence of a 10,000-example sample streamed in batches: its time and its peak memory
+//! against the peak memory of one training step (Linux: `VmHWM`, reset with `clear_refs`).
+
+mod memory;
+
+use coherent_core::{
+    Batch, BatchGrads, CoherenceMetric, GradRequest, InputShape, LossKind, Model, ModelSpec,
+    PerExampleBlocks, PluginArgs, Registry, Split, Targets,
+};
+use coherent_nn::{reference, Sequential};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// What to measure and for how long.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    /// Hidden widths of the MLP.
+    pub hidden: Vec<usize>,
+    /// Examples per step.
+    pub batch: usize,
+    /// Interleaved repetitions of every case.
+    pub reps: usize,
+    /// Minimum time of one repetition of one case.
+    pub min_time: Duration,
+    /// Size of the sample whose m-coherence is measured.
+    pub sample: usize,
+}
+
+impl Default for BenchConfig {
+    fn default() -> BenchConfig {
+        BenchConfig {
+            hidden: vec![256],
+            batch: 128,
+            reps: 7,
+            min_time: Duration::from_millis(300),
+            sample: 10_000,
+        }
+    }
+}
+
+/// One case of the step benchmark.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaseResult {
+    /// Case name.
+    pub case: String,
+    /// What it measures.
+    pub what: String,
+    /// Median milliseconds per training step.
+    pub ms_per_step: f64,
+    /// Ratio to the plain step.
+    pub vs_plain: f64,
+}
+
+/// The streamed m-coherence of a large sample.
+#[derive(Clone, Debug, Serialize)]
+pub struct SampleResult {
+    /// Sample size m.
+    pub examples: usize,
+    /// Seconds for one measurement.
+    pub seconds: f64,
+    /// The m-coherence measured (at initialisation).
+    pub coherence: f64,
+    /// Peak memory growth during the measurement, MiB (None where not measurable).
+    pub peak_mib: Option<f64>,
+    /// Peak memory growth during one training step from a cold start, MiB.
+    pub step_peak_mib: Option<f64>,
+}
+
+/// Everything one run of the benchmark measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    /// The network.
+    pub network: String,
+    /// Examples per step.
+    pub batch: usize,
+    /// Worker threads.
+    pub threads: usize,
+    /// Step cases.
+    pub cases: Vec<CaseResult>,
+    /// Large-sample coherence.
+    pub sample: SampleResult,
+}
+
+struct Setup {
+    model: Box<dyn Model>,
+    batch: Batch,
+    grads: BatchGrads,
+    direction: Vec<Vec<f32>>,
+    metric: Box<dyn CoherenceMetric>,
+    reference: Sequential,
+    singles: Vec<Batch>,
+    single_grads: BatchGrads,
+}
+
+fn mnist() -> Split {
+    let registry = registry();
+    let d = (registry.datasets["mnist"].build)(&PluginArgs::empty()).expect("bundled MNIST");
+    let (train, test) = (d.train(), d.test());
+    let mut inputs = train.inputs.clone();
+    inputs.extend_from_slice(&test.inputs);
+    let label = |s: &Split| match &s.targets {
+        Targets::Classes { labels, .. } => labels.clone(),
+        Targets::Values(_) => unreachable!("MNIST has classes"),
+    };
+    let mut labels = label(train);
+    labels.extend(label(test));
+    Split::new(
+        inputs,
+        784,
+        Targets::Classes {
+            labels,
+            classes: 10,
+        },
+    )
+}
+
+fn registry() -> &'static Registry {
+    coherent_plugins::registry().expect("plugins register")
+}
+
+fn spec() -> ModelSpec {
+    ModelSpec {
+        input: InputShape::flat(784),
+        outputs: 10,
+        loss: LossKind::CrossEntropy,
+        seed: 0,
+    }
+}
+
+fn build_model(config: &BenchConfig) -> Box<dyn Model> {
+    let hidden: Vec<String> = config.hidden.iter().map(usize::to_string).collect();
+    let args =
+        PluginArgs::from_toml(&format!("hidden = [{}]", hidden.join(", "))).expect("valid TOML");
+    let spec = ModelSpec {
+        input: InputShape::flat(784),
+        outputs: 10,
+        loss: LossKind::CrossEntropy,
+        seed: 0,
+    };
+    (registry().networks["mlp"].build)(&args, &spec).expect("valid MLP")
+}
+
+fn metric(sample: usize) -> Box<dyn CoherenceMetric> {
+    let args =
+        PluginArgs::from_toml(&format!("sample = {sample}\nper_layer = true")).expect("valid TOML");
+    (registry().metrics["coherence"].build)(&args).expect("valid metric")
+}
+
+/// Plain SGD update with the mean direction, the tail of every case.
+fn update(model: &mut dyn Model, grads: &BatchGrads, direction: &mut [Vec<f32>]) {
+    let scale = 1.0 / grads.batch_size as f32;
+    for ((w, d), s) in model
+        .params_mut()
+        .into_iter()
+        .zip(direction.iter_mut())
+        .zip(&grads.sum)
+    {
+        for ((w, d), g) in w.iter_mut().zip(d.iter_mut()).zip(s) {
+            *d = g * scale;
+            *w -= 0.01 * *d;
+        }
+    }
+}
+
+/// Coordinates per materialised block: `BLOCK x batch` floats stay in the L2 cache.
+const BLOCK: usize = 256;
+
+/// The largest of `col`, eight lanes at a time (vectorises, unlike `f32::max` in a fold).
+fn column_max(col: &[f32]) -> f32 {
+    let mut lanes = [f32::MIN; 8];
+    let mut chunks = col.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (l, v) in lanes.iter_mut().zip(chunk) {
+            *l = if *v > *l { *v } else { *l };
+        }
+    }
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::MIN, |m, v| if *v > m { *v } else { m });
+    lanes.iter().fold(tail, |m, v| if *v > m { *v } else { m })
+}
+
+/// Materialises every per-example gradient, block by block on all threads, and reduces each
+/// coordinate to its maximum over the examples.
+fn materialize_all(source: &dyn PerExampleBlocks) -> f32 {
+    let b = source.batch();
+    let tasks: Vec<(usize, usize)> = (0..source.layers())
+        .flat_map(|l| {
+            (0..source.layer_params(l))
+                .step_by(BLOCK)
+                .map(move |start| (l, start))
+        })
+        .collect();
+    tasks
+        .par_iter()
+        .map_init(Vec::new, |scratch, &(layer, start)| {
+            let end = (start + BLOCK).min(source.layer_params(layer));
+            scratch.resize((end - start) * b, 0.0);
+            source.block(layer, start..end, scratch);
+            scratch.chunks_exact(b).map(column_max).sum::<f32>()
+        })
+        .sum()
+}
+
+fn step(s: &mut Setup, case: &str) {
+    match case {
+        "plain" => {
+            s.model
+                .forward_backward(&s.batch, GradRequest::SUM, &mut s.grads);
+        }
+        "coherence" => {
+            s.model
+                .forward_backward(&s.batch, s.metric.needs(), &mut s.grads);
+            s.metric.begin(s.model.layers());
+            s.metric.accumulate(&s.grads);
+            std::hint::black_box(s.metric.finish());
+        }
+        "materialize" => {
+            s.model
+                .forward_backward(&s.batch, GradRequest::SUM, &mut s.grads);
+            s.model.per_example_blocks(&mut |src| {
+                std::hint::black_box(materialize_all(src));
+            });
+        }
+        "loop" => {
+            let per_example = reference::per_example_grads(&s.reference, &s.batch);
+            for (l, acc) in s.grads.sum.iter_mut().enumerate() {
+                acc.fill(0.0);
+                for g in &per_example {
+                    for (a, v) in acc.iter_mut().zip(&g[l]) {
+                        *a += v;
+                    }
+                }
+            }
+            s.grads.batch_size = per_example.len();
+            update(&mut s.reference, &s.grads, &mut s.direction);
+            return;
+        }
+        "loop_engine" => {
+            for (k, single) in s.singles.iter().enumerate() {
+                s.model
+                    .forward_backward(single, GradRequest::SUM, &mut s.single_grads);
+                if k == 0 {
+                    s.grads.clone_from(&s.single_grads);
+                } else {
+                    for (acc, g) in s.grads.sum.iter_mut().zip(&s.single_grads.sum) {
+                        for (a, v) in acc.iter_mut().zip(g) {
+                            *a += v;
+                        }
+                    }
+                }
+            }
+            s.grads.batch_size = s.singles.len();
+        }
+        _ => unreachable!("unknown case {case}"),
+    }
+    let Setup {
+        model,
+        grads,
+        direction,
+        ..
+    } = s;
+    update(model.as_mut(), grads, direction);
+}
+
+const CASES: [(&str, &str); 5] = [
+    ("plain", "forward + backward + mean + SGD update"),
+    (
+        "coherence",
+        "plain step + per-example norms + m-coherence of the batch",
+    ),
+    (
+        "materialize",
+        "plain step + every per-example gradient, in parallel blocks, reduced",
+    ),
+    (
+        "loop",
+        "reference: one dfdx backward per example (dfdx's own ops), then the update",
+    ),
+    (
+        "loop_engine",
+        "this engine on batches of one, one per example, then the update",
+    ),
+];
+
+/// Runs the benchmark.
+pub fn run(config: &BenchConfig) -> BenchReport {
+    let data = mnist();
+    let idx: Vec<usize> = (0..config.batch).collect();
+    let mut batch = Batch::default();
+    batch.gather(&data, &idx);
+    let singles = idx
+        .iter()
+        .map(|&i| {
+            let mut b = Batch::default();
+            b.gather(&data, &[i]);
+            b
+        })
+        .collect();
+    let model = build_model(config);
+    let direction = model.layers().iter().map(|l| vec![0.0; l.params]).collect();
+    let mut s = Setup {
+        model,
+        batch,
+        grads: BatchGrads::default(),
+        direction,
+        metric: metric(config.batch),
+        reference: coherent_mlp::MlpConfig {
+            hidden: config.hidden.clone(),
+            ..Default::default()
+        }
+        .network(&spec()),
+        singles,
+        single_grads: BatchGrads::default(),
+    };
+    for (case, _) in CASES {
+        step(&mut s, case);
+    }
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); CASES.len()];
+    for _ in 0..config.reps {
+        for (k, (case, _)) in CASES.iter().enumerate() {
+            let start = Instant::now();
+            let mut n = 0;
+            while n == 0 || start.elapsed() < config.min_time {
+                step(&mut s, case);
+                n += 1;
+            }
+            times[k].push(start.elapsed().as_secs_f64() * 1e3 / n as f64);
+        }
+    }
+    let medians: Vec<f64> = times
+        .iter_mut()
+        .map(|t| {
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
+        })
+        .collect();
+    let cases = CASES
+        .iter()
+        .zip(&medians)
+        .map(|((case, what), &ms)| CaseResult {
+            case: case.to_string(),
+            what: what.to_string(),
+            ms_per_step: ms,
+            vs_plain: ms / medians[0],
+        })
+        .collect();
+    BenchReport {
+        network: format!(
+            "mlp 784-{}-10",
+            config
+                .hidden
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join("-")
+        ),
+        batch: config.batch,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cases,
+        sample: sample_coherence(config, &data),
+    }
+}
+
+fn sample_coherence(config: &BenchConfig, data: &Split) -> SampleResult {
+    let m = config.sample.min(data.len());
+    // One cold training step: the memory a step needs.
+    let mut model = build_model(config);
+    let base = memory::reset_peak();
+    let mut batch = Batch::default();
+    let idx: Vec<usize> = (0..config.batch).collect();
+    batch.gather(data, &idx);
+    let mut grads = BatchGrads::default();
+    let mut direction: Vec<Vec<f32>> = model.layers().iter().map(|l| vec![0.0; l.params]).collect();
+    model.forward_backward(&batch, GradRequest::SUM, &mut grads);
+    update(model.as_mut(), &grads, &mut direction);
+    let step_peak = memory::growth_since(base);
+    drop((batch, grads, direction, model));
+
+    let mut model = build_model(config);
+    let mut metric = metric(m);
+    let base = memory::reset_peak();
+    let start = Instant::now();
+    let (mut batch, mut grads) = (Batch::default(), BatchGrads::default());
+    metric.begin(model.layers());
+    let all: Vec<usize> = (0..m).collect();
+    for chunk in all.chunks(config.batch) {
+        batch.gather(data, chunk);
+        model.forward_backward(&batch, metric.needs(), &mut grads);
+        metric.accumulate(&grads);
+    }
+    let values = metric.finish();
+    let seconds = start.elapsed().as_secs_f64();
+    let peak = memory::growth_since(base);
+    SampleResult {
+        examples: m,
+        seconds,
+        coherence: values
+            .iter()
+            .find(|(k, _)| k == "coherence")
+            .map_or(f64::NAN, |v| v.1),
+        peak_mib: peak,
+        step_peak_mib: step_peak,
+    }
+}
+
+/// The report as a table for people.
+pub fn render(report: &BenchReport) -> String {
+    let mut out = format!(
+        "{}, batch {}, {} threads\n\n{:<12} {:>10} {:>9}  {}\n",
+        report.network, report.batch, report.threads, "case", "ms/step", "vs plain", "what"
+    );
+    for c in &report.cases {
+        out.push_str(&format!(
+            "{:<12} {:>10.3} {:>8.2}x  {}\n",
+            c.case, c.ms_per_step, c.vs_plain, c.what
+        ));
+    }
+    let s = &report.sample;
+    let mib = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1} MiB"));
+    out.push_str(&format!(
+        "\nm-coherence of a {}-example sample (streamed in batches of {}): {:.3} s, coherence {:.3}\n\
+         peak memory growth: {} for the sample vs {} for one cold training step\n",
+        s.examples,
+        report.batch,
+        s.seconds,
+        s.coherence,
+        mib(s.peak_mib),
+        mib(s.step_peak_mib)
+    ));
+    out
+}

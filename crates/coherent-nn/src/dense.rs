@@ -6,7 +6,7 @@ use crate::trace::{Act, LayerGrads};
 use crate::{Activation, Init};
 use coherent_core::Rng;
 use dfdx::prelude::{Cpu, PutTape, SplitTape, Tape};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// A dense layer with `inputs -> outputs` features, an optional bias and an optional fused
 /// activation.
@@ -24,6 +24,8 @@ pub struct Dense {
     activation: Option<Activation>,
     params: Arc<Vec<f32>>,
     trace: Arc<RwLock<DenseTrace>>,
+    /// The output buffer, reused from pass to pass once nothing else holds it.
+    output: Mutex<Arc<Vec<f32>>>,
 }
 
 impl Dense {
@@ -39,6 +41,7 @@ impl Dense {
             activation: None,
             params: Arc::new(params),
             trace: Arc::new(RwLock::new(DenseTrace::default())),
+            output: Mutex::default(),
         }
     }
 
@@ -78,6 +81,11 @@ impl Dense {
         Arc::make_mut(&mut self.params).as_mut_slice()
     }
 
+    /// Lets go of the previous pass's input (so that the layer before reuses its buffer).
+    pub fn release_input(&self, empty: &Arc<Vec<f32>>) {
+        self.trace().input = empty.clone();
+    }
+
     /// The trace of the last backward pass.
     pub fn trace(&self) -> std::sync::RwLockWriteGuard<'_, DenseTrace> {
         self.trace.write().expect("dense trace lock")
@@ -114,11 +122,14 @@ impl Dense {
     /// whose input gradient nobody reads.
     pub fn forward<T: Tape<f32, Cpu>>(&self, x: Act<T>, input_needs_grad: bool) -> Act<T> {
         let rows = x.rows;
-        let mut out = Vec::new();
-        self.forward_slice(&x.data, rows, &mut out);
+        let out = {
+            let mut buffer = self.output.lock().expect("dense output lock");
+            self.forward_slice(&x.data, rows, Arc::make_mut(&mut buffer));
+            buffer.clone()
+        };
         let dev = x.tensor.device().clone();
         let (x_tensor, tape) = x.tensor.split_tape();
-        let mut y = Act::new(&dev, out, rows, self.outputs, T::default());
+        let mut y = Act::shared(&dev, out, rows, self.outputs, T::default());
         let (y_tensor, mut y_tape) = y.tensor.split_tape();
         let y_id = y_tensor.clone();
         let (trace, params, input) = (self.trace.clone(), self.params.clone(), x.data.clone());

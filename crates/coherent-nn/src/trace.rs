@@ -1,6 +1,6 @@
 //! Activations that flow between ops, and what parameterised ops record for the engine.
 
-use dfdx::prelude::{Cpu, PutTape, Tape, Tensor, TensorFromVec};
+use dfdx::prelude::{Cpu, PutTape, Tape, Tensor, TensorFromVec, ZerosTensor};
 use std::sync::Arc;
 
 /// A runtime-shaped matrix tensor on the CPU.
@@ -24,12 +24,38 @@ pub struct Act<T> {
 impl<T: Tape<f32, Cpu>> Act<T> {
     /// Wraps `data` (`rows x cols`) in a new tensor carrying `tape`.
     pub fn new(dev: &Cpu, data: Vec<f32>, rows: usize, cols: usize, tape: T) -> Act<T> {
-        let tensor = dev
-            .tensor_from_vec(data.clone(), (rows, cols))
-            .put_tape(tape);
+        Act::shared(dev, Arc::new(data), rows, cols, tape)
+    }
+
+    /// Wraps shared `data` in a new tensor carrying `tape`. The tensor's buffer comes from the
+    /// device (dfdx's allocation cache, when enabled), so a network that reuses its `data`
+    /// buffers allocates nothing large from pass to pass.
+    pub fn shared(dev: &Cpu, data: Arc<Vec<f32>>, rows: usize, cols: usize, tape: T) -> Act<T> {
+        let mut tensor = dev.zeros_like(&(rows, cols));
+        tensor.copy_from(&data);
+        Act {
+            tensor: tensor.put_tape(tape),
+            data,
+            rows,
+            cols,
+        }
+    }
+
+    /// The input of a network: its values, and a one-element tensor that only carries the tape.
+    ///
+    /// Nobody reads the gradient of a network's input, so the input's values are not copied
+    /// into a tensor of their own; the first op must not ask for its input gradient.
+    pub fn network_input(
+        dev: &Cpu,
+        data: Arc<Vec<f32>>,
+        rows: usize,
+        cols: usize,
+        tape: T,
+    ) -> Act<T> {
+        let tensor = dev.tensor_from_vec(vec![0.0], (1, 1)).put_tape(tape);
         Act {
             tensor,
-            data: Arc::new(data),
+            data,
             rows,
             cols,
         }

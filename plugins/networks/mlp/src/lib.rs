@@ -55,14 +55,16 @@ impl MlpConfig {
         let mut widths = vec![spec.input.len()];
         widths.extend(&self.hidden);
         widths.push(spec.outputs);
+        let last = widths.len() - 2;
         let mut ops = Vec::new();
         for (k, w) in widths.windows(2).enumerate() {
-            if k > 0 {
-                ops.push(Op::Activation(self.activation));
-            }
-            ops.push(Op::Dense(Dense::new(
-                w[0], w[1], self.bias, self.init, &mut rng,
-            )));
+            let dense = Dense::new(w[0], w[1], self.bias, self.init, &mut rng);
+            // hidden layers carry their activation, fused into the dense op
+            ops.push(Op::Dense(if k < last {
+                dense.with_activation(self.activation)
+            } else {
+                dense
+            }));
         }
         Sequential::new(spec.input.len(), ops, spec.loss)
     }

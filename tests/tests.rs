@@ -6,10 +6,12 @@
 //!   `fixtures/bad/`, and the exact diagnostics they produce;
 //! * `data.rs`      — missing and corrupt data files;
 //! * `runs.rs`      — end-to-end runs through the `coherent` binary and their run directories;
-//! * `science.rs`   — the theory's reference values (toy example, real vs random).
+//! * `science.rs`   — the theory's reference values (toy example, real vs random);
+//! * `bench.rs`     — the engine benchmark command.
 //!
 //! Unit tests of one crate sit at the bottom of the file they test, not here.
 
+mod bench;
 mod common;
 mod data;
 mod manifests;

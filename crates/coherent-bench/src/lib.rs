@@ -447,3 +447,49 @@ pub fn render(report: &BenchReport) -> String {
     ));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn materialized_blocks_reduce_to_the_brute_force_column_maxima() {
+        let config = BenchConfig {
+            hidden: vec![40],
+            batch: 9,
+            ..Default::default()
+        };
+        let mut model = build_model(&config);
+        let data = mnist();
+        let mut batch = Batch::default();
+        batch.gather(&data, &(0..9).collect::<Vec<_>>());
+        let mut grads = BatchGrads::default();
+        let all = GradRequest {
+            per_example: true,
+            ..GradRequest::SUM
+        };
+        model.forward_backward(&batch, all, &mut grads);
+        let want: f32 = grads
+            .per_example
+            .iter()
+            .zip(model.layers())
+            .map(|(g, l)| {
+                (0..l.params)
+                    .map(|c| (0..9).map(|i| g[i * l.params + c]).fold(f32::MIN, f32::max))
+                    .sum::<f32>()
+            })
+            .sum();
+        let mut got = 0.0;
+        model.per_example_blocks(&mut |src| got = materialize_all(src));
+        assert!(
+            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+            "{got} vs {want}"
+        );
+    }
+
+    #[test]
+    fn column_max_handles_tails() {
+        let col: Vec<f32> = (0..13).map(|i| -((i as f32) - 6.5).abs()).collect();
+        assert_eq!(column_max(&col), -0.5);
+    }
+}

@@ -47,7 +47,7 @@ impl Activation {
     }
 
     /// Forward pass recorded on the tape.
-    pub fn forward<T: Tape<f32, Cpu>>(self, x: Act<T>) -> Act<T> {
+    pub fn forward<T: Tape<f32, Cpu>>(self, x: Act<T>, input_needs_grad: bool) -> Act<T> {
         let (rows, cols) = (x.rows, x.cols);
         let mut out = Vec::new();
         self.apply(&x.data, &mut out);
@@ -58,6 +58,9 @@ impl Activation {
         let y_id = y_tensor.clone();
         let (input, output) = (x.data.clone(), y.data.clone());
         y_tape.add_backward_op(move |grads| {
+            if !input_needs_grad {
+                return Ok(());
+            }
             let dy: Vec<f32> = grads.get_or_alloc_mut(&y_id)?.to_vec();
             let dx = grads.get_or_alloc_mut(&x_tensor)?;
             match self {

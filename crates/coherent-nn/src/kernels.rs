@@ -24,6 +24,23 @@ pub fn matmul(
     c: &mut [f32],
     accumulate: bool,
 ) {
+    matmul_on(m, k, n, a, a_layout, b, b_layout, c, accumulate, true);
+}
+
+/// [`matmul`] on the calling thread only when `parallel` is false (for products that are
+/// already one of many running in parallel).
+pub fn matmul_on(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    a_layout: Layout,
+    b: &[f32],
+    b_layout: Layout,
+    c: &mut [f32],
+    accumulate: bool,
+    parallel: bool,
+) {
     assert!(
         a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
         "matmul sizes"
@@ -45,7 +62,7 @@ pub fn matmul(
         Layout::Normal => (n as isize, 1),
         Layout::Transposed => (1, k as isize),
     };
-    let parallelism = if m * n * k >= 1 << 18 && rayon::current_num_threads() > 1 {
+    let parallelism = if parallel && m * n * k >= 1 << 18 && rayon::current_num_threads() > 1 {
         gemm::Parallelism::Rayon(rayon::current_num_threads())
     } else {
         gemm::Parallelism::None

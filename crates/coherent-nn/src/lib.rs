@@ -18,15 +18,21 @@
 //! (`(usize, usize)`) so that widths and depth come from a manifest.
 
 mod activation;
+mod conv;
 mod dense;
 mod init;
 pub mod kernels;
 mod loss;
+mod op;
+mod pool;
 pub mod reference;
 mod sequential;
 mod trace;
 
 pub use activation::Activation;
+pub use conv::{col2im, im2col, Conv2d, ConvGeometry, NormMethod};
 pub use dense::Dense;
 pub use init::Init;
-pub use sequential::{Op, Sequential};
+pub use op::Op;
+pub use pool::{Pool2d, PoolKind};
+pub use sequential::{Sequential, ShapeError};

@@ -1,17 +1,36 @@
 //! The slow, obviously correct path: one dfdx backward pass per example.
 //!
-//! Built only from dfdx's own ops (`matmul`, `relu`, `tanh`, `log_softmax`, ...), not from the
-//! custom ops of this crate, so it is an independent check of the per-example engine. Tests and
-//! benchmarks compare the engine against it.
+//! [`per_example_grads`] is built only from dfdx's own ops (`matmul`, `relu`, `tanh`,
+//! `log_softmax`, ...), not from the custom ops of this crate, so it is an independent check
+//! of the per-example engine; it covers the networks dfdx can express on the stable compiler
+//! (dense layers and activations; dfdx 0.13 has no convolution or pooling there).
+//! [`per_example_by_loop`] runs any model on batches of one example: for convolutional
+//! networks it is the reference, next to the direct-loop and finite-difference tests of the
+//! ops themselves.
 
 use crate::{Activation, Op, Sequential};
-use coherent_core::{Batch, LossKind, TargetsRef};
+use coherent_core::{Batch, BatchGrads, GradRequest, LossKind, Model, TargetsRef};
 use dfdx::prelude::*;
 
 type Leaf = Tensor<(usize, usize), f32, Cpu>;
 
-/// Per-example gradients by one backward pass per example: `result[i][l]` is example `i`'s
-/// gradient for layer `l`, flattened like the layer's parameters (weights then bias).
+/// Per-example gradients of any model by one forward and backward pass per example (batches
+/// of one): `result[i][l]` is example `i`'s gradient for layer `l`.
+pub fn per_example_by_loop(model: &mut dyn Model, batch: &Batch) -> Vec<Vec<Vec<f32>>> {
+    let mut grads = BatchGrads::default();
+    (0..batch.len())
+        .map(|i| {
+            model.forward_backward(&batch.slice(i..i + 1), GradRequest::SUM, &mut grads);
+            grads.sum.clone()
+        })
+        .collect()
+}
+
+/// Per-example gradients by one dfdx backward pass per example: `result[i][l]` is example
+/// `i`'s gradient for layer `l`, flattened like the layer's parameters (weights then bias).
+///
+/// # Panics
+/// If the network has an op dfdx cannot express on the stable compiler (convolution, pooling).
 pub fn per_example_grads(model: &Sequential, batch: &Batch) -> Vec<Vec<Vec<f32>>> {
     let dev = Cpu::default();
     let d = model.inputs();
@@ -44,6 +63,9 @@ pub fn per_example_grads(model: &Sequential, batch: &Batch) -> Vec<Vec<Vec<f32>>
                     }
                     Op::Activation(Activation::Relu) => h.relu(),
                     Op::Activation(Activation::Tanh) => h.tanh(),
+                    Op::Conv2d(_) | Op::Pool(_) => {
+                        panic!("the dfdx reference has no convolution or pooling; use per_example_by_loop")
+                    }
                 };
             }
             let cols = h.shape().1;

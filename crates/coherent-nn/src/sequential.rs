@@ -1,26 +1,16 @@
 //! A chain of ops ending in a loss: the [`Model`] implementation networks are built from.
 
-use crate::dense::Dense;
-use crate::dense::DenseTrace;
 use crate::loss::{loss_kernel, loss_op, LossTrace};
+use crate::op::{Op, TraceGuard};
 use crate::trace::{Act, LayerGrads};
-use crate::Activation;
 use coherent_core::{Batch, BatchGrads, GradRequest, LayerInfo, LossKind, Model, PerExampleBlocks};
 use dfdx::prelude::{Backward, Cache, Cpu, OwnedTape};
 use std::sync::{Arc, Mutex};
 
-/// One op of a [`Sequential`] network.
-#[derive(Debug)]
-pub enum Op {
-    /// A dense layer (parameterised).
-    Dense(Dense),
-    /// A pointwise activation.
-    Activation(Activation),
-}
-
 /// A feed-forward network: ops applied in order, then the loss.
 ///
-/// Parameterised ops are the layers of [`Model::layers`], named `fc1`, `fc2`, ... in order.
+/// Parameterised ops are the layers of [`Model::layers`], named `fc1`, `fc2`, ... (dense) and
+/// `conv1`, `conv2`, ... (convolutions) in order.
 pub struct Sequential {
     ops: Vec<Op>,
     layers: Vec<LayerInfo>,
@@ -43,28 +33,48 @@ impl std::fmt::Debug for Sequential {
     }
 }
 
+/// Ops that do not fit together.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("op {index} ({op}) {problem}")]
+pub struct ShapeError {
+    /// Position of the op (0-based).
+    pub index: usize,
+    /// The op, in words.
+    pub op: String,
+    /// What does not fit.
+    pub problem: String,
+}
+
 impl Sequential {
     /// A network of `ops` reading `inputs` features, trained with `loss`.
+    ///
+    /// # Panics
+    /// If the ops do not fit together; [`Sequential::try_new`] returns the error instead.
     pub fn new(inputs: usize, ops: Vec<Op>, loss: LossKind) -> Sequential {
-        let mut layers = Vec::new();
+        Sequential::try_new(inputs, ops, loss).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A network of `ops` reading `inputs` features, trained with `loss`, if the ops fit.
+    pub fn try_new(inputs: usize, ops: Vec<Op>, loss: LossKind) -> Result<Sequential, ShapeError> {
+        let mut layers: Vec<LayerInfo> = Vec::new();
         let mut width = inputs;
-        for op in &ops {
-            if let Op::Dense(d) = op {
-                assert_eq!(
-                    d.inputs(),
-                    width,
-                    "dense layer {} input width",
-                    layers.len() + 1
-                );
-                width = d.outputs();
+        for (index, op) in ops.iter().enumerate() {
+            width = op.output_len(width).map_err(|problem| ShapeError {
+                index,
+                op: format!("{op:?}").chars().take(60).collect(),
+                problem,
+            })?;
+            if let (Some(kind), Some(params)) = (op.layer_kind(), op.params()) {
+                let prefix = if kind == "dense" { "fc" } else { "conv" };
+                let n = layers.iter().filter(|l| l.kind == kind).count() + 1;
                 layers.push(LayerInfo {
-                    name: format!("fc{}", layers.len() + 1),
-                    kind: "dense",
-                    params: d.params().len(),
+                    name: format!("{prefix}{n}"),
+                    kind,
+                    params: params.len(),
                 });
             }
         }
-        Sequential {
+        Ok(Sequential {
             ops,
             layers,
             inputs,
@@ -79,7 +89,7 @@ impl Sequential {
                 dev.enable_cache();
                 dev
             },
-        }
+        })
     }
 
     /// The ops, in order.
@@ -97,40 +107,24 @@ impl Sequential {
         self.inputs
     }
 
-    fn dense(&self) -> impl Iterator<Item = &Dense> {
-        self.ops.iter().filter_map(|op| match op {
-            Op::Dense(d) => Some(d),
-            Op::Activation(_) => None,
-        })
+    fn traces(&self) -> Vec<TraceGuard<'_>> {
+        self.ops.iter().filter_map(Op::trace).collect()
     }
 
     /// One forward and backward pass (see [`Model::forward_backward`]).
     fn pass(&mut self, batch: &Batch, request: GradRequest, out: &mut BatchGrads) {
         let rows = batch.len();
-        for d in self.ops.iter().filter_map(|op| match op {
-            Op::Dense(d) => Some(d),
-            Op::Activation(_) => None,
-        }) {
-            d.release_input(&self.empty);
+        for op in &self.ops {
+            op.release_input(&self.empty);
         }
         let input = Arc::make_mut(&mut self.input);
         input.clear();
         input.extend_from_slice(&batch.inputs);
         let tape = OwnedTape::<f32, Cpu>::default();
         let mut act = Act::network_input(&self.dev, self.input.clone(), rows, self.inputs, tape);
-        let mut first = true;
-        for op in &self.ops {
-            act = match op {
-                Op::Dense(d) => {
-                    let y = d.forward(act, !first);
-                    first = false;
-                    y
-                }
-                Op::Activation(a) => {
-                    assert!(!first, "a network cannot start with an activation");
-                    a.forward(act)
-                }
-            };
+        for (k, op) in self.ops.iter().enumerate() {
+            // nobody reads the gradient of the network's input
+            act = op.forward(act, k > 0);
         }
         let loss = loss_op(self.loss, act, batch.targets(), &self.loss_trace);
         let _grads = loss.backward();
@@ -140,16 +134,14 @@ impl Sequential {
         out.losses.clone_from(&lt.losses);
         out.correct.clone_from(&lt.correct);
         drop(lt);
-        let mut guards: Vec<_> = self.dense().map(|d| d.trace()).collect();
+        let mut guards = self.traces();
         out.sum.resize_with(guards.len(), Vec::new);
         for (s, g) in out.sum.iter_mut().zip(&mut guards) {
             // hand the summed gradient over without copying; the trace refills the old buffer
-            std::mem::swap(s, &mut g.grad);
+            std::mem::swap(s, g.sum());
         }
-        let mut traces: Vec<&mut dyn LayerGrads> = guards
-            .iter_mut()
-            .map(|g| &mut **g as &mut dyn LayerGrads)
-            .collect();
+        let mut traces: Vec<&mut dyn LayerGrads> =
+            guards.iter_mut().map(TraceGuard::grads).collect();
         fill(
             request.sq_norms,
             &mut out.sq_norms,
@@ -184,10 +176,7 @@ impl Sequential {
     pub fn logits(&self, x: &[f32], rows: usize) -> Vec<f32> {
         let (mut cur, mut next) = (x.to_vec(), Vec::new());
         for op in &self.ops {
-            match op {
-                Op::Dense(d) => d.forward_slice(&cur, rows, &mut next),
-                Op::Activation(a) => a.apply(&cur, &mut next),
-            }
+            op.forward_slice(&cur, rows, &mut next);
             std::mem::swap(&mut cur, &mut next);
         }
         cur
@@ -212,20 +201,20 @@ fn fill(
     }
 }
 
-/// The per-example gradients of every dense layer, block by block.
+/// The per-example gradients of every layer, block by block.
 struct Blocks<'a> {
-    traces: Vec<&'a DenseTrace>,
+    traces: &'a [TraceGuard<'a>],
 }
 
 impl PerExampleBlocks for Blocks<'_> {
     fn batch(&self) -> usize {
-        self.traces.first().map_or(0, |t| t.batch())
+        self.traces.first().map_or(0, |t| t.batch_and_params().0)
     }
     fn layers(&self) -> usize {
         self.traces.len()
     }
     fn layer_params(&self, layer: usize) -> usize {
-        self.traces[layer].params()
+        self.traces[layer].batch_and_params().1
     }
     fn block(&self, layer: usize, coords: std::ops::Range<usize>, out: &mut [f32]) {
         self.traces[layer].block(coords, out);
@@ -238,17 +227,11 @@ impl Model for Sequential {
     }
 
     fn params(&self) -> Vec<&[f32]> {
-        self.dense().map(|d| d.params()).collect()
+        self.ops.iter().filter_map(Op::params).collect()
     }
 
     fn params_mut(&mut self) -> Vec<&mut [f32]> {
-        self.ops
-            .iter_mut()
-            .filter_map(|op| match op {
-                Op::Dense(d) => Some(d.params_mut()),
-                Op::Activation(_) => None,
-            })
-            .collect()
+        self.ops.iter_mut().filter_map(Op::params_mut).collect()
     }
 
     fn forward_backward(&mut self, batch: &Batch, request: GradRequest, out: &mut BatchGrads) {
@@ -263,12 +246,11 @@ impl Model for Sequential {
     }
 
     fn per_example_blocks(&self, f: &mut dyn FnMut(&dyn PerExampleBlocks)) {
-        let mut guards: Vec<_> = self.dense().map(|d| d.trace()).collect();
+        let mut guards = self.traces();
         for g in &mut guards {
             g.prepare_blocks();
         }
-        let traces: Vec<&DenseTrace> = guards.iter().map(|g| &**g).collect();
-        f(&Blocks { traces });
+        f(&Blocks { traces: &guards });
     }
 
     fn evaluate(&self, batch: &Batch, losses: &mut Vec<f32>, correct: &mut Vec<bool>) {
@@ -290,7 +272,9 @@ impl Model for Sequential {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{reference, Init};
+    use crate::{
+        reference, Activation, Conv2d, ConvGeometry, Dense, Init, NormMethod, Pool2d, PoolKind,
+    };
     use coherent_core::{Rng, Split, Targets};
 
     fn network(
@@ -372,6 +356,11 @@ mod tests {
     /// Every quantity of the engine against one dfdx backward pass per example.
     fn check_against_reference(model: &mut Sequential, b: &Batch) {
         let reference = reference::per_example_grads(model, b);
+        check_against(model, b, &reference);
+    }
+
+    /// Every quantity of the engine against the given per-example gradients.
+    fn check_against(model: &mut Sequential, b: &Batch, reference: &[Vec<Vec<f32>>]) {
         let request = GradRequest {
             sq_norms: true,
             coord_sum_sq: true,
@@ -557,5 +546,106 @@ mod tests {
         m.forward_backward(&b, GradRequest::SUM, &mut out);
         assert!(out.sq_norms.is_empty() && out.gram.is_empty() && out.per_example.is_empty());
         assert_eq!(out.sum.len(), 2);
+    }
+
+    /// conv (stride 2, padding 1) + relu, max pool, conv + tanh, global average pool, dense.
+    fn conv_net(method: NormMethod, seed: u64) -> Sequential {
+        let mut rng = Rng::new(seed);
+        let g1 = ConvGeometry {
+            in_channels: 2,
+            height: 9,
+            width: 8,
+            out_channels: 4,
+            kernel: 3,
+            stride: 2,
+            padding: 1,
+        };
+        let c1 = Conv2d::new(g1, true, Init::Uniform, &mut rng)
+            .with_activation(Activation::Relu)
+            .with_norm_method(method);
+        let p1 = Pool2d {
+            kind: PoolKind::Max,
+            channels: 4,
+            height: 5,
+            width: 4,
+            kernel: 2,
+            stride: 2,
+        };
+        let g2 = ConvGeometry {
+            in_channels: 4,
+            height: 2,
+            width: 2,
+            out_channels: 5,
+            kernel: 2,
+            stride: 1,
+            padding: 1,
+        };
+        let c2 = Conv2d::new(g2, false, Init::Uniform, &mut rng)
+            .with_activation(Activation::Tanh)
+            .with_norm_method(method);
+        let gap = Pool2d::global_avg(5, 3, 3);
+        let fc = Dense::new(5, 3, true, Init::Uniform, &mut rng);
+        let ops = vec![
+            Op::Conv2d(c1),
+            Op::Pool(p1),
+            Op::Conv2d(c2),
+            Op::Pool(gap),
+            Op::Dense(fc),
+        ];
+        Sequential::new(g1.input_len(), ops, LossKind::CrossEntropy)
+    }
+
+    #[test]
+    fn conv_net_quantities_match_one_pass_per_example_with_both_norm_methods() {
+        let b = batch(6, 2 * 9 * 8, 3, LossKind::CrossEntropy, 31);
+        for method in [NormMethod::Ghost, NormMethod::Materialize, NormMethod::Auto] {
+            let mut m = conv_net(method, 30);
+            assert_eq!(
+                m.layers()
+                    .iter()
+                    .map(|l| l.name.as_str())
+                    .collect::<Vec<_>>(),
+                ["conv1", "conv2", "fc1"]
+            );
+            let reference = reference::per_example_by_loop(&mut m, &b);
+            check_against(&mut m, &b, &reference);
+        }
+        let mut m = conv_net(NormMethod::Auto, 30);
+        let one = batch(1, 2 * 9 * 8, 3, LossKind::CrossEntropy, 32);
+        let reference = reference::per_example_by_loop(&mut m, &one);
+        check_against(&mut m, &one, &reference);
+    }
+
+    /// The summed gradient of a conv net against central finite differences of the loss
+    /// (an independent check of the backward passes of convolution and pooling).
+    #[test]
+    fn conv_net_gradient_matches_finite_differences() {
+        let b = batch(3, 2 * 9 * 8, 3, LossKind::CrossEntropy, 41);
+        let mut m = conv_net(NormMethod::Auto, 40);
+        let mut out = BatchGrads::default();
+        m.forward_backward(&b, GradRequest::SUM, &mut out);
+        let total = |m: &Sequential| -> f64 {
+            let (mut l, mut c) = (vec![], vec![]);
+            m.evaluate(&b, &mut l, &mut c);
+            l.iter().map(|&v| v as f64).sum()
+        };
+        let mut rng = Rng::new(42);
+        for layer in 0..3 {
+            for _ in 0..6 {
+                let k = rng.below(m.layers()[layer].params);
+                let h = 1e-2f32;
+                m.params_mut()[layer][k] += h;
+                let up = total(&m);
+                m.params_mut()[layer][k] -= 2.0 * h;
+                let down = total(&m);
+                m.params_mut()[layer][k] += h;
+                let fd = (up - down) / (2.0 * h as f64);
+                let g = out.sum[layer][k] as f64;
+                assert!(
+                    (fd - g).abs() < 2e-3 + 2e-2 * g.abs(),
+                    "layer {layer} param {k}: {fd} vs {g}"
+                );
+            }
+        }
     }
 }

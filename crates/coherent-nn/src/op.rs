@@ -1,0 +1,144 @@
+//! The ops a [`crate::Sequential`] network chains, and uniform access to the parameterised ones.
+
+use crate::conv::{Conv2d, ConvTrace};
+use crate::dense::{Dense, DenseTrace};
+use crate::pool::Pool2d;
+use crate::trace::{Act, LayerGrads};
+use crate::Activation;
+use dfdx::prelude::{Cpu, Tape};
+use std::sync::{Arc, RwLockWriteGuard};
+
+/// One op of a network. Activations flow between ops as flat rows, one example per row, image
+/// tensors in channel-height-width order (so flattening is implicit).
+#[derive(Debug)]
+pub enum Op {
+    /// A dense layer (parameterised).
+    Dense(Dense),
+    /// A 2-D convolution (parameterised).
+    Conv2d(Conv2d),
+    /// Max, average or global average pooling.
+    Pool(Pool2d),
+    /// A pointwise activation.
+    Activation(Activation),
+}
+
+impl Op {
+    /// Features per example after this op, or what is wrong with `input` features before it.
+    pub fn output_len(&self, input: usize) -> Result<usize, String> {
+        let (want, out) = match self {
+            Op::Dense(d) => (d.inputs(), d.outputs()),
+            Op::Conv2d(c) => (c.geometry().input_len(), c.geometry().output_len()),
+            Op::Pool(p) => (p.input_len(), p.output_len()),
+            Op::Activation(_) => (input, input),
+        };
+        if want == input {
+            Ok(out)
+        } else {
+            Err(format!("expects {want} input features, receives {input}"))
+        }
+    }
+
+    /// Kind of the parameterised layer (`dense`, `conv2d`), `None` for the others.
+    pub fn layer_kind(&self) -> Option<&'static str> {
+        match self {
+            Op::Dense(_) => Some("dense"),
+            Op::Conv2d(_) => Some("conv2d"),
+            Op::Pool(_) | Op::Activation(_) => None,
+        }
+    }
+
+    /// Parameters of a parameterised op.
+    pub fn params(&self) -> Option<&[f32]> {
+        match self {
+            Op::Dense(d) => Some(d.params()),
+            Op::Conv2d(c) => Some(c.params()),
+            Op::Pool(_) | Op::Activation(_) => None,
+        }
+    }
+
+    pub(crate) fn params_mut(&mut self) -> Option<&mut [f32]> {
+        match self {
+            Op::Dense(d) => Some(d.params_mut()),
+            Op::Conv2d(c) => Some(c.params_mut()),
+            Op::Pool(_) | Op::Activation(_) => None,
+        }
+    }
+
+    pub(crate) fn trace(&self) -> Option<TraceGuard<'_>> {
+        match self {
+            Op::Dense(d) => Some(TraceGuard::Dense(d.trace())),
+            Op::Conv2d(c) => Some(TraceGuard::Conv(c.trace())),
+            Op::Pool(_) | Op::Activation(_) => None,
+        }
+    }
+
+    pub(crate) fn release_input(&self, empty: &Arc<Vec<f32>>) {
+        match self {
+            Op::Dense(d) => d.release_input(empty),
+            Op::Conv2d(c) => c.release_input(empty),
+            Op::Pool(_) | Op::Activation(_) => {}
+        }
+    }
+
+    pub(crate) fn forward<T: Tape<f32, Cpu>>(&self, x: Act<T>, input_needs_grad: bool) -> Act<T> {
+        match self {
+            Op::Dense(d) => d.forward(x, input_needs_grad),
+            Op::Conv2d(c) => c.forward(x, input_needs_grad),
+            Op::Pool(p) => p.forward(x, input_needs_grad),
+            Op::Activation(a) => a.forward(x, input_needs_grad),
+        }
+    }
+
+    pub(crate) fn forward_slice(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) {
+        match self {
+            Op::Dense(d) => d.forward_slice(x, rows, out),
+            Op::Conv2d(c) => c.forward_slice(x, rows, out),
+            Op::Pool(p) => p.forward_slice(x, rows, out),
+            Op::Activation(a) => a.apply(x, out),
+        }
+    }
+}
+
+/// Exclusive access to the trace of one parameterised layer.
+pub(crate) enum TraceGuard<'a> {
+    Dense(RwLockWriteGuard<'a, DenseTrace>),
+    Conv(RwLockWriteGuard<'a, ConvTrace>),
+}
+
+impl TraceGuard<'_> {
+    pub(crate) fn grads(&mut self) -> &mut dyn LayerGrads {
+        match self {
+            TraceGuard::Dense(t) => &mut **t,
+            TraceGuard::Conv(t) => &mut **t,
+        }
+    }
+
+    /// The summed gradient.
+    pub(crate) fn sum(&mut self) -> &mut Vec<f32> {
+        match self {
+            TraceGuard::Dense(t) => &mut t.grad,
+            TraceGuard::Conv(t) => &mut t.grad,
+        }
+    }
+
+    pub(crate) fn prepare_blocks(&mut self) {
+        match self {
+            TraceGuard::Dense(t) => t.prepare_blocks(),
+            TraceGuard::Conv(t) => t.prepare_blocks(),
+        }
+    }
+
+    pub(crate) fn block(&self, coords: std::ops::Range<usize>, out: &mut [f32]) {
+        match self {
+            TraceGuard::Dense(t) => t.block(coords, out),
+            TraceGuard::Conv(t) => t.block(coords, out),
+        }
+    }
+
+    pub(crate) fn batch_and_params(&self) -> (usize, usize) {
+        match self {
+            TraceGuard::Dense(t) => (t.batch(), t.params()),
+            TraceGuard::Conv(t) => (t.batch(), t.params()),
+        }
+    }
+}

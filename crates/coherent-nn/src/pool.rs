@@ -1,0 +1,197 @@
+//! Pooling as custom ops on dfdx's tape: max and average pooling over square windows, and
+//! global average pooling. They have no parameters, so they only route gradients.
+
+use crate::trace::Act;
+use dfdx::prelude::{Cpu, PutTape, SplitTape, Tape};
+use std::sync::Arc;
+
+/// Which reduction a pooling window applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    /// The largest value (its gradient goes to the first largest position).
+    Max,
+    /// The mean value (its gradient is spread evenly).
+    Avg,
+}
+
+/// Pooling over `kernel x kernel` windows moved by `stride`, channel by channel. A kernel
+/// equal to the input's height and width is global pooling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2d {
+    /// Max or average.
+    pub kind: PoolKind,
+    /// Channels.
+    pub channels: usize,
+    /// Input height.
+    pub height: usize,
+    /// Input width.
+    pub width: usize,
+    /// Window size.
+    pub kernel: usize,
+    /// Window step.
+    pub stride: usize,
+}
+
+impl Pool2d {
+    /// Global average pooling of a `channels x height x width` input.
+    pub fn global_avg(channels: usize, height: usize, width: usize) -> Pool2d {
+        Pool2d {
+            kind: PoolKind::Avg,
+            channels,
+            height,
+            width,
+            kernel: height.max(width),
+            stride: 1,
+        }
+    }
+
+    fn window(&self) -> (usize, usize) {
+        (self.kernel.min(self.height), self.kernel.min(self.width))
+    }
+
+    /// Output height.
+    pub fn out_height(&self) -> usize {
+        (self.height - self.window().0) / self.stride + 1
+    }
+
+    /// Output width.
+    pub fn out_width(&self) -> usize {
+        (self.width - self.window().1) / self.stride + 1
+    }
+
+    /// Features of one input example.
+    pub fn input_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// Features of one output example.
+    pub fn output_len(&self) -> usize {
+        self.channels * self.out_height() * self.out_width()
+    }
+
+    /// Index, within one example, of every input position of output `o`'s window.
+    fn windows(&self) -> impl Iterator<Item = Vec<usize>> + '_ {
+        let (kh, kw) = self.window();
+        let (oh, ow) = (self.out_height(), self.out_width());
+        (0..self.channels * oh * ow).map(move |o| {
+            let (c, r) = (o / (oh * ow), o % (oh * ow));
+            let (i, j) = (r / ow * self.stride, r % ow * self.stride);
+            (0..kh)
+                .flat_map(|a| (0..kw).map(move |b| (c * self.height + i + a) * self.width + j + b))
+                .collect()
+        })
+    }
+
+    /// Forward pass: outputs, and for max pooling the index of the winner of every window.
+    fn run(&self, x: &[f32], rows: usize, out: &mut Vec<f32>, argmax: &mut Vec<u32>) {
+        let windows: Vec<Vec<usize>> = self.windows().collect();
+        out.clear();
+        argmax.clear();
+        for e in 0..rows {
+            let xe = &x[e * self.input_len()..(e + 1) * self.input_len()];
+            for w in &windows {
+                match self.kind {
+                    PoolKind::Max => {
+                        let best = w
+                            .iter()
+                            .copied()
+                            .fold(w[0], |b, i| if xe[i] > xe[b] { i } else { b });
+                        out.push(xe[best]);
+                        argmax.push(best as u32);
+                    }
+                    PoolKind::Avg => {
+                        out.push(w.iter().map(|&i| xe[i]).sum::<f32>() / w.len() as f32)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forward pass on plain slices.
+    pub fn forward_slice(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) {
+        self.run(x, rows, out, &mut Vec::new());
+    }
+
+    /// Forward pass recorded on the tape.
+    pub fn forward<T: Tape<f32, Cpu>>(self, x: Act<T>, input_needs_grad: bool) -> Act<T> {
+        let rows = x.rows;
+        let (mut out, mut argmax) = (Vec::new(), Vec::new());
+        self.run(&x.data, rows, &mut out, &mut argmax);
+        let dev = x.tensor.device().clone();
+        let (x_tensor, tape) = x.tensor.split_tape();
+        let mut y = Act::new(&dev, out, rows, self.output_len(), T::default());
+        let (y_tensor, mut y_tape) = y.tensor.split_tape();
+        let y_id = y_tensor.clone();
+        let argmax = Arc::new(argmax);
+        y_tape.add_backward_op(move |grads| {
+            if !input_needs_grad {
+                return Ok(());
+            }
+            let dy: Vec<f32> = grads.get_or_alloc_mut(&y_id)?.to_vec();
+            let dx = grads.get_or_alloc_mut(&x_tensor)?;
+            let (n_in, n_out) = (self.input_len(), self.output_len());
+            match self.kind {
+                PoolKind::Max => {
+                    for (k, (&d, &i)) in dy.iter().zip(argmax.iter()).enumerate() {
+                        dx[k / n_out * n_in + i as usize] += d;
+                    }
+                }
+                PoolKind::Avg => {
+                    let windows: Vec<Vec<usize>> = self.windows().collect();
+                    for (k, d) in dy.iter().enumerate() {
+                        let w = &windows[k % n_out];
+                        let share = d / w.len() as f32;
+                        for &i in w {
+                            dx[k / n_out * n_in + i] += share;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        });
+        y.tensor = y_tensor.put_tape(tape.merge(y_tape));
+        y
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_and_average_pooling_match_direct_computation() {
+        // one example, 1 channel, 4 x 5, 2 x 2 windows, stride 2 -> 2 x 2
+        let x: Vec<f32> = (0..20).map(|i| ((i * 7) % 11) as f32).collect();
+        let p = Pool2d {
+            kind: PoolKind::Max,
+            channels: 1,
+            height: 4,
+            width: 5,
+            kernel: 2,
+            stride: 2,
+        };
+        let mut out = Vec::new();
+        p.forward_slice(&x, 1, &mut out);
+        let at = |r: usize, c: usize| x[r * 5 + c];
+        let want: Vec<f32> = [(0, 0), (0, 2), (2, 0), (2, 2)]
+            .iter()
+            .map(|&(r, c)| {
+                at(r, c)
+                    .max(at(r, c + 1))
+                    .max(at(r + 1, c))
+                    .max(at(r + 1, c + 1))
+            })
+            .collect();
+        assert_eq!(out, want);
+        let a = Pool2d {
+            kind: PoolKind::Avg,
+            ..p
+        };
+        a.forward_slice(&x, 1, &mut out);
+        assert_eq!(out[3], (at(2, 2) + at(2, 3) + at(3, 2) + at(3, 3)) / 4.0);
+        let g = Pool2d::global_avg(2, 3, 3);
+        let x: Vec<f32> = (0..18).map(|i| i as f32).collect();
+        g.forward_slice(&x, 1, &mut out);
+        assert_eq!(out, vec![4.0, 13.0]);
+    }
+}

@@ -5,7 +5,10 @@ use coherent_core::PluginKind;
 
 const EXPECTED: [(PluginKind, &[&str]); 4] = [
     (PluginKind::Network, &["mlp"]),
-    (PluginKind::Dataset, &["mnist", "toy-linear"]),
+    (
+        PluginKind::Dataset,
+        &["cifar10", "fashion-mnist", "mnist", "toy-linear"],
+    ),
     (PluginKind::Metric, &["coherence"]),
     (PluginKind::Aggregator, &["mean"]),
 ];

@@ -14,6 +14,7 @@
 mod aggregator;
 mod args;
 mod data;
+mod data_options;
 mod dataset;
 mod grads;
 mod metric;
@@ -26,6 +27,7 @@ mod rng;
 pub use aggregator::GradientAggregator;
 pub use args::{ConfigError, PluginArgs};
 pub use data::{Batch, InputShape, Split, Targets, TargetsRef};
+pub use data_options::DataOptions;
 pub use dataset::{DataError, Dataset};
 pub use grads::{BatchGrads, LayerInfo, PerExampleBlocks};
 pub use metric::{CoherenceMetric, Measurement};

@@ -10,10 +10,12 @@ use coherent_core::{Registry, RegistryError};
 
 /// References every plugin crate so the linker keeps its registrations.
 pub fn link() {
-    let builds: [*const (); 5] = [
+    let builds = [
         coherent_mlp::build as *const (),
         coherent_mnist::build as *const (),
         coherent_toy_linear::build as *const (),
+        coherent_fashion_mnist::build as *const (),
+        coherent_cifar10::build as *const (),
         coherent_mean::build as *const (),
         coherent_coherence::build as *const (),
     ];

@@ -10,98 +10,14 @@
 
 pub mod idx;
 
-use coherent_core::noise::{apply_label_noise, NoiseMode};
 use coherent_core::{
-    inventory, ConfigError, DataError, Dataset, DatasetBuildError, DatasetEntry, InputShape,
-    ParamDoc, PluginArgs, Split, Targets,
+    inventory, DataError, DataOptions, Dataset, DatasetBuildError, DatasetEntry, InputShape,
+    PluginArgs, Split, Targets,
 };
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-/// Parameters shared by IDX datasets.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IdxConfig {
-    /// Directory holding the four IDX files; `None` for the bundled sample.
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    /// Use only the first `train_limit` training examples.
-    #[serde(default)]
-    pub train_limit: Option<usize>,
-    /// Use only the first `test_limit` test examples.
-    #[serde(default)]
-    pub test_limit: Option<usize>,
-    /// Fraction of training labels corrupted, in `[0, 1]`.
-    #[serde(default)]
-    pub label_noise: f64,
-    /// How corrupted labels are drawn.
-    #[serde(default)]
-    pub noise_mode: NoiseMode,
-    /// Seed of the label noise (fixed by default, so every run sees the same corruption).
-    #[serde(default)]
-    pub noise_seed: u64,
-}
-
-impl IdxConfig {
-    /// Checks the values that serde cannot.
-    pub fn validate(&self, args: &PluginArgs) -> Result<(), ConfigError> {
-        if !(0.0..=1.0).contains(&self.label_noise) {
-            return Err(args.invalid(
-                "label_noise",
-                format!("must be a fraction in [0, 1], got {}", self.label_noise),
-            ));
-        }
-        for (key, v) in [
-            ("train_limit", self.train_limit),
-            ("test_limit", self.test_limit),
-        ] {
-            if v == Some(0) {
-                return Err(args.invalid(key, "must be at least 1"));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The parameter docs of [`IdxConfig`], shared by IDX dataset plugins.
-pub const IDX_PARAMS: &[ParamDoc] = &[
-    ParamDoc {
-        name: "path",
-        ty: "directory",
-        default: "bundled sample",
-        doc: "directory with the four IDX files (plain or .gz); relative to the working directory",
-    },
-    ParamDoc {
-        name: "train_limit",
-        ty: "integer",
-        default: "all",
-        doc: "use only the first N training examples",
-    },
-    ParamDoc {
-        name: "test_limit",
-        ty: "integer",
-        default: "all",
-        doc: "use only the first N test examples",
-    },
-    ParamDoc {
-        name: "label_noise",
-        ty: "float in [0, 1]",
-        default: "0.0",
-        doc: "fraction of training examples whose labels are corrupted",
-    },
-    ParamDoc {
-        name: "noise_mode",
-        ty: "\"permute\" | \"uniform\"",
-        default: "\"permute\"",
-        doc: "permute the selected labels among themselves (CG) or draw them uniformly (WS)",
-    },
-    ParamDoc {
-        name: "noise_seed",
-        ty: "integer",
-        default: "0",
-        doc: "seed of the label noise, independent of the run seed",
-    },
-];
+/// The parameters of IDX datasets: the shared [`DataOptions`].
+pub type IdxConfig = DataOptions;
 
 /// Images and labels read from IDX files.
 #[derive(Clone, Debug)]
@@ -258,18 +174,7 @@ pub fn load(config: &IdxConfig, file_prefix: [&str; 2]) -> Result<IdxDataset, Da
             problem: format!("test images are {test_shape:?} but training images are {shape:?}"),
         });
     }
-    if let Some(n) = config.train_limit {
-        train.truncate(n);
-    }
-    if let Some(n) = config.test_limit {
-        test.truncate(n);
-    }
-    apply_label_noise(
-        &mut train,
-        config.label_noise,
-        config.noise_mode,
-        config.noise_seed,
-    );
+    config.apply(&mut train, &mut test);
     Ok(IdxDataset { shape, train, test })
 }
 
@@ -284,7 +189,10 @@ inventory::submit! {
     DatasetEntry {
         name: "mnist",
         description: "MNIST digits from IDX files (plain or .gz); without `path`, the bundled 8,000/2,000 sample.",
-        params: IDX_PARAMS,
+        params: coherent_core::data_option_params!(
+            "bundled sample",
+            "directory with the four IDX files (plain or .gz); relative to the working directory"
+        ),
         build,
     }
 }

@@ -1,0 +1,39 @@
+//! Dataset plugin `fashion-mnist`: Zalando's Fashion-MNIST (Xiao, Rasul & Vollgraf 2017), ten
+//! classes of 28x28 clothing images in the same IDX format and file names as MNIST, read with
+//! the `mnist` plugin's loader from the directory `path` (the program cannot download it).
+
+use coherent_core::{inventory, DataOptions, Dataset, DatasetBuildError, DatasetEntry, PluginArgs};
+
+/// Builds the `fashion-mnist` plugin from its manifest table.
+pub fn build(args: &PluginArgs) -> Result<Box<dyn Dataset>, DatasetBuildError> {
+    let config: DataOptions = args.parse()?;
+    config.validate(args)?;
+    config.require_path(
+        args,
+        "the four Fashion-MNIST IDX files (train-images-idx3-ubyte[.gz], ...)",
+    )?;
+    Ok(Box::new(coherent_mnist::load(&config, ["train", "t10k"])?))
+}
+
+inventory::submit! {
+    DatasetEntry {
+        name: "fashion-mnist",
+        description: "Fashion-MNIST clothing images from IDX files (plain or .gz) in `path`.",
+        params: coherent_core::data_option_params!(
+            "required",
+            "directory with train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (plain or .gz)"
+        ),
+        build,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_is_required() {
+        let err = build(&PluginArgs::empty()).err().unwrap();
+        assert!(err.to_string().contains("`path` is required"), "{err}");
+    }
+}

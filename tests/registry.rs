@@ -4,7 +4,7 @@ use crate::common::{coherent, stdout};
 use coherent_core::PluginKind;
 
 const EXPECTED: [(PluginKind, &[&str]); 4] = [
-    (PluginKind::Network, &["mlp"]),
+    (PluginKind::Network, &["lenet", "mlp"]),
     (
         PluginKind::Dataset,
         &["cifar10", "fashion-mnist", "mnist", "toy-linear"],

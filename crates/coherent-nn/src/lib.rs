@@ -18,6 +18,7 @@
 //! (`(usize, usize)`) so that widths and depth come from a manifest.
 
 mod activation;
+mod builder;
 mod conv;
 mod dense;
 mod init;
@@ -30,6 +31,7 @@ mod sequential;
 mod trace;
 
 pub use activation::Activation;
+pub use builder::NetworkBuilder;
 pub use conv::{col2im, im2col, Conv2d, ConvGeometry, NormMethod};
 pub use dense::Dense;
 pub use init::Init;

@@ -12,6 +12,7 @@ use coherent_core::{Registry, RegistryError};
 pub fn link() {
     let builds = [
         coherent_mlp::build as *const (),
+        coherent_lenet::build as *const (),
         coherent_mnist::build as *const (),
         coherent_toy_linear::build as *const (),
         coherent_fashion_mnist::build as *const (),

@@ -1,0 +1,136 @@
+//! Building networks layer by layer while tracking the shape of the activations.
+
+use crate::{Activation, Conv2d, ConvGeometry, Dense, Init, Op, Pool2d, PoolKind, Sequential};
+use coherent_core::{LossKind, ModelSpec, Rng};
+
+/// Appends ops to a network, keeping track of the `channels x height x width` shape they
+/// produce; a layer that does not fit is an error in words, for the plugin to report.
+#[derive(Debug)]
+pub struct NetworkBuilder {
+    inputs: usize,
+    shape: (usize, usize, usize),
+    ops: Vec<Op>,
+    rng: Rng,
+    bias: bool,
+    init: Init,
+    loss: LossKind,
+}
+
+impl NetworkBuilder {
+    /// A builder for the data of `spec`.
+    pub fn new(spec: &ModelSpec, bias: bool, init: Init) -> NetworkBuilder {
+        let s = spec.input;
+        NetworkBuilder {
+            inputs: s.len(),
+            shape: (s.channels, s.height, s.width),
+            ops: Vec::new(),
+            rng: Rng::derived(spec.seed, "init"),
+            bias,
+            init,
+            loss: spec.loss,
+        }
+    }
+
+    /// The current shape.
+    pub fn shape(&self) -> (usize, usize, usize) {
+        self.shape
+    }
+
+    /// A convolution with `out` channels, followed by `activation`.
+    pub fn conv(
+        &mut self,
+        out: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        activation: Option<Activation>,
+    ) -> Result<&mut Self, String> {
+        let (c, h, w) = self.shape;
+        let geom = ConvGeometry {
+            in_channels: c,
+            height: h,
+            width: w,
+            out_channels: out,
+            kernel,
+            stride,
+            padding,
+        };
+        if out == 0 || !geom.is_valid() {
+            return Err(format!(
+                "a {kernel}x{kernel} convolution (stride {stride}, padding {padding}) to {out} channels does not fit a {c}x{h}x{w} input"
+            ));
+        }
+        let mut conv = Conv2d::new(geom, self.bias, self.init, &mut self.rng);
+        if let Some(a) = activation {
+            conv = conv.with_activation(a);
+        }
+        self.ops.push(Op::Conv2d(conv));
+        self.shape = (out, geom.out_height(), geom.out_width());
+        Ok(self)
+    }
+
+    /// Max or average pooling over `kernel x kernel` windows with stride `kernel`.
+    pub fn pool(&mut self, kind: PoolKind, kernel: usize) -> Result<&mut Self, String> {
+        let (c, h, w) = self.shape;
+        if kernel == 0 || kernel > h || kernel > w {
+            return Err(format!(
+                "{kernel}x{kernel} pooling does not fit a {c}x{h}x{w} input"
+            ));
+        }
+        let p = Pool2d {
+            kind,
+            channels: c,
+            height: h,
+            width: w,
+            kernel,
+            stride: kernel,
+        };
+        self.shape = (c, p.out_height(), p.out_width());
+        self.ops.push(Op::Pool(p));
+        Ok(self)
+    }
+
+    /// Global average pooling to one value per channel.
+    pub fn global_avg_pool(&mut self) -> &mut Self {
+        let (c, h, w) = self.shape;
+        self.ops.push(Op::Pool(Pool2d::global_avg(c, h, w)));
+        self.shape = (c, 1, 1);
+        self
+    }
+
+    /// A dense layer to `out` features (the input is flattened), followed by `activation`.
+    pub fn dense(
+        &mut self,
+        out: usize,
+        activation: Option<Activation>,
+    ) -> Result<&mut Self, String> {
+        if out == 0 {
+            return Err("a dense layer needs at least one output".into());
+        }
+        let (c, h, w) = self.shape;
+        let mut d = Dense::new(c * h * w, out, self.bias, self.init, &mut self.rng);
+        if let Some(a) = activation {
+            d = d.with_activation(a);
+        }
+        self.ops.push(Op::Dense(d));
+        self.shape = (out, 1, 1);
+        Ok(self)
+    }
+
+    /// Appends a ready-made op whose output shape is `shape`.
+    pub fn push(&mut self, op: Op, shape: (usize, usize, usize)) -> &mut Self {
+        self.ops.push(op);
+        self.shape = shape;
+        self
+    }
+
+    /// The random generator of the initial weights, for ops built outside the builder.
+    pub fn rng(&mut self) -> &mut Rng {
+        &mut self.rng
+    }
+
+    /// The network.
+    pub fn build(self) -> Result<Sequential, String> {
+        Sequential::try_new(self.inputs, self.ops, self.loss).map_err(|e| e.to_string())
+    }
+}

@@ -33,7 +33,7 @@ fn every_experiment_manifest_passes_check() {
 
 /// `(fixture, pieces the diagnostics must contain)`.
 const BAD: &[(&str, &[&str])] = &[
-    ("unknown-plugin", &["unknown-plugin.toml:7:10: error: unknown plugin `mpl` for [model]", "7 | plugin = \"mpl\"", "^^^^^", "help: valid plugins: mlp"]),
+    ("unknown-plugin", &["unknown-plugin.toml:7:10: error: unknown plugin `mpl` for [model]", "7 | plugin = \"mpl\"", "^^^^^", "help: valid plugins: lenet, mlp"]),
     ("unknown-key", &["unknown-key.toml:6:1: error: unknown field `hiden`", "`hidden`", "`activation`"]),
     ("unknown-section", &["unknown-section.toml:7:2: error: unknown key `optimiser`", "help: valid top-level keys:", "training"]),
     ("wrong-type", &["wrong-type.toml:8:14: error: invalid type: string \"large\"", "8 | batch_size = \"large\""]),

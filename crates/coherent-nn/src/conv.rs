@@ -211,46 +211,56 @@ impl Conv2d {
         self.trace().cols = empty.clone();
     }
 
-    /// Forward pass of `rows` examples into `out`, unfolding them into `cols`.
-    fn forward_into(&self, x: &[f32], rows: usize, cols: &mut Vec<f32>, out: &mut Vec<f32>) {
+    /// Output of one example `x` into `y`, from its unfolded input `u` (filled here).
+    fn example_forward(&self, x: &[f32], u: &mut [f32], y: &mut [f32]) {
         let g = self.geom;
         let (t, kk, co) = (g.positions(), g.patch(), g.out_channels);
-        cols.resize(rows * t * kk, 0.0);
-        out.resize(rows * co * t, 0.0);
+        im2col(&g, x, u);
         let w = &self.params[..co * kk];
-        let bias = self.bias.then(|| &self.params[co * kk..]);
-        out.par_chunks_mut(co * t)
-            .zip(cols.par_chunks_mut(t * kk))
-            .zip(x.par_chunks(g.input_len()))
-            .for_each(|((y, u), x)| {
-                im2col(&g, x, u);
-                matmul_on(
-                    co,
-                    kk,
-                    t,
-                    w,
-                    Layout::Normal,
-                    u,
-                    Layout::Transposed,
-                    y,
-                    false,
-                    false,
-                );
-                if let Some(b) = bias {
-                    for (row, b) in y.chunks_exact_mut(t).zip(b) {
-                        row.iter_mut().for_each(|v| *v += b);
-                    }
-                }
-                if let Some(f) = self.activation {
-                    f.apply_in_place(y);
-                }
-            });
+        matmul_on(
+            co,
+            kk,
+            t,
+            w,
+            Layout::Normal,
+            u,
+            Layout::Transposed,
+            y,
+            false,
+            false,
+        );
+        if self.bias {
+            for (row, b) in y.chunks_exact_mut(t).zip(&self.params[co * kk..]) {
+                row.iter_mut().for_each(|v| *v += b);
+            }
+        }
+        if let Some(f) = self.activation {
+            f.apply_in_place(y);
+        }
     }
 
-    /// Forward pass on plain slices.
+    /// Forward pass of `rows` examples into `out`, keeping every unfolded input in `cols`
+    /// (the backward pass and the per-example quantities need them).
+    fn forward_into(&self, x: &[f32], rows: usize, cols: &mut Vec<f32>, out: &mut Vec<f32>) {
+        let g = self.geom;
+        cols.resize(rows * g.positions() * g.patch(), 0.0);
+        out.resize(rows * g.output_len(), 0.0);
+        out.par_chunks_mut(g.output_len())
+            .zip(cols.par_chunks_mut(g.positions() * g.patch()))
+            .zip(x.par_chunks(g.input_len()))
+            .for_each(|((y, u), x)| self.example_forward(x, u, y));
+    }
+
+    /// Forward pass on plain slices (one unfolded example per thread at a time).
     pub fn forward_slice(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) {
-        let mut cols = Vec::new();
-        self.forward_into(x, rows, &mut cols, out);
+        let g = self.geom;
+        out.resize(rows * g.output_len(), 0.0);
+        out.par_chunks_mut(g.output_len())
+            .zip(x.par_chunks(g.input_len()))
+            .for_each_init(
+                || vec![0.0; g.positions() * g.patch()],
+                |u, (y, x)| self.example_forward(x, u, y),
+            );
     }
 
     /// Forward pass recorded on the tape.

@@ -59,7 +59,21 @@ enum Command {
         /// Examples per step.
         #[arg(long, default_value_t = 128)]
         batch: usize,
+        /// Which networks: the MLP, the CNN, or both.
+        #[arg(long, value_enum, default_value = "all")]
+        network: BenchChoice,
     },
+}
+
+/// The networks `coherent bench` measures.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum BenchChoice {
+    /// MLP 784-256-10.
+    Mlp,
+    /// The CNN conv16-pool-conv32-pool-fc10.
+    Cnn,
+    /// Both.
+    All,
 }
 
 /// A failure with its exit code.
@@ -191,14 +205,29 @@ fn plugins() -> Result<(), Failure> {
     Ok(())
 }
 
-fn bench(json: bool, reps: usize, min_ms: u64, batch: usize) -> Result<(), Failure> {
+fn bench(
+    json: bool,
+    reps: usize,
+    min_ms: u64,
+    batch: usize,
+    network: BenchChoice,
+) -> Result<(), Failure> {
     if reps == 0 || batch == 0 {
         return Err(Failure(
             2,
             "error: --reps and --batch must be at least 1".into(),
         ));
     }
+    let networks = match network {
+        BenchChoice::Mlp => vec![coherent_bench::BenchNetwork::mlp(&[256])],
+        BenchChoice::Cnn => vec![coherent_bench::BenchNetwork::cnn()],
+        BenchChoice::All => vec![
+            coherent_bench::BenchNetwork::mlp(&[256]),
+            coherent_bench::BenchNetwork::cnn(),
+        ],
+    };
     let config = coherent_bench::BenchConfig {
+        networks,
         reps,
         batch,
         min_time: std::time::Duration::from_millis(min_ms),
@@ -233,7 +262,8 @@ fn main() -> ExitCode {
             reps,
             min_ms,
             batch,
-        } => bench(*json, *reps, *min_ms, *batch),
+            network,
+        } => bench(*json, *reps, *min_ms, *batch, *network),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,8 @@
 //! The engine benchmark: the cost of per-example gradient quantities relative to a plain
 //! training step, measured in one run so that the ratios are fair on a shared, noisy machine.
 //!
-//! Cases (MLP 784-256-10 on a fixed batch of 128 bundled MNIST digits, SGD):
+//! Networks: the MLP 784-256-10 and the CNN conv(1->16, k5, p2)-relu-maxpool2-conv(16->32, k5,
+//! p2)-relu-maxpool2-fc(1568->10), on a fixed batch of 128 bundled MNIST digits, SGD. Cases:
 //!
 //! * `plain`        forward, backward, mean aggregation, update;
 //! * `coherence`    the same plus per-example squared norms and the m-coherence of the batch;
@@ -9,7 +10,8 @@
 //!   parallel and reduced (a coordinate-wise maximum over examples, as an order-statistic
 //!   aggregator would);
 //! * `loop`         the reference path: one dfdx backward pass per example (dfdx's own ops),
-//!   per-example gradients summed, then the update;
+//!   per-example gradients summed, then the update (MLP only: dfdx 0.13 has no stable
+//!   convolution);
 //! * `loop_engine`  one forward and backward of this engine per example (batches of one).
 //!
 //! Repetitions of the cases are interleaved and the median is reported. A second part measures
@@ -27,11 +29,43 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
+/// A network to benchmark: a registered network plugin and its parameters.
+#[derive(Clone, Debug)]
+pub struct BenchNetwork {
+    /// Label in the report.
+    pub label: String,
+    /// Network plugin name.
+    pub plugin: String,
+    /// The plugin's parameters, as TOML.
+    pub args: String,
+}
+
+impl BenchNetwork {
+    /// The MLP 784-`hidden`-10.
+    pub fn mlp(hidden: &[usize]) -> BenchNetwork {
+        let widths: Vec<String> = hidden.iter().map(usize::to_string).collect();
+        BenchNetwork {
+            label: format!("mlp 784-{}-10", widths.join("-")),
+            plugin: "mlp".into(),
+            args: format!("hidden = [{}]", widths.join(", ")),
+        }
+    }
+
+    /// The CNN of PyTorch's peer benchmark (`lenet` with 16 and 32 channels).
+    pub fn cnn() -> BenchNetwork {
+        BenchNetwork {
+            label: "cnn conv16-pool-conv32-pool-fc10".into(),
+            plugin: "lenet".into(),
+            args: "channels = [16, 32]\npadding = [2, 2]\nhidden = []".into(),
+        }
+    }
+}
+
 /// What to measure and for how long.
 #[derive(Clone, Debug)]
 pub struct BenchConfig {
-    /// Hidden widths of the MLP.
-    pub hidden: Vec<usize>,
+    /// The networks.
+    pub networks: Vec<BenchNetwork>,
     /// Examples per step.
     pub batch: usize,
     /// Interleaved repetitions of every case.
@@ -45,7 +79,7 @@ pub struct BenchConfig {
 impl Default for BenchConfig {
     fn default() -> BenchConfig {
         BenchConfig {
-            hidden: vec![256],
+            networks: vec![BenchNetwork::mlp(&[256]), BenchNetwork::cnn()],
             batch: 128,
             reps: 7,
             min_time: Duration::from_millis(300),
@@ -82,19 +116,26 @@ pub struct SampleResult {
     pub step_peak_mib: Option<f64>,
 }
 
-/// Everything one run of the benchmark measured.
+/// What was measured for one network.
 #[derive(Clone, Debug, Serialize)]
-pub struct BenchReport {
+pub struct NetworkReport {
     /// The network.
     pub network: String,
     /// Examples per step.
     pub batch: usize,
-    /// Worker threads.
-    pub threads: usize,
     /// Step cases.
     pub cases: Vec<CaseResult>,
     /// Large-sample coherence.
     pub sample: SampleResult,
+}
+
+/// Everything one run of the benchmark measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    /// Worker threads.
+    pub threads: usize,
+    /// One report per network.
+    pub networks: Vec<NetworkReport>,
 }
 
 struct Setup {
@@ -103,7 +144,7 @@ struct Setup {
     grads: BatchGrads,
     direction: Vec<Vec<f32>>,
     metric: Box<dyn CoherenceMetric>,
-    reference: Sequential,
+    reference: Option<Sequential>,
     singles: Vec<Batch>,
     single_grads: BatchGrads,
 }
@@ -136,24 +177,28 @@ fn registry() -> &'static Registry {
 
 fn spec() -> ModelSpec {
     ModelSpec {
-        input: InputShape::flat(784),
+        input: InputShape {
+            channels: 1,
+            height: 28,
+            width: 28,
+        },
         outputs: 10,
         loss: LossKind::CrossEntropy,
         seed: 0,
     }
 }
 
-fn build_model(config: &BenchConfig) -> Box<dyn Model> {
-    let hidden: Vec<String> = config.hidden.iter().map(usize::to_string).collect();
-    let args =
-        PluginArgs::from_toml(&format!("hidden = [{}]", hidden.join(", "))).expect("valid TOML");
-    let spec = ModelSpec {
-        input: InputShape::flat(784),
-        outputs: 10,
-        loss: LossKind::CrossEntropy,
-        seed: 0,
-    };
-    (registry().networks["mlp"].build)(&args, &spec).expect("valid MLP")
+fn build_model(network: &BenchNetwork) -> Box<dyn Model> {
+    let args = PluginArgs::from_toml(&network.args).expect("valid TOML");
+    (registry().networks[network.plugin.as_str()].build)(&args, &spec()).expect("valid network")
+}
+
+/// The same network as a [`Sequential`] for the dfdx reference path, when dfdx can express it.
+fn reference_network(network: &BenchNetwork) -> Option<Sequential> {
+    let args = PluginArgs::from_toml(&network.args).expect("valid TOML");
+    let config: coherent_mlp::MlpConfig =
+        (network.plugin == "mlp").then(|| args.parse().ok())??;
+    Some(config.network(&spec()))
 }
 
 fn metric(sample: usize) -> Box<dyn CoherenceMetric> {
@@ -240,7 +285,11 @@ fn step(s: &mut Setup, case: &str) {
             });
         }
         "loop" => {
-            let per_example = reference::per_example_grads(&s.reference, &s.batch);
+            let reference = s
+                .reference
+                .as_ref()
+                .expect("the loop case needs the dfdx reference");
+            let per_example = reference::per_example_grads(reference, &s.batch);
             for (l, acc) in s.grads.sum.iter_mut().enumerate() {
                 acc.fill(0.0);
                 for g in &per_example {
@@ -250,7 +299,9 @@ fn step(s: &mut Setup, case: &str) {
                 }
             }
             s.grads.batch_size = per_example.len();
-            update(&mut s.reference, &s.grads, &mut s.direction);
+            if let Some(reference) = s.reference.as_mut() {
+                update(reference, &s.grads, &mut s.direction);
+            }
             return;
         }
         "loop_engine" => {
@@ -303,18 +354,29 @@ const CASES: [(&str, &str); 5] = [
 /// Runs the benchmark.
 pub fn run(config: &BenchConfig) -> BenchReport {
     let data = mnist();
+    BenchReport {
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        networks: config
+            .networks
+            .iter()
+            .map(|n| run_network(config, n, &data))
+            .collect(),
+    }
+}
+
+fn run_network(config: &BenchConfig, network: &BenchNetwork, data: &Split) -> NetworkReport {
     let idx: Vec<usize> = (0..config.batch).collect();
     let mut batch = Batch::default();
-    batch.gather(&data, &idx);
+    batch.gather(data, &idx);
     let singles = idx
         .iter()
         .map(|&i| {
             let mut b = Batch::default();
-            b.gather(&data, &[i]);
+            b.gather(data, &[i]);
             b
         })
         .collect();
-    let model = build_model(config);
+    let model = build_model(network);
     let direction = model.layers().iter().map(|l| vec![0.0; l.params]).collect();
     let mut s = Setup {
         model,
@@ -322,20 +384,21 @@ pub fn run(config: &BenchConfig) -> BenchReport {
         grads: BatchGrads::default(),
         direction,
         metric: metric(config.batch),
-        reference: coherent_mlp::MlpConfig {
-            hidden: config.hidden.clone(),
-            ..Default::default()
-        }
-        .network(&spec()),
+        reference: reference_network(network),
         singles,
         single_grads: BatchGrads::default(),
     };
-    for (case, _) in CASES {
+    let cases: Vec<(&str, &str)> = CASES
+        .iter()
+        .copied()
+        .filter(|(c, _)| *c != "loop" || s.reference.is_some())
+        .collect();
+    for (case, _) in &cases {
         step(&mut s, case);
     }
-    let mut times: Vec<Vec<f64>> = vec![Vec::new(); CASES.len()];
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     for _ in 0..config.reps {
-        for (k, (case, _)) in CASES.iter().enumerate() {
+        for (k, (case, _)) in cases.iter().enumerate() {
             let start = Instant::now();
             let mut n = 0;
             while n == 0 || start.elapsed() < config.min_time {
@@ -352,7 +415,7 @@ pub fn run(config: &BenchConfig) -> BenchReport {
             t[t.len() / 2]
         })
         .collect();
-    let cases = CASES
+    let results = cases
         .iter()
         .zip(&medians)
         .map(|((case, what), &ms)| CaseResult {
@@ -362,27 +425,18 @@ pub fn run(config: &BenchConfig) -> BenchReport {
             vs_plain: ms / medians[0],
         })
         .collect();
-    BenchReport {
-        network: format!(
-            "mlp 784-{}-10",
-            config
-                .hidden
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join("-")
-        ),
+    NetworkReport {
+        network: network.label.clone(),
         batch: config.batch,
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        cases,
-        sample: sample_coherence(config, &data),
+        cases: results,
+        sample: sample_coherence(config, network, data),
     }
 }
 
-fn sample_coherence(config: &BenchConfig, data: &Split) -> SampleResult {
+fn sample_coherence(config: &BenchConfig, network: &BenchNetwork, data: &Split) -> SampleResult {
     let m = config.sample.min(data.len());
     // One cold training step: the memory a step needs.
-    let mut model = build_model(config);
+    let mut model = build_model(network);
     let base = memory::reset_peak();
     let mut batch = Batch::default();
     let idx: Vec<usize> = (0..config.batch).collect();
@@ -394,7 +448,7 @@ fn sample_coherence(config: &BenchConfig, data: &Split) -> SampleResult {
     let step_peak = memory::growth_since(base);
     drop((batch, grads, direction, model));
 
-    let mut model = build_model(config);
+    let mut model = build_model(network);
     let mut metric = metric(m);
     let base = memory::reset_peak();
     let start = Instant::now();
@@ -421,30 +475,33 @@ fn sample_coherence(config: &BenchConfig, data: &Split) -> SampleResult {
     }
 }
 
-/// The report as a table for people.
+/// The report as tables for people.
 pub fn render(report: &BenchReport) -> String {
-    let mut out = format!(
-        "{}, batch {}, {} threads\n\n{:<12} {:>10} {:>9}  {}\n",
-        report.network, report.batch, report.threads, "case", "ms/step", "vs plain", "what"
-    );
-    for c in &report.cases {
+    let mut out = String::new();
+    for n in &report.networks {
         out.push_str(&format!(
-            "{:<12} {:>10.3} {:>8.2}x  {}\n",
-            c.case, c.ms_per_step, c.vs_plain, c.what
+            "{}, batch {}, {} threads\n\n{:<12} {:>10} {:>9}  {}\n",
+            n.network, n.batch, report.threads, "case", "ms/step", "vs plain", "what"
+        ));
+        for c in &n.cases {
+            out.push_str(&format!(
+                "{:<12} {:>10.3} {:>8.2}x  {}\n",
+                c.case, c.ms_per_step, c.vs_plain, c.what
+            ));
+        }
+        let s = &n.sample;
+        let mib = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1} MiB"));
+        out.push_str(&format!(
+            "\nm-coherence of a {}-example sample (streamed in batches of {}): {:.3} s, coherence {:.3}\n\
+             peak memory growth: {} for the sample vs {} for one cold training step\n\n",
+            s.examples,
+            n.batch,
+            s.seconds,
+            s.coherence,
+            mib(s.peak_mib),
+            mib(s.step_peak_mib)
         ));
     }
-    let s = &report.sample;
-    let mib = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1} MiB"));
-    out.push_str(&format!(
-        "\nm-coherence of a {}-example sample (streamed in batches of {}): {:.3} s, coherence {:.3}\n\
-         peak memory growth: {} for the sample vs {} for one cold training step\n",
-        s.examples,
-        report.batch,
-        s.seconds,
-        s.coherence,
-        mib(s.peak_mib),
-        mib(s.step_peak_mib)
-    ));
     out
 }
 
@@ -454,12 +511,7 @@ mod tests {
 
     #[test]
     fn materialized_blocks_reduce_to_the_brute_force_column_maxima() {
-        let config = BenchConfig {
-            hidden: vec![40],
-            batch: 9,
-            ..Default::default()
-        };
-        let mut model = build_model(&config);
+        let mut model = build_model(&BenchNetwork::mlp(&[40]));
         let data = mnist();
         let mut batch = Batch::default();
         batch.gather(&data, &(0..9).collect::<Vec<_>>());

@@ -2,8 +2,8 @@
 //! activation, as a custom op on dfdx's tape.
 //!
 //! Per example `i`, the input is unfolded into `U_i` (`T` output positions x `K = C_in k k`
-//! patch values) and the output is `Y_i = W U_i^T + b` (`C_out x T`, so rows stay in NCHW
-//! order). With `G_i` the gradient of the loss with respect to the pre-activation output
+//! patch values, stored transposed as `K x T`) and the output is `Y_i = W U_i^T + b`
+//! (`C_out x T`, so rows stay in NCHW order). With `G_i` the gradient of the loss with respect to the pre-activation output
 //! (`C_out x T`), the per-example weight gradient is `g_i = G_i U_i` (`C_out x K`) and the
 //! bias gradient the sum of `G_i` over positions. Squared norms use either the "ghost" form
 //! `|G_i U_i|^2 = <U_i U_i^T, G_i^T G_i>` (cost `T^2 (K + C_out)`) or the materialised `g_i`
@@ -70,49 +70,85 @@ impl ConvGeometry {
     }
 }
 
-/// Unfolds one example `x` (`C_in x H x W`) into `u` (`T x K`).
+/// Range of output columns `ow` whose input column `ow * stride + offset - padding` lies
+/// inside `0..len`.
+fn valid(
+    out: usize,
+    stride: usize,
+    offset: usize,
+    padding: usize,
+    len: usize,
+) -> std::ops::Range<usize> {
+    let lo = padding.saturating_sub(offset).div_ceil(stride);
+    let hi = if len + padding > offset {
+        (len + padding - offset - 1) / stride + 1
+    } else {
+        0
+    };
+    lo.min(out)..hi.min(out).max(lo.min(out))
+}
+
+/// Unfolds one example `x` (`C_in x H x W`) into `u` (`K x T`: row `(c, ki, kj)` holds that
+/// patch value at every output position), the layout in which rows are copied contiguously.
 pub fn im2col(g: &ConvGeometry, x: &[f32], u: &mut [f32]) {
-    let (k, ow) = (g.kernel, g.out_width());
-    let kk = g.patch();
-    for t in 0..g.positions() {
-        let (oh, ow_) = (t / ow, t % ow);
-        let row = &mut u[t * kk..(t + 1) * kk];
-        for c in 0..g.in_channels {
-            for ki in 0..k {
-                let h = (oh * g.stride + ki) as isize - g.padding as isize;
-                for kj in 0..k {
-                    let w = (ow_ * g.stride + kj) as isize - g.padding as isize;
-                    let inside =
-                        h >= 0 && w >= 0 && (h as usize) < g.height && (w as usize) < g.width;
-                    row[(c * k + ki) * k + kj] = if inside {
-                        x[(c * g.height + h as usize) * g.width + w as usize]
+    let (k, s, pad) = (g.kernel, g.stride, g.padding);
+    let (oh, ow) = (g.out_height(), g.out_width());
+    let t = oh * ow;
+    for c in 0..g.in_channels {
+        let plane = &x[c * g.height * g.width..(c + 1) * g.height * g.width];
+        for ki in 0..k {
+            let rows = valid(oh, s, ki, pad, g.height);
+            for kj in 0..k {
+                let cols = valid(ow, s, kj, pad, g.width);
+                let row = &mut u[((c * k + ki) * k + kj) * t..][..t];
+                for (r, out) in row.chunks_exact_mut(ow).enumerate() {
+                    if !rows.contains(&r) {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let line = &plane[(r * s + ki - pad) * g.width..][..g.width];
+                    out[..cols.start].fill(0.0);
+                    out[cols.end..].fill(0.0);
+                    if s == 1 {
+                        let start = cols.start + kj - pad;
+                        out[cols.clone()].copy_from_slice(&line[start..start + cols.len()]);
                     } else {
-                        0.0
-                    };
+                        for q in cols.clone() {
+                            out[q] = line[q * s + kj - pad];
+                        }
+                    }
                 }
             }
         }
     }
 }
 
-/// Folds `du` (`T x K`) back onto one example, adding into `dx` (`C_in x H x W`).
+/// Folds `du` (`K x T`) back onto one example, adding into `dx` (`C_in x H x W`): the
+/// adjoint of [`im2col`].
 pub fn col2im(g: &ConvGeometry, du: &[f32], dx: &mut [f32]) {
-    let (k, ow) = (g.kernel, g.out_width());
-    let kk = g.patch();
-    for t in 0..g.positions() {
-        let (oh, ow_) = (t / ow, t % ow);
-        let row = &du[t * kk..(t + 1) * kk];
-        for c in 0..g.in_channels {
-            for ki in 0..k {
-                let h = (oh * g.stride + ki) as isize - g.padding as isize;
-                if h < 0 || h as usize >= g.height {
-                    continue;
-                }
-                for kj in 0..k {
-                    let w = (ow_ * g.stride + kj) as isize - g.padding as isize;
-                    if w >= 0 && (w as usize) < g.width {
-                        dx[(c * g.height + h as usize) * g.width + w as usize] +=
-                            row[(c * k + ki) * k + kj];
+    let (k, s, pad) = (g.kernel, g.stride, g.padding);
+    let (oh, ow) = (g.out_height(), g.out_width());
+    let t = oh * ow;
+    for c in 0..g.in_channels {
+        let plane = &mut dx[c * g.height * g.width..(c + 1) * g.height * g.width];
+        for ki in 0..k {
+            let rows = valid(oh, s, ki, pad, g.height);
+            for kj in 0..k {
+                let cols = valid(ow, s, kj, pad, g.width);
+                let row = &du[((c * k + ki) * k + kj) * t..][..t];
+                for r in rows.clone() {
+                    let line = &mut plane[(r * s + ki - pad) * g.width..][..g.width];
+                    let src = &row[r * ow..(r + 1) * ow];
+                    if s == 1 {
+                        let start = cols.start + kj - pad;
+                        let dst = &mut line[start..start + cols.len()];
+                        dst.iter_mut()
+                            .zip(&src[cols.clone()])
+                            .for_each(|(d, v)| *d += v);
+                    } else {
+                        for q in cols.clone() {
+                            line[q * s + kj - pad] += src[q];
+                        }
                     }
                 }
             }
@@ -224,7 +260,7 @@ impl Conv2d {
             w,
             Layout::Normal,
             u,
-            Layout::Transposed,
+            Layout::Normal,
             y,
             false,
             false,
@@ -311,12 +347,12 @@ impl Conv2d {
                         || vec![0.0; t * kk],
                         |du, (dx, gi)| {
                             matmul_on(
-                                t,
-                                co,
                                 kk,
-                                gi,
-                                Layout::Transposed,
+                                co,
+                                t,
                                 w,
+                                Layout::Transposed,
+                                gi,
                                 Layout::Normal,
                                 du,
                                 false,
@@ -337,7 +373,7 @@ impl Conv2d {
 /// the pre-activation output gradients `G` (`rows x C_out x T`) and the summed gradient.
 #[derive(Debug, Default)]
 pub struct ConvTrace {
-    /// Unfolded inputs of every example.
+    /// Unfolded inputs of every example (`K x T` each).
     pub cols: Arc<Vec<f32>>,
     /// Output gradients, one `C_out x T` block per example.
     pub delta: Vec<f32>,
@@ -345,7 +381,8 @@ pub struct ConvTrace {
     pub grad: Vec<f32>,
     /// Materialised per-example gradients (`rows x params`), for blocks.
     materialized: Vec<f32>,
-    scratch: Vec<f32>,
+    /// `|g_i|^2` of the weights (without the bias), from the backward pass.
+    weight_norms: Vec<f32>,
     geom: ConvGeometry,
     rows: usize,
     bias: bool,
@@ -376,32 +413,56 @@ impl ConvTrace {
     }
 
     fn compute_sum(&mut self) {
-        let (b, (t, kk, co)) = (self.rows, self.dims());
+        let (t, kk, co) = self.dims();
         let p = self.params();
+        // dW = sum_i G_i U_i: per-thread partial sums of the per-example products, each
+        // product materialised once, so its squared norm comes almost for free
+        let mut norms = std::mem::take(&mut self.weight_norms);
+        norms.resize(self.rows, 0.0);
+        let this = &*self;
+        let total = norms
+            .par_iter_mut()
+            .enumerate()
+            .fold(
+                || (vec![0.0f32; co * kk], vec![0.0f32; co * kk]),
+                |(mut acc, mut gi_w), (i, norm)| {
+                    let gi = &this.delta[i * co * t..(i + 1) * co * t];
+                    let ui = &this.cols[i * t * kk..(i + 1) * t * kk];
+                    matmul_on(
+                        co,
+                        t,
+                        kk,
+                        gi,
+                        Layout::Normal,
+                        ui,
+                        Layout::Transposed,
+                        &mut gi_w,
+                        false,
+                        false,
+                    );
+                    *norm = crate::kernels::sq_norm(&gi_w);
+                    acc.iter_mut().zip(&gi_w).for_each(|(a, v)| *a += v);
+                    (acc, gi_w)
+                },
+            )
+            .map(|(acc, _)| acc)
+            .reduce(
+                || vec![0.0; co * kk],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                    a
+                },
+            );
+        self.weight_norms = norms;
         self.grad.resize(p, 0.0);
-        // G as C_out x (rows T), so that one product sums over examples and positions
-        let gcat = &mut self.scratch;
-        gcat.resize(co * b * t, 0.0);
-        for (i, gi) in self.delta.chunks_exact(co * t).enumerate() {
-            for (o, row) in gi.chunks_exact(t).enumerate() {
-                gcat[o * b * t + i * t..][..t].copy_from_slice(row);
-            }
-        }
         let (gw, gb) = self.grad.split_at_mut(co * kk);
-        matmul(
-            co,
-            b * t,
-            kk,
-            gcat,
-            Layout::Normal,
-            &self.cols,
-            Layout::Normal,
-            gw,
-            false,
-        );
+        gw.copy_from_slice(&total);
         if self.bias {
-            for (o, g) in gb.iter_mut().enumerate() {
-                *g = gcat[o * b * t..(o + 1) * b * t].iter().sum();
+            gb.fill(0.0);
+            for gi in self.delta.chunks_exact(co * t) {
+                for (g, row) in gb.iter_mut().zip(gi.chunks_exact(t)) {
+                    *g += row.iter().sum::<f32>();
+                }
             }
         }
     }
@@ -419,7 +480,7 @@ impl ConvTrace {
             gi,
             Layout::Normal,
             ui,
-            Layout::Normal,
+            Layout::Transposed,
             w,
             false,
             false,
@@ -493,9 +554,9 @@ impl LayerGrads for ConvTrace {
                         kk,
                         t,
                         ui,
-                        Layout::Normal,
-                        ui,
                         Layout::Transposed,
+                        ui,
+                        Layout::Normal,
                         a,
                         false,
                         false,
@@ -521,8 +582,14 @@ impl LayerGrads for ConvTrace {
                     }
                     *norm = s;
                 } else {
-                    this.example(i, a);
-                    *norm = crate::kernels::sq_norm(a);
+                    let gi = &this.delta[i * co * t..(i + 1) * co * t];
+                    *norm = this.weight_norms[i];
+                    if this.bias {
+                        *norm += gi
+                            .chunks_exact(t)
+                            .map(|row| row.iter().sum::<f32>().powi(2))
+                            .sum::<f32>();
+                    }
                 }
             },
         );

@@ -3,6 +3,7 @@
 
 use crate::trace::Act;
 use dfdx::prelude::{Cpu, PutTape, SplitTape, Tape};
+use rayon::prelude::*;
 use std::sync::Arc;
 
 /// Which reduction a pooling window applies.
@@ -69,40 +70,59 @@ impl Pool2d {
         self.channels * self.out_height() * self.out_width()
     }
 
-    /// Index, within one example, of every input position of output `o`'s window.
-    fn windows(&self) -> impl Iterator<Item = Vec<usize>> + '_ {
+    /// Calls `f(output index, input index)` for every input position of every window of one
+    /// example, window by window.
+    fn for_each_window(&self, mut f: impl FnMut(usize, usize)) {
         let (kh, kw) = self.window();
         let (oh, ow) = (self.out_height(), self.out_width());
-        (0..self.channels * oh * ow).map(move |o| {
-            let (c, r) = (o / (oh * ow), o % (oh * ow));
-            let (i, j) = (r / ow * self.stride, r % ow * self.stride);
-            (0..kh)
-                .flat_map(|a| (0..kw).map(move |b| (c * self.height + i + a) * self.width + j + b))
-                .collect()
-        })
+        for c in 0..self.channels {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let o = (c * oh + i) * ow + j;
+                    for a in 0..kh {
+                        let row =
+                            (c * self.height + i * self.stride + a) * self.width + j * self.stride;
+                        for b in 0..kw {
+                            f(o, row + b);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Forward pass: outputs, and for max pooling the index of the winner of every window.
     fn run(&self, x: &[f32], rows: usize, out: &mut Vec<f32>, argmax: &mut Vec<u32>) {
-        let windows: Vec<Vec<usize>> = self.windows().collect();
+        let (n_in, n_out) = (self.input_len(), self.output_len());
+        let (kh, kw) = self.window();
         out.clear();
         argmax.clear();
-        for e in 0..rows {
-            let xe = &x[e * self.input_len()..(e + 1) * self.input_len()];
-            for w in &windows {
-                match self.kind {
-                    PoolKind::Max => {
-                        let best = w
-                            .iter()
-                            .copied()
-                            .fold(w[0], |b, i| if xe[i] > xe[b] { i } else { b });
-                        out.push(xe[best]);
-                        argmax.push(best as u32);
-                    }
-                    PoolKind::Avg => {
-                        out.push(w.iter().map(|&i| xe[i]).sum::<f32>() / w.len() as f32)
-                    }
-                }
+        match self.kind {
+            PoolKind::Max => {
+                out.resize(rows * n_out, 0.0);
+                argmax.resize(rows * n_out, 0);
+                out.par_chunks_mut(n_out)
+                    .zip(argmax.par_chunks_mut(n_out))
+                    .zip(x.par_chunks(n_in))
+                    .for_each(|((ye, ae), xe)| {
+                        let mut window = usize::MAX;
+                        self.for_each_window(|o, i| {
+                            // windows are visited one after the other: the first value opens one
+                            if o != window || xe[i] > ye[o] {
+                                (ye[o], ae[o], window) = (xe[i], i as u32, o);
+                            }
+                        });
+                    });
+            }
+            PoolKind::Avg => {
+                out.resize(rows * n_out, 0.0);
+                let scale = 1.0 / (kh * kw) as f32;
+                out.par_chunks_mut(n_out)
+                    .zip(x.par_chunks(n_in))
+                    .for_each(|(ye, xe)| {
+                        self.for_each_window(|o, i| ye[o] += xe[i]);
+                        ye.iter_mut().for_each(|v| *v *= scale);
+                    });
             }
         }
     }
@@ -137,13 +157,14 @@ impl Pool2d {
                     }
                 }
                 PoolKind::Avg => {
-                    let windows: Vec<Vec<usize>> = self.windows().collect();
-                    for (k, d) in dy.iter().enumerate() {
-                        let w = &windows[k % n_out];
-                        let share = d / w.len() as f32;
-                        for &i in w {
-                            dx[k / n_out * n_in + i] += share;
-                        }
+                    let (kh, kw) = self.window();
+                    let scale = 1.0 / (kh * kw) as f32;
+                    for e in 0..rows {
+                        let (de, ge) = (
+                            &mut dx[e * n_in..(e + 1) * n_in],
+                            &dy[e * n_out..(e + 1) * n_out],
+                        );
+                        self.for_each_window(|o, i| de[i] += ge[o] * scale);
                     }
                 }
             }

@@ -2,7 +2,10 @@
 
 use crate::conv::{Conv2d, ConvTrace};
 use crate::dense::{Dense, DenseTrace};
+use crate::group_norm::GroupNorm;
+use crate::matrix_trace::MatrixTrace;
 use crate::pool::Pool2d;
+use crate::residual::Residual;
 use crate::trace::{Act, LayerGrads};
 use crate::Activation;
 use dfdx::prelude::{Cpu, Tape};
@@ -18,6 +21,10 @@ pub enum Op {
     Conv2d(Conv2d),
     /// Max, average or global average pooling.
     Pool(Pool2d),
+    /// Group normalisation (parameterised).
+    GroupNorm(GroupNorm),
+    /// A residual block (its parameterised ops are layers of the network).
+    Residual(Residual),
     /// A pointwise activation.
     Activation(Activation),
 }
@@ -29,6 +36,8 @@ impl Op {
             Op::Dense(d) => (d.inputs(), d.outputs()),
             Op::Conv2d(c) => (c.geometry().input_len(), c.geometry().output_len()),
             Op::Pool(p) => (p.input_len(), p.output_len()),
+            Op::GroupNorm(g) => (g.len(), g.len()),
+            Op::Residual(r) => (r.input_len(), r.output_len()),
             Op::Activation(_) => (input, input),
         };
         if want == input {
@@ -38,12 +47,32 @@ impl Op {
         }
     }
 
-    /// Kind of the parameterised layer (`dense`, `conv2d`), `None` for the others.
+    /// Kind of the parameterised layer (`dense`, `conv2d`, `group_norm`), `None` for the
+    /// others (a residual block is not a layer: its ops are).
     pub fn layer_kind(&self) -> Option<&'static str> {
         match self {
             Op::Dense(_) => Some("dense"),
             Op::Conv2d(_) => Some("conv2d"),
-            Op::Pool(_) | Op::Activation(_) => None,
+            Op::GroupNorm(_) => Some("group_norm"),
+            Op::Pool(_) | Op::Activation(_) | Op::Residual(_) => None,
+        }
+    }
+
+    /// The parameterised ops of this op, in order (itself, or those inside a residual block).
+    pub fn layers(&self) -> Vec<&Op> {
+        match self {
+            Op::Residual(r) => r.ops().flat_map(Op::layers).collect(),
+            op if op.layer_kind().is_some() => vec![op],
+            _ => vec![],
+        }
+    }
+
+    /// The parameterised ops of this op, mutably.
+    pub fn layers_mut(&mut self) -> Vec<&mut Op> {
+        match self {
+            Op::Residual(r) => r.ops_mut().flat_map(Op::layers_mut).collect(),
+            op if op.layer_kind().is_some() => vec![op],
+            _ => vec![],
         }
     }
 
@@ -52,7 +81,8 @@ impl Op {
         match self {
             Op::Dense(d) => Some(d.params()),
             Op::Conv2d(c) => Some(c.params()),
-            Op::Pool(_) | Op::Activation(_) => None,
+            Op::GroupNorm(g) => Some(g.params()),
+            Op::Pool(_) | Op::Activation(_) | Op::Residual(_) => None,
         }
     }
 
@@ -60,7 +90,8 @@ impl Op {
         match self {
             Op::Dense(d) => Some(d.params_mut()),
             Op::Conv2d(c) => Some(c.params_mut()),
-            Op::Pool(_) | Op::Activation(_) => None,
+            Op::GroupNorm(g) => Some(g.params_mut()),
+            Op::Pool(_) | Op::Activation(_) | Op::Residual(_) => None,
         }
     }
 
@@ -68,7 +99,8 @@ impl Op {
         match self {
             Op::Dense(d) => Some(TraceGuard::Dense(d.trace())),
             Op::Conv2d(c) => Some(TraceGuard::Conv(c.trace())),
-            Op::Pool(_) | Op::Activation(_) => None,
+            Op::GroupNorm(g) => Some(TraceGuard::Matrix(g.trace())),
+            Op::Pool(_) | Op::Activation(_) | Op::Residual(_) => None,
         }
     }
 
@@ -76,7 +108,8 @@ impl Op {
         match self {
             Op::Dense(d) => d.release_input(empty),
             Op::Conv2d(c) => c.release_input(empty),
-            Op::Pool(_) | Op::Activation(_) => {}
+            Op::Residual(r) => r.ops().for_each(|op| op.release_input(empty)),
+            Op::GroupNorm(_) | Op::Pool(_) | Op::Activation(_) => {}
         }
     }
 
@@ -85,6 +118,8 @@ impl Op {
             Op::Dense(d) => d.forward(x, input_needs_grad),
             Op::Conv2d(c) => c.forward(x, input_needs_grad),
             Op::Pool(p) => p.forward(x, input_needs_grad),
+            Op::GroupNorm(g) => g.forward(x, input_needs_grad),
+            Op::Residual(r) => r.forward(x, input_needs_grad),
             Op::Activation(a) => a.forward(x, input_needs_grad),
         }
     }
@@ -94,6 +129,8 @@ impl Op {
             Op::Dense(d) => d.forward_slice(x, rows, out),
             Op::Conv2d(c) => c.forward_slice(x, rows, out),
             Op::Pool(p) => p.forward_slice(x, rows, out),
+            Op::GroupNorm(g) => g.forward_slice(x, rows, out),
+            Op::Residual(r) => r.forward_slice(x, rows, out),
             Op::Activation(a) => a.apply(x, out),
         }
     }
@@ -103,6 +140,7 @@ impl Op {
 pub(crate) enum TraceGuard<'a> {
     Dense(RwLockWriteGuard<'a, DenseTrace>),
     Conv(RwLockWriteGuard<'a, ConvTrace>),
+    Matrix(RwLockWriteGuard<'a, MatrixTrace>),
 }
 
 impl TraceGuard<'_> {
@@ -110,6 +148,7 @@ impl TraceGuard<'_> {
         match self {
             TraceGuard::Dense(t) => &mut **t,
             TraceGuard::Conv(t) => &mut **t,
+            TraceGuard::Matrix(t) => &mut **t,
         }
     }
 
@@ -118,6 +157,7 @@ impl TraceGuard<'_> {
         match self {
             TraceGuard::Dense(t) => &mut t.grad,
             TraceGuard::Conv(t) => &mut t.grad,
+            TraceGuard::Matrix(t) => &mut t.grad,
         }
     }
 
@@ -125,6 +165,7 @@ impl TraceGuard<'_> {
         match self {
             TraceGuard::Dense(t) => t.prepare_blocks(),
             TraceGuard::Conv(t) => t.prepare_blocks(),
+            TraceGuard::Matrix(_) => {}
         }
     }
 
@@ -132,6 +173,7 @@ impl TraceGuard<'_> {
         match self {
             TraceGuard::Dense(t) => t.block(coords, out),
             TraceGuard::Conv(t) => t.block(coords, out),
+            TraceGuard::Matrix(t) => t.block(coords, out),
         }
     }
 
@@ -139,6 +181,7 @@ impl TraceGuard<'_> {
         match self {
             TraceGuard::Dense(t) => (t.batch(), t.params()),
             TraceGuard::Conv(t) => (t.batch(), t.params()),
+            TraceGuard::Matrix(t) => (t.batch(), t.params()),
         }
     }
 }

@@ -63,7 +63,7 @@ pub fn per_example_grads(model: &Sequential, batch: &Batch) -> Vec<Vec<Vec<f32>>
                     }
                     Op::Activation(Activation::Relu) => h.relu(),
                     Op::Activation(Activation::Tanh) => h.tanh(),
-                    Op::Conv2d(_) | Op::Pool(_) => {
+                    Op::Conv2d(_) | Op::Pool(_) | Op::GroupNorm(_) | Op::Residual(_) => {
                         panic!("the dfdx reference has no convolution or pooling; use per_example_by_loop")
                     }
                 };

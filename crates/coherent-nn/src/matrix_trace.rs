@@ -1,0 +1,73 @@
+//! Per-example gradients held as one `rows x params` matrix: the trace of layers whose
+//! per-example gradients are small enough to keep (normalisation layers).
+
+use crate::kernels::{matmul, row_sq_norms, Layout};
+use crate::trace::LayerGrads;
+
+/// Materialised per-example gradients and their sum.
+#[derive(Debug, Default)]
+pub struct MatrixTrace {
+    /// `rows x params`: row `i` is `g_i`.
+    pub values: Vec<f32>,
+    /// The summed gradient.
+    pub grad: Vec<f32>,
+    /// Examples.
+    pub rows: usize,
+    /// Parameters.
+    pub params: usize,
+}
+
+impl MatrixTrace {
+    /// Recomputes the sum from the rows.
+    pub fn compute_sum(&mut self) {
+        self.grad.clear();
+        self.grad.resize(self.params, 0.0);
+        for row in self.values.chunks_exact(self.params.max(1)) {
+            self.grad.iter_mut().zip(row).for_each(|(g, v)| *g += v);
+        }
+    }
+
+    /// Per-example values of parameters `coords`, coordinate-major.
+    pub fn block(&self, coords: std::ops::Range<usize>, out: &mut [f32]) {
+        for (c, col) in coords.zip(out.chunks_exact_mut(self.rows)) {
+            for (e, x) in col.iter_mut().enumerate() {
+                *x = self.values[e * self.params + c];
+            }
+        }
+    }
+}
+
+impl LayerGrads for MatrixTrace {
+    fn batch(&self) -> usize {
+        self.rows
+    }
+    fn params(&self) -> usize {
+        self.params
+    }
+    fn sq_norms(&mut self, out: &mut [f32]) {
+        row_sq_norms(&self.values, self.params, out);
+    }
+    fn coord_sum_sq(&mut self, out: &mut [f32]) {
+        out.fill(0.0);
+        for row in self.values.chunks_exact(self.params) {
+            out.iter_mut().zip(row).for_each(|(o, v)| *o += v * v);
+        }
+    }
+    fn gram(&mut self, out: &mut [f32]) {
+        let (b, p) = (self.rows, self.params);
+        matmul(
+            b,
+            p,
+            b,
+            &self.values,
+            Layout::Normal,
+            &self.values,
+            Layout::Transposed,
+            out,
+            false,
+        );
+    }
+    fn per_example(&mut self, out: &mut [f32]) {
+        out.copy_from_slice(&self.values);
+    }
+}

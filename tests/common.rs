@@ -13,6 +13,16 @@ pub fn coherent(args: &[&str]) -> Output {
         .expect("the coherent binary runs")
 }
 
+/// Runs the `coherent` binary with `args` from the directory `dir`.
+pub fn coherent_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_coherent"))
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the coherent binary runs")
+}
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

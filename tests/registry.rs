@@ -4,7 +4,10 @@ use crate::common::{coherent, stdout};
 use coherent_core::PluginKind;
 
 const EXPECTED: [(PluginKind, &[&str]); 4] = [
-    (PluginKind::Network, &["lenet", "mlp"]),
+    (
+        PluginKind::Network,
+        &["alexnet", "lenet", "mlp", "resnet", "vgg"],
+    ),
     (
         PluginKind::Dataset,
         &["cifar10", "fashion-mnist", "mnist", "toy-linear"],

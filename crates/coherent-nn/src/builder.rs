@@ -1,6 +1,9 @@
 //! Building networks layer by layer while tracking the shape of the activations.
 
-use crate::{Activation, Conv2d, ConvGeometry, Dense, Init, Op, Pool2d, PoolKind, Sequential};
+use crate::{
+    Activation, Conv2d, ConvGeometry, Dense, GroupNorm, Init, Op, Pool2d, PoolKind, Residual,
+    Sequential,
+};
 use coherent_core::{LossKind, ModelSpec, Rng};
 
 /// Appends ops to a network, keeping track of the `channels x height x width` shape they
@@ -114,6 +117,71 @@ impl NetworkBuilder {
         }
         self.ops.push(Op::Dense(d));
         self.shape = (out, 1, 1);
+        Ok(self)
+    }
+
+    /// Group normalisation with `groups` groups, followed by `activation`.
+    pub fn group_norm(
+        &mut self,
+        groups: usize,
+        activation: Option<Activation>,
+    ) -> Result<&mut Self, String> {
+        let (c, h, w) = self.shape;
+        if groups == 0 || c % groups != 0 {
+            return Err(format!("{groups} groups do not divide {c} channels"));
+        }
+        let mut g = GroupNorm::new(c, h * w, groups);
+        if let Some(a) = activation {
+            g = g.with_activation(a);
+        }
+        self.ops.push(Op::GroupNorm(g));
+        Ok(self)
+    }
+
+    /// A residual block: `activation(body(x) + shortcut(x))`. The body is built by `body` on a
+    /// builder at the current shape; the shortcut is the identity, or with
+    /// `projection = Some((channels, stride))` a 1x1 convolution.
+    pub fn residual(
+        &mut self,
+        body: impl FnOnce(&mut NetworkBuilder) -> Result<(), String>,
+        projection: Option<(usize, usize)>,
+        activation: Option<Activation>,
+    ) -> Result<&mut Self, String> {
+        let (c, h, w) = self.shape;
+        let mut inner = NetworkBuilder {
+            inputs: c * h * w,
+            shape: self.shape,
+            ops: Vec::new(),
+            rng: self.rng.clone(),
+            bias: self.bias,
+            init: self.init,
+            loss: self.loss,
+        };
+        body(&mut inner)?;
+        let shortcut = match projection {
+            None => None,
+            Some((out, stride)) => {
+                let geom = ConvGeometry {
+                    in_channels: c,
+                    height: h,
+                    width: w,
+                    out_channels: out,
+                    kernel: 1,
+                    stride,
+                    padding: 0,
+                };
+                Some(Op::Conv2d(Conv2d::new(
+                    geom,
+                    self.bias,
+                    self.init,
+                    &mut inner.rng,
+                )))
+            }
+        };
+        self.rng = inner.rng;
+        let block = Residual::new(c * h * w, inner.ops, shortcut, activation)?;
+        self.ops.push(Op::Residual(block));
+        self.shape = inner.shape;
         Ok(self)
     }
 

@@ -13,6 +13,9 @@ pub fn link() {
     let builds = [
         coherent_mlp::build as *const (),
         coherent_lenet::build as *const (),
+        coherent_vgg::build as *const (),
+        coherent_resnet::build as *const (),
+        coherent_alexnet::build as *const (),
         coherent_mnist::build as *const (),
         coherent_toy_linear::build as *const (),
         coherent_fashion_mnist::build as *const (),

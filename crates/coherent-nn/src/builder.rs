@@ -127,7 +127,7 @@ impl NetworkBuilder {
         activation: Option<Activation>,
     ) -> Result<&mut Self, String> {
         let (c, h, w) = self.shape;
-        if groups == 0 || c % groups != 0 {
+        if groups == 0 || !c.is_multiple_of(groups) {
             return Err(format!("{groups} groups do not divide {c} channels"));
         }
         let mut g = GroupNorm::new(c, h * w, groups);

@@ -33,7 +33,7 @@ impl GroupNorm {
     /// `groups` must divide `channels`.
     pub fn new(channels: usize, positions: usize, groups: usize) -> GroupNorm {
         assert!(
-            groups > 0 && channels % groups == 0,
+            groups > 0 && channels.is_multiple_of(groups),
             "{groups} groups do not divide {channels} channels"
         );
         let mut params = vec![1.0; channels];

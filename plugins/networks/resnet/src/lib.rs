@@ -59,7 +59,7 @@ fn default_init() -> Init {
 impl ResnetConfig {
     /// Builds the network for `spec`, or says what does not fit.
     pub fn network(&self, spec: &ModelSpec) -> Result<Sequential, String> {
-        if self.depth < 8 || (self.depth - 2) % 6 != 0 {
+        if self.depth < 8 || !(self.depth - 2).is_multiple_of(6) {
             return Err(format!(
                 "depth {} is not 6n + 2 with n >= 1 (8, 14, 20, 32, ...)",
                 self.depth

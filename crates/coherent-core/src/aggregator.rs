@@ -1,6 +1,6 @@
 //! The `GradientAggregator` trait: how per-example gradients become one update direction.
 
-use crate::{BatchGrads, GradRequest, LayerInfo};
+use crate::{BatchGrads, GradRequest, LayerInfo, PerExampleBlocks};
 
 /// Turns the per-example gradients of a batch into the descent direction for the batch-mean
 /// loss. The plain-SGD aggregator returns `S / B`; suppression strategies (winsorization,
@@ -17,6 +17,12 @@ pub trait GradientAggregator: Send {
     }
 
     /// Writes the direction into `direction` (one slice per layer, sized like the layer's
-    /// parameters).
-    fn aggregate(&mut self, grads: &BatchGrads, direction: &mut [Vec<f32>]);
+    /// parameters). `blocks` gives the per-example gradients when [`GradRequest::blocks`] was
+    /// asked for, and is `None` otherwise.
+    fn aggregate(
+        &mut self,
+        grads: &BatchGrads,
+        blocks: Option<&dyn PerExampleBlocks>,
+        direction: &mut [Vec<f32>],
+    );
 }

@@ -15,6 +15,10 @@ pub struct GradRequest {
     pub gram: bool,
     /// Materialised per-example gradients `g_i,l`, layer by layer.
     pub per_example: bool,
+    /// Per-example gradients produced on demand in coordinate blocks
+    /// ([`crate::PerExampleBlocks`]), for consumers that reduce every coordinate over the
+    /// examples without holding the whole `batch x P` matrix.
+    pub blocks: bool,
 }
 
 impl GradRequest {
@@ -24,6 +28,7 @@ impl GradRequest {
         coord_sum_sq: false,
         gram: false,
         per_example: false,
+        blocks: false,
     };
 
     /// Everything one request or the other asks for.
@@ -33,6 +38,7 @@ impl GradRequest {
             coord_sum_sq: self.coord_sum_sq || other.coord_sum_sq,
             gram: self.gram || other.gram,
             per_example: self.per_example || other.per_example,
+            blocks: self.blocks || other.blocks,
         }
     }
 }

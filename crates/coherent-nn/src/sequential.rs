@@ -386,6 +386,7 @@ mod tests {
             coord_sum_sq: true,
             gram: true,
             per_example: true,
+            blocks: true,
         };
         let mut out = BatchGrads::default();
         model.forward_backward(b, request, &mut out);
@@ -561,6 +562,7 @@ mod tests {
             coord_sum_sq: true,
             gram: true,
             per_example: true,
+            blocks: true,
         };
         m.forward_backward(&b, all, &mut out);
         m.forward_backward(&b, GradRequest::SUM, &mut out);

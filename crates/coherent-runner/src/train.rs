@@ -193,7 +193,12 @@ fn train_in(
             status = Status::Diverged(step);
             break;
         }
-        plan.aggregator.aggregate(&grads, &mut direction);
+        if request.blocks {
+            let (aggregator, direction) = (&mut plan.aggregator, &mut direction);
+            plan.model.per_example_blocks(&mut |src| aggregator.aggregate(&grads, Some(src), direction));
+        } else {
+            plan.aggregator.aggregate(&grads, None, &mut direction);
+        }
         if !direction.iter().flatten().all(|v| v.is_finite()) {
             status = Status::Diverged(step);
             break;

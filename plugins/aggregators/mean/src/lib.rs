@@ -4,7 +4,7 @@
 
 use coherent_core::{
     inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator,
-    PluginArgs,
+    PerExampleBlocks, PluginArgs,
 };
 use serde::Deserialize;
 
@@ -21,7 +21,12 @@ impl GradientAggregator for MeanAggregator {
         GradRequest::SUM
     }
 
-    fn aggregate(&mut self, grads: &BatchGrads, direction: &mut [Vec<f32>]) {
+    fn aggregate(
+        &mut self,
+        grads: &BatchGrads,
+        _blocks: Option<&dyn PerExampleBlocks>,
+        direction: &mut [Vec<f32>],
+    ) {
         let scale = 1.0 / grads.batch_size.max(1) as f32;
         for (d, s) in direction.iter_mut().zip(&grads.sum) {
             for (x, g) in d.iter_mut().zip(s) {
@@ -58,7 +63,7 @@ mod tests {
             ..Default::default()
         };
         let mut dir = vec![vec![0.0; 2], vec![0.0; 1]];
-        MeanAggregator.aggregate(&grads, &mut dir);
+        MeanAggregator.aggregate(&grads, None, &mut dir);
         assert_eq!(dir, vec![vec![1.0, -2.0], vec![0.5]]);
     }
 

@@ -13,7 +13,17 @@ const EXPECTED: [(PluginKind, &[&str]); 4] = [
         &["cifar10", "fashion-mnist", "mnist", "toy-linear"],
     ),
     (PluginKind::Metric, &["coherence"]),
-    (PluginKind::Aggregator, &["mean"]),
+    (
+        PluginKind::Aggregator,
+        &[
+            "clip",
+            "coordinate_median",
+            "mean",
+            "median_of_means",
+            "trimmed_mean",
+            "winsorized",
+        ],
+    ),
 ];
 
 #[test]

@@ -60,4 +60,18 @@ pub trait PerExampleBlocks: Sync {
     /// Writes `g_i[c]` for every coordinate `c` of `coords` (within `layer`) and every example
     /// `i`, coordinate-major: `out[(c - coords.start) * batch + i]`.
     fn block(&self, layer: usize, coords: std::ops::Range<usize>, out: &mut [f32]);
+
+    /// The same values example-major: `out[i * coords.len() + (c - coords.start)]`, the layout
+    /// in which a kernel reduces many coordinates at once, one example after the other. The
+    /// default transposes [`PerExampleBlocks::block`]; layers that can write rows directly do.
+    fn block_rows(&self, layer: usize, coords: std::ops::Range<usize>, out: &mut [f32]) {
+        let (b, len) = (self.batch(), coords.len());
+        let mut cols = vec![0.0; b * len];
+        self.block(layer, coords, &mut cols);
+        for (c, col) in cols.chunks_exact(b).enumerate() {
+            for (i, v) in col.iter().enumerate() {
+                out[i * len + c] = *v;
+            }
+        }
+    }
 }

@@ -226,6 +226,36 @@ impl DenseTrace {
         transpose(&self.delta, b, o, dt);
     }
 
+    /// Per-example values of parameters `coords`, example-major (`out[e * len + c]`): row `e`
+    /// is `Delta[e, o] A[e, ..]` for weights of output `o`, so each piece is one scaled copy.
+    pub fn block_rows(&self, coords: std::ops::Range<usize>, out: &mut [f32]) {
+        let (i, o, len) = (self.inputs, self.outputs, coords.len());
+        for (e, row) in out.chunks_exact_mut(len).enumerate() {
+            let (a, d) = (
+                &self.input[e * i..(e + 1) * i],
+                &self.delta[e * o..(e + 1) * o],
+            );
+            let mut c = coords.start;
+            while c < coords.end {
+                let dst = &mut row[c - coords.start..];
+                if c < o * i {
+                    // the rest of weight row c / i, as far as the block goes
+                    let (r, k) = (c / i, c % i);
+                    let n = (i - k).min(coords.end - c);
+                    let dv = d[r];
+                    dst[..n]
+                        .iter_mut()
+                        .zip(&a[k..k + n])
+                        .for_each(|(x, av)| *x = av * dv);
+                    c += n;
+                } else {
+                    dst[0] = d[c - o * i];
+                    c += 1;
+                }
+            }
+        }
+    }
+
     /// Per-example values of parameters `coords`, coordinate-major (`out[c * rows + e]`).
     /// Needs [`DenseTrace::prepare_blocks`] after the backward pass.
     pub fn block(&self, coords: std::ops::Range<usize>, out: &mut [f32]) {

@@ -177,6 +177,24 @@ impl TraceGuard<'_> {
         }
     }
 
+    pub(crate) fn block_rows(&self, coords: std::ops::Range<usize>, out: &mut [f32]) {
+        match self {
+            TraceGuard::Dense(t) => t.block_rows(coords, out),
+            TraceGuard::Conv(_) | TraceGuard::Matrix(_) => {
+                // transpose the coordinate-major block
+                let b = self.batch_and_params().0;
+                let len = coords.len();
+                let mut cols = vec![0.0; b * len];
+                self.block(coords, &mut cols);
+                for (c, col) in cols.chunks_exact(b).enumerate() {
+                    for (i, v) in col.iter().enumerate() {
+                        out[i * len + c] = *v;
+                    }
+                }
+            }
+        }
+    }
+
     pub(crate) fn batch_and_params(&self) -> (usize, usize) {
         match self {
             TraceGuard::Dense(t) => (t.batch(), t.params()),

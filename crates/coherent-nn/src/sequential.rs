@@ -230,6 +230,9 @@ impl PerExampleBlocks for Blocks<'_> {
     fn block(&self, layer: usize, coords: std::ops::Range<usize>, out: &mut [f32]) {
         self.traces[layer].block(coords, out);
     }
+    fn block_rows(&self, layer: usize, coords: std::ops::Range<usize>, out: &mut [f32]) {
+        self.traces[layer].block_rows(coords, out);
+    }
 }
 
 impl Model for Sequential {
@@ -442,6 +445,11 @@ mod tests {
                         .map(|(i, c)| reference[i][l][c])
                         .collect();
                     assert_close(&out, &want, &format!("{} block {start}..{end}", info.name));
+                    src.block_rows(l, start..end, &mut out);
+                    let want: Vec<f32> = (0..rows)
+                        .flat_map(|i| (start..end).map(move |c| reference[i][l][c]))
+                        .collect();
+                    assert_close(&out, &want, &format!("{} rows {start}..{end}", info.name));
                     start = end;
                 }
             }

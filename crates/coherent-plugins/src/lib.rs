@@ -21,6 +21,11 @@ pub fn link() {
         coherent_fashion_mnist::build as *const (),
         coherent_cifar10::build as *const (),
         coherent_mean::build as *const (),
+        coherent_winsorized::build as *const (),
+        coherent_coordinate_median::build as *const (),
+        coherent_trimmed_mean::build as *const (),
+        coherent_clip::build as *const (),
+        coherent_median_of_means::build as *const (),
         coherent_coherence::build as *const (),
     ];
     std::hint::black_box(builds);

@@ -195,7 +195,8 @@ fn train_in(
         }
         if request.blocks {
             let (aggregator, direction) = (&mut plan.aggregator, &mut direction);
-            plan.model.per_example_blocks(&mut |src| aggregator.aggregate(&grads, Some(src), direction));
+            plan.model
+                .per_example_blocks(&mut |src| aggregator.aggregate(&grads, Some(src), direction));
         } else {
             plan.aggregator.aggregate(&grads, None, &mut direction);
         }

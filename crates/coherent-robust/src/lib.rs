@@ -1,0 +1,390 @@
+//! The kernels of the suppression strategies: coordinate-wise reductions of per-example
+//! gradients, written once and shared by the aggregator plugins.
+//!
+//! [`coordinatewise`] walks every parameter in cache-sized blocks on all threads: a block of
+//! per-example values is produced by the model ([`PerExampleBlocks`]), each coordinate's
+//! values (one per example, contiguous) are reduced while they are in cache, and only the
+//! result is written. The order statistics below run in linear time
+//! (`select_nth_unstable`), never sorting.
+
+use coherent_core::PerExampleBlocks;
+use rayon::prelude::*;
+
+/// Coordinates per block: `BLOCK x batch` values stay in the L2 cache.
+pub const BLOCK: usize = 256;
+
+/// Writes `reduce(values of coordinate c over the examples)` into `direction[l][c]` for every
+/// layer `l` and coordinate `c`. `reduce` may reorder its slice.
+pub fn coordinatewise(
+    src: &dyn PerExampleBlocks,
+    direction: &mut [Vec<f32>],
+    reduce: impl Fn(&mut [f32]) -> f32 + Sync,
+) {
+    let b = src.batch();
+    for (layer, out) in direction.iter_mut().enumerate() {
+        out.par_chunks_mut(BLOCK)
+            .enumerate()
+            .for_each_init(Vec::new, |scratch, (k, chunk)| {
+                let start = k * BLOCK;
+                scratch.resize(chunk.len() * b, 0.0);
+                src.block(layer, start..start + chunk.len(), scratch);
+                for (o, col) in chunk.iter_mut().zip(scratch.chunks_exact_mut(b)) {
+                    *o = reduce(col);
+                }
+            });
+    }
+}
+
+/// Largest clip count per side that [`winsorize_all`] handles in one pass.
+pub const MAX_FAST_CLIP: usize = 16;
+
+/// The winsorized mean of every coordinate (clip to the `lo`-th smallest and `hi`-th largest
+/// value of the coordinate, 0-based from each end, then average), for all layers.
+///
+/// One branch-free pass over the examples, many coordinates at a time: per coordinate it keeps
+/// the running sum and the `lo + 1` smallest and `hi + 1` largest values seen (insertion
+/// networks of `min`/`max`, which vectorise), then
+/// `sum - (lo smallest) - (hi largest) + lo * (lo-th smallest) + hi * (hi-th largest)`.
+/// Falls back to [`winsorized_mean`] per coordinate for large clip counts or tiny batches.
+pub fn winsorize_all(src: &dyn PerExampleBlocks, direction: &mut [Vec<f32>], lo: usize, hi: usize) {
+    let b = src.batch();
+    if lo > MAX_FAST_CLIP || hi > MAX_FAST_CLIP || b < lo + hi + 2 {
+        coordinatewise(src, direction, |v| winsorized_mean(v, lo, hi));
+        return;
+    }
+    for (layer, out) in direction.iter_mut().enumerate() {
+        out.par_chunks_mut(BLOCK).enumerate().for_each_init(
+            || Scratch::new(b, lo, hi),
+            |s, (k, chunk)| {
+                let (start, len) = (k * BLOCK, chunk.len());
+                s.rows.resize(b * len, 0.0);
+                src.block_rows(layer, start..start + len, &mut s.rows);
+                s.reset(len);
+                accumulate(s, len);
+                for (c, o) in chunk.iter_mut().enumerate() {
+                    let mut total = s.sum[c];
+                    total -= s.top[..hi].iter().map(|t| t[c]).sum::<f32>();
+                    total -= s.bottom[..lo].iter().map(|t| t[c]).sum::<f32>();
+                    total += hi as f32 * s.top[hi][c] + lo as f32 * s.bottom[lo][c];
+                    *o = total / b as f32;
+                }
+            },
+        );
+    }
+}
+
+/// Runs every example of the block through the running sums and the insertion networks, with
+/// AVX2 when the processor has it (the project builds for baseline x86-64, so the wide
+/// instructions are chosen at run time).
+fn accumulate(s: &mut Scratch, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor supports AVX2, checked just above.
+        unsafe { accumulate_avx2(s, len) };
+        return;
+    }
+    accumulate_any(s, len);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn accumulate_avx2(s: &mut Scratch, len: usize) {
+    accumulate_any(s, len);
+}
+
+#[inline(always)]
+fn accumulate_any(s: &mut Scratch, len: usize) {
+    let Scratch {
+        rows,
+        sum,
+        carry,
+        top,
+        bottom,
+    } = s;
+    for row in rows.chunks_exact(len) {
+        sum[..len].iter_mut().zip(row).for_each(|(a, v)| *a += v);
+        insert::<true>(top, carry, row, len);
+        insert::<false>(bottom, carry, row, len);
+    }
+}
+
+/// Per-thread buffers of [`winsorize_all`].
+struct Scratch {
+    rows: Vec<f32>,
+    sum: Vec<f32>,
+    carry: Vec<f32>,
+    top: Vec<Vec<f32>>,
+    bottom: Vec<Vec<f32>>,
+}
+
+impl Scratch {
+    fn new(b: usize, lo: usize, hi: usize) -> Scratch {
+        Scratch {
+            rows: Vec::with_capacity(b * BLOCK),
+            sum: vec![0.0; BLOCK],
+            carry: vec![0.0; BLOCK],
+            top: vec![vec![0.0; BLOCK]; hi + 1],
+            bottom: vec![vec![0.0; BLOCK]; lo + 1],
+        }
+    }
+
+    fn reset(&mut self, len: usize) {
+        self.sum[..len].fill(0.0);
+        self.top
+            .iter_mut()
+            .for_each(|t| t[..len].fill(f32::NEG_INFINITY));
+        self.bottom
+            .iter_mut()
+            .for_each(|t| t[..len].fill(f32::INFINITY));
+    }
+}
+
+/// One step of an insertion network on eight lanes: `r` keeps the better of `r` and `x`, `x`
+/// carries the other on. Written on fixed-size arrays so that it compiles to vector min/max.
+#[inline(always)]
+fn exchange<const LARGEST: bool>(r: &mut [f32; 8], x: &mut [f32; 8]) {
+    for l in 0..8 {
+        let (a, v) = (r[l], x[l]);
+        let keep = if LARGEST { a > v } else { a < v };
+        r[l] = if keep { a } else { v };
+        x[l] = if keep { v } else { a };
+    }
+}
+
+/// Inserts `row` into the per-coordinate ranked lists `ranks` (largest first when `LARGEST`,
+/// smallest first otherwise). `len` is a multiple of 8 or the tail is handled lane by lane.
+#[inline(always)]
+fn insert<const LARGEST: bool>(ranks: &mut [Vec<f32>], carry: &mut [f32], row: &[f32], len: usize) {
+    carry[..len].copy_from_slice(row);
+    let full = len / 8 * 8;
+    for rank in ranks.iter_mut() {
+        for (rc, xc) in rank[..full]
+            .chunks_exact_mut(8)
+            .zip(carry[..full].chunks_exact_mut(8))
+        {
+            let r: &mut [f32; 8] = rc.try_into().expect("eight lanes");
+            let x: &mut [f32; 8] = xc.try_into().expect("eight lanes");
+            exchange::<LARGEST>(r, x);
+        }
+        for (r, x) in rank[full..len].iter_mut().zip(carry[full..len].iter_mut()) {
+            let (a, v) = (*r, *x);
+            let keep = if LARGEST { a > v } else { a < v };
+            *r = if keep { a } else { v };
+            *x = if keep { v } else { a };
+        }
+    }
+}
+
+fn order(a: &f32, b: &f32) -> std::cmp::Ordering {
+    a.total_cmp(b)
+}
+
+/// The mean of `values` after clipping them to their `lo`-th smallest and `hi`-th largest
+/// (0-based) values: winsorization. `lo = hi = 0` is the plain mean.
+pub fn winsorized_mean(values: &mut [f32], lo: usize, hi: usize) -> f32 {
+    let n = values.len();
+    let (lo, hi) = (lo.min(n - 1), hi.min(n - 1));
+    let low = *values.select_nth_unstable_by(lo, order).1;
+    let high = *values.select_nth_unstable_by(n - 1 - hi, order).1;
+    let (low, high) = (low.min(high), high.max(low));
+    values.iter().map(|v| v.clamp(low, high)).sum::<f32>() / n as f32
+}
+
+/// The median (the mean of the two middle values for an even count).
+pub fn median(values: &mut [f32]) -> f32 {
+    let n = values.len();
+    let (left, mid, _) = values.select_nth_unstable_by(n / 2, order);
+    let mid = *mid;
+    if n % 2 == 1 {
+        mid
+    } else {
+        let below = left.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        (below + mid) / 2.0
+    }
+}
+
+/// The mean of `values` without their `b` smallest and `b` largest (`2 b < len`).
+pub fn trimmed_mean(values: &mut [f32], b: usize) -> f32 {
+    let n = values.len();
+    assert!(2 * b < n, "cannot trim {b} from each side of {n} values");
+    if b > 0 {
+        values.select_nth_unstable_by(b, order);
+        values[b..].select_nth_unstable_by(n - 2 * b - 1, order);
+    }
+    values[b..n - b].iter().sum::<f32>() / (n - 2 * b) as f32
+}
+
+/// Index of `q` percent of the way through `n` sorted values, rounded as NumPy's
+/// `percentile(..., method="nearest")` does (half to even).
+pub fn nearest_rank(q: f64, n: usize) -> usize {
+    let x = q / 100.0 * (n - 1) as f64;
+    let floor = x.floor();
+    let frac = x - floor;
+    let r = if (frac - 0.5).abs() < 1e-12 {
+        if (floor as usize).is_multiple_of(2) {
+            floor
+        } else {
+            floor + 1.0
+        }
+    } else {
+        x.round()
+    };
+    (r as usize).min(n - 1)
+}
+
+/// Per-example gradients given explicitly (`g[i][layer]`), as a [`PerExampleBlocks`]: for
+/// tests and for checking aggregators against brute force.
+#[derive(Clone, Debug)]
+pub struct ExplicitBlocks {
+    /// `g[i][layer][coordinate]`.
+    pub grads: Vec<Vec<Vec<f32>>>,
+}
+
+impl PerExampleBlocks for ExplicitBlocks {
+    fn batch(&self) -> usize {
+        self.grads.len()
+    }
+    fn layers(&self) -> usize {
+        self.grads.first().map_or(0, Vec::len)
+    }
+    fn layer_params(&self, layer: usize) -> usize {
+        self.grads[0][layer].len()
+    }
+    fn block(&self, layer: usize, coords: std::ops::Range<usize>, out: &mut [f32]) {
+        let b = self.batch();
+        for (c, col) in coords.zip(out.chunks_exact_mut(b)) {
+            for (i, x) in col.iter_mut().enumerate() {
+                *x = self.grads[i][layer][c];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sorted(v: &[f32]) -> Vec<f32> {
+        let mut s = v.to_vec();
+        s.sort_by(f32::total_cmp);
+        s
+    }
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut r = coherent_core::Rng::new(seed);
+        (0..n).map(|_| r.normal() as f32).collect()
+    }
+
+    #[test]
+    fn order_statistics_match_sorting() {
+        for n in [1, 2, 3, 7, 10, 100, 101] {
+            let v = values(n, n as u64);
+            let s = sorted(&v);
+            let want_median = if n % 2 == 1 {
+                s[n / 2]
+            } else {
+                (s[n / 2 - 1] + s[n / 2]) / 2.0
+            };
+            assert!((median(&mut v.clone()) - want_median).abs() < 1e-6, "n {n}");
+            for b in 0..n.div_ceil(2) {
+                if 2 * b < n {
+                    let want: f32 = s[b..n - b].iter().sum::<f32>() / (n - 2 * b) as f32;
+                    assert!(
+                        (trimmed_mean(&mut v.clone(), b) - want).abs() < 1e-5,
+                        "n {n} b {b}"
+                    );
+                }
+                let (lo, hi) = (s[b.min(n - 1)], s[n - 1 - b.min(n - 1)]);
+                let want: f32 = v
+                    .iter()
+                    .map(|x| x.clamp(lo.min(hi), hi.max(lo)))
+                    .sum::<f32>()
+                    / n as f32;
+                assert!(
+                    (winsorized_mean(&mut v.clone(), b, b) - want).abs() < 1e-5,
+                    "n {n} k {b}"
+                );
+            }
+            let mean: f32 = v.iter().sum::<f32>() / n as f32;
+            assert!((winsorized_mean(&mut v.clone(), 0, 0) - mean).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn nearest_rank_follows_numpy() {
+        // numpy.percentile(range(100), [0, 1, 2, 4, 8, 92, 96, 98, 99, 100], method="nearest")
+        let got: Vec<usize> = [0.0, 1.0, 2.0, 4.0, 8.0, 92.0, 96.0, 98.0, 99.0, 100.0]
+            .iter()
+            .map(|&q| nearest_rank(q, 100))
+            .collect();
+        assert_eq!(got, vec![0, 1, 2, 4, 8, 91, 95, 97, 98, 99]);
+        // half-way cases round to even: 50% of 4 values is index 1.5 -> 2; 50% of 6 is 2.5 -> 2
+        assert_eq!((nearest_rank(50.0, 4), nearest_rank(50.0, 6)), (2, 2));
+    }
+
+    #[test]
+    fn one_pass_winsorization_matches_the_order_statistics() {
+        let mut r = coherent_core::Rng::new(8);
+        for (b, lo, hi) in [
+            (100, 2, 2),
+            (100, 0, 0),
+            (13, 1, 3),
+            (9, 4, 3),
+            (6, 3, 3),
+            (100, 20, 20),
+        ] {
+            let mut grads: Vec<Vec<Vec<f32>>> = (0..b)
+                .map(|_| {
+                    [600usize, 5]
+                        .iter()
+                        .map(|&p| (0..p).map(|_| r.normal() as f32).collect())
+                        .collect()
+                })
+                .collect();
+            // ties: a coordinate where many examples agree
+            for g in grads.iter_mut().take(b / 2) {
+                g[1][0] = 1.0;
+            }
+            let src = ExplicitBlocks {
+                grads: grads.clone(),
+            };
+            let mut dir = vec![vec![0.0; 600], vec![0.0; 5]];
+            winsorize_all(&src, &mut dir, lo, hi);
+            for l in 0..2 {
+                for c in 0..dir[l].len() {
+                    let mut v: Vec<f32> = grads.iter().map(|g| g[l][c]).collect();
+                    let want = winsorized_mean(&mut v, lo, hi);
+                    assert!(
+                        (dir[l][c] - want).abs() < 1e-5,
+                        "b {b} lo {lo} hi {hi}: {} vs {want}",
+                        dir[l][c]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn coordinatewise_visits_every_coordinate_of_every_layer() {
+        let mut r = coherent_core::Rng::new(5);
+        let grads: Vec<Vec<Vec<f32>>> = (0..9)
+            .map(|_| {
+                [700usize, 3]
+                    .iter()
+                    .map(|&p| (0..p).map(|_| r.normal() as f32).collect())
+                    .collect()
+            })
+            .collect();
+        let src = ExplicitBlocks {
+            grads: grads.clone(),
+        };
+        let mut dir = vec![vec![0.0; 700], vec![0.0; 3]];
+        coordinatewise(&src, &mut dir, |v| v.iter().sum());
+        for l in 0..2 {
+            for c in 0..dir[l].len() {
+                let want: f32 = grads.iter().map(|g| g[l][c]).sum();
+                assert!((dir[l][c] - want).abs() < 1e-5);
+            }
+        }
+    }
+}

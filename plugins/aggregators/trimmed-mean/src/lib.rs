@@ -1,0 +1,91 @@
+//! Aggregator plugin `trimmed_mean`: for every coordinate, the mean of the per-example values
+//! without the `b` largest and `b` smallest (Yin et al. 2018).
+
+use coherent_core::{
+    inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator, ParamDoc,
+    PerExampleBlocks, PluginArgs,
+};
+use coherent_robust::{coordinatewise, trimmed_mean};
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrimmedConfig {
+    b: usize,
+}
+
+/// Coordinate-wise trimmed mean.
+#[derive(Clone, Debug)]
+pub struct TrimmedMeanAggregator {
+    b: usize,
+}
+
+impl GradientAggregator for TrimmedMeanAggregator {
+    fn needs(&self) -> GradRequest {
+        GradRequest {
+            blocks: true,
+            ..GradRequest::SUM
+        }
+    }
+
+    fn aggregate(
+        &mut self,
+        grads: &BatchGrads,
+        blocks: Option<&dyn PerExampleBlocks>,
+        direction: &mut [Vec<f32>],
+    ) {
+        // a batch too small to trim (the last one of an epoch) keeps what it can
+        let b = self.b.min(grads.batch_size.saturating_sub(1) / 2);
+        coordinatewise(
+            blocks.expect("trimmed_mean asks for per-example blocks"),
+            direction,
+            |v| trimmed_mean(v, b),
+        );
+    }
+}
+
+/// Builds the `trimmed_mean` plugin from its manifest table.
+pub fn build(args: &PluginArgs) -> Result<Box<dyn GradientAggregator>, ConfigError> {
+    let config: TrimmedConfig = args.parse()?;
+    Ok(Box::new(TrimmedMeanAggregator { b: config.b }))
+}
+
+inventory::submit! {
+    AggregatorEntry {
+        name: "trimmed_mean",
+        description: "Coordinate-wise trimmed mean: drop the b largest and b smallest per-example values, average the rest.",
+        params: &[ParamDoc { name: "b", ty: "integer", default: "required", doc: "values dropped at each end of every coordinate" }],
+        build,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coherent_robust::ExplicitBlocks;
+
+    #[test]
+    fn matches_brute_force() {
+        let mut r = coherent_core::Rng::new(4);
+        let g: Vec<Vec<Vec<f32>>> = (0..11)
+            .map(|_| vec![(0..30).map(|_| r.normal() as f32).collect()])
+            .collect();
+        let mut a = build(&PluginArgs::from_toml("b = 3").unwrap()).unwrap();
+        let mut dir = vec![vec![0.0; 30]];
+        a.aggregate(
+            &BatchGrads {
+                batch_size: 11,
+                ..Default::default()
+            },
+            Some(&ExplicitBlocks { grads: g.clone() }),
+            &mut dir,
+        );
+        for c in 0..30 {
+            let mut v: Vec<f32> = g.iter().map(|e| e[0][c]).collect();
+            v.sort_by(f32::total_cmp);
+            let want = v[3..8].iter().sum::<f32>() / 5.0;
+            assert!((dir[0][c] - want).abs() < 1e-6);
+        }
+        assert!(build(&PluginArgs::empty()).is_err(), "b is required");
+    }
+}

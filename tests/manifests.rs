@@ -62,6 +62,10 @@ const BAD: &[(&str, &[&str])] = &[
     ("syntax-error", &["syntax-error.toml:3:15: error:", "label_noise = = 0.5"]),
     ("bad-sweep", &["bad-sweep.toml:8:31: error: `label_noise`: must be a fraction in [0, 1], got 1.5"]),
     (
+        "momentum-with-rm3",
+        &["momentum-with-rm3.toml:10:1: error: `rm3` runs without momentum", "set `momentum = 0` in [training]"],
+    ),
+    (
         "many-errors",
         &[
             "many-errors.toml:4:15: error: `label_noise`",

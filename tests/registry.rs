@@ -20,6 +20,8 @@ const EXPECTED: [(PluginKind, &[&str]); 4] = [
             "coordinate_median",
             "mean",
             "median_of_means",
+            "ra3",
+            "rm3",
             "trimmed_mean",
             "winsorized",
         ],

@@ -2,6 +2,17 @@
 
 use crate::{BatchGrads, GradRequest, LayerInfo, PerExampleBlocks};
 
+/// The optimizer settings of a run, as an aggregator sees them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OptimizerSettings {
+    /// Learning rate.
+    pub lr: f64,
+    /// Momentum coefficient.
+    pub momentum: f64,
+    /// L2 weight decay.
+    pub weight_decay: f64,
+}
+
 /// Turns the per-example gradients of a batch into the descent direction for the batch-mean
 /// loss. The plain-SGD aggregator returns `S / B`; suppression strategies (winsorization,
 /// medians of means, clipping, ...) replace the mean with a robust estimate.
@@ -10,6 +21,19 @@ use crate::{BatchGrads, GradRequest, LayerInfo, PerExampleBlocks};
 pub trait GradientAggregator: Send {
     /// What the aggregator needs from the backward pass.
     fn needs(&self) -> GradRequest;
+
+    /// Checks the optimizer settings before training and returns the ones the optimizer should
+    /// apply: an aggregator that applies weight decay itself (before buffering, say) returns
+    /// `weight_decay = 0`. An `Err` explains why the settings cannot work with this aggregator.
+    fn configure(&mut self, settings: OptimizerSettings) -> Result<OptimizerSettings, String> {
+        Ok(settings)
+    }
+
+    /// Called after [`GradientAggregator::aggregate`] with the current parameters, before the
+    /// update; the default does nothing.
+    fn finish(&mut self, params: &[&[f32]], direction: &mut [Vec<f32>]) {
+        let _ = (params, direction);
+    }
 
     /// Called once before training with the model's layers.
     fn begin(&mut self, layers: &[LayerInfo]) {

@@ -26,6 +26,8 @@ pub fn link() {
         coherent_trimmed_mean::build as *const (),
         coherent_clip::build as *const (),
         coherent_median_of_means::build as *const (),
+        coherent_recent_three::build_rm3 as *const (),
+        coherent_recent_three::build_ra3 as *const (),
         coherent_coherence::build as *const (),
     ];
     std::hint::black_box(builds);

@@ -1,6 +1,6 @@
 //! The optimizer, applied to the aggregator's direction.
 
-use crate::settings::TrainingConfig;
+use coherent_core::OptimizerSettings;
 
 /// SGD with momentum and weight decay, as PyTorch formulates it:
 /// `v = mu v + (d + wd w)`, `w -= lr v` (`v = d + wd w` when `mu = 0`).
@@ -13,12 +13,12 @@ pub struct Sgd {
 }
 
 impl Sgd {
-    /// An optimizer with the settings of `[training]`.
-    pub fn new(config: &TrainingConfig) -> Sgd {
+    /// An optimizer with `settings` (those of `[training]`, as the aggregator accepted them).
+    pub fn new(settings: OptimizerSettings) -> Sgd {
         Sgd {
-            lr: config.lr as f32,
-            momentum: config.momentum as f32,
-            weight_decay: config.weight_decay as f32,
+            lr: settings.lr as f32,
+            momentum: settings.momentum as f32,
+            weight_decay: settings.weight_decay as f32,
             velocity: Vec::new(),
         }
     }
@@ -48,16 +48,18 @@ impl Sgd {
 mod tests {
     use super::*;
 
-    fn config(momentum: f64, weight_decay: f64) -> TrainingConfig {
-        let mut c: TrainingConfig = coherent_core::PluginArgs::empty().parse().unwrap();
-        (c.lr, c.momentum, c.weight_decay) = (0.5, momentum, weight_decay);
-        c
+    fn config(momentum: f64, weight_decay: f64) -> OptimizerSettings {
+        OptimizerSettings {
+            lr: 0.5,
+            momentum,
+            weight_decay,
+        }
     }
 
     #[test]
     fn plain_step_and_weight_decay() {
         let mut w = vec![1.0f32, -2.0];
-        Sgd::new(&config(0.0, 0.1)).step(vec![&mut w], &[vec![1.0, 1.0]]);
+        Sgd::new(config(0.0, 0.1)).step(vec![&mut w], &[vec![1.0, 1.0]]);
         assert!(
             (w[0] - (1.0 - 0.5 * 1.1)).abs() < 1e-6 && (w[1] - (-2.0 - 0.5 * 0.8)).abs() < 1e-6
         );
@@ -66,7 +68,7 @@ mod tests {
     #[test]
     fn momentum_accumulates_velocity() {
         let mut w = vec![0.0f32];
-        let mut opt = Sgd::new(&config(0.9, 0.0));
+        let mut opt = Sgd::new(config(0.9, 0.0));
         opt.step(vec![&mut w], &[vec![1.0]]);
         opt.step(vec![&mut w], &[vec![1.0]]);
         // v1 = 1, v2 = 1.9; w = -0.5 * (1 + 1.9)

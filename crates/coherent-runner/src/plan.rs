@@ -29,6 +29,8 @@ pub struct RunPlan {
     pub metrics: Vec<(String, Box<dyn CoherenceMetric>)>,
     /// `[training]`.
     pub training: TrainingConfig,
+    /// The optimizer settings, as the aggregator accepted them.
+    pub optimizer: coherent_core::OptimizerSettings,
     /// `[evaluation]`.
     pub evaluation: EvaluationConfig,
     /// The manifest of this run, sweep values applied, as TOML.
@@ -261,6 +263,17 @@ pub fn plan(
         p.settings(root, "training", |t: &TrainingConfig, a| t.validate(a));
     let (_, evaluation) = p.settings(root, "evaluation", |e: &EvaluationConfig, a| e.validate(a));
 
+    let mut optimizer = None;
+    if let (Some(a), Some(t)) = (aggregator.as_mut(), &training) {
+        match a.configure(t.optimizer()) {
+            Ok(settings) => optimizer = Some(settings),
+            Err(message) => {
+                let span = get(root, "aggregator").map(|v| v.span());
+                p.error(ConfigError::new(span, message));
+            }
+        }
+    }
+
     if let Some(d) = &dataset {
         let n = d.train().len();
         if let Some(t) = &training {
@@ -305,6 +318,7 @@ pub fn plan(
         aggregator: aggregator.expect("no error means an aggregator"),
         metrics: metrics.into_iter().map(|(n, m, _)| (n, m)).collect(),
         training: training.expect("no error means training settings"),
+        optimizer: optimizer.expect("no error means accepted optimizer settings"),
         evaluation: evaluation.expect("no error means evaluation settings"),
         resolved,
     })

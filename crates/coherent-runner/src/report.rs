@@ -12,9 +12,13 @@ fn cell(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".into(), |v| format!("{v:.digits$}"))
 }
 
-/// One line per run: status, peak and final m-coherence, final train and test accuracy.
+/// One line per run: status, peak and final m-coherence, final train and test accuracy, and
+/// under label noise the pristine and corrupt accuracy and the adjusted overfit.
 pub fn comparison_table(summaries: &[Value]) -> String {
-    let header = [
+    let noisy = summaries
+        .iter()
+        .any(|s| number(s, &["final", "corrupt_acc"]).is_some());
+    let mut header = vec![
         "run",
         "status",
         "peak coherence (step)",
@@ -22,7 +26,10 @@ pub fn comparison_table(summaries: &[Value]) -> String {
         "train acc",
         "test acc",
     ];
-    let rows: Vec<[String; 6]> = summaries
+    if noisy {
+        header.extend(["pristine acc", "corrupt acc", "adj. overfit"]);
+    }
+    let rows: Vec<Vec<String>> = summaries
         .iter()
         .map(|s| {
             let peak = match (
@@ -32,17 +39,23 @@ pub fn comparison_table(summaries: &[Value]) -> String {
                 (Some(v), Some(step)) => format!("{v:.2} ({step})"),
                 _ => "-".into(),
             };
-            [
+            let mut row = vec![
                 s["run"].as_str().unwrap_or("?").to_string(),
                 s["status"].as_str().unwrap_or("?").to_string(),
                 peak,
                 cell(number(s, &["final", "coherence"]), 2),
                 cell(number(s, &["final", "train_acc"]), 3),
                 cell(number(s, &["final", "test_acc"]), 3),
-            ]
+            ];
+            if noisy {
+                for key in ["pristine_acc", "corrupt_acc", "adjusted_overfit"] {
+                    row.push(cell(number(s, &["final", key]), 3));
+                }
+            }
+            row
         })
         .collect();
-    let widths: Vec<usize> = (0..6)
+    let widths: Vec<usize> = (0..header.len())
         .map(|c| {
             rows.iter()
                 .map(|r| r[c].len())
@@ -59,7 +72,7 @@ pub fn comparison_table(summaries: &[Value]) -> String {
             .collect();
         parts.join("  ").trim_end().to_string() + "\n"
     };
-    let mut out = line(&header.map(String::from));
+    let mut out = line(&header.iter().map(|h| h.to_string()).collect::<Vec<_>>());
     out.push_str(&line(
         &widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>(),
     ));
@@ -85,5 +98,17 @@ mod tests {
             "{t}"
         );
         assert_eq!(t.lines().count(), 3);
+        assert!(!t.contains("corrupt acc"));
+    }
+
+    #[test]
+    fn noisy_runs_add_pristine_corrupt_and_adjusted_overfit() {
+        let s = json!({"run": "000", "status": "completed",
+            "final": {"train_acc": 0.9, "test_acc": 0.8, "pristine_acc": 0.95, "corrupt_acc": 0.4, "adjusted_overfit": 0.05}});
+        let t = comparison_table(&[s]);
+        assert!(
+            t.contains("corrupt acc") && t.contains("0.400") && t.contains("0.050"),
+            "{t}"
+        );
     }
 }

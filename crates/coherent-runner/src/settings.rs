@@ -51,6 +51,15 @@ fn default_epochs() -> usize {
 }
 
 impl TrainingConfig {
+    /// The optimizer's settings.
+    pub fn optimizer(&self) -> coherent_core::OptimizerSettings {
+        coherent_core::OptimizerSettings {
+            lr: self.lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+        }
+    }
+
     /// Every value out of range, located in `args`.
     pub fn validate(&self, args: &PluginArgs) -> Vec<ConfigError> {
         let mut errors = Vec::new();

@@ -124,7 +124,7 @@ fn train_in(
     let mut direction: Vec<Vec<f32>> = layers.iter().map(|l| vec![0.0; l.params]).collect();
     plan.aggregator.begin(&layers);
     let request = plan.aggregator.needs();
-    let mut sgd = Sgd::new(t);
+    let mut sgd = Sgd::new(plan.optimizer);
     let mut shuffle = Rng::derived(plan.seed, "shuffle");
     let mut order: Vec<usize> = (0..n).collect();
     let (mut batch, mut grads, mut tracker) =
@@ -200,6 +200,7 @@ fn train_in(
         } else {
             plan.aggregator.aggregate(&grads, None, &mut direction);
         }
+        plan.aggregator.finish(&plan.model.params(), &mut direction);
         if !direction.iter().flatten().all(|v| v.is_finite()) {
             status = Status::Diverged(step);
             break;
@@ -209,7 +210,23 @@ fn train_in(
         bar.inc(1);
     }
 
-    let (last, peak) = tracker.to_json();
+    let (mut last, peak) = tracker.to_json();
+    // Adjusted overfit (Chatterjee 2020): training accuracy above what the pristine share and
+    // the test accuracy explain, `train_acc - (eps / classes + (1 - eps) test_acc)`, with eps
+    // the fraction of training examples whose labels were corrupted.
+    let corrupted = train.corrupted.iter().filter(|&&c| c).count();
+    let eps = corrupted as f64 / n.max(1) as f64;
+    if let (Some(tr), Some(te), Some(map)) = (
+        tracker.last("train_acc"),
+        tracker.last("test_acc"),
+        last.as_object_mut(),
+    ) {
+        let classes = plan.dataset.outputs().max(1) as f64;
+        map.insert(
+            "adjusted_overfit".into(),
+            json!(tr - (eps / classes + (1.0 - eps) * te)),
+        );
+    }
     let (status_text, diverged_at) = match status {
         Status::Completed => ("completed", Value::Null),
         Status::Diverged(s) => {
@@ -227,6 +244,7 @@ fn train_in(
         "steps": step,
         "epochs": step as f64 / steps_per_epoch as f64,
         "elapsed_s": clock.elapsed().as_secs_f64(),
+        "corrupted_fraction": eps,
         "final": last,
         "peak": peak,
     });

@@ -1,0 +1,235 @@
+//! Aggregator plugins `rm3` and `ra3` (Zielinski, Krishnan & Chatterjee 2020, "Weak and
+//! Strong Gradient Directions", arXiv 2003.07422).
+//!
+//! `rm3` takes, coordinate by coordinate, the median of the current mini-batch gradient and
+//! the two previous ones (median of three = sum - min - max): a direction moves the weights
+//! only if at least two recent batches support it. It needs no per-example gradients and makes
+//! an update every step. `ra3`, their average, is the control that separates the reuse of
+//! stale gradients from the median. As in the authors' code: the first two steps do not move
+//! the weights (the buffer fills), weight decay is added to each gradient before it is
+//! buffered (so the optimizer applies none), and momentum is refused as unstable.
+
+use coherent_core::{
+    inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator,
+    LayerInfo, OptimizerSettings, PerExampleBlocks, PluginArgs,
+};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecentConfig {}
+
+/// Median (`rm3`) or mean (`ra3`) of the last three mini-batch gradients.
+#[derive(Clone, Debug)]
+pub struct RecentThree {
+    median: bool,
+    weight_decay: f32,
+    buffers: [Vec<Vec<f32>>; 3],
+    /// Gradients buffered so far (at most 3).
+    filled: usize,
+    /// The slot of the current step's gradient.
+    slot: usize,
+}
+
+impl RecentThree {
+    /// `rm3` when `median`, `ra3` otherwise.
+    pub fn new(median: bool) -> RecentThree {
+        RecentThree {
+            median,
+            weight_decay: 0.0,
+            buffers: Default::default(),
+            filled: 0,
+            slot: 0,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        if self.median {
+            "rm3"
+        } else {
+            "ra3"
+        }
+    }
+}
+
+impl GradientAggregator for RecentThree {
+    fn needs(&self) -> GradRequest {
+        GradRequest::SUM
+    }
+
+    fn configure(&mut self, settings: OptimizerSettings) -> Result<OptimizerSettings, String> {
+        if settings.momentum != 0.0 {
+            return Err(format!(
+                "`{}` runs without momentum (its authors found momentum unstable with stale gradients); set `momentum = 0` in [training]",
+                self.name()
+            ));
+        }
+        self.weight_decay = settings.weight_decay as f32;
+        Ok(OptimizerSettings {
+            weight_decay: 0.0,
+            ..settings
+        })
+    }
+
+    fn begin(&mut self, layers: &[LayerInfo]) {
+        for b in &mut self.buffers {
+            *b = layers.iter().map(|l| vec![0.0; l.params]).collect();
+        }
+        (self.filled, self.slot) = (0, 0);
+    }
+
+    fn aggregate(
+        &mut self,
+        grads: &BatchGrads,
+        _blocks: Option<&dyn PerExampleBlocks>,
+        _direction: &mut [Vec<f32>],
+    ) {
+        let scale = 1.0 / grads.batch_size.max(1) as f32;
+        for (buf, s) in self.buffers[self.slot].iter_mut().zip(&grads.sum) {
+            buf.iter_mut().zip(s).for_each(|(b, g)| *b = g * scale);
+        }
+    }
+
+    fn finish(&mut self, params: &[&[f32]], direction: &mut [Vec<f32>]) {
+        let wd = self.weight_decay;
+        if wd != 0.0 {
+            for (buf, w) in self.buffers[self.slot].iter_mut().zip(params) {
+                buf.iter_mut().zip(w.iter()).for_each(|(b, w)| *b += wd * w);
+            }
+        }
+        self.filled = (self.filled + 1).min(3);
+        self.slot = (self.slot + 1) % 3;
+        let [a, b, c] = &self.buffers;
+        for (l, d) in direction.iter_mut().enumerate() {
+            if self.filled < 3 {
+                d.fill(0.0);
+                continue;
+            }
+            for (k, x) in d.iter_mut().enumerate() {
+                let (u, v, w) = (a[l][k], b[l][k], c[l][k]);
+                *x = if self.median {
+                    u + v + w - u.min(v).min(w) - u.max(v).max(w)
+                } else {
+                    (u + v + w) / 3.0
+                };
+            }
+        }
+    }
+}
+
+/// Builds the `rm3` plugin (no parameters).
+pub fn build_rm3(args: &PluginArgs) -> Result<Box<dyn GradientAggregator>, ConfigError> {
+    let _: RecentConfig = args.parse()?;
+    Ok(Box::new(RecentThree::new(true)))
+}
+
+/// Builds the `ra3` plugin (no parameters).
+pub fn build_ra3(args: &PluginArgs) -> Result<Box<dyn GradientAggregator>, ConfigError> {
+    let _: RecentConfig = args.parse()?;
+    Ok(Box::new(RecentThree::new(false)))
+}
+
+inventory::submit! {
+    AggregatorEntry {
+        name: "rm3",
+        description: "RM3 (WS): coordinate-wise median of the current and two previous mini-batch gradients; no momentum.",
+        params: &[],
+        build: build_rm3,
+    }
+}
+
+inventory::submit! {
+    AggregatorEntry {
+        name: "ra3",
+        description: "RA3 (WS): average of the current and two previous mini-batch gradients (the control for RM3); no momentum.",
+        params: &[],
+        build: build_ra3,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(a: &mut RecentThree, g: &[f32], w: &[f32]) -> Vec<f32> {
+        let grads = BatchGrads {
+            batch_size: 2,
+            sum: vec![g.iter().map(|v| v * 2.0).collect()],
+            ..Default::default()
+        };
+        let mut dir = vec![vec![f32::NAN; g.len()]];
+        a.aggregate(&grads, None, &mut dir);
+        a.finish(&[w], &mut dir);
+        dir.remove(0)
+    }
+
+    #[test]
+    fn median_and_mean_of_the_last_three_after_two_silent_steps() {
+        let layers = [LayerInfo {
+            name: "l".into(),
+            kind: "test",
+            params: 2,
+        }];
+        let settings = OptimizerSettings {
+            lr: 0.1,
+            momentum: 0.0,
+            weight_decay: 0.0,
+        };
+        for median in [true, false] {
+            let mut a = RecentThree::new(median);
+            a.configure(settings).unwrap();
+            a.begin(&layers);
+            let w = [0.0, 0.0];
+            assert_eq!(step(&mut a, &[1.0, 9.0], &w), vec![0.0, 0.0]);
+            assert_eq!(step(&mut a, &[5.0, -3.0], &w), vec![0.0, 0.0]);
+            let d = step(&mut a, &[2.0, 0.0], &w);
+            assert_eq!(
+                d,
+                if median {
+                    vec![2.0, 0.0]
+                } else {
+                    vec![8.0 / 3.0, 2.0]
+                }
+            );
+            // the oldest (1, 9) leaves the window
+            let d = step(&mut a, &[-4.0, 4.0], &w);
+            assert_eq!(
+                d,
+                if median {
+                    vec![2.0, 0.0]
+                } else {
+                    vec![1.0, 1.0 / 3.0]
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn weight_decay_is_buffered_and_momentum_refused() {
+        let mut a = RecentThree::new(true);
+        let s = a
+            .configure(OptimizerSettings {
+                lr: 0.1,
+                momentum: 0.0,
+                weight_decay: 0.5,
+            })
+            .unwrap();
+        assert_eq!(s.weight_decay, 0.0, "the optimizer applies none");
+        a.begin(&[LayerInfo {
+            name: "l".into(),
+            kind: "test",
+            params: 1,
+        }]);
+        for _ in 0..2 {
+            step(&mut a, &[1.0], &[2.0]);
+        }
+        // every buffered gradient is 1 + 0.5 * 2
+        assert_eq!(step(&mut a, &[1.0], &[2.0]), vec![2.0]);
+        let err = RecentThree::new(false).configure(OptimizerSettings {
+            lr: 0.1,
+            momentum: 0.9,
+            weight_decay: 0.0,
+        });
+        assert!(err.unwrap_err().contains("momentum"));
+    }
+}

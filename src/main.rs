@@ -72,7 +72,9 @@ enum BenchChoice {
     Mlp,
     /// The CNN conv16-pool-conv32-pool-fc10.
     Cnn,
-    /// Both.
+    /// The aggregators (suppression strategies) on FC 784-256-256-256-10.
+    Aggregators,
+    /// All of them.
     All,
 }
 
@@ -218,16 +220,21 @@ fn bench(
             "error: --reps and --batch must be at least 1".into(),
         ));
     }
-    let networks = match network {
-        BenchChoice::Mlp => vec![coherent_bench::BenchNetwork::mlp(&[256])],
-        BenchChoice::Cnn => vec![coherent_bench::BenchNetwork::cnn()],
-        BenchChoice::All => vec![
-            coherent_bench::BenchNetwork::mlp(&[256]),
-            coherent_bench::BenchNetwork::cnn(),
-        ],
+    let (networks, aggregators) = match network {
+        BenchChoice::Mlp => (vec![coherent_bench::BenchNetwork::mlp(&[256])], false),
+        BenchChoice::Cnn => (vec![coherent_bench::BenchNetwork::cnn()], false),
+        BenchChoice::Aggregators => (vec![], true),
+        BenchChoice::All => (
+            vec![
+                coherent_bench::BenchNetwork::mlp(&[256]),
+                coherent_bench::BenchNetwork::cnn(),
+            ],
+            true,
+        ),
     };
     let config = coherent_bench::BenchConfig {
         networks,
+        aggregators,
         reps,
         batch,
         min_time: std::time::Duration::from_millis(min_ms),

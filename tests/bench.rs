@@ -32,6 +32,25 @@ fn bench_reports_every_case_as_json_and_as_a_table() {
         assert!(n["sample"]["coherence"].as_f64().unwrap() > 1.0);
     }
 
+    let aggregators: Vec<&str> = report["aggregators"]["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["case"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        aggregators,
+        [
+            "mean",
+            "winsorized",
+            "coordinate_median",
+            "trimmed_mean",
+            "median_of_means",
+            "rm3",
+            "clip"
+        ]
+    );
+
     let table = coherent(&["bench", "--reps", "1", "--min-ms", "1", "--network", "mlp"]);
     assert!(table.status.success());
     let text = stdout(&table);

@@ -78,7 +78,10 @@ fn a_sweep_writes_one_complete_directory_per_run() {
         let s = summary(&rd);
         assert_eq!(s["status"], "completed");
         let eps = s["corrupted_fraction"].as_f64().unwrap();
-        assert!((0.35..0.65).contains(&eps), "label_noise 0.5 selects about half: {eps}");
+        assert!(
+            (0.35..0.65).contains(&eps),
+            "label_noise 0.5 selects about half: {eps}"
+        );
         let f = |k: &str| s["final"][k].as_f64().unwrap();
         let want = f("train_acc") - (eps / 10.0 + (1.0 - eps) * f("test_acc"));
         assert!((f("adjusted_overfit") - want).abs() < 1e-9);

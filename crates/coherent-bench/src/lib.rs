@@ -18,7 +18,10 @@
 //! the m-coherence of a 10,000-example sample streamed in batches: its time and its peak memory
 //! against the peak memory of one training step (Linux: `VmHWM`, reset with `clear_refs`).
 
+mod aggregators;
 mod memory;
+
+pub use aggregators::AggregatorReport;
 
 use coherent_core::{
     Batch, BatchGrads, CoherenceMetric, GradRequest, InputShape, LossKind, Model, ModelSpec,
@@ -74,6 +77,8 @@ pub struct BenchConfig {
     pub min_time: Duration,
     /// Size of the sample whose m-coherence is measured.
     pub sample: usize,
+    /// Also measure the aggregators (suppression strategies).
+    pub aggregators: bool,
 }
 
 impl Default for BenchConfig {
@@ -84,6 +89,7 @@ impl Default for BenchConfig {
             reps: 7,
             min_time: Duration::from_millis(300),
             sample: 10_000,
+            aggregators: true,
         }
     }
 }
@@ -136,6 +142,8 @@ pub struct BenchReport {
     pub threads: usize,
     /// One report per network.
     pub networks: Vec<NetworkReport>,
+    /// The suppression strategies' step times, when measured.
+    pub aggregators: Option<AggregatorReport>,
 }
 
 struct Setup {
@@ -171,11 +179,11 @@ fn mnist() -> Split {
     )
 }
 
-fn registry() -> &'static Registry {
+pub(crate) fn registry() -> &'static Registry {
     coherent_plugins::registry().expect("plugins register")
 }
 
-fn spec() -> ModelSpec {
+pub(crate) fn spec() -> ModelSpec {
     ModelSpec {
         input: InputShape {
             channels: 1,
@@ -351,9 +359,19 @@ const CASES: [(&str, &str); 5] = [
     ),
 ];
 
+/// The first `n` examples of `data` as a batch.
+pub(crate) fn mnist_batch(data: &Split, n: usize) -> Batch {
+    let mut batch = Batch::default();
+    batch.gather(data, &(0..n).collect::<Vec<_>>());
+    batch
+}
+
 /// Runs the benchmark.
 pub fn run(config: &BenchConfig) -> BenchReport {
     let data = mnist();
+    let aggregators = config
+        .aggregators
+        .then(|| aggregators::run(&data, config.reps, config.min_time));
     BenchReport {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         networks: config
@@ -361,6 +379,7 @@ pub fn run(config: &BenchConfig) -> BenchReport {
             .iter()
             .map(|n| run_network(config, n, &data))
             .collect(),
+        aggregators,
     }
 }
 
@@ -478,6 +497,19 @@ fn sample_coherence(config: &BenchConfig, network: &BenchNetwork, data: &Split) 
 /// The report as tables for people.
 pub fn render(report: &BenchReport) -> String {
     let mut out = String::new();
+    if let Some(a) = &report.aggregators {
+        out.push_str(&format!(
+            "{}, batch {}, {} threads: one step per aggregator\n\n{:<18} {:>10} {:>9}  {}\n",
+            a.network, a.batch, report.threads, "aggregator", "ms/step", "vs mean", "what"
+        ));
+        for c in &a.cases {
+            out.push_str(&format!(
+                "{:<18} {:>10.3} {:>8.2}x  {}\n",
+                c.case, c.ms_per_step, c.vs_plain, c.what
+            ));
+        }
+        out.push('\n');
+    }
     for n in &report.networks {
         out.push_str(&format!(
             "{}, batch {}, {} threads\n\n{:<12} {:>10} {:>9}  {}\n",

@@ -52,6 +52,40 @@ pub fn winsorize_all(src: &dyn PerExampleBlocks, direction: &mut [Vec<f32>], lo:
         coordinatewise(src, direction, |v| winsorized_mean(v, lo, hi));
         return;
     }
+    extremes(src, direction, lo, hi, |s, c| {
+        let mut total = s.sum[c];
+        total -= s.top[..hi].iter().map(|t| t[c]).sum::<f32>();
+        total -= s.bottom[..lo].iter().map(|t| t[c]).sum::<f32>();
+        total += hi as f32 * s.top[hi][c] + lo as f32 * s.bottom[lo][c];
+        total / b as f32
+    });
+}
+
+/// The trimmed mean of every coordinate (drop the `t` largest and `t` smallest values, average
+/// the rest), for all layers, by the same one-pass method as [`winsorize_all`].
+pub fn trim_all(src: &dyn PerExampleBlocks, direction: &mut [Vec<f32>], t: usize) {
+    let b = src.batch();
+    assert!(2 * t < b, "cannot trim {t} from each side of {b} values");
+    if t == 0 || t > MAX_FAST_CLIP || b < 2 * t + 2 {
+        coordinatewise(src, direction, |v| trimmed_mean(v, t));
+        return;
+    }
+    extremes(src, direction, t - 1, t - 1, |s, c| {
+        let dropped: f32 = s.top.iter().chain(&s.bottom).map(|r| r[c]).sum();
+        (s.sum[c] - dropped) / (b - 2 * t) as f32
+    });
+}
+
+/// One pass over the examples of every block keeping, per coordinate, the sum and the `lo + 1`
+/// smallest and `hi + 1` largest values; `finish(scratch, c)` turns them into the result.
+fn extremes(
+    src: &dyn PerExampleBlocks,
+    direction: &mut [Vec<f32>],
+    lo: usize,
+    hi: usize,
+    finish: impl Fn(&Scratch, usize) -> f32 + Sync,
+) {
+    let b = src.batch();
     for (layer, out) in direction.iter_mut().enumerate() {
         out.par_chunks_mut(BLOCK).enumerate().for_each_init(
             || Scratch::new(b, lo, hi),
@@ -62,11 +96,7 @@ pub fn winsorize_all(src: &dyn PerExampleBlocks, direction: &mut [Vec<f32>], lo:
                 s.reset(len);
                 accumulate(s, len);
                 for (c, o) in chunk.iter_mut().enumerate() {
-                    let mut total = s.sum[c];
-                    total -= s.top[..hi].iter().map(|t| t[c]).sum::<f32>();
-                    total -= s.bottom[..lo].iter().map(|t| t[c]).sum::<f32>();
-                    total += hi as f32 * s.top[hi][c] + lo as f32 * s.bottom[lo][c];
-                    *o = total / b as f32;
+                    *o = finish(s, c);
                 }
             },
         );
@@ -360,6 +390,26 @@ mod tests {
                         dir[l][c]
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn one_pass_trimming_matches_the_order_statistics() {
+        let mut r = coherent_core::Rng::new(9);
+        for (b, t) in [(100, 2), (100, 1), (11, 3), (7, 3), (100, 20)] {
+            let grads: Vec<Vec<Vec<f32>>> = (0..b)
+                .map(|_| vec![(0..300).map(|_| r.normal() as f32).collect()])
+                .collect();
+            let src = ExplicitBlocks {
+                grads: grads.clone(),
+            };
+            let mut dir = vec![vec![0.0; 300]];
+            trim_all(&src, &mut dir, t);
+            for c in 0..300 {
+                let mut v: Vec<f32> = grads.iter().map(|g| g[0][c]).collect();
+                let want = trimmed_mean(&mut v, t);
+                assert!((dir[0][c] - want).abs() < 1e-5, "b {b} t {t}");
             }
         }
     }

@@ -5,7 +5,7 @@ use coherent_core::{
     inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator, ParamDoc,
     PerExampleBlocks, PluginArgs,
 };
-use coherent_robust::{coordinatewise, trimmed_mean};
+use coherent_robust::trim_all;
 use serde::Deserialize;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -36,10 +36,10 @@ impl GradientAggregator for TrimmedMeanAggregator {
     ) {
         // a batch too small to trim (the last one of an epoch) keeps what it can
         let b = self.b.min(grads.batch_size.saturating_sub(1) / 2);
-        coordinatewise(
+        trim_all(
             blocks.expect("trimmed_mean asks for per-example blocks"),
             direction,
-            |v| trimmed_mean(v, b),
+            b,
         );
     }
 }

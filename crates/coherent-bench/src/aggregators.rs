@@ -1,0 +1,141 @@
+//! The cost of the suppression strategies: one training step with each aggregator, on the
+//! network of "Coherent Gradients" experiment 2 (FC 784-256-256-256-10, batch 100), against
+//! the plain SGD step, in one run with interleaved repetitions.
+
+use crate::{mnist_batch, registry, spec, CaseResult};
+use coherent_core::{BatchGrads, GradientAggregator, Model, OptimizerSettings, PluginArgs, Split};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// The aggregators measured: plugin, parameters, description.
+const CASES: [(&str, &str, &str); 7] = [
+    (
+        "mean",
+        "",
+        "plain SGD step (forward, backward, mean, update)",
+    ),
+    (
+        "winsorized",
+        "c = 2",
+        "winsorized GD, c = 2 (per-coordinate percentile clipping)",
+    ),
+    (
+        "coordinate_median",
+        "",
+        "coordinate-wise median of the per-example gradients",
+    ),
+    (
+        "trimmed_mean",
+        "b = 2",
+        "coordinate-wise trimmed mean, 2 dropped per side",
+    ),
+    (
+        "median_of_means",
+        "k = 3",
+        "M3: median of three group means",
+    ),
+    (
+        "rm3",
+        "",
+        "RM3: median of the last three mini-batch gradients",
+    ),
+    (
+        "clip",
+        "max_norm = 1.0",
+        "per-example norm clipping (DP-SGD without noise)",
+    ),
+];
+
+/// The step time of every aggregator.
+#[derive(Clone, Debug, Serialize)]
+pub struct AggregatorReport {
+    /// The network.
+    pub network: String,
+    /// Examples per step.
+    pub batch: usize,
+    /// One case per aggregator; `vs_plain` is relative to `mean`.
+    pub cases: Vec<CaseResult>,
+}
+
+fn step(
+    model: &mut dyn Model,
+    agg: &mut dyn GradientAggregator,
+    batch: &coherent_core::Batch,
+    grads: &mut BatchGrads,
+    dir: &mut [Vec<f32>],
+) {
+    let request = agg.needs();
+    model.forward_backward(batch, request, grads);
+    if request.blocks {
+        model.per_example_blocks(&mut |src| agg.aggregate(grads, Some(src), dir));
+    } else {
+        agg.aggregate(grads, None, dir);
+    }
+    agg.finish(&model.params(), dir);
+    for (w, d) in model.params_mut().into_iter().zip(dir.iter()) {
+        w.iter_mut().zip(d).for_each(|(w, d)| *w -= 0.01 * d);
+    }
+}
+
+/// Measures every aggregator for `reps` interleaved repetitions of at least `min_time` each.
+pub fn run(data: &Split, reps: usize, min_time: Duration) -> AggregatorReport {
+    let batch_size = 100;
+    let batch = mnist_batch(data, batch_size);
+    let args = PluginArgs::from_toml("hidden = [256, 256, 256]").expect("valid TOML");
+    let mut model = (registry().networks["mlp"].build)(&args, &spec()).expect("valid MLP");
+    let mut aggs: Vec<Box<dyn GradientAggregator>> = CASES
+        .iter()
+        .map(|(name, args, _)| {
+            let mut a = (registry().aggregators[*name].build)(
+                &PluginArgs::from_toml(args).expect("valid TOML"),
+            )
+            .expect("valid aggregator");
+            a.configure(OptimizerSettings {
+                lr: 0.01,
+                momentum: 0.0,
+                weight_decay: 0.0,
+            })
+            .expect("no momentum");
+            a.begin(model.layers());
+            a
+        })
+        .collect();
+    let mut grads = BatchGrads::default();
+    let mut dir: Vec<Vec<f32>> = model.layers().iter().map(|l| vec![0.0; l.params]).collect();
+    for a in &mut aggs {
+        step(model.as_mut(), a.as_mut(), &batch, &mut grads, &mut dir);
+    }
+    let mut times = vec![Vec::new(); CASES.len()];
+    for _ in 0..reps {
+        for (k, a) in aggs.iter_mut().enumerate() {
+            let start = Instant::now();
+            let mut n = 0;
+            while n == 0 || start.elapsed() < min_time {
+                step(model.as_mut(), a.as_mut(), &batch, &mut grads, &mut dir);
+                n += 1;
+            }
+            times[k].push(start.elapsed().as_secs_f64() * 1e3 / n as f64);
+        }
+    }
+    let medians: Vec<f64> = times
+        .iter_mut()
+        .map(|t| {
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
+        })
+        .collect();
+    AggregatorReport {
+        network: "mlp 784-256-256-256-10".into(),
+        batch: batch_size,
+        cases: CASES
+            .iter()
+            .zip(&medians)
+            .map(|((name, _, what), &ms)| CaseResult {
+                case: name.to_string(),
+                what: what.to_string(),
+                ms_per_step: ms,
+                vs_plain: ms / medians[0],
+            })
+            .collect(),
+    }
+}

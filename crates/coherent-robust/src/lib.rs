@@ -124,6 +124,16 @@ unsafe fn accumulate_avx2(s: &mut Scratch, len: usize) {
 
 #[inline(always)]
 fn accumulate_any(s: &mut Scratch, len: usize) {
+    // the common clip counts get a kernel whose ranked lists live in registers
+    macro_rules! in_registers {
+        ($($n:literal)*) => {
+            match (s.top.len(), s.bottom.len()) {
+                $(($n, $n) => return lanes::<$n, $n>(s, len),)*
+                _ => {}
+            }
+        };
+    }
+    in_registers!(1 2 3 4 5 6 7 8 9);
     let Scratch {
         rows,
         sum,
@@ -135,6 +145,61 @@ fn accumulate_any(s: &mut Scratch, len: usize) {
         sum[..len].iter_mut().zip(row).for_each(|(a, v)| *a += v);
         insert::<true>(top, carry, row, len);
         insert::<false>(bottom, carry, row, len);
+    }
+}
+
+/// [`accumulate_any`] for `T` largest and `U` smallest values, eight coordinates at a time:
+/// the running sum and both ranked lists stay in registers across all the examples.
+#[inline(always)]
+fn lanes<const T: usize, const U: usize>(s: &mut Scratch, len: usize) {
+    let b = s.rows.len() / len;
+    let full = len / 8 * 8;
+    for g in (0..full).step_by(8) {
+        let mut sum = [0.0f32; 8];
+        let mut top = [[f32::NEG_INFINITY; 8]; T];
+        let mut bottom = [[f32::INFINITY; 8]; U];
+        for i in 0..b {
+            let v: [f32; 8] = s.rows[i * len + g..i * len + g + 8]
+                .try_into()
+                .expect("eight lanes");
+            for l in 0..8 {
+                sum[l] += v[l];
+            }
+            let mut x = v;
+            for r in top.iter_mut() {
+                exchange::<true>(r, &mut x);
+            }
+            let mut y = v;
+            for r in bottom.iter_mut() {
+                exchange::<false>(r, &mut y);
+            }
+        }
+        s.sum[g..g + 8].copy_from_slice(&sum);
+        for (r, t) in s.top.iter_mut().zip(&top) {
+            r[g..g + 8].copy_from_slice(t);
+        }
+        for (r, u) in s.bottom.iter_mut().zip(&bottom) {
+            r[g..g + 8].copy_from_slice(u);
+        }
+    }
+    // the last coordinates of the block, one at a time
+    for c in full..len {
+        for i in 0..b {
+            let v = s.rows[i * len + c];
+            s.sum[c] += v;
+            let mut x = v;
+            for r in s.top.iter_mut() {
+                if r[c] < x {
+                    std::mem::swap(&mut r[c], &mut x);
+                }
+            }
+            let mut y = v;
+            for r in s.bottom.iter_mut() {
+                if r[c] > y {
+                    std::mem::swap(&mut r[c], &mut y);
+                }
+            }
+        }
     }
 }
 

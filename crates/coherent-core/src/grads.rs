@@ -36,9 +36,16 @@ pub struct BatchGrads {
     /// `per_example[l]` is row-major `batch_size x params_l`: row `i` is `g_i,l`, when
     /// requested.
     pub per_example: Vec<Vec<f32>>,
+    /// `group_sums[g][l]`: the summed gradient of group `g` of the batch, when requested.
+    pub group_sums: Vec<Vec<Vec<f32>>>,
 }
 
 impl BatchGrads {
+    /// The examples of group `g` of `k` for a batch of `batch` examples.
+    pub fn group_range(g: usize, k: usize, batch: usize) -> std::ops::Range<usize> {
+        g * batch / k..(g + 1) * batch / k
+    }
+
     /// Squared norm of example `i`'s whole-network gradient (needs `sq_norms`).
     pub fn example_sq_norm(&self, i: usize) -> f64 {
         self.sq_norms.iter().map(|layer| layer[i] as f64).sum()

@@ -19,6 +19,9 @@ pub struct GradRequest {
     /// ([`crate::PerExampleBlocks`]), for consumers that reduce every coordinate over the
     /// examples without holding the whole `batch x P` matrix.
     pub blocks: bool,
+    /// Split the batch into this many groups of consecutive examples and return each group's
+    /// summed gradient (0: none). Group `g` holds examples `g B / k .. (g + 1) B / k`.
+    pub groups: usize,
 }
 
 impl GradRequest {
@@ -29,6 +32,7 @@ impl GradRequest {
         gram: false,
         per_example: false,
         blocks: false,
+        groups: 0,
     };
 
     /// Everything one request or the other asks for.
@@ -39,6 +43,7 @@ impl GradRequest {
             gram: self.gram || other.gram,
             per_example: self.per_example || other.per_example,
             blocks: self.blocks || other.blocks,
+            groups: self.groups.max(other.groups),
         }
     }
 }

@@ -635,6 +635,15 @@ impl LayerGrads for ConvTrace {
         );
     }
 
+    fn group_sum(&mut self, rows: std::ops::Range<usize>, out: &mut [f32]) {
+        let mut g = vec![0.0; self.params()];
+        out.fill(0.0);
+        for i in rows {
+            self.example(i, &mut g);
+            out.iter_mut().zip(&g).for_each(|(o, v)| *o += v);
+        }
+    }
+
     fn per_example(&mut self, out: &mut [f32]) {
         let p = self.params();
         out.par_chunks_mut(p)

@@ -364,6 +364,32 @@ impl LayerGrads for DenseTrace {
         }
     }
 
+    fn group_sum(&mut self, rows: std::ops::Range<usize>, out: &mut [f32]) {
+        let (i, o) = (self.inputs, self.outputs);
+        let (d, a) = (
+            &self.delta[rows.start * o..rows.end * o],
+            &self.input[rows.start * i..rows.end * i],
+        );
+        let (w, bias) = out.split_at_mut(o * i);
+        matmul(
+            o,
+            rows.len(),
+            i,
+            d,
+            Layout::Transposed,
+            a,
+            Layout::Normal,
+            w,
+            false,
+        );
+        if self.bias {
+            bias.fill(0.0);
+            for row in d.chunks_exact(o) {
+                bias.iter_mut().zip(row).for_each(|(g, v)| *g += v);
+            }
+        }
+    }
+
     fn per_example(&mut self, out: &mut [f32]) {
         let (i, o, p) = (self.inputs, self.outputs, self.params());
         for (r, row) in out.chunks_exact_mut(p).enumerate() {

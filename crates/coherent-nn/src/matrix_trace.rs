@@ -67,6 +67,15 @@ impl LayerGrads for MatrixTrace {
             false,
         );
     }
+    fn group_sum(&mut self, rows: std::ops::Range<usize>, out: &mut [f32]) {
+        out.fill(0.0);
+        for row in
+            self.values[rows.start * self.params..rows.end * self.params].chunks_exact(self.params)
+        {
+            out.iter_mut().zip(row).for_each(|(o, v)| *o += v);
+        }
+    }
+
     fn per_example(&mut self, out: &mut [f32]) {
         out.copy_from_slice(&self.values);
     }

@@ -181,6 +181,15 @@ impl Sequential {
             |t| t.batch() * t.params(),
             |t, o| t.per_example(o),
         );
+        let k = request.groups.min(rows);
+        out.group_sums.resize_with(k, Vec::new);
+        for (g, sums) in out.group_sums.iter_mut().enumerate() {
+            sums.resize_with(traces.len(), Vec::new);
+            for (buf, tr) in sums.iter_mut().zip(traces.iter_mut()) {
+                buf.resize(tr.params(), 0.0);
+                tr.group_sum(BatchGrads::group_range(g, k, rows), buf);
+            }
+        }
     }
 
     /// Output of the network on `rows` examples, without gradients.
@@ -390,6 +399,7 @@ mod tests {
             gram: true,
             per_example: true,
             blocks: true,
+            groups: 3,
         };
         let mut out = BatchGrads::default();
         model.forward_backward(b, request, &mut out);
@@ -428,6 +438,21 @@ mod tests {
                 &mat,
                 &format!("{} per_example", info.name),
             );
+        }
+        let k = 3.min(rows);
+        assert_eq!(out.group_sums.len(), k);
+        for g in 0..k {
+            let range = BatchGrads::group_range(g, k, rows);
+            for (l, info) in model.layers().iter().enumerate() {
+                let want: Vec<f32> = (0..info.params)
+                    .map(|c| range.clone().map(|i| reference[i][l][c]).sum())
+                    .collect();
+                assert_close(
+                    &out.group_sums[g][l],
+                    &want,
+                    &format!("{} group {g}", info.name),
+                );
+            }
         }
         let layers = model.layers().to_vec();
         model.per_example_blocks(&mut |src| {
@@ -571,6 +596,7 @@ mod tests {
             gram: true,
             per_example: true,
             blocks: true,
+            groups: 3,
         };
         m.forward_backward(&b, all, &mut out);
         m.forward_backward(&b, GradRequest::SUM, &mut out);

@@ -80,4 +80,6 @@ pub trait LayerGrads {
     fn gram(&mut self, out: &mut [f32]);
     /// Row-major `batch x params`: row `i` is `g_i`.
     fn per_example(&mut self, out: &mut [f32]);
+    /// The summed gradient of examples `rows` only.
+    fn group_sum(&mut self, rows: std::ops::Range<usize>, out: &mut [f32]);
 }

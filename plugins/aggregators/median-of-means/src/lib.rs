@@ -1,13 +1,14 @@
 //! Aggregator plugin `median_of_means`: split the batch into `k` groups, average each, take
 //! the coordinate-wise median of the `k` means. With `k = 3` it is M3 (Zielinski, Krishnan &
 //! Chatterjee 2020, "Weak and Strong Gradient Directions", arXiv 2003.07422): a direction
-//! survives only if at least two of the three groups support it.
+//! survives only if at least two of the three groups support it. It needs only the `k` group
+//! sums (`GradRequest::groups`), not per-example gradients.
 
 use coherent_core::{
     inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator, ParamDoc,
     PerExampleBlocks, PluginArgs,
 };
-use coherent_robust::{coordinatewise, median};
+use coherent_robust::median;
 use serde::Deserialize;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -31,7 +32,7 @@ pub struct MedianOfMeansAggregator {
 impl GradientAggregator for MedianOfMeansAggregator {
     fn needs(&self) -> GradRequest {
         GradRequest {
-            blocks: true,
+            groups: self.k,
             ..GradRequest::SUM
         }
     }
@@ -39,25 +40,25 @@ impl GradientAggregator for MedianOfMeansAggregator {
     fn aggregate(
         &mut self,
         grads: &BatchGrads,
-        blocks: Option<&dyn PerExampleBlocks>,
+        _blocks: Option<&dyn PerExampleBlocks>,
         direction: &mut [Vec<f32>],
     ) {
         let b = grads.batch_size;
-        let k = self.k.min(b);
-        let bounds: Vec<usize> = (0..=k).map(|g| g * b / k).collect();
-        coordinatewise(
-            blocks.expect("median_of_means asks for per-example blocks"),
-            direction,
-            |v| {
-                let mut means = [0.0f32; 64];
+        let groups = &grads.group_sums;
+        let k = groups.len();
+        let sizes: Vec<f32> = (0..k)
+            .map(|g| BatchGrads::group_range(g, k, b).len() as f32)
+            .collect();
+        let mut means = [0.0f32; 64];
+        for (l, d) in direction.iter_mut().enumerate() {
+            for (c, x) in d.iter_mut().enumerate() {
                 let means = &mut means[..k];
                 for (g, m) in means.iter_mut().enumerate() {
-                    let part = &v[bounds[g]..bounds[g + 1]];
-                    *m = part.iter().sum::<f32>() / part.len() as f32;
+                    *m = groups[g][l][c] / sizes[g];
                 }
-                median(means)
-            },
-        );
+                *x = median(means);
+            }
+        }
     }
 }
 
@@ -82,28 +83,43 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_robust::ExplicitBlocks;
+
+    /// The `BatchGrads` a model returns for explicit per-example gradients and `k` groups.
+    fn with_groups(g: &[Vec<f32>], k: usize) -> BatchGrads {
+        let b = g.len();
+        let group_sums = (0..k)
+            .map(|j| {
+                let r = BatchGrads::group_range(j, k, b);
+                vec![(0..g[0].len())
+                    .map(|c| r.clone().map(|i| g[i][c]).sum())
+                    .collect()]
+            })
+            .collect();
+        BatchGrads {
+            batch_size: b,
+            group_sums,
+            ..Default::default()
+        }
+    }
 
     #[test]
     fn m3_matches_brute_force() {
         let mut r = coherent_core::Rng::new(7);
-        let g: Vec<Vec<Vec<f32>>> = (0..10)
-            .map(|_| vec![(0..25).map(|_| r.normal() as f32).collect()])
+        let g: Vec<Vec<f32>> = (0..10)
+            .map(|_| (0..25).map(|_| r.normal() as f32).collect())
             .collect();
         let mut a = build(&PluginArgs::empty()).unwrap();
-        let mut dir = vec![vec![0.0; 25]];
-        a.aggregate(
-            &BatchGrads {
-                batch_size: 10,
-                ..Default::default()
-            },
-            Some(&ExplicitBlocks { grads: g.clone() }),
-            &mut dir,
+        assert_eq!(
+            (a.needs().groups, a.needs().blocks),
+            (3, false),
+            "no per-example gradients"
         );
+        let mut dir = vec![vec![0.0; 25]];
+        a.aggregate(&with_groups(&g, 3), None, &mut dir);
         for c in 0..25 {
             // groups 0..3, 3..6, 6..10
             let mean = |r: std::ops::Range<usize>| {
-                r.clone().map(|i| g[i][0][c]).sum::<f32>() / r.len() as f32
+                r.clone().map(|i| g[i][c]).sum::<f32>() / r.len() as f32
             };
             let mut m = [mean(0..3), mean(3..6), mean(6..10)];
             m.sort_by(f32::total_cmp);
@@ -114,17 +130,10 @@ mod tests {
 
     #[test]
     fn one_group_is_the_mean() {
-        let g: Vec<Vec<Vec<f32>>> = (0..4).map(|i| vec![vec![i as f32, -(i as f32)]]).collect();
+        let g: Vec<Vec<f32>> = (0..4).map(|i| vec![i as f32, -(i as f32)]).collect();
         let mut a = build(&PluginArgs::from_toml("k = 1").unwrap()).unwrap();
         let mut dir = vec![vec![0.0; 2]];
-        a.aggregate(
-            &BatchGrads {
-                batch_size: 4,
-                ..Default::default()
-            },
-            Some(&ExplicitBlocks { grads: g }),
-            &mut dir,
-        );
+        a.aggregate(&with_groups(&g, 1), None, &mut dir);
         assert_eq!(dir, vec![vec![1.5, -1.5]]);
     }
 }

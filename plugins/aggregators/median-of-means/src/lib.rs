@@ -56,7 +56,13 @@ impl GradientAggregator for MedianOfMeansAggregator {
                 for (g, m) in means.iter_mut().enumerate() {
                     *m = groups[g][l][c] / sizes[g];
                 }
-                *x = median(means);
+                *x = if k == 3 {
+                    // median of three = sum - min - max, without a selection
+                    let (u, v, w) = (means[0], means[1], means[2]);
+                    u + v + w - u.min(v).min(w) - u.max(v).max(w)
+                } else {
+                    median(means)
+                };
             }
         }
     }

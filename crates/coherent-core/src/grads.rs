@@ -72,13 +72,18 @@ pub trait PerExampleBlocks: Sync {
     /// in which a kernel reduces many coordinates at once, one example after the other. The
     /// default transposes [`PerExampleBlocks::block`]; layers that can write rows directly do.
     fn block_rows(&self, layer: usize, coords: std::ops::Range<usize>, out: &mut [f32]) {
-        let (b, len) = (self.batch(), coords.len());
-        let mut cols = vec![0.0; b * len];
+        let mut cols = vec![0.0; self.batch() * coords.len()];
         self.block(layer, coords, &mut cols);
-        for (c, col) in cols.chunks_exact(b).enumerate() {
-            for (i, v) in col.iter().enumerate() {
-                out[i * len + c] = *v;
-            }
+        columns_to_rows(&cols, self.batch(), out);
+    }
+}
+
+/// Turns a coordinate-major block (`batch` values per coordinate) into the example-major one.
+pub fn columns_to_rows(cols: &[f32], batch: usize, out: &mut [f32]) {
+    let len = cols.len() / batch.max(1);
+    for (c, col) in cols.chunks_exact(batch.max(1)).enumerate() {
+        for (i, v) in col.iter().enumerate() {
+            out[i * len + c] = *v;
         }
     }
 }

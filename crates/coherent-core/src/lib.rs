@@ -29,7 +29,7 @@ pub use args::{ConfigError, PluginArgs};
 pub use data::{Batch, InputShape, Split, Targets, TargetsRef};
 pub use data_options::DataOptions;
 pub use dataset::{DataError, Dataset};
-pub use grads::{BatchGrads, LayerInfo, PerExampleBlocks};
+pub use grads::{columns_to_rows, BatchGrads, LayerInfo, PerExampleBlocks};
 pub use metric::{CoherenceMetric, Measurement};
 pub use model::{LossKind, Model, ModelSpec};
 pub use registry::{

@@ -181,16 +181,10 @@ impl TraceGuard<'_> {
         match self {
             TraceGuard::Dense(t) => t.block_rows(coords, out),
             TraceGuard::Conv(_) | TraceGuard::Matrix(_) => {
-                // transpose the coordinate-major block
                 let b = self.batch_and_params().0;
-                let len = coords.len();
-                let mut cols = vec![0.0; b * len];
+                let mut cols = vec![0.0; b * coords.len()];
                 self.block(coords, &mut cols);
-                for (c, col) in cols.chunks_exact(b).enumerate() {
-                    for (i, v) in col.iter().enumerate() {
-                        out[i * len + c] = *v;
-                    }
-                }
+                coherent_core::columns_to_rows(&cols, b, out);
             }
         }
     }

@@ -18,6 +18,7 @@ const EXPECTED: [(PluginKind, &[&str]); 4] = [
         &[
             "clip",
             "coordinate_median",
+            "geometric_median",
             "mean",
             "median_of_means",
             "ra3",

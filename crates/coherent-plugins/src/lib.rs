@@ -28,6 +28,7 @@ pub fn link() {
         coherent_median_of_means::build as *const (),
         coherent_recent_three::build_rm3 as *const (),
         coherent_recent_three::build_ra3 as *const (),
+        coherent_geometric_median::build as *const (),
         coherent_coherence::build as *const (),
     ];
     std::hint::black_box(builds);

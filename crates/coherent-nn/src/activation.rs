@@ -83,3 +83,17 @@ impl Activation {
         y
     }
 }
+
+/// The gradient with respect to the pre-activation values into `dz` (cleared first): `dy`
+/// through the activation's derivative, from its output `y`, or `dy` itself without one.
+pub fn pre_activation_grad(
+    activation: Option<(Activation, &[f32])>,
+    dy: &[f32],
+    dz: &mut Vec<f32>,
+) {
+    dz.clear();
+    match activation {
+        Some((f, y)) => f.backprop_from_output(y, dy, dz),
+        None => dz.extend_from_slice(dy),
+    }
+}

@@ -330,11 +330,8 @@ impl Conv2d {
             let mut tr = trace.write().expect("conv trace lock");
             let tr = &mut *tr;
             let dy = grads.get_or_alloc_mut(&y_id)?;
-            tr.delta.clear();
-            match (activation, &output) {
-                (Some(f), Some(y)) => f.backprop_from_output(y, dy, &mut tr.delta),
-                _ => tr.delta.extend_from_slice(dy),
-            }
+            let act = activation.zip(output.as_deref().map(Vec::as_slice));
+            crate::activation::pre_activation_grad(act, dy, &mut tr.delta);
             (tr.cols, tr.geom, tr.rows, tr.bias) = (cols, geom, rows, bias);
             tr.compute_sum();
             if input_needs_grad {

@@ -139,11 +139,8 @@ impl Dense {
             let mut tr = trace.write().expect("dense trace lock");
             let tr = &mut *tr;
             let dy = grads.get_or_alloc_mut(&y_id)?;
-            tr.delta.clear();
-            match (activation, &output) {
-                (Some(f), Some(y)) => f.backprop_from_output(y, dy, &mut tr.delta),
-                _ => tr.delta.extend_from_slice(dy),
-            }
+            let act = activation.zip(output.as_deref().map(Vec::as_slice));
+            crate::activation::pre_activation_grad(act, dy, &mut tr.delta);
             tr.input = input;
             (tr.rows, tr.inputs, tr.outputs, tr.bias) = (rows, i, o, bias);
             tr.compute_sum();

@@ -139,10 +139,11 @@ impl GroupNorm {
         y_tape.add_backward_op(move |grads| {
             let dy = grads.get_or_alloc_mut(&y_id)?;
             let mut dz = Vec::with_capacity(dy.len());
-            match activation {
-                Some(f) => f.backprop_from_output(&output, dy, &mut dz),
-                None => dz.extend_from_slice(dy),
-            }
+            crate::activation::pre_activation_grad(
+                activation.map(|f| (f, &output[..])),
+                dy,
+                &mut dz,
+            );
             let (gamma, _) = params.split_at(channels);
             {
                 let mut tr = trace.write().expect("group norm trace lock");

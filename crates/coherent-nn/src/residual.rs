@@ -141,10 +141,7 @@ fn add<T: Tape<f32, Cpu>>(
     y_tape.add_backward_op(move |grads| {
         let dy = grads.get_or_alloc_mut(&y_id)?;
         let mut dz = Vec::with_capacity(dy.len());
-        match activation {
-            Some(f) => f.backprop_from_output(&output, dy, &mut dz),
-            None => dz.extend_from_slice(dy),
-        }
+        crate::activation::pre_activation_grad(activation.map(|f| (f, &output[..])), dy, &mut dz);
         let da = grads.get_or_alloc_mut(&a_tensor)?;
         da.iter_mut().zip(&dz).for_each(|(g, d)| *g += d);
         if b_needs_grad {

@@ -39,7 +39,7 @@ fn toy_linear_coherence_at_initialisation_is_2_5_real_and_1_random() {
             (registry.metrics["coherence"].build)(&PluginArgs::from_toml("sample = 4").unwrap())
                 .unwrap();
         metric.begin(model.layers());
-        metric.accumulate(&grads);
+        metric.accumulate(&grads, &batch);
         let values = metric.finish();
         let coherence = values.iter().find(|(k, _)| k == "coherence").unwrap().1;
         assert!((coherence - want).abs() < 1e-9, "{variant}: {coherence}");

@@ -282,7 +282,7 @@ fn step(s: &mut Setup, case: &str) {
             s.model
                 .forward_backward(&s.batch, s.metric.needs(), &mut s.grads);
             s.metric.begin(s.model.layers());
-            s.metric.accumulate(&s.grads);
+            s.metric.accumulate(&s.grads, &s.batch);
             std::hint::black_box(s.metric.finish());
         }
         "materialize" => {
@@ -477,7 +477,7 @@ fn sample_coherence(config: &BenchConfig, network: &BenchNetwork, data: &Split) 
     for chunk in all.chunks(config.batch) {
         batch.gather(data, chunk);
         model.forward_backward(&batch, metric.needs(), &mut grads);
-        metric.accumulate(&grads);
+        metric.accumulate(&grads, &batch);
     }
     let values = metric.finish();
     let seconds = start.elapsed().as_secs_f64();

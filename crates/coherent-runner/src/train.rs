@@ -35,10 +35,11 @@ fn measure_metric(
     grads: &mut BatchGrads,
 ) -> Vec<(String, f64)> {
     metric.begin(layers);
-    for chunk in sample.chunks(METRIC_CHUNK) {
+    let chunk_size = metric.chunk_size().unwrap_or(METRIC_CHUNK).max(1);
+    for chunk in sample.chunks(chunk_size) {
         batch.gather(train, chunk);
         model.forward_backward(batch, metric.needs(), grads);
-        metric.accumulate(grads);
+        metric.accumulate(grads, batch);
     }
     metric.finish()
 }

@@ -20,8 +20,8 @@
 //! accuracy of the sample (`sample_loss`, `sample_acc`).
 
 use coherent_core::{
-    inventory, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo, Measurement,
-    MetricEntry, ParamDoc, PluginArgs,
+    inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo,
+    Measurement, MetricEntry, ParamDoc, PluginArgs,
 };
 use serde::Deserialize;
 
@@ -144,7 +144,7 @@ impl CoherenceMetric for CoherenceMetricImpl {
         (self.m, self.loss, self.correct, self.chunks) = (0, 0.0, 0, 0);
     }
 
-    fn accumulate(&mut self, chunk: &BatchGrads) {
+    fn accumulate(&mut self, chunk: &BatchGrads, _batch: &Batch) {
         if self.chunks == 0 {
             self.first_sq.clear();
             for (acc, s) in self.sum.iter_mut().zip(&chunk.sum) {
@@ -237,7 +237,7 @@ mod tests {
         });
         metric.begin(&layers);
         for part in grads.chunks(chunk) {
-            metric.accumulate(&chunk_of(part));
+            metric.accumulate(&chunk_of(part), &Batch::default());
         }
         metric.finish()
     }
@@ -392,7 +392,7 @@ mod tests {
         for _ in 0..2 {
             metric.begin(&layers);
             for part in grads.chunks(4) {
-                metric.accumulate(&chunk_of(part));
+                metric.accumulate(&chunk_of(part), &Batch::default());
             }
             let again = metric.finish();
             assert!((get(&again, "coherence") - get(&once, "coherence")).abs() < 1e-9);

@@ -36,6 +36,10 @@ enum Command {
         /// Run again even the runs whose directory is marked complete.
         #[arg(long)]
         force: bool,
+        /// Continue unfinished runs from their last checkpoint (after a crash or a kill)
+        /// instead of starting them again.
+        #[arg(long)]
+        resume: bool,
     },
     /// Validate manifests (plugins, parameters, data files) without training.
     Check {
@@ -123,7 +127,13 @@ fn check(manifests: &[PathBuf]) -> Result<(), Failure> {
     worst.map_or(Ok(()), Err)
 }
 
-fn run(manifest: &Path, out: &Path, index: Option<usize>, force: bool) -> Result<(), Failure> {
+fn run(
+    manifest: &Path,
+    out: &Path,
+    index: Option<usize>,
+    force: bool,
+    resume: bool,
+) -> Result<(), Failure> {
     let registry = registry()?;
     let m = load(manifest)?;
     let specs: Vec<_> = match index {
@@ -173,7 +183,8 @@ fn run(manifest: &Path, out: &Path, index: Option<usize>, force: bool) -> Result
             .progress_chars("=> "),
         );
         logging::set_progress_bar(Some(bar.clone()));
-        let summary = train(p, &m.name, &dir, &bar).map_err(|e| Failure(1, format!("error: {e}")));
+        let summary =
+            train(p, &m.name, &dir, &bar, resume).map_err(|e| Failure(1, format!("error: {e}")));
         logging::set_progress_bar(None);
         bar.finish_and_clear();
         summaries.push(summary?);
@@ -261,7 +272,8 @@ fn main() -> ExitCode {
             out,
             index,
             force,
-        } => run(manifest, out, *index, *force),
+            resume,
+        } => run(manifest, out, *index, *force, *resume),
         Command::Check { manifests } => check(manifests),
         Command::Plugins => plugins(),
         Command::Bench {

@@ -13,6 +13,15 @@ pub struct OptimizerSettings {
     pub weight_decay: f64,
 }
 
+/// What an aggregator carries from one step to the next, for checkpoints.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AggregatorState {
+    /// Integers (counters, generator states).
+    pub numbers: Vec<u64>,
+    /// Vectors (buffered gradients), in an order the aggregator defines.
+    pub vectors: Vec<Vec<f32>>,
+}
+
 /// Turns the per-example gradients of a batch into the descent direction for the batch-mean
 /// loss. The plain-SGD aggregator returns `S / B`; suppression strategies (winsorization,
 /// medians of means, clipping, ...) replace the mean with a robust estimate.
@@ -33,6 +42,22 @@ pub trait GradientAggregator: Send {
     /// update; the default does nothing.
     fn finish(&mut self, params: &[&[f32]], direction: &mut [Vec<f32>]) {
         let _ = (params, direction);
+    }
+
+    /// The state the aggregator carries from step to step (a buffer of past gradients, a noise
+    /// generator), saved in checkpoints; the default is none.
+    fn state(&self) -> AggregatorState {
+        AggregatorState::default()
+    }
+
+    /// Restores a state saved by [`GradientAggregator::state`] (after
+    /// [`GradientAggregator::begin`]), so that a resumed run continues exactly.
+    fn restore(&mut self, state: AggregatorState) -> Result<(), String> {
+        if state == AggregatorState::default() {
+            Ok(())
+        } else {
+            Err("this aggregator keeps no state, but the checkpoint holds some".into())
+        }
     }
 
     /// Called once before training with the model's layers.

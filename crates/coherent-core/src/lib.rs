@@ -24,7 +24,7 @@ mod registry;
 mod request;
 mod rng;
 
-pub use aggregator::{GradientAggregator, OptimizerSettings};
+pub use aggregator::{AggregatorState, GradientAggregator, OptimizerSettings};
 pub use args::{ConfigError, PluginArgs};
 pub use data::{Batch, InputShape, Split, Targets, TargetsRef};
 pub use data_options::DataOptions;

@@ -16,6 +16,16 @@ impl Rng {
         Rng { state: seed }
     }
 
+    /// The whole state, for checkpoints; [`Rng::from_state`] continues the same stream.
+    pub fn state(&self) -> u64 {
+        self.state
+    }
+
+    /// A generator that continues the stream whose state was saved with [`Rng::state`].
+    pub fn from_state(state: u64) -> Rng {
+        Rng { state }
+    }
+
     /// A generator for a named purpose derived from a seed, so that streams for different
     /// purposes (init, shuffling, noise, metric samples) are independent.
     pub fn derived(seed: u64, purpose: &str) -> Rng {

@@ -8,14 +8,18 @@ const CHUNK: usize = 1000;
 /// Mean loss and accuracy of `model` on the first `limit` examples of `split`, under names
 /// `{prefix}_loss` and `{prefix}_acc`. When some examples carry corrupted labels, also
 /// `pristine_*` and `corrupt_*` (against the labels trained on, so `corrupt_acc` measures
-/// memorisation).
+/// memorisation). With `per_example`, also the correctness of each evaluated example.
 pub fn evaluate(
     model: &dyn Model,
     split: &Split,
     limit: usize,
     prefix: &str,
+    mut per_example: Option<&mut Vec<bool>>,
 ) -> Vec<(String, f64)> {
     let n = split.len().min(limit);
+    if let Some(all) = per_example.as_deref_mut() {
+        all.clear();
+    }
     let (mut losses, mut correct) = (Vec::new(), Vec::new());
     let mut batch = Batch::default();
     // [all, pristine, corrupt] x (loss sum, correct count, examples)
@@ -24,6 +28,9 @@ pub fn evaluate(
     for chunk in indices.chunks(CHUNK) {
         batch.gather(split, chunk);
         model.evaluate(&batch, &mut losses, &mut correct);
+        if let Some(all) = per_example.as_deref_mut() {
+            all.extend_from_slice(&correct);
+        }
         for (k, &i) in chunk.iter().enumerate() {
             let group = if split.corrupted[i] { 2 } else { 1 };
             for g in [0, group] {

@@ -8,10 +8,15 @@
 //!
 //! The command-line program (`src/main.rs` at the workspace root) is a thin layer over this.
 
+mod checkpoint;
 pub mod diagnostic;
+mod early_stop;
 mod evaluate;
+mod fractions;
+pub mod learning;
 pub mod logging;
 pub mod manifest;
+mod meta;
 mod optim;
 pub mod plan;
 pub mod record;
@@ -23,6 +28,7 @@ mod train;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use manifest::Manifest;
+pub use meta::utc_timestamp;
 pub use plan::{plan, PlanError, RunPlan};
 pub use sweep::RunSpec;
-pub use train::{train, utc_timestamp, Status};
+pub use train::{train, Status};

@@ -23,6 +23,17 @@ impl Sgd {
         }
     }
 
+    /// The momentum buffers, one per layer (empty before the first step or without
+    /// momentum), for checkpoints.
+    pub fn velocity(&self) -> &[Vec<f32>] {
+        &self.velocity
+    }
+
+    /// Restores momentum buffers saved with [`Sgd::velocity`].
+    pub fn set_velocity(&mut self, velocity: Vec<Vec<f32>>) {
+        self.velocity = velocity;
+    }
+
     /// One update of `params` (one slice per layer) along `direction`.
     pub fn step(&mut self, params: Vec<&mut [f32]>, direction: &[Vec<f32>]) {
         if self.velocity.len() != params.len() {

@@ -6,6 +6,7 @@
 //! metrics.jsonl   one JSON object per measurement, appended line by line
 //! summary.json    final and peak values, status (completed / diverged)
 //! log.txt         the log of the run
+//! checkpoint.bin  the state to resume from (weights, optimizer, generators, step)
 //! DONE            completion marker, written last
 //! ```
 //!
@@ -69,7 +70,12 @@ impl RunDir {
     /// Creates (or restarts) the run directory at `path`, clearing an unfinished attempt.
     pub fn create(path: &Path) -> Result<RunDir, RecordError> {
         std::fs::create_dir_all(path).map_err(at(path))?;
-        for stale in ["metrics.jsonl", "summary.json", DONE] {
+        for stale in [
+            "metrics.jsonl",
+            "summary.json",
+            DONE,
+            crate::checkpoint::FILE,
+        ] {
             let f = path.join(stale);
             if f.exists() {
                 std::fs::remove_file(&f).map_err(at(&f))?;
@@ -85,6 +91,41 @@ impl RunDir {
             path: path.to_path_buf(),
             metrics,
         })
+    }
+
+    /// Reopens the run directory at `path` to continue from a checkpoint taken at `step`:
+    /// keeps the complete `metrics.jsonl` records of earlier steps (the step itself is measured
+    /// again), drops later ones and a torn last line, and returns the records kept.
+    pub fn resume(path: &Path, step: usize) -> Result<(RunDir, Vec<Value>), RecordError> {
+        let file = path.join("metrics.jsonl");
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let kept: Vec<Value> = text
+            .split_inclusive('\n')
+            .filter(|line| line.ends_with('\n'))
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|v| v["step"].as_u64().is_some_and(|s| (s as usize) < step))
+            .collect();
+        let mut kept_text = String::new();
+        for v in &kept {
+            kept_text.push_str(&serde_json::to_string(v).expect("JSON values serialise"));
+            kept_text.push('\n');
+        }
+        write_atomic(&file, kept_text.as_bytes())?;
+        for stale in ["summary.json", DONE] {
+            let f = path.join(stale);
+            if f.exists() {
+                std::fs::remove_file(&f).map_err(at(&f))?;
+            }
+        }
+        let metrics = OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .map_err(at(&file))?;
+        let run = RunDir {
+            path: path.to_path_buf(),
+            metrics,
+        };
+        Ok((run, kept))
     }
 
     /// The directory.
@@ -141,6 +182,27 @@ mod tests {
             std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap(),
             ""
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn resume_keeps_earlier_complete_records_only() {
+        let dir = std::env::temp_dir().join(format!("coherent-resume-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = "{\"step\":0}\n{\"step\":10}\n{\"step\":20}\n{\"step\":30,\"lo";
+        std::fs::write(dir.join("metrics.jsonl"), text).unwrap();
+        let (mut run, kept) = RunDir::resume(&dir, 20).unwrap();
+        assert_eq!(kept.len(), 2);
+        run.append_metrics(&serde_json::json!({"step": 20}))
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap(),
+            "{\"step\":0}\n{\"step\":10}\n{\"step\":20}\n"
+        );
+        // a torn line is dropped even when it would have been kept
+        std::fs::write(dir.join("metrics.jsonl"), "{\"step\":0}\n{\"st").unwrap();
+        assert_eq!(RunDir::resume(&dir, 50).unwrap().1.len(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -38,6 +38,10 @@ pub struct TrainingConfig {
     /// Stop after this many steps, even mid-epoch.
     #[serde(default)]
     pub max_steps: Option<usize>,
+    /// Save a checkpoint every this many steps (default: once per epoch; 0: never), for
+    /// `coherent run --resume`.
+    #[serde(default)]
+    pub checkpoint_every: Option<usize>,
 }
 
 fn default_lr() -> f64 {
@@ -92,7 +96,7 @@ impl TrainingConfig {
 }
 
 /// `[evaluation]`: when and on what the model is evaluated.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvaluationConfig {
     /// Evaluate every this many steps (default: the most frequent metric, else once per epoch).
@@ -101,6 +105,41 @@ pub struct EvaluationConfig {
     /// Evaluate the training loss and accuracy on the first N training examples only.
     #[serde(default)]
     pub train_limit: Option<usize>,
+    /// Measure which examples (pristine or corrupt) supply each step's loss reduction every
+    /// this many steps (see `f_pristine` in the README); 0 turns it off. Default: every 10
+    /// steps when the training labels are noisy, otherwise off.
+    #[serde(default)]
+    pub fractions_every: Option<usize>,
+    /// Record each training example's learning time (`learning_times.csv`).
+    #[serde(default = "default_true")]
+    pub learning_times: bool,
+    /// Accuracy (absolute) by which the corrupt examples' accuracy must exceed its running
+    /// minimum to count as "starting to rise" (early-stopping analysis).
+    #[serde(default = "default_rise")]
+    pub corrupt_rise: f64,
+    /// Write the report (plots and page) into the run directory at the end of the run.
+    #[serde(default = "default_true")]
+    pub plots: bool,
+}
+
+impl Default for EvaluationConfig {
+    fn default() -> EvaluationConfig {
+        EvaluationConfig {
+            every_steps: None,
+            train_limit: None,
+            fractions_every: None,
+            learning_times: true,
+            corrupt_rise: default_rise(),
+            plots: true,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_rise() -> f64 {
+    0.05
 }
 
 impl EvaluationConfig {
@@ -112,6 +151,12 @@ impl EvaluationConfig {
         }
         if self.train_limit == Some(0) {
             errors.push(args.invalid("train_limit", "must be at least 1"));
+        }
+        if !(self.corrupt_rise.is_finite() && self.corrupt_rise > 0.0 && self.corrupt_rise < 1.0) {
+            errors.push(args.invalid(
+                "corrupt_rise",
+                format!("must be in (0, 1), got {}", self.corrupt_rise),
+            ));
         }
         errors
     }

@@ -1,16 +1,24 @@
 //! The training loop of one run, and its record on disk.
 
+use crate::checkpoint::{Checkpoint, Header};
+use crate::early_stop::{self, Point};
 use crate::evaluate::evaluate;
+use crate::fractions::LossFractions;
+use crate::learning::LearningTimes;
 use crate::logging;
+use crate::meta::{git_commit, hostname, utc_timestamp};
 use crate::optim::Sgd;
 use crate::plan::RunPlan;
 use crate::record::{RecordError, RunDir};
 use crate::summary::Tracker;
-use coherent_core::{Batch, BatchGrads, CoherenceMetric, LayerInfo, Model, Rng, Split};
+use coherent_core::{
+    AggregatorState, Batch, BatchGrads, CoherenceMetric, GradientAggregator, LayerInfo, Model, Rng,
+    Split,
+};
 use indicatif::ProgressBar;
 use serde_json::{json, Map, Value};
 use std::path::Path;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 /// Examples per backward pass when a metric streams its sample.
 const METRIC_CHUNK: usize = 500;
@@ -44,30 +52,126 @@ fn measure_metric(
     metric.finish()
 }
 
-/// Trains the run of `plan`, writing its directory `dir`; returns `summary.json`.
+/// Trains the run of `plan`, writing its directory `dir`; returns `summary.json`. With
+/// `resume`, continues from the directory's checkpoint when it has one.
 pub fn train(
     mut plan: RunPlan,
     experiment: &str,
     dir: &Path,
     bar: &ProgressBar,
+    resume: bool,
 ) -> Result<Value, RecordError> {
-    let mut run = RunDir::create(dir)?;
-    let log_path = dir.join("log.txt");
-    let log = std::fs::File::create(&log_path).map_err(|source| RecordError {
-        path: log_path,
+    std::fs::create_dir_all(dir).map_err(|source| RecordError {
+        path: dir.to_path_buf(),
         source,
     })?;
+    let log_path = dir.join("log.txt");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(resume)
+        .truncate(!resume)
+        .open(&log_path)
+        .map_err(|source| RecordError {
+            path: log_path,
+            source,
+        })?;
     logging::set_run_log(Some(log));
-    let result = train_in(&mut plan, experiment, &mut run, bar);
+    let result = train_in(&mut plan, experiment, dir, bar, resume);
     logging::set_run_log(None);
     result
+}
+
+/// Everything that changes from step to step besides the model and the optimizer.
+struct Progress {
+    step: usize,
+    shuffle: Rng,
+    order: Vec<usize>,
+    fractions: Option<LossFractions>,
+    learning: LearningTimes,
+    tracker: Tracker,
+    points: Vec<Point>,
+    elapsed_before: f64,
+}
+
+impl Progress {
+    /// Records one evaluation's values for the summary and the early-stopping analysis.
+    fn record(&mut self, step: usize, values: &[(String, f64)]) {
+        self.tracker.record(step, values);
+        let get = |k: &str| values.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+        self.points.push(Point {
+            step,
+            test_acc: get("test_acc"),
+            corrupt_acc: get("corrupt_acc"),
+            coherence: get("coherence"),
+        });
+    }
+}
+
+fn invalid(dir: &Path, problem: String) -> RecordError {
+    RecordError {
+        path: dir.join(crate::checkpoint::FILE),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, problem),
+    }
+}
+
+/// Puts the model, optimizer, aggregator and progress back to the checkpoint's state.
+fn restore(
+    model: &mut dyn Model,
+    aggregator: &mut dyn GradientAggregator,
+    sgd: &mut Sgd,
+    progress: &mut Progress,
+    c: Checkpoint,
+    kept: &[Value],
+    dir: &Path,
+) -> Result<(), RecordError> {
+    let h = c.header;
+    let mut params = model.params_mut();
+    let fits = params.len() == c.params.len()
+        && params
+            .iter()
+            .zip(&c.params)
+            .all(|(p, q)| p.len() == q.len())
+        && h.order.len() == progress.order.len();
+    if !fits {
+        return Err(invalid(dir, "does not fit this run's model or data".into()));
+    }
+    for (p, q) in params.iter_mut().zip(&c.params) {
+        p.copy_from_slice(q);
+    }
+    sgd.set_velocity(c.velocity);
+    let state = AggregatorState {
+        numbers: h.aggregator_numbers,
+        vectors: c.aggregator_vectors,
+    };
+    aggregator.restore(state).map_err(|e| invalid(dir, e))?;
+    progress.step = h.step;
+    progress.shuffle = Rng::from_state(h.shuffle);
+    progress.order = h.order.iter().map(|&i| i as usize).collect();
+    progress.fractions = h.fractions;
+    progress.learning = h.learning;
+    progress.elapsed_before = h.elapsed_s;
+    for record in kept {
+        let Some(obj) = record.as_object() else {
+            continue;
+        };
+        let step = record["step"].as_u64().unwrap_or(0) as usize;
+        let values: Vec<(String, f64)> = obj
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "step" | "epoch" | "elapsed_s"))
+            .filter_map(|(k, v)| v.as_f64().map(|v| (k.clone(), v)))
+            .collect();
+        progress.record(step, &values);
+    }
+    Ok(())
 }
 
 fn train_in(
     plan: &mut RunPlan,
     experiment: &str,
-    run: &mut RunDir,
+    dir: &Path,
     bar: &ProgressBar,
+    resume: bool,
 ) -> Result<Value, RecordError> {
     let clock = Instant::now();
     let name = plan.spec.dir_name();
@@ -78,6 +182,20 @@ fn train_in(
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
     let layers: Vec<LayerInfo> = plan.model.layers().to_vec();
+    let mut metric_samples = Map::new();
+    for (plugin, m) in &plan.metrics {
+        metric_samples
+            .entry(plugin.clone())
+            .or_insert(json!(m.sample_size()));
+    }
+    let checkpoint = match resume {
+        true => Checkpoint::load(dir).map_err(|e| invalid(dir, e))?,
+        false => None,
+    };
+    let (mut run, kept) = match &checkpoint {
+        Some(c) => RunDir::resume(dir, c.header.step)?,
+        None => (RunDir::create(dir)?, Vec::new()),
+    };
     run.write("manifest.toml", plan.resolved.as_bytes())?;
     let mut meta = json!({
         "program": "coherent",
@@ -91,7 +209,9 @@ fn train_in(
         "seed": plan.seed,
         "num_params": plan.model.num_params(),
         "layers": layers.iter().map(|l| json!({"name": l.name, "kind": l.kind, "params": l.params})).collect::<Vec<_>>(),
+        "metric_samples": metric_samples,
         "started": utc_timestamp(SystemTime::now()),
+        "resumed_at_step": checkpoint.as_ref().map(|c| c.header.step),
     });
     run.write_json("run.json", &meta)?;
 
@@ -101,12 +221,18 @@ fn train_in(
     let t = &plan.training;
     let steps_per_epoch = n.div_ceil(t.batch_size);
     let total = (t.epochs * steps_per_epoch).min(t.max_steps.unwrap_or(usize::MAX));
+    let checkpoint_every = t.checkpoint_every.unwrap_or(steps_per_epoch);
     let eval_every = plan
         .evaluation
         .every_steps
         .or(plan.metrics.iter().map(|(_, m)| m.every_steps()).min())
         .unwrap_or(steps_per_epoch);
     let eval_limit = plan.evaluation.train_limit.unwrap_or(usize::MAX);
+    let noisy = train.corrupted.iter().any(|&c| c);
+    let fractions_every = plan
+        .evaluation
+        .fractions_every
+        .unwrap_or(if noisy { 10 } else { 0 });
     let samples: Vec<Vec<usize>> = plan
         .metrics
         .iter()
@@ -116,30 +242,83 @@ fn train_in(
                 .sample_indices(n, m.sample_size())
         })
         .collect();
-    log::info!(
-        "run {name}: {} parameters, {n} training examples, {total} steps of {} ({steps_per_epoch} per epoch)",
-        plan.model.num_params(),
-        t.batch_size
-    );
 
     let mut direction: Vec<Vec<f32>> = layers.iter().map(|l| vec![0.0; l.params]).collect();
     plan.aggregator.begin(&layers);
     let request = plan.aggregator.needs();
     let mut sgd = Sgd::new(plan.optimizer);
-    let mut shuffle = Rng::derived(plan.seed, "shuffle");
-    let mut order: Vec<usize> = (0..n).collect();
-    let (mut batch, mut grads, mut tracker) =
-        (Batch::default(), BatchGrads::default(), Tracker::default());
+    let mut progress = Progress {
+        step: 0,
+        shuffle: Rng::derived(plan.seed, "shuffle"),
+        order: (0..n).collect(),
+        fractions: (fractions_every > 0 && noisy).then(|| LossFractions::new(plan.seed)),
+        learning: LearningTimes::default(),
+        tracker: Tracker::default(),
+        points: Vec::new(),
+        elapsed_before: 0.0,
+    };
+    if let Some(c) = checkpoint {
+        restore(
+            plan.model.as_mut(),
+            plan.aggregator.as_mut(),
+            &mut sgd,
+            &mut progress,
+            c,
+            &kept,
+            dir,
+        )?;
+        log::info!(
+            "run {name}: resumed from the checkpoint at step {}",
+            progress.step
+        );
+    }
+    log::info!(
+        "run {name}: {} parameters, {n} training examples, {total} steps of {} ({steps_per_epoch} per epoch)",
+        plan.model.num_params(),
+        t.batch_size
+    );
+    let (mut batch, mut grads) = (Batch::default(), BatchGrads::default());
+    let mut correct = Vec::new();
     let mut status = Status::Completed;
     bar.set_length(total as u64);
-    bar.set_position(0);
+    bar.set_position(progress.step as u64);
+    let elapsed = |p: &Progress| p.elapsed_before + clock.elapsed().as_secs_f64();
 
-    let mut step = 0;
     loop {
+        let step = progress.step;
+        if step > 0 && step < total && checkpoint_every > 0 && step % checkpoint_every == 0 {
+            let mut c = Checkpoint {
+                header: Header {
+                    step,
+                    shuffle: progress.shuffle.state(),
+                    order: progress.order.iter().map(|&i| i as u32).collect(),
+                    fractions: progress.fractions.clone(),
+                    learning: progress.learning.clone(),
+                    elapsed_s: elapsed(&progress),
+                    ..Header::default()
+                },
+                params: plan.model.params().iter().map(|p| p.to_vec()).collect(),
+                velocity: sgd.velocity().to_vec(),
+                aggregator_vectors: Vec::new(),
+            };
+            let state = plan.aggregator.state();
+            (c.header.aggregator_numbers, c.aggregator_vectors) = (state.numbers, state.vectors);
+            c.save(dir)?;
+        }
         let due = |every: usize| step == 0 || step == total || step % every == 0;
         if due(eval_every) || plan.metrics.iter().any(|(_, m)| due(m.every_steps())) {
-            let mut values = evaluate(plan.model.as_ref(), train, eval_limit, "train");
-            values.extend(evaluate(plan.model.as_ref(), test, usize::MAX, "test"));
+            let learn = plan.evaluation.learning_times.then_some(&mut correct);
+            let mut values = evaluate(plan.model.as_ref(), train, eval_limit, "train", learn);
+            if plan.evaluation.learning_times {
+                progress.learning.record(step, &correct);
+            }
+            values.extend(evaluate(
+                plan.model.as_ref(),
+                test,
+                usize::MAX,
+                "test",
+                None,
+            ));
             for ((_, metric), sample) in plan.metrics.iter_mut().zip(&samples) {
                 if due(metric.every_steps()) {
                     let model = plan.model.as_mut();
@@ -154,17 +333,23 @@ fn train_in(
                     ));
                 }
             }
+            if let Some(f) = &mut progress.fractions {
+                values.extend(f.report());
+            }
             let finite = values.iter().all(|(_, v)| v.is_finite());
-            tracker.record(step, &values);
+            progress.record(step, &values);
             let mut record = Map::new();
             record.insert("step".into(), json!(step));
             record.insert("epoch".into(), json!(step as f64 / steps_per_epoch as f64));
             for (k, v) in &values {
                 record.insert(k.clone(), json!(v));
             }
-            record.insert("elapsed_s".into(), json!(clock.elapsed().as_secs_f64()));
+            record.insert("elapsed_s".into(), json!(elapsed(&progress)));
             run.append_metrics(&Value::Object(record))?;
-            let show = |k: &str| tracker.last(k).map_or("-".into(), |v| format!("{v:.3}"));
+            let show = |k: &str| {
+                let v = progress.tracker.last(k);
+                v.map_or("-".into(), |v| format!("{v:.3}"))
+            };
             log::info!(
                 "step {step:>6}  train_acc {}  test_acc {}  coherence {}",
                 show("train_acc"),
@@ -186,9 +371,10 @@ fn train_in(
         }
         let pos = (step % steps_per_epoch) * t.batch_size;
         if pos == 0 {
-            shuffle.shuffle(&mut order);
+            progress.shuffle.shuffle(&mut progress.order);
         }
-        batch.gather(train, &order[pos..(pos + t.batch_size).min(n)]);
+        let indices = &progress.order[pos..(pos + t.batch_size).min(n)];
+        batch.gather(train, indices);
         plan.model.forward_backward(&batch, request, &mut grads);
         if !grads.losses.iter().all(|l| l.is_finite()) {
             status = Status::Diverged(step);
@@ -206,20 +392,26 @@ fn train_in(
             status = Status::Diverged(step);
             break;
         }
+        if let Some(f) = &mut progress.fractions {
+            if step % fractions_every == 0 {
+                f.measure(plan.model.as_mut(), train, indices, &grads.sum);
+            }
+        }
         sgd.step(plan.model.params_mut(), &direction);
-        step += 1;
+        progress.step += 1;
         bar.inc(1);
     }
 
-    let (mut last, peak) = tracker.to_json();
+    let step = progress.step;
+    let (mut last, peak) = progress.tracker.to_json();
     // Adjusted overfit (Chatterjee 2020): training accuracy above what the pristine share and
     // the test accuracy explain, `train_acc - (eps / classes + (1 - eps) test_acc)`, with eps
     // the fraction of training examples whose labels were corrupted.
     let corrupted = train.corrupted.iter().filter(|&&c| c).count();
     let eps = corrupted as f64 / n.max(1) as f64;
     if let (Some(tr), Some(te), Some(map)) = (
-        tracker.last("train_acc"),
-        tracker.last("test_acc"),
+        progress.tracker.last("train_acc"),
+        progress.tracker.last("test_acc"),
         last.as_object_mut(),
     ) {
         let classes = plan.dataset.outputs().max(1) as f64;
@@ -235,7 +427,7 @@ fn train_in(
             ("diverged", json!(s))
         }
     };
-    let summary = json!({
+    let mut summary = json!({
         "experiment": experiment,
         "run": name,
         "index": plan.spec.index,
@@ -244,69 +436,29 @@ fn train_in(
         "diverged_at_step": diverged_at,
         "steps": step,
         "epochs": step as f64 / steps_per_epoch as f64,
-        "elapsed_s": clock.elapsed().as_secs_f64(),
+        "elapsed_s": elapsed(&progress),
         "corrupted_fraction": eps,
         "final": last,
         "peak": peak,
     });
+    if let Some(e) = early_stop::analyse(&progress.points, plan.evaluation.corrupt_rise) {
+        summary["early_stopping"] = e;
+    }
+    if plan.evaluation.learning_times {
+        run.write(
+            "learning_times.csv",
+            progress.learning.to_csv(train).as_bytes(),
+        )?;
+        summary["learning_times"] = progress.learning.summary(train);
+    }
     meta["ended"] = json!(utc_timestamp(SystemTime::now()));
     meta["status"] = json!(status_text);
     run.write_json("run.json", &meta)?;
     run.write_json("summary.json", &summary)?;
     run.finish()?;
-    Ok(summary)
-}
-
-fn git_commit() -> Value {
-    std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map_or(Value::Null, |o| {
-            json!(String::from_utf8_lossy(&o.stdout).trim())
-        })
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-/// `YYYY-MM-DDThh:mm:ssZ` (UTC).
-pub fn utc_timestamp(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // civil-from-days (H. Hinnant)
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn timestamps_are_utc_calendar_dates() {
-        assert_eq!(utc_timestamp(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = UNIX_EPOCH + Duration::from_secs(1_709_210_096); // 2024-02-29 12:34:56
-        assert_eq!(utc_timestamp(t), "2024-02-29T12:34:56Z");
+    let stale = dir.join(crate::checkpoint::FILE);
+    if stale.exists() {
+        let _ = std::fs::remove_file(stale);
     }
+    Ok(summary)
 }

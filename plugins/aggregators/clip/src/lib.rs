@@ -4,8 +4,8 @@
 //! of each example's whole-network gradient.
 
 use coherent_core::{
-    inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator, ParamDoc,
-    PerExampleBlocks, PluginArgs, Rng,
+    inventory, AggregatorEntry, AggregatorState, BatchGrads, ConfigError, GradRequest,
+    GradientAggregator, ParamDoc, PerExampleBlocks, PluginArgs, Rng,
 };
 use coherent_robust::coordinatewise;
 use serde::Deserialize;
@@ -33,6 +33,23 @@ pub struct ClipAggregator {
 }
 
 impl GradientAggregator for ClipAggregator {
+    fn state(&self) -> AggregatorState {
+        AggregatorState {
+            numbers: vec![self.rng.state()],
+            vectors: vec![],
+        }
+    }
+
+    fn restore(&mut self, state: AggregatorState) -> Result<(), String> {
+        match state.numbers[..] {
+            [rng] if state.vectors.is_empty() => {
+                self.rng = Rng::from_state(rng);
+                Ok(())
+            }
+            _ => Err("the checkpoint's `clip` state is not a noise generator state".into()),
+        }
+    }
+
     fn needs(&self) -> GradRequest {
         GradRequest {
             sq_norms: true,

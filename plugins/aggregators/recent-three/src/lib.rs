@@ -10,8 +10,8 @@
 //! buffered (so the optimizer applies none), and momentum is refused as unstable.
 
 use coherent_core::{
-    inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator,
-    LayerInfo, OptimizerSettings, PerExampleBlocks, PluginArgs,
+    inventory, AggregatorEntry, AggregatorState, BatchGrads, ConfigError, GradRequest,
+    GradientAggregator, LayerInfo, OptimizerSettings, PerExampleBlocks, PluginArgs,
 };
 use serde::Deserialize;
 
@@ -76,6 +76,38 @@ impl GradientAggregator for RecentThree {
             *b = layers.iter().map(|l| vec![0.0; l.params]).collect();
         }
         (self.filled, self.slot) = (0, 0);
+    }
+
+    fn state(&self) -> AggregatorState {
+        AggregatorState {
+            numbers: vec![self.filled as u64, self.slot as u64],
+            vectors: self.buffers.iter().flatten().cloned().collect(),
+        }
+    }
+
+    fn restore(&mut self, state: AggregatorState) -> Result<(), String> {
+        let layers = self.buffers[0].len();
+        let fits = state.numbers.len() == 2
+            && state.numbers[0] <= 3
+            && state.numbers[1] < 3
+            && state.vectors.len() == 3 * layers
+            && state
+                .vectors
+                .iter()
+                .zip(self.buffers.iter().flatten())
+                .all(|(a, b)| a.len() == b.len());
+        if !fits {
+            return Err(format!(
+                "the checkpoint's `{}` buffer does not fit this model",
+                self.name()
+            ));
+        }
+        (self.filled, self.slot) = (state.numbers[0] as usize, state.numbers[1] as usize);
+        let mut vectors = state.vectors.into_iter();
+        for buf in self.buffers.iter_mut().flatten() {
+            *buf = vectors.next().expect("length checked");
+        }
+        Ok(())
     }
 
     fn aggregate(
@@ -161,6 +193,36 @@ mod tests {
         a.aggregate(&grads, None, &mut dir);
         a.finish(&[w], &mut dir);
         dir.remove(0)
+    }
+
+    #[test]
+    fn a_restored_state_continues_the_same_directions() {
+        let layers = [LayerInfo {
+            name: "l".into(),
+            kind: "test",
+            params: 3,
+        }];
+        let mut r = coherent_core::Rng::new(2);
+        let mut g = || -> Vec<f32> { (0..3).map(|_| r.normal() as f32).collect() };
+        let w = [0.5, -1.0, 2.0];
+        let mut a = RecentThree::new(true);
+        a.begin(&layers);
+        step(&mut a, &g(), &w);
+        step(&mut a, &g(), &w);
+        step(&mut a, &g(), &w);
+        let mut b = RecentThree::new(true);
+        b.begin(&layers);
+        b.restore(a.state()).unwrap();
+        for _ in 0..4 {
+            let x = g();
+            assert_eq!(step(&mut a, &x, &w), step(&mut b, &x, &w));
+        }
+        let mut wrong = RecentThree::new(true);
+        wrong.begin(&[LayerInfo {
+            params: 4,
+            ..layers[0].clone()
+        }]);
+        assert!(wrong.restore(a.state()).is_err());
     }
 
     #[test]

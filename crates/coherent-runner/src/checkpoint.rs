@@ -1,0 +1,165 @@
+//! Checkpoints: the whole state of a run at the start of a step, so that `coherent run
+//! --resume` continues a killed run to the result the uninterrupted run would have reached.
+//!
+//! Format of `checkpoint.bin`: the line `coherent-checkpoint 1`, one line of JSON (the
+//! [`Header`]), then the vectors of the header's `lengths` as little-endian f32 in order:
+//! the parameters of each layer, the optimizer's velocity (if any), the aggregator's vectors.
+//! The file is written atomically (temporary file, fsync, rename), so a reader finds the
+//! previous checkpoint or the new one, never a part.
+
+use crate::fractions::LossFractions;
+use crate::learning::LearningTimes;
+use crate::record::{write_atomic, RecordError};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The checkpoint's file name in the run directory.
+pub const FILE: &str = "checkpoint.bin";
+const MAGIC: &str = "coherent-checkpoint 1\n";
+
+/// The small part of the state, stored as JSON.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Header {
+    /// The step about to run.
+    pub step: usize,
+    /// The shuffling generator's state.
+    pub shuffle: u64,
+    /// The current epoch's order of training examples.
+    pub order: Vec<u32>,
+    /// Loss-fraction sums.
+    pub fractions: Option<LossFractions>,
+    /// Learning-time streaks.
+    pub learning: LearningTimes,
+    /// Seconds of training before this checkpoint (so `elapsed_s` continues after a resume).
+    pub elapsed_s: f64,
+    /// The aggregator's integers.
+    pub aggregator_numbers: Vec<u64>,
+    /// Lengths of the parameter vectors, the velocity vectors and the aggregator's vectors.
+    pub lengths: [Vec<usize>; 3],
+}
+
+/// A whole checkpoint.
+#[derive(Clone, Debug, Default)]
+pub struct Checkpoint {
+    /// The JSON part.
+    pub header: Header,
+    /// Parameters of each layer.
+    pub params: Vec<Vec<f32>>,
+    /// The optimizer's velocity per layer (empty without momentum or before the first step).
+    pub velocity: Vec<Vec<f32>>,
+    /// The aggregator's vectors.
+    pub aggregator_vectors: Vec<Vec<f32>>,
+}
+
+impl Checkpoint {
+    /// Writes the checkpoint into `dir` atomically.
+    pub fn save(&mut self, dir: &Path) -> Result<(), RecordError> {
+        let groups = [&self.params, &self.velocity, &self.aggregator_vectors];
+        for (lengths, group) in self.header.lengths.iter_mut().zip(groups) {
+            *lengths = group.iter().map(Vec::len).collect();
+        }
+        let header = serde_json::to_string(&self.header).expect("the header serialises");
+        let floats: usize = groups.iter().flat_map(|g| g.iter().map(Vec::len)).sum();
+        let mut bytes = Vec::with_capacity(MAGIC.len() + header.len() + 1 + 4 * floats);
+        bytes.extend_from_slice(MAGIC.as_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.push(b'\n');
+        for v in groups.iter().flat_map(|g| g.iter()).flatten() {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        write_atomic(&dir.join(FILE), &bytes)
+    }
+
+    /// Reads the checkpoint of `dir`; `Ok(None)` when there is none.
+    pub fn load(dir: &Path) -> Result<Option<Checkpoint>, String> {
+        let path = dir.join(FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let bad = |what: &str| format!("{}: {what}", path.display());
+        let rest = bytes
+            .strip_prefix(MAGIC.as_bytes())
+            .ok_or_else(|| bad("not a coherent checkpoint (bad first line)"))?;
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| bad("truncated header"))?;
+        let header: Header = serde_json::from_slice(&rest[..end])
+            .map_err(|e| bad(&format!("malformed header: {e}")))?;
+        let mut data = rest[end + 1..].chunks_exact(4);
+        let expected: usize = header.lengths.iter().flatten().sum();
+        if data.len() != expected || !data.remainder().is_empty() {
+            return Err(bad(&format!(
+                "holds {} bytes of vectors, the header announces {}",
+                rest.len() - end - 1,
+                4 * expected
+            )));
+        }
+        let mut read = |lengths: &[usize]| -> Vec<Vec<f32>> {
+            lengths
+                .iter()
+                .map(|&n| {
+                    (&mut data)
+                        .take(n)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect()
+                })
+                .collect()
+        };
+        let params = read(&header.lengths[0]);
+        let velocity = read(&header.lengths[1]);
+        let aggregator_vectors = read(&header.lengths[2]);
+        Ok(Some(Checkpoint {
+            header,
+            params,
+            velocity,
+            aggregator_vectors,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_truncation() {
+        let dir = std::env::temp_dir().join(format!("coherent-ckpt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(Checkpoint::load(&dir).unwrap().is_none());
+        let mut c = Checkpoint {
+            header: Header {
+                step: 42,
+                shuffle: u64::MAX - 3,
+                order: vec![2, 0, 1],
+                aggregator_numbers: vec![7],
+                ..Header::default()
+            },
+            params: vec![vec![1.5, -0.0, f32::MIN_POSITIVE], vec![3.25]],
+            velocity: vec![],
+            aggregator_vectors: vec![vec![9.0; 5]],
+        };
+        c.save(&dir).unwrap();
+        let back = Checkpoint::load(&dir).unwrap().unwrap();
+        assert_eq!(back.header.step, 42);
+        assert_eq!(back.header.shuffle, u64::MAX - 3);
+        assert_eq!(back.header.order, vec![2, 0, 1]);
+        assert_eq!(back.params, c.params);
+        assert_eq!(back.aggregator_vectors, c.aggregator_vectors);
+        let bytes = std::fs::read(dir.join(FILE)).unwrap();
+        std::fs::write(dir.join(FILE), &bytes[..bytes.len() - 2]).unwrap();
+        let err = Checkpoint::load(&dir).unwrap_err();
+        assert!(
+            err.contains("checkpoint.bin") && err.contains("announces"),
+            "{err}"
+        );
+        std::fs::write(dir.join(FILE), b"garbage").unwrap();
+        assert!(Checkpoint::load(&dir)
+            .unwrap_err()
+            .contains("bad first line"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

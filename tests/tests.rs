@@ -7,6 +7,7 @@
 //! * `data.rs`      — missing and corrupt data files;
 //! * `runs.rs`      — end-to-end runs through the `coherent` binary and their run directories;
 //! * `science.rs`   — the theory's reference values (toy example, real vs random);
+//! * `phenomena.rs` — loss-reduction fractions, learning times, easy vs hard, crash and resume;
 //! * `bench.rs`     — the engine benchmark command.
 //!
 //! Unit tests of one crate sit at the bottom of the file they test, not here.
@@ -15,6 +16,7 @@ mod bench;
 mod common;
 mod data;
 mod manifests;
+mod phenomena;
 mod registry;
 mod runs;
 mod science;

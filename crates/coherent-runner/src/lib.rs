@@ -12,7 +12,7 @@ mod checkpoint;
 pub mod diagnostic;
 mod early_stop;
 mod evaluate;
-mod fractions;
+pub mod fractions;
 pub mod learning;
 pub mod logging;
 pub mod manifest;

@@ -1,0 +1,196 @@
+//! The measurements of the theory's phenomena (loss-reduction fractions, learning times,
+//! early stopping) and the crash safety of the runs that record them.
+
+use crate::common::{coherent, metrics, scratch, stderr, summary, write_manifest};
+use coherent_core::{Batch, BatchGrads, GradRequest, ModelSpec, PluginArgs, Rng};
+use coherent_runner::fractions::LossFractions;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// `f_p = <g, g_p> / <g, g>` against the sum of explicitly materialised per-example gradients.
+#[test]
+fn loss_fractions_match_sums_of_per_example_gradients() {
+    let registry = coherent_plugins::registry().unwrap();
+    let args =
+        PluginArgs::from_toml("train_limit = 300\ntest_limit = 10\nlabel_noise = 0.5").unwrap();
+    let data = (registry.datasets["mnist"].build)(&args).unwrap();
+    let spec = ModelSpec {
+        input: data.input_shape(),
+        outputs: 10,
+        loss: coherent_core::LossKind::CrossEntropy,
+        seed: 3,
+    };
+    let args = PluginArgs::from_toml("hidden = [16]").unwrap();
+    let mut model = (registry.networks["mlp"].build)(&args, &spec).unwrap();
+    let train = data.train();
+    let indices: Vec<usize> = (0..60).map(|i| (i * 7) % 300).collect();
+    let (mut batch, mut grads) = (Batch::default(), BatchGrads::default());
+    batch.gather(train, &indices);
+    let request = GradRequest {
+        per_example: true,
+        ..GradRequest::SUM
+    };
+    model.forward_backward(&batch, request, &mut grads);
+    // per-example gradients, whole network, in f64
+    let rows: Vec<Vec<f64>> = (0..indices.len())
+        .map(|i| {
+            grads
+                .per_example
+                .iter()
+                .flat_map(|layer| {
+                    let p = layer.len() / indices.len();
+                    layer[i * p..(i + 1) * p].iter().map(|&v| v as f64)
+                })
+                .collect()
+        })
+        .collect();
+    let group_sum = |members: &[usize]| -> Vec<f64> {
+        let mut s = vec![0.0; rows[0].len()];
+        for &k in members {
+            s.iter_mut().zip(&rows[k]).for_each(|(a, v)| *a += v);
+        }
+        s
+    };
+    let all: Vec<usize> = (0..indices.len()).collect();
+    let g = group_sum(&all);
+    let pristine: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|&k| !train.corrupted[indices[k]])
+        .collect();
+    let corrupt = indices.len() - pristine.len();
+    assert!(
+        corrupt > 10 && pristine.len() > 10,
+        "the batch mixes both groups"
+    );
+    let want = dot(&g, &group_sum(&pristine)) / dot(&g, &g);
+    // the null world: the same number of examples designated corrupt by the documented stream
+    let mut shuffled = all.clone();
+    Rng::derived(9, "null-world").shuffle(&mut shuffled);
+    let want_null = dot(&g, &group_sum(&shuffled[corrupt..])) / dot(&g, &g);
+
+    let sum = grads.sum.clone();
+    let mut f = LossFractions::new(9);
+    f.measure(model.as_mut(), train, &indices, &sum);
+    let got: std::collections::HashMap<String, f64> = f.report().into_iter().collect();
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-4 * (1.0 + b.abs());
+    assert!(
+        close(got["f_pristine"], want),
+        "{} vs {want}",
+        got["f_pristine"]
+    );
+    assert!(
+        close(got["f_pristine_null"], want_null),
+        "{} vs {want_null}",
+        got["f_pristine_null"]
+    );
+    assert!(close(got["f_pristine"] + got["f_corrupt"], 1.0));
+    assert!(close(got["f_pristine_cum"], want));
+    let share = pristine.len() as f64 / indices.len() as f64;
+    assert!(close(got["f_pristine_per_example"], want / share));
+    // pristine examples of real digits supply more than their share at initialisation
+    assert!(want > share, "f_p {want} vs pristine share {share}");
+}
+
+const LONG: &str = r#"
+name = "crash"
+seed = 4
+[dataset]
+plugin = "mnist"
+label_noise = 0.5
+[model]
+plugin = "mlp"
+hidden = [64]
+[training]
+lr = 0.1
+batch_size = 100
+epochs = 12
+checkpoint_every = 20
+[[metrics]]
+plugin = "coherence"
+every_steps = 30
+sample = 300
+"#;
+
+/// A run killed with SIGKILL mid-training and resumed ends where the uninterrupted run ends.
+#[test]
+fn a_killed_run_resumes_to_the_uninterrupted_result() {
+    let dir = scratch("crash");
+    let m = write_manifest(&dir, "crash.toml", LONG);
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let out = coherent(&["run", &m, "--out", &a.to_string_lossy()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let run_b = b.join("crash").join("000");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coherent"))
+        .args(["run", &m, "--out", &b.to_string_lossy()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    // kill once a checkpoint past the first few measurements is on disk
+    while !(run_b.join("checkpoint.bin").exists()
+        && std::fs::read_to_string(run_b.join("metrics.jsonl"))
+            .is_ok_and(|t| t.lines().count() >= 4))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !run_b.join("DONE").exists(),
+        "the run finished before it could be killed"
+    );
+
+    let out = coherent(&["run", &m, "--out", &b.to_string_lossy(), "--resume"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = std::fs::read_to_string(run_b.join("log.txt")).unwrap();
+    assert!(log.contains("resumed from the checkpoint at step"), "{log}");
+    let (ma, mb) = (metrics(&a.join("crash").join("000")), metrics(&run_b));
+    let steps = |m: &[serde_json::Value]| {
+        m.iter()
+            .map(|v| v["step"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        steps(&ma),
+        steps(&mb),
+        "every step once, in order, after the resume"
+    );
+    for (x, y) in ma.iter().zip(&mb) {
+        for (k, v) in x.as_object().unwrap() {
+            if k == "elapsed_s" {
+                continue;
+            }
+            let (v, w) = (v.as_f64().unwrap(), y[k].as_f64().unwrap());
+            assert!(
+                (v - w).abs() <= 1e-6 * (1.0 + v.abs()),
+                "{k} at step {}: {v} vs {w}",
+                x["step"]
+            );
+        }
+    }
+    let (sa, sb) = (summary(&a.join("crash").join("000")), summary(&run_b));
+    assert_eq!(sa["final"], sb["final"]);
+    assert_eq!(sa["early_stopping"], sb["early_stopping"]);
+    let lt = |d: &std::path::Path| std::fs::read_to_string(d.join("learning_times.csv")).unwrap();
+    assert_eq!(lt(&a.join("crash").join("000")), lt(&run_b));
+    assert!(
+        !run_b.join("checkpoint.bin").exists(),
+        "the checkpoint goes once the run is done"
+    );
+    // what a noisy run records
+    assert!(mb.iter().any(|v| v.get("f_pristine").is_some()));
+    assert!(sb["learning_times"]["examples"] == 8000);
+    assert!(sb["early_stopping"]["peak_test_step"].is_u64());
+}

@@ -183,8 +183,11 @@ fn run(
             .progress_chars("=> "),
         );
         logging::set_progress_bar(Some(bar.clone()));
-        let summary =
-            train(p, &m.name, &dir, &bar, resume).map_err(|e| Failure(1, format!("error: {e}")));
+        let summary = match p.easy_hard {
+            Some(_) => coherent_runner::easy_hard::run(&m, spec, registry, p, &dir, &bar, resume),
+            None => train(p, &m.name, &dir, &bar, resume),
+        }
+        .map_err(|e| Failure(1, format!("error: {e}")));
         logging::set_progress_bar(None);
         bar.finish_and_clear();
         summaries.push(summary?);

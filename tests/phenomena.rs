@@ -194,3 +194,54 @@ fn a_killed_run_resumes_to_the_uninterrupted_result() {
     assert!(sb["learning_times"]["examples"] == 8000);
     assert!(sb["early_stopping"]["peak_test_step"].is_u64());
 }
+
+const EASY_HARD: &str = r#"
+name = "eh"
+[dataset]
+plugin = "mnist"
+train_limit = 2000
+test_limit = 200
+[model]
+plugin = "mlp"
+hidden = [64]
+[training]
+batch_size = 50
+epochs = 2
+[evaluation]
+every_steps = 5
+[easy_hard]
+fraction = 0.3
+held_out = 0.25
+epochs = 6
+"#;
+
+/// Examples learned early generalise to each other; examples learned late do not.
+#[test]
+fn easy_examples_generalise_better_than_hard_ones() {
+    let dir = scratch("easy-hard");
+    let m = write_manifest(&dir, "eh.toml", EASY_HARD);
+    let out_dir = dir.join("runs");
+    let out = coherent(&["run", &m, "--out", &out_dir.to_string_lossy()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = out_dir.join("eh").join("000");
+    for part in ["probe", "easy", "hard"] {
+        assert!(run.join(part).join("DONE").exists(), "{part} complete");
+    }
+    assert!(run.join("DONE").exists());
+    let s = summary(&run);
+    let eh = &s["easy_hard"];
+    assert_eq!(eh["easy"]["train_examples"], 450);
+    assert_eq!(eh["easy"]["held_out_examples"], 150);
+    let (e, h) = (
+        eh["easy"]["held_out_acc"].as_f64().unwrap(),
+        eh["hard"]["held_out_acc"].as_f64().unwrap(),
+    );
+    assert!(e > h + 0.1, "easy {e} vs hard {h}");
+    // the easy split is made of the probe's earliest-learned examples
+    let times = coherent_runner::easy_hard::read_learning_times(
+        &run.join("probe").join("learning_times.csv"),
+    )
+    .unwrap();
+    assert_eq!(times.len(), 2000);
+    assert!(times.iter().filter(|t| t.is_some()).count() > 1000);
+}

@@ -114,6 +114,32 @@ impl Split {
         &self.inputs[i * self.dim..(i + 1) * self.dim]
     }
 
+    /// A new split of the examples `indices` (in that order), with their targets, clean
+    /// labels and corruption marks.
+    pub fn select(&self, indices: &[usize]) -> Split {
+        let mut inputs = Vec::with_capacity(indices.len() * self.dim);
+        for &i in indices {
+            inputs.extend_from_slice(self.input(i));
+        }
+        let targets = match &self.targets {
+            Targets::Classes { labels, classes } => Targets::Classes {
+                labels: indices.iter().map(|&i| labels[i]).collect(),
+                classes: *classes,
+            },
+            Targets::Values(v) => Targets::Values(indices.iter().map(|&i| v[i]).collect()),
+        };
+        Split {
+            inputs,
+            dim: self.dim,
+            targets,
+            clean_labels: self
+                .clean_labels
+                .as_ref()
+                .map(|c| indices.iter().map(|&i| c[i]).collect()),
+            corrupted: indices.iter().map(|&i| self.corrupted[i]).collect(),
+        }
+    }
+
     /// Keeps only the first `n` examples.
     pub fn truncate(&mut self, n: usize) {
         if n >= self.len() {
@@ -236,5 +262,30 @@ mod tests {
         let s = b.slice(1..2);
         assert_eq!(s.inputs, vec![0., 1.]);
         assert_eq!(s.labels, vec![7]);
+    }
+
+    #[test]
+    fn select_keeps_rows_labels_and_marks_together() {
+        let mut split = Split::new(
+            vec![0., 1., 2., 3., 4., 5.],
+            2,
+            Targets::Classes {
+                labels: vec![7, 8, 9],
+                classes: 10,
+            },
+        );
+        split.corrupted[1] = true;
+        split.clean_labels = Some(vec![7, 3, 9]);
+        let s = split.select(&[1, 2]);
+        assert_eq!(s.inputs, vec![2., 3., 4., 5.]);
+        assert_eq!(
+            s.targets,
+            Targets::Classes {
+                labels: vec![8, 9],
+                classes: 10
+            }
+        );
+        assert_eq!(s.corrupted, vec![true, false]);
+        assert_eq!(s.clean_labels, Some(vec![3, 9]));
     }
 }

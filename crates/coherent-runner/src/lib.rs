@@ -11,6 +11,7 @@
 mod checkpoint;
 pub mod diagnostic;
 mod early_stop;
+pub mod easy_hard;
 mod evaluate;
 pub mod fractions;
 pub mod learning;

@@ -16,6 +16,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "aggregator",
     "metrics",
     "evaluation",
+    "easy_hard",
     "sweep",
 ];
 

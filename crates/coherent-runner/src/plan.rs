@@ -2,7 +2,7 @@
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::manifest::{get, Manifest};
-use crate::settings::{EvaluationConfig, TrainingConfig};
+use crate::settings::{EasyHardConfig, EvaluationConfig, TrainingConfig};
 use crate::sweep::RunSpec;
 use coherent_core::{
     CoherenceMetric, ConfigError, DataError, Dataset, DatasetBuildError, GradientAggregator,
@@ -33,6 +33,8 @@ pub struct RunPlan {
     pub optimizer: coherent_core::OptimizerSettings,
     /// `[evaluation]`.
     pub evaluation: EvaluationConfig,
+    /// `[easy_hard]`, when the manifest asks for the easy-vs-hard comparison.
+    pub easy_hard: Option<EasyHardConfig>,
     /// The manifest of this run, sweep values applied, as TOML.
     pub resolved: String,
 }
@@ -262,6 +264,13 @@ pub fn plan(
     let (training_args, training) =
         p.settings(root, "training", |t: &TrainingConfig, a| t.validate(a));
     let (_, evaluation) = p.settings(root, "evaluation", |e: &EvaluationConfig, a| e.validate(a));
+    let easy_hard = match get(root, "easy_hard") {
+        Some(_) => p
+            .settings(root, "easy_hard", |e: &EasyHardConfig, a| e.validate(a))
+            .1
+            .map(Some),
+        None => Some(None),
+    };
 
     let mut optimizer = None;
     if let (Some(a), Some(t)) = (aggregator.as_mut(), &training) {
@@ -320,6 +329,7 @@ pub fn plan(
         training: training.expect("no error means training settings"),
         optimizer: optimizer.expect("no error means accepted optimizer settings"),
         evaluation: evaluation.expect("no error means evaluation settings"),
+        easy_hard: easy_hard.expect("no error means easy-hard settings"),
         resolved,
     })
 }

@@ -1,4 +1,4 @@
-//! The runner's own manifest sections: `[training]` and `[evaluation]`.
+//! The runner's own manifest sections: `[training]`, `[evaluation]` and `[easy_hard]`.
 
 use coherent_core::{ConfigError, PluginArgs};
 use serde::{Deserialize, Serialize};
@@ -157,6 +157,55 @@ impl EvaluationConfig {
                 "corrupt_rise",
                 format!("must be in (0, 1), got {}", self.corrupt_rise),
             ));
+        }
+        errors
+    }
+}
+
+/// `[easy_hard]`: after the run (the probe), train fresh models on its earliest-learned and
+/// on its latest-learned training examples and compare how each generalises.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EasyHardConfig {
+    /// Share of the training set in each of the easy and the hard split.
+    #[serde(default = "default_easy_fraction")]
+    pub fraction: f64,
+    /// Share of each split held out to measure generalisation.
+    #[serde(default = "default_held_out")]
+    pub held_out: f64,
+    /// Epochs of the easy and hard models (default: those of `[training]`).
+    #[serde(default)]
+    pub epochs: Option<usize>,
+}
+
+fn default_easy_fraction() -> f64 {
+    0.25
+}
+fn default_held_out() -> f64 {
+    0.25
+}
+
+impl EasyHardConfig {
+    /// Every value out of range, located in `args`.
+    pub fn validate(&self, args: &PluginArgs) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        if !(self.fraction > 0.0 && self.fraction <= 0.5) {
+            errors.push(args.invalid(
+                "fraction",
+                format!(
+                    "must be in (0, 0.5] (the easy and hard splits do not overlap), got {}",
+                    self.fraction
+                ),
+            ));
+        }
+        if !(self.held_out > 0.0 && self.held_out < 1.0) {
+            errors.push(args.invalid(
+                "held_out",
+                format!("must be in (0, 1), got {}", self.held_out),
+            ));
+        }
+        if self.epochs == Some(0) {
+            errors.push(args.invalid("epochs", "must be at least 1"));
         }
         errors
     }

@@ -12,8 +12,10 @@ fn cell(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".into(), |v| format!("{v:.digits$}"))
 }
 
-/// One line per run: status, peak and final m-coherence, final train and test accuracy, and
-/// under label noise the pristine and corrupt accuracy and the adjusted overfit.
+/// One line per run: status, peak and final m-coherence, final train and test accuracy; under
+/// label noise the pristine and corrupt accuracy, the adjusted overfit and the early-stopping
+/// steps (peak test accuracy, rise of the corrupt accuracy); with `[easy_hard]` the held-out
+/// accuracy of the easy and the hard model.
 pub fn comparison_table(summaries: &[Value]) -> String {
     let noisy = summaries
         .iter()
@@ -26,8 +28,18 @@ pub fn comparison_table(summaries: &[Value]) -> String {
         "train acc",
         "test acc",
     ];
+    let easy_hard = summaries.iter().any(|s| s.get("easy_hard").is_some());
     if noisy {
-        header.extend(["pristine acc", "corrupt acc", "adj. overfit"]);
+        header.extend([
+            "pristine acc",
+            "corrupt acc",
+            "adj. overfit",
+            "peak test (step)",
+            "corrupt rise",
+        ]);
+    }
+    if easy_hard {
+        header.extend(["easy held-out acc", "hard held-out acc"]);
     }
     let rows: Vec<Vec<String>> = summaries
         .iter()
@@ -50,6 +62,17 @@ pub fn comparison_table(summaries: &[Value]) -> String {
             if noisy {
                 for key in ["pristine_acc", "corrupt_acc", "adjusted_overfit"] {
                     row.push(cell(number(s, &["final", key]), 3));
+                }
+                let e = |k: &str| number(s, &["early_stopping", k]);
+                row.push(match (e("peak_test_acc"), e("peak_test_step")) {
+                    (Some(v), Some(step)) => format!("{v:.3} ({step})"),
+                    _ => "-".into(),
+                });
+                row.push(cell(e("corrupt_rise_step"), 0));
+            }
+            if easy_hard {
+                for part in ["easy", "hard"] {
+                    row.push(cell(number(s, &["easy_hard", part, "held_out_acc"]), 3));
                 }
             }
             row
@@ -108,6 +131,16 @@ mod tests {
         let t = comparison_table(&[s]);
         assert!(
             t.contains("corrupt acc") && t.contains("0.400") && t.contains("0.050"),
+            "{t}"
+        );
+        let s = json!({"run": "000", "status": "completed",
+            "final": {"corrupt_acc": 0.4},
+            "early_stopping": {"peak_test_acc": 0.91, "peak_test_step": 400, "corrupt_rise_step": 640},
+            "easy_hard": {"easy": {"held_out_acc": 0.98}, "hard": {"held_out_acc": 0.7}}});
+        let t = comparison_table(&[s]);
+        assert!(t.contains("0.910 (400)") && t.contains("640"), "{t}");
+        assert!(
+            t.contains("easy held-out acc") && t.contains("0.980") && t.contains("0.700"),
             "{t}"
         );
     }

@@ -286,7 +286,7 @@ fn train_in(
 
     loop {
         let step = progress.step;
-        if step > 0 && step < total && checkpoint_every > 0 && step % checkpoint_every == 0 {
+        if step > 0 && step < total && checkpoint_every > 0 && step.is_multiple_of(checkpoint_every) {
             let mut c = Checkpoint {
                 header: Header {
                     step,
@@ -305,7 +305,7 @@ fn train_in(
             (c.header.aggregator_numbers, c.aggregator_vectors) = (state.numbers, state.vectors);
             c.save(dir)?;
         }
-        let due = |every: usize| step == 0 || step == total || step % every == 0;
+        let due = |every: usize| step == 0 || step == total || step.is_multiple_of(every);
         if due(eval_every) || plan.metrics.iter().any(|(_, m)| due(m.every_steps())) {
             let learn = plan.evaluation.learning_times.then_some(&mut correct);
             let mut values = evaluate(plan.model.as_ref(), train, eval_limit, "train", learn);
@@ -393,7 +393,7 @@ fn train_in(
             break;
         }
         if let Some(f) = &mut progress.fractions {
-            if step % fractions_every == 0 {
+            if step.is_multiple_of(fractions_every) {
                 f.measure(plan.model.as_mut(), train, indices, &grads.sum);
             }
         }

@@ -12,7 +12,7 @@ const EXPECTED: [(PluginKind, &[&str]); 4] = [
         PluginKind::Dataset,
         &["cifar10", "fashion-mnist", "mnist", "toy-linear"],
     ),
-    (PluginKind::Metric, &["coherence"]),
+    (PluginKind::Metric, &["coherence", "gradient_diversity"]),
     (
         PluginKind::Aggregator,
         &[

@@ -30,6 +30,7 @@ pub fn link() {
         coherent_recent_three::build_ra3 as *const (),
         coherent_geometric_median::build as *const (),
         coherent_coherence::build as *const (),
+        coherent_gradient_diversity::build as *const (),
     ];
     std::hint::black_box(builds);
 }

@@ -12,7 +12,10 @@ const EXPECTED: [(PluginKind, &[&str]); 4] = [
         PluginKind::Dataset,
         &["cifar10", "fashion-mnist", "mnist", "toy-linear"],
     ),
-    (PluginKind::Metric, &["coherence", "gradient_diversity"]),
+    (
+        PluginKind::Metric,
+        &["coherence", "gradient_diversity", "noise_scale"],
+    ),
     (
         PluginKind::Aggregator,
         &[

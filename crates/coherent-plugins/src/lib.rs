@@ -31,6 +31,7 @@ pub fn link() {
         coherent_geometric_median::build as *const (),
         coherent_coherence::build as *const (),
         coherent_gradient_diversity::build as *const (),
+        coherent_noise_scale::build as *const (),
     ];
     std::hint::black_box(builds);
 }

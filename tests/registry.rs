@@ -14,7 +14,7 @@ const EXPECTED: [(PluginKind, &[&str]); 4] = [
     ),
     (
         PluginKind::Metric,
-        &["coherence", "gradient_diversity", "noise_scale"],
+        &["coherence", "gradient_diversity", "gsnr", "noise_scale"],
     ),
     (
         PluginKind::Aggregator,

@@ -32,6 +32,7 @@ pub fn link() {
         coherent_coherence::build as *const (),
         coherent_gradient_diversity::build as *const (),
         coherent_noise_scale::build as *const (),
+        coherent_gsnr::build as *const (),
     ];
     std::hint::black_box(builds);
 }

@@ -14,7 +14,13 @@ const EXPECTED: [(PluginKind, &[&str]); 4] = [
     ),
     (
         PluginKind::Metric,
-        &["coherence", "gradient_diversity", "gsnr", "noise_scale"],
+        &[
+            "coherence",
+            "gradient_diversity",
+            "gsnr",
+            "noise_scale",
+            "stiffness",
+        ],
     ),
     (
         PluginKind::Aggregator,

@@ -33,6 +33,7 @@ pub fn link() {
         coherent_gradient_diversity::build as *const (),
         coherent_noise_scale::build as *const (),
         coherent_gsnr::build as *const (),
+        coherent_stiffness::build as *const (),
     ];
     std::hint::black_box(builds);
 }

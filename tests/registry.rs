@@ -16,6 +16,7 @@ const EXPECTED: [(PluginKind, &[&str]); 4] = [
         PluginKind::Metric,
         &[
             "coherence",
+            "gradient_confusion",
             "gradient_diversity",
             "gsnr",
             "noise_scale",

@@ -34,6 +34,7 @@ pub fn link() {
         coherent_noise_scale::build as *const (),
         coherent_gsnr::build as *const (),
         coherent_stiffness::build as *const (),
+        coherent_gradient_confusion::build as *const (),
     ];
     std::hint::black_box(builds);
 }

@@ -16,6 +16,7 @@ const EXPECTED: [(PluginKind, &[&str]); 4] = [
         PluginKind::Metric,
         &[
             "coherence",
+            "cosine_matrix",
             "gradient_confusion",
             "gradient_diversity",
             "gsnr",

@@ -35,6 +35,7 @@ pub fn link() {
         coherent_gsnr::build as *const (),
         coherent_stiffness::build as *const (),
         coherent_gradient_confusion::build as *const (),
+        coherent_cosine_matrix::build as *const (),
     ];
     std::hint::black_box(builds);
 }

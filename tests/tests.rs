@@ -7,6 +7,7 @@
 //! * `data.rs`      — missing and corrupt data files;
 //! * `runs.rs`      — end-to-end runs through the `coherent` binary and their run directories;
 //! * `science.rs`   — the theory's reference values (toy example, real vs random);
+//! * `metrics.rs`   — the metric plugins on a real network, checked against each other;
 //! * `bench.rs`     — the engine benchmark command.
 //!
 //! Unit tests of one crate sit at the bottom of the file they test, not here.
@@ -15,6 +16,7 @@ mod bench;
 mod common;
 mod data;
 mod manifests;
+mod metrics;
 mod registry;
 mod runs;
 mod science;

@@ -12,7 +12,18 @@ const EXPECTED: [(PluginKind, &[&str]); 4] = [
         PluginKind::Dataset,
         &["cifar10", "fashion-mnist", "mnist", "toy-linear"],
     ),
-    (PluginKind::Metric, &["coherence"]),
+    (
+        PluginKind::Metric,
+        &[
+            "coherence",
+            "cosine_matrix",
+            "gradient_confusion",
+            "gradient_diversity",
+            "gsnr",
+            "noise_scale",
+            "stiffness",
+        ],
+    ),
     (
         PluginKind::Aggregator,
         &[

@@ -7,6 +7,7 @@
 //! * `data.rs`      — missing and corrupt data files;
 //! * `runs.rs`      — end-to-end runs through the `coherent` binary and their run directories;
 //! * `science.rs`   — the theory's reference values (toy example, real vs random);
+//! * `metrics.rs`   — the metric plugins on a real network, checked against each other;
 //! * `phenomena.rs` — loss-reduction fractions, learning times, easy vs hard, crash and resume;
 //! * `bench.rs`     — the engine benchmark command.
 //!
@@ -16,6 +17,7 @@ mod bench;
 mod common;
 mod data;
 mod manifests;
+mod metrics;
 mod phenomena;
 mod registry;
 mod runs;

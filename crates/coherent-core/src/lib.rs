@@ -16,6 +16,7 @@ mod args;
 mod data;
 mod data_options;
 mod dataset;
+mod explicit;
 mod grads;
 mod metric;
 mod model;

@@ -30,6 +30,12 @@ pub fn link() {
         coherent_recent_three::build_ra3 as *const (),
         coherent_geometric_median::build as *const (),
         coherent_coherence::build as *const (),
+        coherent_gradient_diversity::build as *const (),
+        coherent_noise_scale::build as *const (),
+        coherent_gsnr::build as *const (),
+        coherent_stiffness::build as *const (),
+        coherent_gradient_confusion::build as *const (),
+        coherent_cosine_matrix::build as *const (),
     ];
     std::hint::black_box(builds);
 }

@@ -1,0 +1,410 @@
+//! Metric plugin `gsnr`: the gradient signal-to-noise ratio of Liu, Chen, Wang et al.,
+//! "Understanding Why Neural Networks Generalize Well Through GSNR of Parameters" (ICLR 2020,
+//! arXiv 2001.07384), averaged over parameters.
+//!
+//! For a fixed sample of `m` training examples with per-example gradients `g_i`, with
+//! `S = sum_i g_i` and the coordinate-wise sum of squares `C = sum_i g_i (.) g_i`, for every
+//! parameter `j`:
+//!
+//! ```text
+//! mean_j = S_j / m
+//! var_j  = C_j / m - mean_j^2            (population variance over the m examples, / m)
+//! gsnr_j = mean_j^2 / var_j
+//! gsnr   = mean of gsnr_j over the parameters with var_j > 0
+//! ```
+//!
+//! The variance is the population one (divided by `m`, not `m - 1`), as in the paper's
+//! definition over the data distribution. A parameter whose `var_j` is at most
+//! `rel_var_floor * C_j / m` counts as having **zero variance** and is left out of the mean:
+//! it has no noise (every example agrees on it, or its gradient is 0 everywhere), and a
+//! smaller variance is f32 rounding of the model's sums, not signal. Equivalently, parameters
+//! with `gsnr_j >= 1 / rel_var_floor - 1` are left out; `rel_var_floor = 0` keeps exactly those
+//! with `var_j > 0`. The fraction left out is reported beside the mean.
+//!
+//! Reports `gsnr` and `gsnr_zero_var_frac` for the whole network, and `gsnr/<layer>` and
+//! `gsnr_zero_var_frac/<layer>` with `per_layer`. `gsnr` is left out when no parameter has
+//! variance.
+//!
+//! Cost: one backward pass per chunk with the coordinate-wise sum of squares (for a dense layer
+//! one more product `(Delta (.) Delta)^T (A (.) A)`, about the cost of the weight gradient),
+//! and O(P) memory: `S` and `C` accumulated in f64 (16 bytes per parameter), reused between
+//! measurements; the chunks stream, so any sample size fits.
+
+use coherent_core::{
+    inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo,
+    Measurement, MetricEntry, ParamDoc, PluginArgs,
+};
+use serde::Deserialize;
+
+/// Parameters of the `gsnr` metric.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GsnrConfig {
+    /// Measure every this many steps.
+    #[serde(default = "default_every")]
+    pub every_steps: usize,
+    /// Size `m` of the fixed sample of training examples (at least 2).
+    #[serde(default = "default_sample")]
+    pub sample: usize,
+    /// Also report per-layer values.
+    #[serde(default = "default_per_layer")]
+    pub per_layer: bool,
+    /// A variance at most this fraction of the mean square counts as zero (in `[0, 1)`).
+    #[serde(default = "default_floor")]
+    pub rel_var_floor: f64,
+}
+
+fn default_every() -> usize {
+    50
+}
+fn default_sample() -> usize {
+    1000
+}
+fn default_per_layer() -> bool {
+    true
+}
+fn default_floor() -> f64 {
+    1e-5
+}
+
+/// Streaming accumulator of `S` and `C` per layer, in f64.
+#[derive(Clone, Debug)]
+pub struct GsnrMetric {
+    config: GsnrConfig,
+    names: Vec<String>,
+    sum: Vec<Vec<f64>>,
+    sum_sq: Vec<Vec<f64>>,
+    m: usize,
+}
+
+/// GSNR summary of one block of parameters.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct GsnrSum {
+    /// Sum of `gsnr_j` over the parameters with variance.
+    pub total: f64,
+    /// Parameters with variance.
+    pub counted: usize,
+    /// Parameters with (numerically) zero variance.
+    pub zero_var: usize,
+}
+
+impl GsnrSum {
+    /// Adds another block.
+    pub fn merge(self, o: GsnrSum) -> GsnrSum {
+        GsnrSum {
+            total: self.total + o.total,
+            counted: self.counted + o.counted,
+            zero_var: self.zero_var + o.zero_var,
+        }
+    }
+}
+
+/// Sums `gsnr_j` over one block from `S_j` and `C_j` of `m` examples.
+pub fn gsnr_sum(sum: &[f64], sum_sq: &[f64], m: usize, rel_var_floor: f64) -> GsnrSum {
+    let inv_m = 1.0 / m as f64;
+    let mut out = GsnrSum::default();
+    for (s, c) in sum.iter().zip(sum_sq) {
+        let (mean, mean_sq) = (s * inv_m, c * inv_m);
+        let var = mean_sq - mean * mean;
+        if var > rel_var_floor * mean_sq && var > 0.0 {
+            out.total += mean * mean / var;
+            out.counted += 1;
+        } else {
+            out.zero_var += 1;
+        }
+    }
+    out
+}
+
+impl GsnrMetric {
+    /// A metric with `config`.
+    pub fn new(config: GsnrConfig) -> GsnrMetric {
+        GsnrMetric {
+            config,
+            names: vec![],
+            sum: vec![],
+            sum_sq: vec![],
+            m: 0,
+        }
+    }
+}
+
+fn reset(bufs: &mut Vec<Vec<f64>>, layers: &[LayerInfo]) {
+    bufs.resize_with(layers.len(), Vec::new);
+    for (b, l) in bufs.iter_mut().zip(layers) {
+        b.clear();
+        b.resize(l.params, 0.0);
+    }
+}
+
+fn add_into(acc: &mut [Vec<f64>], chunk: &[Vec<f32>]) {
+    for (a, c) in acc.iter_mut().zip(chunk) {
+        a.iter_mut().zip(c).for_each(|(a, v)| *a += *v as f64);
+    }
+}
+
+impl CoherenceMetric for GsnrMetric {
+    fn needs(&self) -> GradRequest {
+        GradRequest {
+            coord_sum_sq: true,
+            ..GradRequest::SUM
+        }
+    }
+
+    fn sample_size(&self) -> usize {
+        self.config.sample
+    }
+
+    fn every_steps(&self) -> usize {
+        self.config.every_steps
+    }
+
+    fn begin(&mut self, layers: &[LayerInfo]) {
+        self.names = layers.iter().map(|l| l.name.clone()).collect();
+        reset(&mut self.sum, layers);
+        reset(&mut self.sum_sq, layers);
+        self.m = 0;
+    }
+
+    fn accumulate(&mut self, chunk: &BatchGrads, _batch: &Batch) {
+        add_into(&mut self.sum, &chunk.sum);
+        add_into(&mut self.sum_sq, &chunk.coord_sum_sq);
+        self.m += chunk.batch_size;
+    }
+
+    fn finish(&mut self) -> Vec<Measurement> {
+        let mut out = Vec::new();
+        if self.m == 0 {
+            return out;
+        }
+        let layers: Vec<GsnrSum> = self
+            .sum
+            .iter()
+            .zip(&self.sum_sq)
+            .map(|(s, c)| gsnr_sum(s, c, self.m, self.config.rel_var_floor))
+            .collect();
+        let whole = layers.iter().fold(GsnrSum::default(), |a, b| a.merge(*b));
+        let mut push = |suffix: &str, g: &GsnrSum| {
+            if g.counted > 0 {
+                out.push((format!("gsnr{suffix}"), g.total / g.counted as f64));
+            }
+            let params = g.counted + g.zero_var;
+            if params > 0 {
+                let frac = g.zero_var as f64 / params as f64;
+                out.push((format!("gsnr_zero_var_frac{suffix}"), frac));
+            }
+        };
+        push("", &whole);
+        if self.config.per_layer {
+            for (name, g) in self.names.iter().zip(&layers) {
+                push(&format!("/{name}"), g);
+            }
+        }
+        out
+    }
+}
+
+/// Builds the `gsnr` plugin from its manifest table.
+pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError> {
+    let config: GsnrConfig = args.parse()?;
+    if config.every_steps == 0 {
+        return Err(args.invalid("every_steps", "must be at least 1"));
+    }
+    if config.sample < 2 {
+        return Err(args.invalid(
+            "sample",
+            "must be at least 2 (a variance needs two examples)",
+        ));
+    }
+    if !(0.0..1.0).contains(&config.rel_var_floor) {
+        return Err(args.invalid("rel_var_floor", "must be in [0, 1)"));
+    }
+    Ok(Box::new(GsnrMetric::new(config)))
+}
+
+inventory::submit! {
+    MetricEntry {
+        name: "gsnr",
+        description: "mean gradient signal-to-noise ratio mean_j^2 / var_j over parameters (Liu et al. 2020; population variance over a fixed training sample), whole network and per layer.",
+        params: &[
+            ParamDoc { name: "every_steps", ty: "integer", default: "50", doc: "measure every N optimisation steps (and at the start and the end)" },
+            ParamDoc { name: "sample", ty: "integer", default: "1000", doc: "size m >= 2 of the fixed sample of training examples" },
+            ParamDoc { name: "per_layer", ty: "boolean", default: "true", doc: "also report gsnr/<layer> and gsnr_zero_var_frac/<layer>" },
+            ParamDoc { name: "rel_var_floor", ty: "float", default: "1e-5", doc: "a variance at most this fraction of the mean square counts as zero (0: exactly var_j > 0)" },
+        ],
+        build,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Grads = Vec<Vec<Vec<f32>>>;
+
+    fn config(m: usize) -> GsnrConfig {
+        GsnrConfig {
+            every_steps: 1,
+            sample: m,
+            per_layer: true,
+            rel_var_floor: 1e-5,
+        }
+    }
+
+    /// Feeds explicit per-example gradients (`grads[i][layer]`) through `metric` in chunks.
+    fn measure(metric: &mut GsnrMetric, grads: &Grads, chunk: usize) -> Vec<Measurement> {
+        let layers: Vec<LayerInfo> = grads[0]
+            .iter()
+            .enumerate()
+            .map(|(l, g)| LayerInfo {
+                name: format!("l{l}"),
+                kind: "test",
+                params: g.len(),
+            })
+            .collect();
+        metric.begin(&layers);
+        for part in grads.chunks(chunk) {
+            metric.accumulate(&BatchGrads::from_examples(part), &Batch::default());
+        }
+        metric.finish()
+    }
+
+    fn fresh(grads: &Grads, chunk: usize) -> Vec<Measurement> {
+        measure(&mut GsnrMetric::new(config(grads.len())), grads, chunk)
+    }
+
+    fn get(ms: &[Measurement], name: &str) -> f64 {
+        ms.iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name} in {ms:?}"))
+            .1
+    }
+
+    fn random_grads(m: usize, sizes: &[usize], seed: u64) -> Grads {
+        let mut rng = coherent_core::Rng::new(seed);
+        (0..m)
+            .map(|_| {
+                sizes
+                    .iter()
+                    .map(|&n| (0..n).map(|_| rng.normal() as f32 + 0.4).collect())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Two-pass brute force over `layers` of the examples: mean of `mean_j^2 / var_j` over the
+    /// parameters whose two-pass variance is positive, and the count of the others.
+    fn reference(grads: &Grads, layers: &[usize]) -> (f64, usize) {
+        let m = grads.len() as f64;
+        let (mut total, mut counted, mut zero) = (0.0, 0, 0);
+        for &l in layers {
+            for j in 0..grads[0][l].len() {
+                let values: Vec<f64> = grads.iter().map(|g| g[l][j] as f64).collect();
+                let mean = values.iter().sum::<f64>() / m;
+                let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / m;
+                if var > 0.0 {
+                    total += mean * mean / var;
+                    counted += 1;
+                } else {
+                    zero += 1;
+                }
+            }
+        }
+        (total / counted as f64, zero)
+    }
+
+    fn close(got: f64, want: f64, tol: f64) {
+        assert!((got - want).abs() <= tol * want.abs(), "{got} vs {want}");
+    }
+
+    #[test]
+    fn matches_two_pass_brute_force_whole_network_and_per_layer() {
+        let grads = random_grads(29, &[12, 5], 1);
+        let ms = fresh(&grads, 6);
+        close(get(&ms, "gsnr"), reference(&grads, &[0, 1]).0, 1e-5);
+        for l in 0..2 {
+            close(
+                get(&ms, &format!("gsnr/l{l}")),
+                reference(&grads, &[l]).0,
+                1e-5,
+            );
+        }
+        assert_eq!(get(&ms, "gsnr_zero_var_frac"), 0.0);
+    }
+
+    #[test]
+    fn chunking_and_scale_do_not_change_the_values() {
+        let grads = random_grads(24, &[7, 3], 2);
+        let base = fresh(&grads, 24);
+        let scaled: Grads = grads
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|l| l.iter().map(|v| v * 50.0).collect())
+                    .collect()
+            })
+            .collect();
+        for other in [fresh(&grads, 1), fresh(&grads, 7), fresh(&scaled, 5)] {
+            assert_eq!(other.len(), base.len());
+            for ((n, a), (n2, b)) in base.iter().zip(&other) {
+                assert_eq!(n, n2);
+                assert!((a - b).abs() <= 1e-5 * a.abs().max(1e-3), "{n}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn constant_and_zero_parameters_are_excluded_and_counted() {
+        let mut grads = random_grads(16, &[6, 4], 3);
+        for g in &mut grads {
+            g[0][1] = 0.7; // every example agrees: no noise
+            g[0][4] = 0.0; // no gradient at all
+            g[1][2] = 0.0;
+        }
+        let ms = fresh(&grads, 5);
+        let (want, zero) = reference(&grads, &[0, 1]);
+        assert_eq!(zero, 3);
+        close(get(&ms, "gsnr"), want, 1e-5);
+        close(get(&ms, "gsnr_zero_var_frac"), 3.0 / 10.0, 1e-12);
+        close(get(&ms, "gsnr_zero_var_frac/l0"), 2.0 / 6.0, 1e-12);
+        close(get(&ms, "gsnr/l1"), reference(&grads, &[1]).0, 1e-5);
+    }
+
+    #[test]
+    fn identical_gradients_have_no_gsnr_and_two_valued_ones_a_known_one() {
+        let same = vec![vec![vec![0.5f32, -2.0, 1.0]]; 6];
+        let ms = fresh(&same, 4);
+        assert!(ms
+            .iter()
+            .all(|(n, _)| !n.starts_with("gsnr/") && n != "gsnr"));
+        assert_eq!(get(&ms, "gsnr_zero_var_frac"), 1.0);
+        // Values a, b in equal numbers: mean (a+b)/2, variance ((a-b)/2)^2.
+        let two: Grads = (0..8)
+            .map(|i| vec![vec![if i % 2 == 0 { 3.0 } else { 1.0 }]])
+            .collect();
+        close(get(&fresh(&two, 3), "gsnr"), 4.0, 1e-9);
+    }
+
+    #[test]
+    fn measurements_reuse_state_without_leaking_between_them() {
+        let grads = random_grads(9, &[5, 3], 4);
+        let mut metric = GsnrMetric::new(config(9));
+        let once = measure(&mut metric, &grads, 4);
+        let again = measure(&mut metric, &grads, 4);
+        assert_eq!(again, once);
+    }
+
+    #[test]
+    fn bad_parameters_are_located() {
+        for (text, bad) in [
+            ("every_steps = 0", "0"),
+            ("sample = 1", "1"),
+            ("rel_var_floor = 1.5", "1.5"),
+            ("rel_var_floor = -0.1", "-0.1"),
+        ] {
+            let err = build(&PluginArgs::from_toml(text).unwrap()).err().unwrap();
+            assert_eq!(&text[err.span.unwrap()], bad);
+        }
+        assert!(build(&PluginArgs::from_toml("rel_var_floor = 0.0").unwrap()).is_ok());
+    }
+}

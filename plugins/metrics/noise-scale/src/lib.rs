@@ -1,0 +1,338 @@
+//! Metric plugin `noise_scale`: the simple gradient noise scale `B_simple` of McCandlish,
+//! Kaplan, Amodei et al., "An Empirical Model of Large-Batch Training" (arXiv 1812.06162).
+//!
+//! For a fixed sample of `m` training examples with per-example gradients `g_i`, with
+//! `S = sum_i g_i` and `Q = sum_i |g_i|^2`:
+//!
+//! ```text
+//! G         = S / m                                      (mean gradient)
+//! tr(Sigma) = sum_i |g_i - G|^2 / (m - 1) = (Q - m |G|^2) / (m - 1)
+//! B_simple  = tr(Sigma) / |G|^2
+//! ```
+//!
+//! `Sigma` is the covariance of the per-example gradients (of the per-example losses `l_i`)
+//! estimated **without bias**, dividing by `m - 1`; the paper's estimator from two batch sizes
+//! targets the same population quantity. `B_simple` is the batch size at which the noise of a
+//! mini-batch gradient is as large as the gradient itself. In terms of the m-coherence
+//! `c = |S|^2 / Q` it is `m (m - c) / ((m - 1) c)`: 0 for identical gradients, `m` for
+//! orthogonal gradients of equal norm. `tr(Sigma)` is clamped at 0 (it can only be negative by
+//! rounding), and `B_simple` is left out when `G = 0`.
+//!
+//! Reports `noise_scale`, `noise_scale/<layer>` (with `per_layer`: `S` and `Q` restricted to
+//! the layer), and for the whole network its two factors `noise_trace_cov` (`tr(Sigma)`) and
+//! `noise_grad_sq` (`|G|^2`).
+//!
+//! Cost: one backward pass per chunk of the sample with per-example squared norms (for a
+//! dense layer O(m (in + out)) on top of the pass), and O(P) memory: `S` accumulated in f64,
+//! reused between measurements.
+
+use coherent_core::{
+    inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo,
+    Measurement, MetricEntry, ParamDoc, PluginArgs,
+};
+use serde::Deserialize;
+
+/// Parameters of the `noise_scale` metric.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoiseScaleConfig {
+    /// Measure every this many steps.
+    #[serde(default = "default_every")]
+    pub every_steps: usize,
+    /// Size `m` of the fixed sample of training examples (at least 2).
+    #[serde(default = "default_sample")]
+    pub sample: usize,
+    /// Also report per-layer values.
+    #[serde(default = "default_per_layer")]
+    pub per_layer: bool,
+}
+
+fn default_every() -> usize {
+    50
+}
+fn default_sample() -> usize {
+    1000
+}
+fn default_per_layer() -> bool {
+    true
+}
+
+/// Streaming accumulator of `S` (f64) and `Q` per layer.
+#[derive(Clone, Debug)]
+pub struct NoiseScaleMetric {
+    config: NoiseScaleConfig,
+    names: Vec<String>,
+    sum: Vec<Vec<f64>>,
+    q: Vec<f64>,
+    m: usize,
+}
+
+/// `(tr(Sigma), |G|^2)` from `|S|^2`, `Q` and `m >= 2`, with `tr(Sigma)` clamped at 0.
+pub fn trace_and_mean_sq(s2: f64, q: f64, m: usize) -> (f64, f64) {
+    let m = m as f64;
+    let g2 = s2 / (m * m);
+    (((q - m * g2) / (m - 1.0)).max(0.0), g2)
+}
+
+/// `B_simple = tr(Sigma) / |G|^2`; `None` when `G = 0` or `m < 2`.
+pub fn noise_scale(s2: f64, q: f64, m: usize) -> Option<f64> {
+    let (trace, g2) = trace_and_mean_sq(s2, q, m);
+    (m >= 2 && g2 > 0.0).then(|| trace / g2)
+}
+
+impl NoiseScaleMetric {
+    /// A metric with `config`.
+    pub fn new(config: NoiseScaleConfig) -> NoiseScaleMetric {
+        NoiseScaleMetric {
+            config,
+            names: vec![],
+            sum: vec![],
+            q: vec![],
+            m: 0,
+        }
+    }
+}
+
+impl CoherenceMetric for NoiseScaleMetric {
+    fn needs(&self) -> GradRequest {
+        GradRequest {
+            sq_norms: true,
+            ..GradRequest::SUM
+        }
+    }
+
+    fn sample_size(&self) -> usize {
+        self.config.sample
+    }
+
+    fn every_steps(&self) -> usize {
+        self.config.every_steps
+    }
+
+    fn begin(&mut self, layers: &[LayerInfo]) {
+        self.names = layers.iter().map(|l| l.name.clone()).collect();
+        self.sum.resize_with(layers.len(), Vec::new);
+        for (s, l) in self.sum.iter_mut().zip(layers) {
+            s.clear();
+            s.resize(l.params, 0.0);
+        }
+        self.q.clear();
+        self.q.resize(layers.len(), 0.0);
+        self.m = 0;
+    }
+
+    fn accumulate(&mut self, chunk: &BatchGrads, _batch: &Batch) {
+        for (acc, s) in self.sum.iter_mut().zip(&chunk.sum) {
+            acc.iter_mut().zip(s).for_each(|(a, v)| *a += *v as f64);
+        }
+        for (q, norms) in self.q.iter_mut().zip(&chunk.sq_norms) {
+            *q += norms.iter().map(|&v| v as f64).sum::<f64>();
+        }
+        self.m += chunk.batch_size;
+    }
+
+    fn finish(&mut self) -> Vec<Measurement> {
+        let layer_s2: Vec<f64> = self
+            .sum
+            .iter()
+            .map(|s| s.iter().map(|v| v * v).sum())
+            .collect();
+        let (s2, q): (f64, f64) = (layer_s2.iter().sum(), self.q.iter().sum());
+        let mut out = Vec::new();
+        if self.m < 2 {
+            return out;
+        }
+        if let Some(b) = noise_scale(s2, q, self.m) {
+            out.push(("noise_scale".to_string(), b));
+        }
+        let (trace, g2) = trace_and_mean_sq(s2, q, self.m);
+        out.push(("noise_trace_cov".to_string(), trace));
+        out.push(("noise_grad_sq".to_string(), g2));
+        if self.config.per_layer {
+            for ((name, s2), q) in self.names.iter().zip(&layer_s2).zip(&self.q) {
+                if let Some(b) = noise_scale(*s2, *q, self.m) {
+                    out.push((format!("noise_scale/{name}"), b));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Builds the `noise_scale` plugin from its manifest table.
+pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError> {
+    let config: NoiseScaleConfig = args.parse()?;
+    if config.every_steps == 0 {
+        return Err(args.invalid("every_steps", "must be at least 1"));
+    }
+    if config.sample < 2 {
+        return Err(args.invalid(
+            "sample",
+            "must be at least 2 (a covariance needs two examples)",
+        ));
+    }
+    Ok(Box::new(NoiseScaleMetric::new(config)))
+}
+
+inventory::submit! {
+    MetricEntry {
+        name: "noise_scale",
+        description: "gradient noise scale B_simple = tr(Sigma) / |G|^2 (McCandlish et al. 2018; unbiased per-example covariance) of a fixed training sample, whole network and per layer.",
+        params: &[
+            ParamDoc { name: "every_steps", ty: "integer", default: "50", doc: "measure every N optimisation steps (and at the start and the end)" },
+            ParamDoc { name: "sample", ty: "integer", default: "1000", doc: "size m >= 2 of the fixed sample of training examples" },
+            ParamDoc { name: "per_layer", ty: "boolean", default: "true", doc: "also report noise_scale/<layer> for every layer" },
+        ],
+        build,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Grads = Vec<Vec<Vec<f32>>>;
+
+    /// Feeds explicit per-example gradients (`grads[i][layer]`) through a fresh metric.
+    fn measure(grads: &Grads, chunk: usize) -> Vec<Measurement> {
+        let layers: Vec<LayerInfo> = grads[0]
+            .iter()
+            .enumerate()
+            .map(|(l, g)| LayerInfo {
+                name: format!("l{l}"),
+                kind: "test",
+                params: g.len(),
+            })
+            .collect();
+        let mut metric = NoiseScaleMetric::new(NoiseScaleConfig {
+            every_steps: 1,
+            sample: grads.len(),
+            per_layer: true,
+        });
+        let mut out = vec![];
+        for _ in 0..2 {
+            metric.begin(&layers);
+            for part in grads.chunks(chunk) {
+                metric.accumulate(&BatchGrads::from_examples(part), &Batch::default());
+            }
+            out = metric.finish();
+        }
+        out
+    }
+
+    fn get(ms: &[Measurement], name: &str) -> f64 {
+        ms.iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name} in {ms:?}"))
+            .1
+    }
+
+    fn random_grads(m: usize, sizes: &[usize], seed: u64) -> Grads {
+        let mut rng = coherent_core::Rng::new(seed);
+        (0..m)
+            .map(|_| {
+                sizes
+                    .iter()
+                    .map(|&n| (0..n).map(|_| rng.normal() as f32 + 0.5).collect())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Two-pass brute force: `(sum_i |g_i - G|^2 / (m - 1), |G|^2)`.
+    fn reference(flat: &[Vec<f32>]) -> (f64, f64) {
+        let m = flat.len() as f64;
+        let mean: Vec<f64> = (0..flat[0].len())
+            .map(|k| flat.iter().map(|g| g[k] as f64).sum::<f64>() / m)
+            .collect();
+        let trace = flat
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .zip(&mean)
+                    .map(|(v, mu)| (*v as f64 - mu).powi(2))
+                    .sum::<f64>()
+            })
+            .sum::<f64>()
+            / (m - 1.0);
+        (trace, mean.iter().map(|v| v * v).sum())
+    }
+
+    fn close(got: f64, want: f64, tol: f64) {
+        assert!((got - want).abs() <= tol * want.abs(), "{got} vs {want}");
+    }
+
+    #[test]
+    fn matches_the_two_pass_covariance_whole_network_and_per_layer() {
+        let grads = random_grads(21, &[8, 5], 1);
+        let ms = measure(&grads, 4);
+        let flat: Vec<Vec<f32>> = grads.iter().map(|g| g.concat()).collect();
+        let (trace, g2) = reference(&flat);
+        close(get(&ms, "noise_trace_cov"), trace, 1e-5);
+        close(get(&ms, "noise_grad_sq"), g2, 1e-5);
+        close(get(&ms, "noise_scale"), trace / g2, 1e-5);
+        for l in 0..2 {
+            let layer: Vec<Vec<f32>> = grads.iter().map(|g| g[l].clone()).collect();
+            let (trace, g2) = reference(&layer);
+            close(get(&ms, &format!("noise_scale/l{l}")), trace / g2, 1e-5);
+        }
+    }
+
+    #[test]
+    fn chunking_and_scale_leave_b_simple_unchanged() {
+        let grads = random_grads(17, &[6, 3], 2);
+        let want = get(&measure(&grads, 17), "noise_scale");
+        close(get(&measure(&grads, 1), "noise_scale"), want, 1e-6);
+        close(get(&measure(&grads, 5), "noise_scale"), want, 1e-6);
+        let scaled: Grads = grads
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|l| l.iter().map(|v| v * 1e-3).collect())
+                    .collect()
+            })
+            .collect();
+        close(get(&measure(&scaled, 5), "noise_scale"), want, 1e-5);
+    }
+
+    #[test]
+    fn identical_orthogonal_and_coherence_form() {
+        let same = vec![vec![vec![0.5f32, -2.0, 1.0]]; 6];
+        assert!(get(&measure(&same, 4), "noise_scale").abs() < 1e-9);
+        let orthogonal: Grads = (0..5)
+            .map(|i| {
+                let mut g = vec![0.0; 5];
+                g[i] = 2.0;
+                vec![g]
+            })
+            .collect();
+        close(get(&measure(&orthogonal, 2), "noise_scale"), 5.0, 1e-9);
+        let grads = random_grads(13, &[4], 3);
+        let flat: Vec<Vec<f32>> = grads.iter().map(|g| g.concat()).collect();
+        let s2: f64 = (0..4)
+            .map(|k| flat.iter().map(|g| g[k] as f64).sum::<f64>().powi(2))
+            .sum();
+        let q: f64 = flat.iter().flatten().map(|v| (*v as f64).powi(2)).sum();
+        let (m, c) = (13.0, s2 / q);
+        let want = m * (m - c) / ((m - 1.0) * c);
+        close(get(&measure(&grads, 5), "noise_scale"), want, 1e-6);
+    }
+
+    #[test]
+    fn zero_mean_gradient_has_no_noise_scale() {
+        let opposite = vec![vec![vec![1.0f32, 2.0]], vec![vec![-1.0, -2.0]]];
+        let ms = measure(&opposite, 1);
+        assert!(ms.iter().all(|(n, _)| !n.starts_with("noise_scale")));
+        close(get(&ms, "noise_trace_cov"), 10.0, 1e-9);
+    }
+
+    #[test]
+    fn bad_parameters_are_located() {
+        for (text, bad) in [("every_steps = 0", "0"), ("sample = 1", "1")] {
+            let err = build(&PluginArgs::from_toml(text).unwrap()).err().unwrap();
+            assert_eq!(&text[err.span.unwrap()], bad);
+        }
+        assert!(build(&PluginArgs::from_toml("per_layer = 3").unwrap()).is_err());
+        assert!(build(&PluginArgs::empty()).is_ok());
+    }
+}

@@ -43,6 +43,18 @@ enum Command {
         #[arg(required = true)]
         manifests: Vec<PathBuf>,
     },
+    /// Draw plots (SVG) and a page (HTML, Markdown) from run directories.
+    Report {
+        /// Run directories (holding metrics.jsonl) or experiment directories (holding runs).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Output directory (default: DIR/report for one DIR, else ./report).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Logarithmic y axes for coherence, loss and the other metrics.
+        #[arg(long)]
+        log_scale: bool,
+    },
     /// List every plugin by kind, with its parameters.
     Plugins,
     /// Benchmark the per-example gradient engine against the plain training step.
@@ -189,6 +201,24 @@ fn run(manifest: &Path, out: &Path, index: Option<usize>, force: bool) -> Result
     Ok(())
 }
 
+fn report(dirs: &[PathBuf], out: Option<&Path>, log_scale: bool) -> Result<(), Failure> {
+    let fail = |e: coherent_report::ReportError| Failure(1, format!("error: {e}"));
+    let runs = coherent_report::expand_dirs(dirs).map_err(fail)?;
+    let out = match (out, dirs) {
+        (Some(out), _) => out.to_path_buf(),
+        (None, [dir]) => dir.join("report"),
+        (None, _) => PathBuf::from("report"),
+    };
+    let options = coherent_report::ReportOptions { log_scale };
+    let files = coherent_report::render(&runs, &out, &options).map_err(fail)?;
+    for svg in &files.svgs {
+        println!("{}", svg.display());
+    }
+    println!("{}", files.markdown.display());
+    println!("{}", files.html.display());
+    Ok(())
+}
+
 fn plugins() -> Result<(), Failure> {
     let registry = registry()?;
     for kind in PluginKind::ALL {
@@ -263,6 +293,11 @@ fn main() -> ExitCode {
             force,
         } => run(manifest, out, *index, *force),
         Command::Check { manifests } => check(manifests),
+        Command::Report {
+            dirs,
+            out,
+            log_scale,
+        } => report(dirs, out.as_deref(), *log_scale),
         Command::Plugins => plugins(),
         Command::Bench {
             json,

@@ -6,6 +6,7 @@
 //!   `fixtures/bad/`, and the exact diagnostics they produce;
 //! * `data.rs`      — missing and corrupt data files;
 //! * `runs.rs`      — end-to-end runs through the `coherent` binary and their run directories;
+//! * `report.rs`    — `coherent report`: plots and pages from run directories;
 //! * `science.rs`   — the theory's reference values (toy example, real vs random);
 //! * `bench.rs`     — the engine benchmark command.
 //!
@@ -16,5 +17,6 @@ mod common;
 mod data;
 mod manifests;
 mod registry;
+mod report;
 mod runs;
 mod science;

@@ -47,6 +47,18 @@ enum Command {
         #[arg(required = true)]
         manifests: Vec<PathBuf>,
     },
+    /// Draw plots (SVG) and a page (HTML, Markdown) from run directories.
+    Report {
+        /// Run directories (holding metrics.jsonl) or experiment directories (holding runs).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Output directory (default: DIR/report for one DIR, else ./report).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Logarithmic y axes for coherence, loss and the other metrics.
+        #[arg(long)]
+        log_scale: bool,
+    },
     /// List every plugin by kind, with its parameters.
     Plugins,
     /// Benchmark the per-example gradient engine against the plain training step.
@@ -158,6 +170,7 @@ fn run(
     }
     let experiment_dir = out.join(&m.name);
     let mut summaries = Vec::new();
+    let mut plots = false;
     for (k, spec) in specs.iter().enumerate() {
         let dir = experiment_dir.join(spec.dir_name());
         if RunDir::is_done(&dir) && !force {
@@ -174,6 +187,15 @@ fn run(
             continue;
         }
         let p = plan(&m, spec, registry).map_err(plan_error)?;
+        plots |= p.evaluation.plots;
+        let parts: Vec<PathBuf> = match p.easy_hard {
+            Some(_) => ["probe", "easy", "hard"]
+                .iter()
+                .map(|s| dir.join(s))
+                .collect(),
+            None => vec![dir.clone()],
+        };
+        let run_plots = p.evaluation.plots;
         let bar = ProgressBar::new(0).with_prefix(format!("run {}/{}", k + 1, specs.len()));
         bar.set_style(
             ProgressStyle::with_template(
@@ -192,6 +214,9 @@ fn run(
         bar.finish_and_clear();
         summaries.push(summary?);
         println!("{}", dir.display());
+        if run_plots {
+            write_report(&parts, &dir.join("report"));
+        }
     }
     let table = report::comparison_table(&summaries);
     println!("\n{table}");
@@ -199,7 +224,49 @@ fn run(
         let path = experiment_dir.join("comparison.txt");
         coherent_runner::record::write_atomic(&path, table.as_bytes())
             .map_err(|e| Failure(1, format!("error: {e}")))?;
+        if plots && specs.len() > 1 {
+            let runs: Vec<PathBuf> = specs
+                .iter()
+                .map(|s| experiment_dir.join(s.dir_name()))
+                .map(|d| {
+                    if d.join("probe").is_dir() {
+                        d.join("probe")
+                    } else {
+                        d
+                    }
+                })
+                .collect();
+            write_report(&runs, &experiment_dir.join("report"));
+        }
     }
+    Ok(())
+}
+
+/// Draws the report of `runs` into `out` at the end of a run; a failure to draw is a warning,
+/// not a failed run.
+fn write_report(runs: &[PathBuf], out: &Path) {
+    let options = coherent_report::ReportOptions::default();
+    match coherent_report::render(runs, out, &options) {
+        Ok(files) => log::info!("report: {}", files.html.display()),
+        Err(e) => log::warn!("the report of {} could not be drawn: {e}", out.display()),
+    }
+}
+
+fn report(dirs: &[PathBuf], out: Option<&Path>, log_scale: bool) -> Result<(), Failure> {
+    let fail = |e: coherent_report::ReportError| Failure(1, format!("error: {e}"));
+    let runs = coherent_report::expand_dirs(dirs).map_err(fail)?;
+    let out = match (out, dirs) {
+        (Some(out), _) => out.to_path_buf(),
+        (None, [dir]) => dir.join("report"),
+        (None, _) => PathBuf::from("report"),
+    };
+    let options = coherent_report::ReportOptions { log_scale };
+    let files = coherent_report::render(&runs, &out, &options).map_err(fail)?;
+    for svg in &files.svgs {
+        println!("{}", svg.display());
+    }
+    println!("{}", files.markdown.display());
+    println!("{}", files.html.display());
     Ok(())
 }
 
@@ -278,6 +345,11 @@ fn main() -> ExitCode {
             resume,
         } => run(manifest, out, *index, *force, *resume),
         Command::Check { manifests } => check(manifests),
+        Command::Report {
+            dirs,
+            out,
+            log_scale,
+        } => report(dirs, out.as_deref(), *log_scale),
         Command::Plugins => plugins(),
         Command::Bench {
             json,

@@ -6,6 +6,7 @@
 //!   `fixtures/bad/`, and the exact diagnostics they produce;
 //! * `data.rs`      — missing and corrupt data files;
 //! * `runs.rs`      — end-to-end runs through the `coherent` binary and their run directories;
+//! * `report.rs`    — `coherent report`: plots and pages from run directories;
 //! * `science.rs`   — the theory's reference values (toy example, real vs random);
 //! * `metrics.rs`   — the metric plugins on a real network, checked against each other;
 //! * `phenomena.rs` — loss-reduction fractions, learning times, easy vs hard, crash and resume;
@@ -20,5 +21,6 @@ mod manifests;
 mod metrics;
 mod phenomena;
 mod registry;
+mod report;
 mod runs;
 mod science;

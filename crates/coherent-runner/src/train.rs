@@ -286,7 +286,8 @@ fn train_in(
 
     loop {
         let step = progress.step;
-        if step > 0 && step < total && checkpoint_every > 0 && step.is_multiple_of(checkpoint_every) {
+        if step > 0 && step < total && checkpoint_every > 0 && step.is_multiple_of(checkpoint_every)
+        {
             let mut c = Checkpoint {
                 header: Header {
                     step,

@@ -96,6 +96,26 @@ fn plan_error(e: PlanError) -> Failure {
     }
 }
 
+/// Records `failure` as the outcome of the attempt at the run in `dir` (its `FAILED` marker,
+/// unless the run is already complete) and passes it on.
+fn failed(dir: &Path, failure: Failure) -> Failure {
+    if !RunDir::is_done(dir) {
+        if let Err(e) = coherent_runner::record::mark_failed(dir, &failure.1) {
+            log::warn!("cannot record the failure: {e}");
+        }
+    }
+    failure
+}
+
+/// The message of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned());
+    format!("error: the run panicked: {}", text.unwrap_or_default())
+}
+
 fn check(manifests: &[PathBuf]) -> Result<(), Failure> {
     let registry = registry()?;
     let mut worst: Option<Failure> = None;
@@ -142,11 +162,12 @@ fn run(manifest: &Path, out: &Path, index: Option<usize>, force: bool) -> Result
             }
         },
     };
+    let experiment_dir = out.join(&m.name);
     // Validate every run before training any.
     for spec in &specs {
-        plan(&m, spec, registry).map_err(plan_error)?;
+        plan(&m, spec, registry)
+            .map_err(|e| failed(&experiment_dir.join(spec.dir_name()), plan_error(e)))?;
     }
-    let experiment_dir = out.join(&m.name);
     let mut summaries = Vec::new();
     for (k, spec) in specs.iter().enumerate() {
         let dir = experiment_dir.join(spec.dir_name());
@@ -163,7 +184,7 @@ fn run(manifest: &Path, out: &Path, index: Option<usize>, force: bool) -> Result
             }
             continue;
         }
-        let p = plan(&m, spec, registry).map_err(plan_error)?;
+        let p = plan(&m, spec, registry).map_err(|e| failed(&dir, plan_error(e)))?;
         let bar = ProgressBar::new(0).with_prefix(format!("run {}/{}", k + 1, specs.len()));
         bar.set_style(
             ProgressStyle::with_template(
@@ -173,7 +194,12 @@ fn run(manifest: &Path, out: &Path, index: Option<usize>, force: bool) -> Result
             .progress_chars("=> "),
         );
         logging::set_progress_bar(Some(bar.clone()));
-        let summary = train(p, &m.name, &dir, &bar).map_err(|e| Failure(1, format!("error: {e}")));
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            train(p, &m.name, &dir, &bar).map_err(|e| format!("error: {e}"))
+        }));
+        let summary = attempt
+            .unwrap_or_else(|payload| Err(panic_message(payload.as_ref())))
+            .map_err(|message| failed(&dir, Failure(1, message)));
         logging::set_progress_bar(None);
         bar.finish_and_clear();
         summaries.push(summary?);

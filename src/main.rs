@@ -10,6 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod sweep;
+
 #[derive(Parser)]
 #[command(
     name = "coherent",
@@ -37,6 +39,8 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Run a manifest's sweep in parallel or on Slurm, list its runs, or report their state.
+    Sweep(sweep::SweepArgs),
     /// Validate manifests (plugins, parameters, data files) without training.
     Check {
         /// The manifests.
@@ -288,6 +292,7 @@ fn main() -> ExitCode {
             index,
             force,
         } => run(manifest, out, *index, *force),
+        Command::Sweep(args) => sweep::sweep(args),
         Command::Check { manifests } => check(manifests),
         Command::Plugins => plugins(),
         Command::Bench {

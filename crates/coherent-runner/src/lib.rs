@@ -5,11 +5,14 @@
 //! * [`plan()`] builds the plugins of one run (dataset, model, aggregator, metrics) through the
 //!   registry, validating every parameter before any training starts.
 //! * [`train()`] runs the training loop and writes the run directory ([`record`]).
+//! * [`status`] reads where each run of a sweep stands from its directory; [`local`] runs a
+//!   sweep's runs as child processes on this machine, [`slurm`] as a Slurm job array.
 //!
 //! The command-line program (`src/main.rs` at the workspace root) is a thin layer over this.
 
 pub mod diagnostic;
 mod evaluate;
+pub mod local;
 pub mod logging;
 pub mod manifest;
 mod optim;
@@ -17,6 +20,8 @@ pub mod plan;
 pub mod record;
 pub mod report;
 pub mod settings;
+pub mod slurm;
+pub mod status;
 mod summary;
 pub mod sweep;
 mod train;

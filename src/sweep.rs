@@ -328,8 +328,8 @@ fn submit(args: &SweepArgs, m: &Manifest, runs: &[RunStatus]) -> Result<(), Fail
     );
     println!(
         "check with: coherent sweep {} --status --out {}",
-        args.manifest.display(),
-        args.out.display()
+        job.manifest.display(),
+        job.out.display()
     );
     Ok(())
 }

@@ -6,6 +6,8 @@
 //!   `fixtures/bad/`, and the exact diagnostics they produce;
 //! * `data.rs`      — missing and corrupt data files;
 //! * `runs.rs`      — end-to-end runs through the `coherent` binary and their run directories;
+//! * `sweeps.rs`    — `coherent sweep` on this machine: listing, parallel runs, state, the
+//!   Slurm script;
 //! * `science.rs`   — the theory's reference values (toy example, real vs random);
 //! * `bench.rs`     — the engine benchmark command.
 //!
@@ -18,3 +20,4 @@ mod manifests;
 mod registry;
 mod runs;
 mod science;
+mod sweeps;

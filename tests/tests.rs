@@ -8,6 +8,7 @@
 //! * `runs.rs`      — end-to-end runs through the `coherent` binary and their run directories;
 //! * `sweeps.rs`    — `coherent sweep` on this machine: listing, parallel runs, state, the
 //!   Slurm script;
+//! * `slurm.rs`     — `coherent sweep --slurm` on a real (single-node) Slurm cluster;
 //! * `science.rs`   — the theory's reference values (toy example, real vs random);
 //! * `bench.rs`     — the engine benchmark command.
 //!
@@ -20,4 +21,5 @@ mod manifests;
 mod registry;
 mod runs;
 mod science;
+mod slurm;
 mod sweeps;

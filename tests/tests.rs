@@ -9,6 +9,8 @@
 //! * `sweeps.rs`    — `coherent sweep` on this machine: listing, parallel runs, state, the
 //!   Slurm script;
 //! * `slurm.rs`     — `coherent sweep --slurm` on a real (single-node) Slurm cluster;
+//! * `properties.rs` — property tests: any manifest text is rejected with a location or
+//!   accepted, and sweeps expand to their grid;
 //! * `science.rs`   — the theory's reference values (toy example, real vs random);
 //! * `bench.rs`     — the engine benchmark command.
 //!
@@ -18,6 +20,7 @@ mod bench;
 mod common;
 mod data;
 mod manifests;
+mod properties;
 mod registry;
 mod runs;
 mod science;

@@ -264,25 +264,27 @@ fn absolute(path: &Path) -> Result<PathBuf, Failure> {
 fn submit(args: &SweepArgs, m: &Manifest, runs: &[RunStatus]) -> Result<(), Failure> {
     let mut pending: Vec<&RunStatus> = runs.iter().filter(|r| r.state != RunState::Done).collect();
     let name = m.name.clone();
+    let mut busy = 0;
     if let Some(queued) = slurm::queued_indices(&name) {
-        let (busy, rest): (Vec<&RunStatus>, Vec<&RunStatus>) =
+        let (queued, rest): (Vec<&RunStatus>, Vec<&RunStatus>) =
             pending.into_iter().partition(|r| queued.contains(&r.index));
-        if !busy.is_empty() {
-            let indices: Vec<usize> = busy.iter().map(|r| r.index).collect();
+        if !queued.is_empty() {
+            let indices: Vec<usize> = queued.iter().map(|r| r.index).collect();
             println!(
                 "{} runs ({}) are still queued or running in Slurm jobs named `{name}`; they are left out",
-                busy.len(),
+                queued.len(),
                 slurm::array_spec(&indices)
             );
         }
-        pending = rest;
+        (busy, pending) = (queued.len(), rest);
     }
     if pending.is_empty() {
-        println!(
-            "nothing to submit: no run of {} is missing ({})",
-            m.path.display(),
-            Counts::of(runs)
-        );
+        let why = if busy > 0 {
+            "every run not done is queued or running"
+        } else {
+            "no run is missing"
+        };
+        println!("nothing to submit: {why} ({})", Counts::of(runs));
         return Ok(());
     }
     validate(m, &pending)?;

@@ -100,10 +100,11 @@ fn plan_error(e: PlanError) -> Failure {
     }
 }
 
-/// Records `failure` as the outcome of the attempt at the run in `dir` (its `FAILED` marker,
-/// unless the run is already complete) and passes it on.
+/// Records a failed run (exit code 1: bad data, a training error) as the outcome of the attempt
+/// at the run in `dir` (its `FAILED` marker, unless the run is already complete) and passes it
+/// on. A bad manifest (exit code 2) writes nothing.
 fn failed(dir: &Path, failure: Failure) -> Failure {
-    if !RunDir::is_done(dir) {
+    if failure.0 == 1 && !RunDir::is_done(dir) {
         if let Err(e) = coherent_runner::record::mark_failed(dir, &failure.1) {
             log::warn!("cannot record the failure: {e}");
         }

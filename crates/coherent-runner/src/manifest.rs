@@ -34,7 +34,7 @@ pub struct Manifest {
 
 impl Manifest {
     /// Reads and checks the structure of the manifest at `path` (plugins are checked when a
-    /// run is planned, see [`crate::plan`]).
+    /// run is planned, see [`crate::plan()`]).
     pub fn load(path: &Path) -> Result<Manifest, Diagnostics> {
         let bytes = std::fs::read(path).map_err(|e| {
             Diagnostics(vec![Diagnostic::at(

@@ -10,6 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod sweep;
+
 #[derive(Parser)]
 #[command(
     name = "coherent",
@@ -41,6 +43,8 @@ enum Command {
         #[arg(long)]
         resume: bool,
     },
+    /// Run a manifest's sweep in parallel or on Slurm, list its runs, or report their state.
+    Sweep(sweep::SweepArgs),
     /// Validate manifests (plugins, parameters, data files) without training.
     Check {
         /// The manifests.
@@ -112,6 +116,27 @@ fn plan_error(e: PlanError) -> Failure {
     }
 }
 
+/// Records a failed run (exit code 1: bad data, a training error) as the outcome of the attempt
+/// at the run in `dir` (its `FAILED` marker, unless the run is already complete) and passes it
+/// on. A bad manifest (exit code 2) writes nothing.
+fn failed(dir: &Path, failure: Failure) -> Failure {
+    if failure.0 == 1 && !RunDir::is_done(dir) {
+        if let Err(e) = coherent_runner::record::mark_failed(dir, &failure.1) {
+            log::warn!("cannot record the failure: {e}");
+        }
+    }
+    failure
+}
+
+/// The message of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned());
+    format!("error: the run panicked: {}", text.unwrap_or_default())
+}
+
 fn check(manifests: &[PathBuf]) -> Result<(), Failure> {
     let registry = registry()?;
     let mut worst: Option<Failure> = None;
@@ -164,11 +189,12 @@ fn run(
             }
         },
     };
+    let experiment_dir = out.join(&m.name);
     // Validate every run before training any.
     for spec in &specs {
-        plan(&m, spec, registry).map_err(plan_error)?;
+        plan(&m, spec, registry)
+            .map_err(|e| failed(&experiment_dir.join(spec.dir_name()), plan_error(e)))?;
     }
-    let experiment_dir = out.join(&m.name);
     let mut summaries = Vec::new();
     let mut plots = false;
     for (k, spec) in specs.iter().enumerate() {
@@ -186,7 +212,7 @@ fn run(
             }
             continue;
         }
-        let p = plan(&m, spec, registry).map_err(plan_error)?;
+        let p = plan(&m, spec, registry).map_err(|e| failed(&dir, plan_error(e)))?;
         plots |= p.evaluation.plots;
         let parts: Vec<PathBuf> = match p.easy_hard {
             Some(_) => ["probe", "easy", "hard"]
@@ -205,11 +231,18 @@ fn run(
             .progress_chars("=> "),
         );
         logging::set_progress_bar(Some(bar.clone()));
-        let summary = match p.easy_hard {
-            Some(_) => coherent_runner::easy_hard::run(&m, spec, registry, p, &dir, &bar, resume),
-            None => train(p, &m.name, &dir, &bar, resume),
-        }
-        .map_err(|e| Failure(1, format!("error: {e}")));
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            match p.easy_hard {
+                Some(_) => {
+                    coherent_runner::easy_hard::run(&m, spec, registry, p, &dir, &bar, resume)
+                }
+                None => train(p, &m.name, &dir, &bar, resume),
+            }
+            .map_err(|e| format!("error: {e}"))
+        }));
+        let summary = attempt
+            .unwrap_or_else(|payload| Err(panic_message(payload.as_ref())))
+            .map_err(|message| failed(&dir, Failure(1, message)));
         logging::set_progress_bar(None);
         bar.finish_and_clear();
         summaries.push(summary?);
@@ -344,6 +377,7 @@ fn main() -> ExitCode {
             force,
             resume,
         } => run(manifest, out, *index, *force, *resume),
+        Command::Sweep(args) => sweep::sweep(args),
         Command::Check { manifests } => check(manifests),
         Command::Report {
             dirs,

@@ -127,6 +127,19 @@ fn a_missing_directory_is_reported() {
         text.contains("nowhere") && text.contains("train-images-idx3-ubyte"),
         "{text}"
     );
+    // Run, the failure is recorded in the run's directory, where `sweep --status` finds it.
+    let out_dir = dir.join("runs").to_string_lossy().into_owned();
+    let out = coherent(&["run", &m, "--index", "0", "--out", &out_dir]);
+    assert_eq!(out.status.code(), Some(1));
+    let failed = std::fs::read_to_string(dir.join("runs/m/000/FAILED")).unwrap();
+    assert!(failed.contains("nowhere"), "{failed}");
+    let status = coherent(&["sweep", &m, "--status", "--out", &out_dir]);
+    assert_eq!(status.status.code(), Some(1));
+    assert!(
+        stdout(&status).contains("000  failed: error:"),
+        "{}",
+        stdout(&status)
+    );
 }
 
 /// The CIFAR-10 loader on a synthetic copy, end to end: a ResNet-8 with GroupNorm trains on it.

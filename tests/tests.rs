@@ -7,6 +7,11 @@
 //! * `data.rs`      — missing and corrupt data files;
 //! * `runs.rs`      — end-to-end runs through the `coherent` binary and their run directories;
 //! * `report.rs`    — `coherent report`: plots and pages from run directories;
+//! * `sweeps.rs`    — `coherent sweep` on this machine: listing, parallel runs, state, the
+//!   Slurm script;
+//! * `slurm.rs`     — `coherent sweep --slurm` on a real (single-node) Slurm cluster;
+//! * `properties.rs` — property tests: any manifest text is rejected with a location or
+//!   accepted, and sweeps expand to their grid;
 //! * `science.rs`   — the theory's reference values (toy example, real vs random);
 //! * `metrics.rs`   — the metric plugins on a real network, checked against each other;
 //! * `phenomena.rs` — loss-reduction fractions, learning times, easy vs hard, crash and resume;
@@ -20,7 +25,10 @@ mod data;
 mod manifests;
 mod metrics;
 mod phenomena;
+mod properties;
 mod registry;
 mod report;
 mod runs;
 mod science;
+mod slurm;
+mod sweeps;

@@ -38,14 +38,21 @@ impl Diagnostic {
             snippet: None,
         };
         if let Some(span) = span {
-            let start = span.start.min(source.len());
+            // Spans are byte offsets; keep them on character boundaries whatever their origin.
+            let mut start = span.start.min(source.len());
+            while !source.is_char_boundary(start) {
+                start -= 1;
+            }
             let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
             let line_end = source[start..]
                 .find('\n')
                 .map_or(source.len(), |i| start + i);
             let line = source[..start].matches('\n').count() + 1;
             let column = source[line_start..start].chars().count() + 1;
-            let end = span.end.clamp(start, line_end);
+            let mut end = span.end.clamp(start, line_end);
+            while !source.is_char_boundary(end) {
+                end += 1;
+            }
             let width = source[start..end].chars().count().max(1);
             d.line = Some(line);
             d.column = Some(column);
@@ -128,5 +135,13 @@ mod tests {
         assert!(text.contains("2 | label_noise = 1.5"));
         assert!(text.contains(&format!("{}^^^", " ".repeat(14))), "{text}");
         assert!(text.contains("help: use 0..1"));
+    }
+
+    #[test]
+    fn spans_inside_a_character_snap_to_its_boundaries() {
+        let src = "a = \"\u{e9}t\u{e9}\"\n";
+        let d = Diagnostic::at(Path::new("m.toml"), src, Some(6..8), "bad");
+        assert_eq!((d.line, d.column), (Some(1), Some(6)));
+        assert!(d.to_string().contains("     ^^"), "{d}");
     }
 }

@@ -18,7 +18,7 @@
 use crate::learning::order_by_learning_time;
 use crate::manifest::Manifest;
 use crate::plan::{plan, RunPlan};
-use crate::record::{write_atomic, RecordError, RunDir, DONE};
+use crate::record::{write_atomic, RecordError, RunDir, DONE, FAILED};
 use crate::sweep::RunSpec;
 use crate::train::train;
 use coherent_core::{Dataset, InputShape, Registry, Rng, Split};
@@ -110,7 +110,7 @@ pub fn run(
     let config = probe.easy_hard.clone().expect("an [easy_hard] run");
     let seed = probe.seed;
     probe.evaluation.learning_times = true;
-    for stale in ["summary.json", DONE] {
+    for stale in ["summary.json", DONE, FAILED] {
         let _ = std::fs::remove_file(dir.join(stale));
     }
     let probe_dir = dir.join("probe");

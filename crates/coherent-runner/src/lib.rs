@@ -5,6 +5,8 @@
 //! * [`plan()`] builds the plugins of one run (dataset, model, aggregator, metrics) through the
 //!   registry, validating every parameter before any training starts.
 //! * [`train()`] runs the training loop and writes the run directory ([`record`]).
+//! * [`status`] reads where each run of a sweep stands from its directory; [`local`] runs a
+//!   sweep's runs as child processes on this machine, [`slurm`] as a Slurm job array.
 //!
 //! The command-line program (`src/main.rs` at the workspace root) is a thin layer over this.
 
@@ -15,6 +17,7 @@ pub mod easy_hard;
 mod evaluate;
 pub mod fractions;
 pub mod learning;
+pub mod local;
 pub mod logging;
 pub mod manifest;
 mod meta;
@@ -23,6 +26,8 @@ pub mod plan;
 pub mod record;
 pub mod report;
 pub mod settings;
+pub mod slurm;
+pub mod status;
 mod summary;
 pub mod sweep;
 mod train;

@@ -35,9 +35,9 @@ pub struct Manifest {
 
 impl Manifest {
     /// Reads and checks the structure of the manifest at `path` (plugins are checked when a
-    /// run is planned, see [`crate::plan`]).
+    /// run is planned, see [`crate::plan()`]).
     pub fn load(path: &Path) -> Result<Manifest, Diagnostics> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let bytes = std::fs::read(path).map_err(|e| {
             Diagnostics(vec![Diagnostic::at(
                 path,
                 "",
@@ -45,7 +45,25 @@ impl Manifest {
                 format!("cannot read the manifest: {e}"),
             )])
         })?;
-        Manifest::parse(path, text)
+        Manifest::parse_bytes(path, bytes)
+    }
+
+    /// Parses the manifest file contents `bytes`, which must be UTF-8; `path` names it in
+    /// diagnostics.
+    pub fn parse_bytes(path: &Path, bytes: Vec<u8>) -> Result<Manifest, Diagnostics> {
+        match String::from_utf8(bytes) {
+            Ok(text) => Manifest::parse(path, text),
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                let text = String::from_utf8_lossy(e.as_bytes());
+                Err(Diagnostics(vec![Diagnostic::at(
+                    path,
+                    &text,
+                    Some(at..at + 1),
+                    "the manifest is not valid UTF-8",
+                )]))
+            }
+        }
     }
 
     /// Parses manifest `text`; `path` names it in diagnostics.
@@ -179,6 +197,20 @@ mod tests {
     fn syntax_errors_are_located() {
         let err = parse("[dataset]\nplugin = \n").unwrap_err();
         assert_eq!(err.0[0].line, Some(2), "{err}");
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_located() {
+        let err = Manifest::parse_bytes(
+            Path::new("m.toml"),
+            b"seed = 1\nname = \"a\xffb\"\n".to_vec(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err.0[0].line, err.0[0].column),
+            (Some(2), Some(10)),
+            "{err}"
+        );
     }
 
     #[test]

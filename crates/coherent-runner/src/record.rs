@@ -8,6 +8,7 @@
 //! log.txt         the log of the run
 //! checkpoint.bin  the state to resume from (weights, optimizer, generators, step)
 //! DONE            completion marker, written last
+//! FAILED          the error of an attempt that failed (removed when the run starts again)
 //! ```
 //!
 //! Whole files are written atomically (temporary file, fsync, rename); `metrics.jsonl` gets one
@@ -20,6 +21,10 @@ use std::path::{Path, PathBuf};
 
 /// Name of the completion marker.
 pub const DONE: &str = "DONE";
+
+/// Name of the failure marker: written (atomically, holding the error) when an attempt at the
+/// run fails with an error, removed when the run is started again.
+pub const FAILED: &str = "FAILED";
 
 /// An I/O failure on a named file.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +79,7 @@ impl RunDir {
             "metrics.jsonl",
             "summary.json",
             DONE,
+            FAILED,
             crate::checkpoint::FILE,
         ] {
             let f = path.join(stale);
@@ -111,7 +117,7 @@ impl RunDir {
             kept_text.push('\n');
         }
         write_atomic(&file, kept_text.as_bytes())?;
-        for stale in ["summary.json", DONE] {
+        for stale in ["summary.json", DONE, FAILED] {
             let f = path.join(stale);
             if f.exists() {
                 std::fs::remove_file(&f).map_err(at(&f))?;
@@ -160,6 +166,15 @@ impl RunDir {
     }
 }
 
+/// Records that an attempt at the run in `dir` failed with `message` (creating `dir` if the run
+/// failed before it had one).
+pub fn mark_failed(dir: &Path, message: &str) -> Result<(), RecordError> {
+    std::fs::create_dir_all(dir).map_err(at(dir))?;
+    let mut text = message.trim_end().to_string();
+    text.push('\n');
+    write_atomic(&dir.join(FAILED), text.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,8 +191,11 @@ mod tests {
         assert!(!RunDir::is_done(&dir));
         run.finish().unwrap();
         assert!(RunDir::is_done(&dir));
+        mark_failed(&dir, "error: earlier attempt").unwrap();
+        assert!(dir.join(FAILED).exists());
         let _ = RunDir::create(&dir).unwrap();
         assert!(!RunDir::is_done(&dir));
+        assert!(!dir.join(FAILED).exists(), "a restart clears the failure");
         assert_eq!(
             std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap(),
             ""

@@ -19,6 +19,9 @@ use toml::Spanned;
 /// Sections whose keys a sweep may set.
 pub const SWEEPABLE: &[&str] = &["dataset", "model", "training", "aggregator", "evaluation"];
 
+/// The most runs one manifest may expand to (each run is planned and listed up front).
+pub const MAX_RUNS: usize = 10_000;
+
 /// One run of a manifest: its index, its sweep values and its resolved table.
 #[derive(Clone, Debug)]
 pub struct RunSpec {
@@ -174,9 +177,23 @@ pub fn expand(
         Some(sweep) => axes(sweep)?,
         None => vec![],
     };
+    let total = axes
+        .iter()
+        .try_fold(1usize, |n, a| n.checked_mul(a.values.len()))
+        .filter(|&n| n <= MAX_RUNS);
+    let Some(total) = total else {
+        let sizes: Vec<String> = axes.iter().map(|a| a.values.len().to_string()).collect();
+        return Err(vec![ConfigError::new(
+            root.get("sweep").map(|s| s.span()),
+            format!(
+                "the sweep has {} runs, more than the {MAX_RUNS} a manifest may have",
+                sizes.join(" x ")
+            ),
+        )
+        .with_help("split the sweep into several manifests")]);
+    };
     let mut base = root.clone();
     base.remove("sweep");
-    let total: usize = axes.iter().map(|a| a.values.len()).product();
     let span = 0..source.len();
     Ok((0..total)
         .map(|index| {
@@ -255,6 +272,21 @@ mod tests {
         assert_eq!(&text[errors[0].span.clone().unwrap()], "\"metrics.sample\"");
         assert!(errors[1].message.contains("must be a list"));
         assert!(errors[2].message.contains("no values"));
+    }
+
+    #[test]
+    fn oversized_sweeps_are_refused_before_expanding() {
+        let axes: String = (0..70)
+            .map(|k| format!("\"dataset.k{k}\" = [1, 2]\n"))
+            .collect();
+        let text: &'static str = Box::leak(format!("[sweep]\n{axes}").into_boxed_str());
+        let errors = runs(text).unwrap_err();
+        assert!(
+            errors[0].message.contains("2 x 2 x"),
+            "{}",
+            errors[0].message
+        );
+        assert!(errors[0].span.is_some());
     }
 
     #[test]

@@ -234,6 +234,8 @@ fn run(
         let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             match p.easy_hard {
                 Some(_) => {
+                    // `--force` reruns every part; `--resume` skips the parts already done.
+                    let resume = resume && !force;
                     coherent_runner::easy_hard::run(&m, spec, registry, p, &dir, &bar, resume)
                 }
                 None => train(p, &m.name, &dir, &bar, resume),

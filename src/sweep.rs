@@ -8,7 +8,7 @@ use clap::{ArgGroup, Args};
 use coherent_runner::local::{run_local, LocalRun};
 use coherent_runner::slurm::{self, ArrayJob, SlurmOptions};
 use coherent_runner::status::{sweep_status, Counts, RunState, RunStatus};
-use coherent_runner::{plan, record, report, Manifest};
+use coherent_runner::{plan, record, report, Manifest, PlanError};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -157,12 +157,17 @@ fn status(m: &Manifest, runs: &[RunStatus]) -> Result<(), Failure> {
     }
 }
 
-/// Plans the runs about to start, so that a bad manifest or a missing data file is reported
-/// once, before anything runs.
+/// Plans the runs about to start, so that a bad manifest is reported once, before anything
+/// runs. A data error concerns one run only: it is shown here as a warning, and the run
+/// records it in its `FAILED` marker when it starts, without stopping the others.
 fn validate(m: &Manifest, pending: &[&RunStatus]) -> Result<(), Failure> {
     let registry = registry()?;
     for r in pending {
-        plan(m, &m.runs[r.index], registry).map_err(plan_error)?;
+        match plan(m, &m.runs[r.index], registry) {
+            Ok(_) => {}
+            Err(PlanError::Data(e)) => eprintln!("warning: run {} ({}): {e}", r.index, r.name),
+            Err(e) => return Err(plan_error(e)),
+        }
     }
     Ok(())
 }

@@ -166,3 +166,42 @@ fn synthetic_cifar10_trains_a_resnet() {
         assert!(first[key].is_number(), "{key} in {first}");
     }
 }
+
+/// In a sweep, a run whose data is missing fails alone: the others complete.
+#[test]
+fn a_sweep_run_with_missing_data_fails_alone() {
+    let dir = scratch("sweep-data");
+    let good = dir.join("good");
+    std::fs::create_dir_all(&good).unwrap();
+    write_idx_dir(&good, 60, 20, 28, 28);
+    let text = format!(
+        "name = \"paths\"\n[dataset]\nplugin = \"mnist\"\n\n[model]\nplugin = \"mlp\"\nhidden = [8]\n\n[training]\nbatch_size = 10\n\n[sweep]\n\"dataset.path\" = [\"{}\", \"{}\"]\n",
+        good.display(),
+        dir.join("missing").display()
+    );
+    let m = write_manifest(&dir, "m.toml", &text);
+    let out_dir = dir.join("runs");
+    let out = coherent(&[
+        "sweep",
+        &m,
+        "--jobs",
+        "2",
+        "--out",
+        &out_dir.to_string_lossy(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let runs: Vec<_> = std::fs::read_dir(out_dir.join("paths"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir() && p.file_name().unwrap().to_string_lossy().starts_with("00"))
+        .collect();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let done = runs.iter().filter(|r| r.join("DONE").exists()).count();
+    let failed: Vec<String> = runs
+        .iter()
+        .filter_map(|r| std::fs::read_to_string(r.join("FAILED")).ok())
+        .collect();
+    assert_eq!(done, 1);
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].contains("missing"), "{}", failed[0]);
+}

@@ -66,6 +66,10 @@ const BAD: &[(&str, &[&str])] = &[
         &["momentum-with-rm3.toml:10:1: error: `rm3` runs without momentum", "set `momentum = 0` in [training]"],
     ),
     (
+        "easy-hard-train-limit",
+        &["easy-hard-train-limit.toml:8:15: error: `train_limit`: cannot be used with [easy_hard]", "help: the easy and hard splits rank every training example"],
+    ),
+    (
         "many-errors",
         &[
             "many-errors.toml:4:15: error: `label_noise`",

@@ -20,6 +20,9 @@ const MAGIC: &str = "coherent-checkpoint 1\n";
 /// The small part of the state, stored as JSON.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Header {
+    /// FNV-1a hash of the run's resolved manifest: a checkpoint resumes only the run it was
+    /// taken of.
+    pub manifest_hash: u64,
     /// The step about to run.
     pub step: usize,
     /// The shuffling generator's state.
@@ -36,6 +39,13 @@ pub struct Header {
     pub aggregator_numbers: Vec<u64>,
     /// Lengths of the parameter vectors, the velocity vectors and the aggregator's vectors.
     pub lengths: [Vec<usize>; 3],
+}
+
+/// FNV-1a (64 bits) of `text`: stable across machines and versions.
+pub fn manifest_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// A whole checkpoint.
@@ -130,6 +140,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         assert!(Checkpoint::load(&dir).unwrap().is_none());
+        assert_ne!(manifest_hash("lr = 0.1"), manifest_hash("lr = 0.2"));
         let mut c = Checkpoint {
             header: Header {
                 step: 42,

@@ -117,7 +117,17 @@ pub fn run(
     let mut summary = run_part(probe, &manifest.name, &probe_dir, bar, resume)?;
     let times = read_learning_times(&probe_dir.join("learning_times.csv"))?;
     let order = order_by_learning_time(&times);
-    let k = ((config.fraction * order.len() as f64).round() as usize).max(2);
+    let k = ((config.fraction * order.len() as f64).round() as usize).min(order.len() / 2);
+    if k < 2 {
+        return Err(failure(
+            dir,
+            format!(
+                "[easy_hard] fraction {} of {} training examples leaves fewer than 2 examples per split",
+                config.fraction,
+                order.len()
+            ),
+        ));
+    }
     let mut parts = serde_json::Map::new();
     for (name, mut members) in [
         ("easy", order[..k].to_vec()),
@@ -141,7 +151,10 @@ pub fn run(
             }
             fits
         });
-        p.training.epochs = config.epochs.unwrap_or(p.training.epochs);
+        if let Some(epochs) = config.epochs {
+            // `[easy_hard] epochs` sets the length of these runs; `max_steps` is the probe's.
+            (p.training.epochs, p.training.max_steps) = (epochs, None);
+        }
         p.training.batch_size = p.training.batch_size.min(n);
         p.easy_hard = None;
         let s = run_part(p, &manifest.name, &dir.join(name), bar, resume)?;

@@ -263,7 +263,8 @@ pub fn plan(
 
     let (training_args, training) =
         p.settings(root, "training", |t: &TrainingConfig, a| t.validate(a));
-    let (_, evaluation) = p.settings(root, "evaluation", |e: &EvaluationConfig, a| e.validate(a));
+    let (evaluation_args, evaluation) =
+        p.settings(root, "evaluation", |e: &EvaluationConfig, a| e.validate(a));
     let easy_hard = match get(root, "easy_hard") {
         Some(_) => p
             .settings(root, "easy_hard", |e: &EasyHardConfig, a| e.validate(a))
@@ -271,6 +272,15 @@ pub fn plan(
             .map(Some),
         None => Some(None),
     };
+    if let (Some(Some(_)), Some(e)) = (&easy_hard, &evaluation) {
+        if e.train_limit.is_some() {
+            p.error(
+                evaluation_args
+                    .invalid("train_limit", "cannot be used with [easy_hard]")
+                    .with_help("the easy and hard splits rank every training example by its learning time, so every example is evaluated; remove `train_limit` (or `[dataset] train_limit` shrinks the training set itself)"),
+            );
+        }
+    }
 
     let mut optimizer = None;
     if let (Some(a), Some(t)) = (aggregator.as_mut(), &training) {

@@ -105,16 +105,16 @@ impl RunDir {
     pub fn resume(path: &Path, step: usize) -> Result<(RunDir, Vec<Value>), RecordError> {
         let file = path.join("metrics.jsonl");
         let text = std::fs::read_to_string(&file).unwrap_or_default();
-        let kept: Vec<Value> = text
-            .split_inclusive('\n')
-            .filter(|line| line.ends_with('\n'))
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|v| v["step"].as_u64().is_some_and(|s| (s as usize) < step))
-            .collect();
-        let mut kept_text = String::new();
-        for v in &kept {
-            kept_text.push_str(&serde_json::to_string(v).expect("JSON values serialise"));
-            kept_text.push('\n');
+        // Kept lines are copied byte for byte, so the values stay exactly as first written.
+        let (mut kept, mut kept_text) = (Vec::new(), String::new());
+        for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+            let Ok(v) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            if v["step"].as_u64().is_some_and(|s| (s as usize) < step) {
+                kept_text.push_str(line);
+                kept.push(v);
+            }
         }
         write_atomic(&file, kept_text.as_bytes())?;
         for stale in ["summary.json", DONE, FAILED] {

@@ -1,6 +1,6 @@
 //! The training loop of one run, and its record on disk.
 
-use crate::checkpoint::{Checkpoint, Header};
+use crate::checkpoint::{manifest_hash, Checkpoint, Header};
 use crate::early_stop::{self, Point};
 use crate::evaluate::evaluate;
 use crate::fractions::LossFractions;
@@ -108,6 +108,13 @@ impl Progress {
     }
 }
 
+/// The start time of the attempt a resumed run continues.
+fn previous_start(dir: &Path) -> Option<Value> {
+    let text = std::fs::read_to_string(dir.join("run.json")).ok()?;
+    let meta: Value = serde_json::from_str(&text).ok()?;
+    meta.get("started").filter(|v| v.is_string()).cloned()
+}
+
 fn invalid(dir: &Path, problem: String) -> RecordError {
     RecordError {
         path: dir.join(crate::checkpoint::FILE),
@@ -134,7 +141,10 @@ fn restore(
             .all(|(p, q)| p.len() == q.len())
         && h.order.len() == progress.order.len();
     if !fits {
-        return Err(invalid(dir, "does not fit this run's model or data".into()));
+        return Err(invalid(
+            dir,
+            "does not fit this run's model or data; delete it to start the run again".into(),
+        ));
     }
     for (p, q) in params.iter_mut().zip(&c.params) {
         p.copy_from_slice(q);
@@ -188,10 +198,28 @@ fn train_in(
             .entry(plugin.clone())
             .or_insert(json!(m.sample_size()));
     }
+    let t = &plan.training;
+    let n = plan.dataset.train().len();
+    let steps_per_epoch = n.div_ceil(t.batch_size);
+    let total = (t.epochs * steps_per_epoch).min(t.max_steps.unwrap_or(usize::MAX));
+    let hash = manifest_hash(&plan.resolved);
     let checkpoint = match resume {
         true => Checkpoint::load(dir).map_err(|e| invalid(dir, e))?,
         false => None,
     };
+    // A checkpoint of another manifest (edited since, or another run's) is not resumed: the
+    // run starts again.
+    let checkpoint = checkpoint.filter(|c| {
+        let fits = c.header.manifest_hash == hash && c.header.step <= total;
+        if !fits {
+            log::warn!(
+                "{}: the checkpoint was taken with a different manifest; the run starts again",
+                dir.display()
+            );
+        }
+        fits
+    });
+    let started = previous_start(dir).filter(|_| checkpoint.is_some());
     let (mut run, kept) = match &checkpoint {
         Some(c) => RunDir::resume(dir, c.header.step)?,
         None => (RunDir::create(dir)?, Vec::new()),
@@ -210,17 +238,14 @@ fn train_in(
         "num_params": plan.model.num_params(),
         "layers": layers.iter().map(|l| json!({"name": l.name, "kind": l.kind, "params": l.params})).collect::<Vec<_>>(),
         "metric_samples": metric_samples,
-        "started": utc_timestamp(SystemTime::now()),
+        "started": started.unwrap_or_else(|| json!(utc_timestamp(SystemTime::now()))),
         "resumed_at_step": checkpoint.as_ref().map(|c| c.header.step),
+        "resumed": checkpoint.as_ref().map(|_| utc_timestamp(SystemTime::now())),
     });
     run.write_json("run.json", &meta)?;
 
     let train = plan.dataset.train();
     let test = plan.dataset.test();
-    let n = train.len();
-    let t = &plan.training;
-    let steps_per_epoch = n.div_ceil(t.batch_size);
-    let total = (t.epochs * steps_per_epoch).min(t.max_steps.unwrap_or(usize::MAX));
     let checkpoint_every = t.checkpoint_every.unwrap_or(steps_per_epoch);
     let eval_every = plan
         .evaluation
@@ -290,6 +315,7 @@ fn train_in(
         {
             let mut c = Checkpoint {
                 header: Header {
+                    manifest_hash: hash,
                     step,
                     shuffle: progress.shuffle.state(),
                     order: progress.order.iter().map(|&i| i as u32).collect(),
@@ -367,7 +393,7 @@ fn train_in(
                 break;
             }
         }
-        if step == total {
+        if step >= total {
             break;
         }
         let pos = (step % steps_per_epoch) * t.batch_size;

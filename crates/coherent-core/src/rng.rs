@@ -132,4 +132,12 @@ mod tests {
         assert!(s.windows(2).all(|w| w[0] < w[1]));
         assert!(s.iter().all(|&i| i < 50));
     }
+
+    #[test]
+    fn a_smaller_sample_of_the_same_stream_is_part_of_a_larger_one() {
+        let small = Rng::derived(3, "s").sample_indices(1000, 50);
+        let large = Rng::derived(3, "s").sample_indices(1000, 400);
+        assert_eq!(small.len(), 50);
+        assert!(small.iter().all(|i| large.binary_search(i).is_ok()));
+    }
 }

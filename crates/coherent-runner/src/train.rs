@@ -258,14 +258,12 @@ fn train_in(
         .evaluation
         .fractions_every
         .unwrap_or(if noisy { 10 } else { 0 });
+    // Every metric measures the same fixed sample: one stream of draws, so a smaller sample is
+    // part of a larger one and metrics of one run can be compared example for example.
     let samples: Vec<Vec<usize>> = plan
         .metrics
         .iter()
-        .enumerate()
-        .map(|(k, (_, m))| {
-            Rng::derived(plan.seed, &format!("metric-sample-{k}"))
-                .sample_indices(n, m.sample_size())
-        })
+        .map(|(_, m)| Rng::derived(plan.seed, "metric-sample-0").sample_indices(n, m.sample_size()))
         .collect();
 
     let mut direction: Vec<Vec<f32>> = layers.iter().map(|l| vec![0.0; l.params]).collect();

@@ -23,6 +23,7 @@ pub mod manifest;
 mod meta;
 mod optim;
 pub mod plan;
+mod progress;
 pub mod record;
 pub mod report;
 pub mod settings;

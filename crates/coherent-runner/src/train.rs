@@ -1,7 +1,7 @@
 //! The training loop of one run, and its record on disk.
 
-use crate::checkpoint::{manifest_hash, Checkpoint, Header};
-use crate::early_stop::{self, Point};
+use crate::checkpoint::{manifest_hash, Checkpoint};
+use crate::early_stop;
 use crate::evaluate::evaluate;
 use crate::fractions::LossFractions;
 use crate::learning::LearningTimes;
@@ -9,12 +9,10 @@ use crate::logging;
 use crate::meta::{git_commit, hostname, utc_timestamp};
 use crate::optim::Sgd;
 use crate::plan::RunPlan;
+use crate::progress::{invalid, Progress};
 use crate::record::{RecordError, RunDir};
 use crate::summary::Tracker;
-use coherent_core::{
-    AggregatorState, Batch, BatchGrads, CoherenceMetric, GradientAggregator, LayerInfo, Model, Rng,
-    Split,
-};
+use coherent_core::{Batch, BatchGrads, CoherenceMetric, LayerInfo, Model, Rng, Split};
 use indicatif::ProgressBar;
 use serde_json::{json, Map, Value};
 use std::path::Path;
@@ -82,98 +80,11 @@ pub fn train(
     result
 }
 
-/// Everything that changes from step to step besides the model and the optimizer.
-struct Progress {
-    step: usize,
-    shuffle: Rng,
-    order: Vec<usize>,
-    fractions: Option<LossFractions>,
-    learning: LearningTimes,
-    tracker: Tracker,
-    points: Vec<Point>,
-    elapsed_before: f64,
-}
-
-impl Progress {
-    /// Records one evaluation's values for the summary and the early-stopping analysis.
-    fn record(&mut self, step: usize, values: &[(String, f64)]) {
-        self.tracker.record(step, values);
-        let get = |k: &str| values.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
-        self.points.push(Point {
-            step,
-            test_acc: get("test_acc"),
-            corrupt_acc: get("corrupt_acc"),
-            coherence: get("coherence"),
-        });
-    }
-}
-
 /// The start time of the attempt a resumed run continues.
 fn previous_start(dir: &Path) -> Option<Value> {
     let text = std::fs::read_to_string(dir.join("run.json")).ok()?;
     let meta: Value = serde_json::from_str(&text).ok()?;
     meta.get("started").filter(|v| v.is_string()).cloned()
-}
-
-fn invalid(dir: &Path, problem: String) -> RecordError {
-    RecordError {
-        path: dir.join(crate::checkpoint::FILE),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, problem),
-    }
-}
-
-/// Puts the model, optimizer, aggregator and progress back to the checkpoint's state.
-fn restore(
-    model: &mut dyn Model,
-    aggregator: &mut dyn GradientAggregator,
-    sgd: &mut Sgd,
-    progress: &mut Progress,
-    c: Checkpoint,
-    kept: &[Value],
-    dir: &Path,
-) -> Result<(), RecordError> {
-    let h = c.header;
-    let mut params = model.params_mut();
-    let fits = params.len() == c.params.len()
-        && params
-            .iter()
-            .zip(&c.params)
-            .all(|(p, q)| p.len() == q.len())
-        && h.order.len() == progress.order.len();
-    if !fits {
-        return Err(invalid(
-            dir,
-            "does not fit this run's model or data; delete it to start the run again".into(),
-        ));
-    }
-    for (p, q) in params.iter_mut().zip(&c.params) {
-        p.copy_from_slice(q);
-    }
-    sgd.set_velocity(c.velocity);
-    let state = AggregatorState {
-        numbers: h.aggregator_numbers,
-        vectors: c.aggregator_vectors,
-    };
-    aggregator.restore(state).map_err(|e| invalid(dir, e))?;
-    progress.step = h.step;
-    progress.shuffle = Rng::from_state(h.shuffle);
-    progress.order = h.order.iter().map(|&i| i as usize).collect();
-    progress.fractions = h.fractions;
-    progress.learning = h.learning;
-    progress.elapsed_before = h.elapsed_s;
-    for record in kept {
-        let Some(obj) = record.as_object() else {
-            continue;
-        };
-        let step = record["step"].as_u64().unwrap_or(0) as usize;
-        let values: Vec<(String, f64)> = obj
-            .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "step" | "epoch" | "elapsed_s"))
-            .filter_map(|(k, v)| v.as_f64().map(|v| (k.clone(), v)))
-            .collect();
-        progress.record(step, &values);
-    }
-    Ok(())
 }
 
 fn train_in(
@@ -281,11 +192,10 @@ fn train_in(
         elapsed_before: 0.0,
     };
     if let Some(c) = checkpoint {
-        restore(
+        progress.restore(
             plan.model.as_mut(),
             plan.aggregator.as_mut(),
             &mut sgd,
-            &mut progress,
             c,
             &kept,
             dir,
@@ -311,24 +221,16 @@ fn train_in(
         let step = progress.step;
         if step > 0 && step < total && checkpoint_every > 0 && step.is_multiple_of(checkpoint_every)
         {
-            let mut c = Checkpoint {
-                header: Header {
-                    manifest_hash: hash,
-                    step,
-                    shuffle: progress.shuffle.state(),
-                    order: progress.order.iter().map(|&i| i as u32).collect(),
-                    fractions: progress.fractions.clone(),
-                    learning: progress.learning.clone(),
-                    elapsed_s: elapsed(&progress),
-                    ..Header::default()
-                },
-                params: plan.model.params().iter().map(|p| p.to_vec()).collect(),
-                velocity: sgd.velocity().to_vec(),
-                aggregator_vectors: Vec::new(),
-            };
-            let state = plan.aggregator.state();
-            (c.header.aggregator_numbers, c.aggregator_vectors) = (state.numbers, state.vectors);
-            c.save(dir)?;
+            let elapsed_s = elapsed(&progress);
+            progress
+                .checkpoint(
+                    hash,
+                    elapsed_s,
+                    plan.model.as_ref(),
+                    &sgd,
+                    plan.aggregator.as_ref(),
+                )
+                .save(dir)?;
         }
         let due = |every: usize| step == 0 || step == total || step.is_multiple_of(every);
         if due(eval_every) || plan.metrics.iter().any(|(_, m)| due(m.every_steps())) {

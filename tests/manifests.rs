@@ -70,6 +70,10 @@ const BAD: &[(&str, &[&str])] = &[
         &["easy-hard-train-limit.toml:8:15: error: `train_limit`: cannot be used with [easy_hard]", "help: the easy and hard splits rank every training example"],
     ),
     (
+        "metric-twice",
+        &["metric-twice.toml:12:10: error: metric `coherence` is listed twice", "help: list each metric plugin once"],
+    ),
+    (
         "many-errors",
         &[
             "many-errors.toml:4:15: error: `label_noise`",

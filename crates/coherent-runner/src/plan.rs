@@ -261,6 +261,21 @@ pub fn plan(
         }
     }
 
+    // Two metrics of one plugin would write the same names into each record.
+    for (i, (name, _, k)) in metrics.iter().enumerate() {
+        if metrics[..i].iter().any(|(other, _, _)| other == name) {
+            p.error(
+                ConfigError::new(
+                    span_in(metric_tables.get(*k), "plugin"),
+                    format!(
+                        "metric `{name}` is listed twice; its values would overwrite each other"
+                    ),
+                )
+                .with_help("list each metric plugin once (its parameters cover the variants)"),
+            );
+        }
+    }
+
     let (training_args, training) =
         p.settings(root, "training", |t: &TrainingConfig, a| t.validate(a));
     let (evaluation_args, evaluation) =

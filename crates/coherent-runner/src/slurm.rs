@@ -242,9 +242,9 @@ mod tests {
             total_runs: 12,
             binary: "/opt/coherent/bin/coherent".into(),
             manifest: "/home/a/exp's.toml".into(),
-            out: "/shared/runs".into(),
+            out: "/cluster/runs".into(),
             workdir: "/home/a/my project".into(),
-            log_dir: "/shared/runs/mnist/slurm".into(),
+            log_dir: "/cluster/runs/mnist/slurm".into(),
             options: SlurmOptions {
                 partition: Some("cpu".into()),
                 time: Some("01:00:00".into()),
@@ -271,14 +271,14 @@ mod tests {
         for line in [
             "#SBATCH --job-name=mnist\n",
             "#SBATCH --array=0-3,7,9-10%3\n",
-            "#SBATCH --output=/shared/runs/mnist/slurm/%A_%a.out\n",
+            "#SBATCH --output=/cluster/runs/mnist/slurm/%A_%a.out\n",
             "#SBATCH --chdir=\"/home/a/my project\"\n",
             "#SBATCH --partition=cpu\n",
             "#SBATCH --time=01:00:00\n",
             "#SBATCH --mem=8G\n",
             "#SBATCH --cpus-per-task=4\n",
             "#SBATCH --qos=long\n",
-            "exec '/opt/coherent/bin/coherent' run '/home/a/exp'\\''s.toml' --index \"$SLURM_ARRAY_TASK_ID\" --out '/shared/runs' --resume\n",
+            "exec '/opt/coherent/bin/coherent' run '/home/a/exp'\\''s.toml' --index \"$SLURM_ARRAY_TASK_ID\" --out '/cluster/runs' --resume\n",
         ] {
             assert!(s.contains(line), "{line} missing from\n{s}");
         }
@@ -292,7 +292,7 @@ mod tests {
         j.options.extra = vec!["--qos=a\n#SBATCH --x".into()];
         assert!(script(&j).is_err());
         let mut j = job();
-        j.log_dir = "/shared/100%/slurm".into();
+        j.log_dir = "/cluster/100%/slurm".into();
         assert!(script(&j).is_err());
     }
 }

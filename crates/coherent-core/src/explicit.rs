@@ -5,8 +5,75 @@
 //! each one is the plain loop over examples and coordinates of its definition (accumulated in
 //! f64, stored in f32 like a model's), so a test states its inputs as vectors and compares the
 //! plugin's answer with its own brute-force computation on the same vectors.
+//! [`measure_examples`] streams such vectors through a metric as the runner would, and
+//! [`random_examples`] draws them.
 
-use crate::BatchGrads;
+use crate::{Batch, BatchGrads, CoherenceMetric, LayerInfo, Measurement, Rng};
+
+/// One measurement of `metric` on the per-example gradients `grads[i][l]`, streamed as the
+/// runner streams a sample: [`CoherenceMetric::begin`] with layers `l0`, `l1`, ... of the
+/// examples' sizes, [`CoherenceMetric::accumulate`] once per `chunk` examples (with
+/// [`BatchGrads::from_examples`] and the chunk's `labels`; no labels: a regression), then
+/// [`CoherenceMetric::finish`].
+///
+/// # Panics
+///
+/// If `grads` is empty or its examples disagree on their layers, if `chunk` is 0, or if
+/// `labels` is neither empty nor one per example.
+pub fn measure_examples(
+    metric: &mut dyn CoherenceMetric,
+    grads: &[Vec<Vec<f32>>],
+    chunk: usize,
+    labels: &[u32],
+) -> Vec<Measurement> {
+    assert!(
+        labels.is_empty() || labels.len() == grads.len(),
+        "one label per example"
+    );
+    metric.begin(&example_layers(grads));
+    for (k, part) in grads.chunks(chunk).enumerate() {
+        let labels = labels.get(k * chunk..k * chunk + part.len()).unwrap_or(&[]);
+        let batch = Batch {
+            labels: labels.to_vec(),
+            regression: labels.is_empty(),
+            ..Batch::default()
+        };
+        metric.accumulate(&BatchGrads::from_examples(part), &batch);
+    }
+    metric.finish()
+}
+
+/// The layers `l0`, `l1`, ... (kind `test`) of the per-example gradients `grads[i][l]`, sized
+/// like the first example's.
+///
+/// # Panics
+///
+/// If `grads` is empty.
+pub fn example_layers(grads: &[Vec<Vec<f32>>]) -> Vec<LayerInfo> {
+    grads[0]
+        .iter()
+        .enumerate()
+        .map(|(l, g)| LayerInfo {
+            name: format!("l{l}"),
+            kind: "test",
+            params: g.len(),
+        })
+        .collect()
+}
+
+/// `m` examples of per-example gradients with layers of `sizes` parameters, each value a
+/// standard normal draw of `Rng::new(seed)` plus `offset` (so that the examples agree a little).
+pub fn random_examples(m: usize, sizes: &[usize], seed: u64, offset: f32) -> Vec<Vec<Vec<f32>>> {
+    let mut rng = Rng::new(seed);
+    (0..m)
+        .map(|_| {
+            sizes
+                .iter()
+                .map(|&n| (0..n).map(|_| rng.normal() as f32 + offset).collect())
+                .collect()
+        })
+        .collect()
+}
 
 impl BatchGrads {
     /// What a model returns for the per-example gradients `grads[i][l]` (example `i`, layer

@@ -19,6 +19,7 @@ mod dataset;
 mod explicit;
 mod grads;
 mod metric;
+mod metric_support;
 mod model;
 pub mod noise;
 mod registry;
@@ -30,8 +31,13 @@ pub use args::{ConfigError, PluginArgs};
 pub use data::{Batch, InputShape, Split, Targets, TargetsRef};
 pub use data_options::DataOptions;
 pub use dataset::{DataError, Dataset};
+pub use explicit::{example_layers, measure_examples, random_examples};
 pub use grads::{columns_to_rows, BatchGrads, LayerInfo, PerExampleBlocks};
 pub use metric::{CoherenceMetric, Measurement};
+pub use metric_support::{
+    add_per_layer, check_sampling, default_every_steps, default_one_chunk_sample,
+    default_per_layer, default_sample, zero_per_layer, SqSums, SumAndSqNorms,
+};
 pub use model::{LossKind, Model, ModelSpec};
 pub use registry::{
     AggregatorEntry, DatasetBuildError, DatasetEntry, MetricEntry, NetworkEntry, ParamDoc,

@@ -20,8 +20,8 @@
 //! accuracy of the sample (`sample_loss`, `sample_acc`).
 
 use coherent_core::{
-    inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo,
-    Measurement, MetricEntry, ParamDoc, PluginArgs,
+    check_sampling, inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest,
+    LayerInfo, Measurement, MetricEntry, ParamDoc, PluginArgs,
 };
 use serde::Deserialize;
 
@@ -30,24 +30,14 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct CoherenceConfig {
     /// Measure every this many steps.
-    #[serde(default = "default_every")]
+    #[serde(default = "coherent_core::default_every_steps")]
     pub every_steps: usize,
     /// Size `m` of the fixed sample of training examples.
-    #[serde(default = "default_sample")]
+    #[serde(default = "coherent_core::default_sample")]
     pub sample: usize,
     /// Also report per-layer values.
-    #[serde(default = "default_per_layer")]
+    #[serde(default = "coherent_core::default_per_layer")]
     pub per_layer: bool,
-}
-
-fn default_every() -> usize {
-    50
-}
-fn default_sample() -> usize {
-    1000
-}
-fn default_per_layer() -> bool {
-    true
 }
 
 /// Streaming accumulator of `S` and `Q` per layer.
@@ -193,12 +183,7 @@ impl CoherenceMetric for CoherenceMetricImpl {
 /// Builds the `coherence` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError> {
     let config: CoherenceConfig = args.parse()?;
-    if config.every_steps == 0 {
-        return Err(args.invalid("every_steps", "must be at least 1"));
-    }
-    if config.sample == 0 {
-        return Err(args.invalid("sample", "must be at least 1"));
-    }
+    check_sampling(args, config.every_steps, config.sample, 1, "")?;
     Ok(Box::new(CoherenceMetricImpl::new(config)))
 }
 
@@ -221,15 +206,7 @@ mod tests {
 
     /// Feeds explicit per-example gradients (`grads[i][layer]`) through the metric in chunks.
     fn measure(grads: &[Vec<Vec<f32>>], chunk: usize) -> Vec<Measurement> {
-        let layers: Vec<LayerInfo> = grads[0]
-            .iter()
-            .enumerate()
-            .map(|(l, g)| LayerInfo {
-                name: format!("l{l}"),
-                kind: "test",
-                params: g.len(),
-            })
-            .collect();
+        let layers = coherent_core::example_layers(grads);
         let mut metric = CoherenceMetricImpl::new(CoherenceConfig {
             every_steps: 1,
             sample: grads.len(),

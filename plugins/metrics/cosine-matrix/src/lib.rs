@@ -27,8 +27,8 @@
 //! measurements.
 
 use coherent_core::{
-    inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo,
-    Measurement, MetricEntry, ParamDoc, PluginArgs,
+    check_sampling, inventory, zero_per_layer, Batch, BatchGrads, CoherenceMetric, ConfigError,
+    GradRequest, LayerInfo, Measurement, MetricEntry, ParamDoc, PluginArgs,
 };
 use serde::Deserialize;
 
@@ -37,28 +37,19 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct CosineMatrixConfig {
     /// Measure every this many steps.
-    #[serde(default = "default_every")]
+    #[serde(default = "coherent_core::default_every_steps")]
     pub every_steps: usize,
     /// Size `m` of the fixed sample of training examples (at least 2).
-    #[serde(default = "default_sample")]
+    #[serde(default = "coherent_core::default_sample")]
     pub sample: usize,
     /// Also report per-layer values.
-    #[serde(default = "default_per_layer")]
+    #[serde(default = "coherent_core::default_per_layer")]
     pub per_layer: bool,
     /// Examples per backward pass: the model holds `chunk x P` per-example values at a time.
     #[serde(default = "default_chunk")]
     pub chunk: usize,
 }
 
-fn default_every() -> usize {
-    50
-}
-fn default_sample() -> usize {
-    1000
-}
-fn default_per_layer() -> bool {
-    true
-}
 fn default_chunk() -> usize {
     32
 }
@@ -104,14 +95,6 @@ impl CosineMatrixMetric {
     }
 }
 
-fn reset(bufs: &mut Vec<Vec<f64>>, layers: &[LayerInfo]) {
-    bufs.resize_with(layers.len(), Vec::new);
-    for (b, l) in bufs.iter_mut().zip(layers) {
-        b.clear();
-        b.resize(l.params, 0.0);
-    }
-}
-
 impl CoherenceMetric for CosineMatrixMetric {
     fn needs(&self) -> GradRequest {
         GradRequest {
@@ -134,9 +117,9 @@ impl CoherenceMetric for CosineMatrixMetric {
 
     fn begin(&mut self, layers: &[LayerInfo]) {
         self.names = layers.iter().map(|l| l.name.clone()).collect();
-        reset(&mut self.whole, layers);
+        zero_per_layer(&mut self.whole, layers);
         if self.config.per_layer {
-            reset(&mut self.layer, layers);
+            zero_per_layer(&mut self.layer, layers);
         }
         self.counted = 0;
         self.layer_counted.clear();
@@ -200,12 +183,8 @@ impl CoherenceMetric for CosineMatrixMetric {
 /// Builds the `cosine_matrix` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError> {
     let config: CosineMatrixConfig = args.parse()?;
-    if config.every_steps == 0 {
-        return Err(args.invalid("every_steps", "must be at least 1"));
-    }
-    if config.sample < 2 {
-        return Err(args.invalid("sample", "must be at least 2 (a pair of examples)"));
-    }
+    let why = "a pair of examples";
+    check_sampling(args, config.every_steps, config.sample, 2, why)?;
     if config.chunk == 0 {
         return Err(args.invalid("chunk", "must be at least 1"));
     }
@@ -229,6 +208,7 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coherent_core::{measure_examples, random_examples};
 
     type Grads = Vec<Vec<Vec<f32>>>;
 
@@ -244,20 +224,8 @@ mod tests {
     /// Feeds explicit per-example gradients (`grads[i][layer]`) through `metric` in chunks of
     /// its own `chunk_size()`.
     fn measure(metric: &mut CosineMatrixMetric, grads: &Grads) -> Vec<Measurement> {
-        let layers: Vec<LayerInfo> = grads[0]
-            .iter()
-            .enumerate()
-            .map(|(l, g)| LayerInfo {
-                name: format!("l{l}"),
-                kind: "test",
-                params: g.len(),
-            })
-            .collect();
-        metric.begin(&layers);
-        for part in grads.chunks(metric.chunk_size().unwrap()) {
-            metric.accumulate(&BatchGrads::from_examples(part), &Batch::default());
-        }
-        metric.finish()
+        let chunk = metric.chunk_size().unwrap();
+        measure_examples(metric, grads, chunk, &[])
     }
 
     fn fresh(grads: &Grads, chunk: usize) -> Vec<Measurement> {
@@ -272,18 +240,6 @@ mod tests {
             .find(|(n, _)| n == name)
             .unwrap_or_else(|| panic!("{name} in {ms:?}"))
             .1
-    }
-
-    fn random_grads(m: usize, sizes: &[usize], seed: u64) -> Grads {
-        let mut rng = coherent_core::Rng::new(seed);
-        (0..m)
-            .map(|_| {
-                sizes
-                    .iter()
-                    .map(|&n| (0..n).map(|_| rng.normal() as f32 + 0.3).collect())
-                    .collect()
-            })
-            .collect()
     }
 
     fn dot(a: &[f32], b: &[f32]) -> f64 {
@@ -311,7 +267,7 @@ mod tests {
 
     #[test]
     fn matches_brute_force_pairwise_cosines_for_any_chunking() {
-        let grads = random_grads(19, &[7, 3, 5], 1);
+        let grads = random_examples(19, &[7, 3, 5], 1, 0.3);
         let flat: Vec<Vec<f32>> = grads.iter().map(|g| g.concat()).collect();
         let want = reference(&flat);
         for chunk in [1, 4, 19, 32] {
@@ -329,7 +285,7 @@ mod tests {
 
     #[test]
     fn zero_gradients_are_excluded_per_network_and_per_layer() {
-        let mut grads = random_grads(9, &[4, 6], 2);
+        let mut grads = random_examples(9, &[4, 6], 2, 0.3);
         grads[3][1] = vec![0.0; 6]; // zero in layer 1 only
         grads.push(vec![vec![0.0; 4], vec![0.0; 6]]); // zero everywhere
         let ms = fresh(&grads, 4);
@@ -346,7 +302,7 @@ mod tests {
 
     #[test]
     fn rescaling_examples_changes_nothing_identical_and_orthogonal() {
-        let grads = random_grads(11, &[5], 3);
+        let grads = random_examples(11, &[5], 3, 0.3);
         let rescaled: Grads = grads
             .iter()
             .enumerate()
@@ -370,7 +326,7 @@ mod tests {
 
     #[test]
     fn measurements_reuse_state_without_leaking_between_them() {
-        let grads = random_grads(7, &[3, 2], 4);
+        let grads = random_examples(7, &[3, 2], 4, 0.3);
         let mut metric = CosineMatrixMetric::new(CosineMatrixConfig {
             per_layer: false,
             ..config(7, 3)

@@ -26,8 +26,8 @@
 //! several chunks anyway, only pairs within a chunk are seen.
 
 use coherent_core::{
-    inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo,
-    Measurement, MetricEntry, ParamDoc, PluginArgs,
+    check_sampling, inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest,
+    LayerInfo, Measurement, MetricEntry, ParamDoc, PluginArgs,
 };
 use serde::Deserialize;
 
@@ -36,24 +36,14 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct GradientConfusionConfig {
     /// Measure every this many steps.
-    #[serde(default = "default_every")]
+    #[serde(default = "coherent_core::default_every_steps")]
     pub every_steps: usize,
     /// Size `m` of the fixed sample of training examples (at least 2), passed in one chunk.
-    #[serde(default = "default_sample")]
+    #[serde(default = "coherent_core::default_one_chunk_sample")]
     pub sample: usize,
     /// Also report per-layer values.
-    #[serde(default = "default_per_layer")]
+    #[serde(default = "coherent_core::default_per_layer")]
     pub per_layer: bool,
-}
-
-fn default_every() -> usize {
-    50
-}
-fn default_sample() -> usize {
-    500
-}
-fn default_per_layer() -> bool {
-    true
 }
 
 /// Minimum inner product and cosine over the pairs seen so far (`+inf`: none yet).
@@ -152,14 +142,7 @@ impl CoherenceMetric for GradientConfusionMetric {
 
     fn accumulate(&mut self, chunk: &BatchGrads, _batch: &Batch) {
         let n = chunk.batch_size;
-        self.gram.clear();
-        self.gram.resize(n * n, 0.0);
-        for layer in &chunk.gram {
-            self.gram
-                .iter_mut()
-                .zip(layer)
-                .for_each(|(g, v)| *g += *v as f64);
-        }
+        chunk.whole_gram_into(&mut self.gram);
         self.whole.add_pairs(&self.gram, n);
         if self.config.per_layer {
             for (minima, layer) in self.layers.iter_mut().zip(&chunk.gram) {
@@ -183,12 +166,8 @@ impl CoherenceMetric for GradientConfusionMetric {
 /// Builds the `gradient_confusion` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError> {
     let config: GradientConfusionConfig = args.parse()?;
-    if config.every_steps == 0 {
-        return Err(args.invalid("every_steps", "must be at least 1"));
-    }
-    if config.sample < 2 {
-        return Err(args.invalid("sample", "must be at least 2 (a pair of examples)"));
-    }
+    let why = "a pair of examples";
+    check_sampling(args, config.every_steps, config.sample, 2, why)?;
     Ok(Box::new(GradientConfusionMetric::new(config)))
 }
 
@@ -208,6 +187,7 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coherent_core::{measure_examples, random_examples};
     use std::collections::BTreeMap;
 
     type Grads = Vec<Vec<Vec<f32>>>;
@@ -215,20 +195,10 @@ mod tests {
     /// Feeds explicit per-example gradients (`grads[i][layer]`) through `metric` in chunks of
     /// its own `chunk_size()`.
     fn measure(metric: &mut GradientConfusionMetric, grads: &Grads) -> BTreeMap<String, f64> {
-        let layers: Vec<LayerInfo> = grads[0]
-            .iter()
-            .enumerate()
-            .map(|(l, g)| LayerInfo {
-                name: format!("l{l}"),
-                kind: "test",
-                params: g.len(),
-            })
-            .collect();
-        metric.begin(&layers);
-        for part in grads.chunks(metric.chunk_size().unwrap()) {
-            metric.accumulate(&BatchGrads::from_examples(part), &Batch::default());
-        }
-        metric.finish().into_iter().collect()
+        let chunk = metric.chunk_size().unwrap();
+        measure_examples(metric, grads, chunk, &[])
+            .into_iter()
+            .collect()
     }
 
     fn fresh(grads: &Grads) -> BTreeMap<String, f64> {
@@ -238,18 +208,6 @@ mod tests {
             per_layer: true,
         });
         measure(&mut metric, grads)
-    }
-
-    fn random_grads(m: usize, sizes: &[usize], seed: u64) -> Grads {
-        let mut rng = coherent_core::Rng::new(seed);
-        (0..m)
-            .map(|_| {
-                sizes
-                    .iter()
-                    .map(|&n| (0..n).map(|_| rng.normal() as f32 + 0.2).collect())
-                    .collect()
-            })
-            .collect()
     }
 
     fn dot(a: &[f32], b: &[f32]) -> f64 {
@@ -283,7 +241,7 @@ mod tests {
 
     #[test]
     fn matches_brute_force_whole_network_and_per_layer() {
-        let grads = random_grads(15, &[6, 4], 1);
+        let grads = random_examples(15, &[6, 4], 1, 0.2);
         let got = fresh(&grads);
         assert_eq!(got.len(), 6);
         let flat: Vec<Vec<f32>> = grads.iter().map(|g| g.concat()).collect();
@@ -301,7 +259,7 @@ mod tests {
 
     #[test]
     fn scaling_scales_the_inner_product_and_keeps_the_cosine() {
-        let grads = random_grads(9, &[5], 2);
+        let grads = random_examples(9, &[5], 2, 0.2);
         let scaled: Grads = grads
             .iter()
             .map(|g| {
@@ -358,7 +316,7 @@ mod tests {
         let metric = build(&PluginArgs::from_toml("sample = 77").unwrap()).unwrap();
         assert_eq!(metric.chunk_size(), Some(77));
         assert!(metric.needs().gram);
-        let grads = random_grads(7, &[3, 2], 3);
+        let grads = random_examples(7, &[3, 2], 3, 0.2);
         let mut metric = GradientConfusionMetric::new(GradientConfusionConfig {
             every_steps: 1,
             sample: 7,

@@ -25,8 +25,8 @@
 //! O(P) memory: `S` accumulated in f64 (8 bytes per parameter), reused between measurements.
 
 use coherent_core::{
-    inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo,
-    Measurement, MetricEntry, ParamDoc, PluginArgs,
+    check_sampling, inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest,
+    LayerInfo, Measurement, MetricEntry, ParamDoc, PluginArgs, SumAndSqNorms,
 };
 use serde::Deserialize;
 
@@ -35,34 +35,21 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct GradientDiversityConfig {
     /// Measure every this many steps.
-    #[serde(default = "default_every")]
+    #[serde(default = "coherent_core::default_every_steps")]
     pub every_steps: usize,
     /// Size `m` of the fixed sample of training examples (at least 2).
-    #[serde(default = "default_sample")]
+    #[serde(default = "coherent_core::default_sample")]
     pub sample: usize,
     /// Also report per-layer values.
-    #[serde(default = "default_per_layer")]
+    #[serde(default = "coherent_core::default_per_layer")]
     pub per_layer: bool,
-}
-
-fn default_every() -> usize {
-    50
-}
-fn default_sample() -> usize {
-    1000
-}
-fn default_per_layer() -> bool {
-    true
 }
 
 /// Streaming accumulator of `S` (f64) and `Q` per layer.
 #[derive(Clone, Debug)]
 pub struct GradientDiversityMetric {
     config: GradientDiversityConfig,
-    names: Vec<String>,
-    sum: Vec<Vec<f64>>,
-    q: Vec<f64>,
-    m: usize,
+    sums: SumAndSqNorms,
 }
 
 /// Gradient diversity `Q / |S|^2`; `None` when `S = 0`.
@@ -80,20 +67,14 @@ impl GradientDiversityMetric {
     pub fn new(config: GradientDiversityConfig) -> GradientDiversityMetric {
         GradientDiversityMetric {
             config,
-            names: vec![],
-            sum: vec![],
-            q: vec![],
-            m: 0,
+            sums: SumAndSqNorms::default(),
         }
     }
 }
 
 impl CoherenceMetric for GradientDiversityMetric {
     fn needs(&self) -> GradRequest {
-        GradRequest {
-            sq_norms: true,
-            ..GradRequest::SUM
-        }
+        SumAndSqNorms::NEEDS
     }
 
     fn sample_size(&self) -> usize {
@@ -105,47 +86,28 @@ impl CoherenceMetric for GradientDiversityMetric {
     }
 
     fn begin(&mut self, layers: &[LayerInfo]) {
-        self.names = layers.iter().map(|l| l.name.clone()).collect();
-        self.sum.resize_with(layers.len(), Vec::new);
-        for (s, l) in self.sum.iter_mut().zip(layers) {
-            s.clear();
-            s.resize(l.params, 0.0);
-        }
-        self.q.clear();
-        self.q.resize(layers.len(), 0.0);
-        self.m = 0;
+        self.sums.begin(layers);
     }
 
     fn accumulate(&mut self, chunk: &BatchGrads, _batch: &Batch) {
-        for (acc, s) in self.sum.iter_mut().zip(&chunk.sum) {
-            acc.iter_mut().zip(s).for_each(|(a, v)| *a += *v as f64);
-        }
-        for (q, norms) in self.q.iter_mut().zip(&chunk.sq_norms) {
-            *q += norms.iter().map(|&v| v as f64).sum::<f64>();
-        }
-        self.m += chunk.batch_size;
+        self.sums.accumulate(chunk);
     }
 
     fn finish(&mut self) -> Vec<Measurement> {
-        let layer_s2: Vec<f64> = self
-            .sum
-            .iter()
-            .map(|s| s.iter().map(|v| v * v).sum())
-            .collect();
-        let (s2, q): (f64, f64) = (layer_s2.iter().sum(), self.q.iter().sum());
+        let (sums, m) = (self.sums.sums(), self.sums.examples());
         let mut out = Vec::new();
         let mut push = |suffix: &str, s2: f64, q: f64| {
             if let Some(d) = diversity(s2, q) {
                 out.push((format!("gradient_diversity{suffix}"), d));
             }
-            if let Some(c) = offdiag_coherence(s2, q, self.m) {
+            if let Some(c) = offdiag_coherence(s2, q, m) {
                 out.push((format!("offdiag_coherence{suffix}"), c));
             }
         };
-        push("", s2, q);
+        push("", sums.s2, sums.q);
         if self.config.per_layer {
-            for ((name, s2), q) in self.names.iter().zip(&layer_s2).zip(&self.q) {
-                push(&format!("/{name}"), *s2, *q);
+            for (name, (s2, q)) in self.sums.names().iter().zip(sums.layers) {
+                push(&format!("/{name}"), s2, q);
             }
         }
         out
@@ -155,12 +117,8 @@ impl CoherenceMetric for GradientDiversityMetric {
 /// Builds the `gradient_diversity` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError> {
     let config: GradientDiversityConfig = args.parse()?;
-    if config.every_steps == 0 {
-        return Err(args.invalid("every_steps", "must be at least 1"));
-    }
-    if config.sample < 2 {
-        return Err(args.invalid("sample", "must be at least 2 (a pair of examples)"));
-    }
+    let why = "a pair of examples";
+    check_sampling(args, config.every_steps, config.sample, 2, why)?;
     Ok(Box::new(GradientDiversityMetric::new(config)))
 }
 
@@ -180,30 +138,9 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coherent_core::{measure_examples, random_examples};
 
     type Grads = Vec<Vec<Vec<f32>>>;
-
-    /// Feeds explicit per-example gradients (`grads[i][layer]`) through the metric in chunks.
-    fn measure(
-        metric: &mut GradientDiversityMetric,
-        grads: &Grads,
-        chunk: usize,
-    ) -> Vec<Measurement> {
-        let layers: Vec<LayerInfo> = grads[0]
-            .iter()
-            .enumerate()
-            .map(|(l, g)| LayerInfo {
-                name: format!("l{l}"),
-                kind: "test",
-                params: g.len(),
-            })
-            .collect();
-        metric.begin(&layers);
-        for part in grads.chunks(chunk) {
-            metric.accumulate(&BatchGrads::from_examples(part), &Batch::default());
-        }
-        metric.finish()
-    }
 
     fn fresh(grads: &Grads, chunk: usize) -> Vec<Measurement> {
         let mut metric = GradientDiversityMetric::new(GradientDiversityConfig {
@@ -211,7 +148,7 @@ mod tests {
             sample: grads.len(),
             per_layer: true,
         });
-        measure(&mut metric, grads, chunk)
+        measure_examples(&mut metric, grads, chunk, &[])
     }
 
     fn get(ms: &[Measurement], name: &str) -> f64 {
@@ -219,18 +156,6 @@ mod tests {
             .find(|(n, _)| n == name)
             .unwrap_or_else(|| panic!("{name} in {ms:?}"))
             .1
-    }
-
-    fn random_grads(m: usize, sizes: &[usize], seed: u64) -> Grads {
-        let mut rng = coherent_core::Rng::new(seed);
-        (0..m)
-            .map(|_| {
-                sizes
-                    .iter()
-                    .map(|&n| (0..n).map(|_| rng.normal() as f32 + 0.3).collect())
-                    .collect()
-            })
-            .collect()
     }
 
     fn dot(a: &[f32], b: &[f32]) -> f64 {
@@ -267,7 +192,7 @@ mod tests {
 
     #[test]
     fn matches_brute_force_whole_network_and_per_layer() {
-        let grads = random_grads(19, &[7, 4], 1);
+        let grads = random_examples(19, &[7, 4], 1, 0.3);
         let ms = fresh(&grads, 5);
         let flat: Vec<Vec<f32>> = grads.iter().map(|g| g.concat()).collect();
         let (d, c) = reference(&flat);
@@ -283,7 +208,7 @@ mod tests {
 
     #[test]
     fn chunking_and_scale_do_not_change_the_values() {
-        let grads = random_grads(23, &[9, 4], 2);
+        let grads = random_examples(23, &[9, 4], 2, 0.3);
         let base = fresh(&grads, 23);
         let scaled: Grads = grads
             .iter()
@@ -332,7 +257,7 @@ mod tests {
 
     #[test]
     fn measurements_reuse_state_without_leaking_between_them() {
-        let grads = random_grads(9, &[5, 3], 3);
+        let grads = random_examples(9, &[5, 3], 3, 0.3);
         let once = fresh(&grads, 4);
         let mut metric = GradientDiversityMetric::new(GradientDiversityConfig {
             every_steps: 1,
@@ -340,7 +265,7 @@ mod tests {
             per_layer: false,
         });
         for _ in 0..2 {
-            let again = measure(&mut metric, &grads, 4);
+            let again = measure_examples(&mut metric, &grads, 4, &[]);
             assert_eq!(again.len(), 2);
             close(
                 get(&again, "gradient_diversity"),

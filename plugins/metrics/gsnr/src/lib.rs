@@ -31,8 +31,8 @@
 //! measurements; the chunks stream, so any sample size fits.
 
 use coherent_core::{
-    inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo,
-    Measurement, MetricEntry, ParamDoc, PluginArgs,
+    add_per_layer, check_sampling, inventory, zero_per_layer, Batch, BatchGrads, CoherenceMetric,
+    ConfigError, GradRequest, LayerInfo, Measurement, MetricEntry, ParamDoc, PluginArgs,
 };
 use serde::Deserialize;
 
@@ -41,28 +41,19 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct GsnrConfig {
     /// Measure every this many steps.
-    #[serde(default = "default_every")]
+    #[serde(default = "coherent_core::default_every_steps")]
     pub every_steps: usize,
     /// Size `m` of the fixed sample of training examples (at least 2).
-    #[serde(default = "default_sample")]
+    #[serde(default = "coherent_core::default_sample")]
     pub sample: usize,
     /// Also report per-layer values.
-    #[serde(default = "default_per_layer")]
+    #[serde(default = "coherent_core::default_per_layer")]
     pub per_layer: bool,
     /// A variance at most this fraction of the mean square counts as zero (in `[0, 1)`).
     #[serde(default = "default_floor")]
     pub rel_var_floor: f64,
 }
 
-fn default_every() -> usize {
-    50
-}
-fn default_sample() -> usize {
-    1000
-}
-fn default_per_layer() -> bool {
-    true
-}
 fn default_floor() -> f64 {
     1e-5
 }
@@ -129,20 +120,6 @@ impl GsnrMetric {
     }
 }
 
-fn reset(bufs: &mut Vec<Vec<f64>>, layers: &[LayerInfo]) {
-    bufs.resize_with(layers.len(), Vec::new);
-    for (b, l) in bufs.iter_mut().zip(layers) {
-        b.clear();
-        b.resize(l.params, 0.0);
-    }
-}
-
-fn add_into(acc: &mut [Vec<f64>], chunk: &[Vec<f32>]) {
-    for (a, c) in acc.iter_mut().zip(chunk) {
-        a.iter_mut().zip(c).for_each(|(a, v)| *a += *v as f64);
-    }
-}
-
 impl CoherenceMetric for GsnrMetric {
     fn needs(&self) -> GradRequest {
         GradRequest {
@@ -161,14 +138,14 @@ impl CoherenceMetric for GsnrMetric {
 
     fn begin(&mut self, layers: &[LayerInfo]) {
         self.names = layers.iter().map(|l| l.name.clone()).collect();
-        reset(&mut self.sum, layers);
-        reset(&mut self.sum_sq, layers);
+        zero_per_layer(&mut self.sum, layers);
+        zero_per_layer(&mut self.sum_sq, layers);
         self.m = 0;
     }
 
     fn accumulate(&mut self, chunk: &BatchGrads, _batch: &Batch) {
-        add_into(&mut self.sum, &chunk.sum);
-        add_into(&mut self.sum_sq, &chunk.coord_sum_sq);
+        add_per_layer(&mut self.sum, &chunk.sum);
+        add_per_layer(&mut self.sum_sq, &chunk.coord_sum_sq);
         self.m += chunk.batch_size;
     }
 
@@ -207,15 +184,8 @@ impl CoherenceMetric for GsnrMetric {
 /// Builds the `gsnr` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError> {
     let config: GsnrConfig = args.parse()?;
-    if config.every_steps == 0 {
-        return Err(args.invalid("every_steps", "must be at least 1"));
-    }
-    if config.sample < 2 {
-        return Err(args.invalid(
-            "sample",
-            "must be at least 2 (a variance needs two examples)",
-        ));
-    }
+    let why = "a variance needs two examples";
+    check_sampling(args, config.every_steps, config.sample, 2, why)?;
     if !(0.0..1.0).contains(&config.rel_var_floor) {
         return Err(args.invalid("rel_var_floor", "must be in [0, 1)"));
     }
@@ -239,6 +209,7 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coherent_core::{measure_examples, random_examples};
 
     type Grads = Vec<Vec<Vec<f32>>>;
 
@@ -251,26 +222,8 @@ mod tests {
         }
     }
 
-    /// Feeds explicit per-example gradients (`grads[i][layer]`) through `metric` in chunks.
-    fn measure(metric: &mut GsnrMetric, grads: &Grads, chunk: usize) -> Vec<Measurement> {
-        let layers: Vec<LayerInfo> = grads[0]
-            .iter()
-            .enumerate()
-            .map(|(l, g)| LayerInfo {
-                name: format!("l{l}"),
-                kind: "test",
-                params: g.len(),
-            })
-            .collect();
-        metric.begin(&layers);
-        for part in grads.chunks(chunk) {
-            metric.accumulate(&BatchGrads::from_examples(part), &Batch::default());
-        }
-        metric.finish()
-    }
-
     fn fresh(grads: &Grads, chunk: usize) -> Vec<Measurement> {
-        measure(&mut GsnrMetric::new(config(grads.len())), grads, chunk)
+        measure_examples(&mut GsnrMetric::new(config(grads.len())), grads, chunk, &[])
     }
 
     fn get(ms: &[Measurement], name: &str) -> f64 {
@@ -278,18 +231,6 @@ mod tests {
             .find(|(n, _)| n == name)
             .unwrap_or_else(|| panic!("{name} in {ms:?}"))
             .1
-    }
-
-    fn random_grads(m: usize, sizes: &[usize], seed: u64) -> Grads {
-        let mut rng = coherent_core::Rng::new(seed);
-        (0..m)
-            .map(|_| {
-                sizes
-                    .iter()
-                    .map(|&n| (0..n).map(|_| rng.normal() as f32 + 0.4).collect())
-                    .collect()
-            })
-            .collect()
     }
 
     /// Two-pass brute force over `layers` of the examples: mean of `mean_j^2 / var_j` over the
@@ -319,7 +260,7 @@ mod tests {
 
     #[test]
     fn matches_two_pass_brute_force_whole_network_and_per_layer() {
-        let grads = random_grads(29, &[12, 5], 1);
+        let grads = random_examples(29, &[12, 5], 1, 0.4);
         let ms = fresh(&grads, 6);
         close(get(&ms, "gsnr"), reference(&grads, &[0, 1]).0, 1e-5);
         for l in 0..2 {
@@ -334,7 +275,7 @@ mod tests {
 
     #[test]
     fn chunking_and_scale_do_not_change_the_values() {
-        let grads = random_grads(24, &[7, 3], 2);
+        let grads = random_examples(24, &[7, 3], 2, 0.4);
         let base = fresh(&grads, 24);
         let scaled: Grads = grads
             .iter()
@@ -355,7 +296,7 @@ mod tests {
 
     #[test]
     fn constant_and_zero_parameters_are_excluded_and_counted() {
-        let mut grads = random_grads(16, &[6, 4], 3);
+        let mut grads = random_examples(16, &[6, 4], 3, 0.4);
         for g in &mut grads {
             g[0][1] = 0.7; // every example agrees: no noise
             g[0][4] = 0.0; // no gradient at all
@@ -387,10 +328,10 @@ mod tests {
 
     #[test]
     fn measurements_reuse_state_without_leaking_between_them() {
-        let grads = random_grads(9, &[5, 3], 4);
+        let grads = random_examples(9, &[5, 3], 4, 0.4);
         let mut metric = GsnrMetric::new(config(9));
-        let once = measure(&mut metric, &grads, 4);
-        let again = measure(&mut metric, &grads, 4);
+        let once = measure_examples(&mut metric, &grads, 4, &[]);
+        let again = measure_examples(&mut metric, &grads, 4, &[]);
         assert_eq!(again, once);
     }
 

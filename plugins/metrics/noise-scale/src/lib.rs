@@ -27,8 +27,8 @@
 //! reused between measurements.
 
 use coherent_core::{
-    inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo,
-    Measurement, MetricEntry, ParamDoc, PluginArgs,
+    check_sampling, inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest,
+    LayerInfo, Measurement, MetricEntry, ParamDoc, PluginArgs, SumAndSqNorms,
 };
 use serde::Deserialize;
 
@@ -37,34 +37,21 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct NoiseScaleConfig {
     /// Measure every this many steps.
-    #[serde(default = "default_every")]
+    #[serde(default = "coherent_core::default_every_steps")]
     pub every_steps: usize,
     /// Size `m` of the fixed sample of training examples (at least 2).
-    #[serde(default = "default_sample")]
+    #[serde(default = "coherent_core::default_sample")]
     pub sample: usize,
     /// Also report per-layer values.
-    #[serde(default = "default_per_layer")]
+    #[serde(default = "coherent_core::default_per_layer")]
     pub per_layer: bool,
-}
-
-fn default_every() -> usize {
-    50
-}
-fn default_sample() -> usize {
-    1000
-}
-fn default_per_layer() -> bool {
-    true
 }
 
 /// Streaming accumulator of `S` (f64) and `Q` per layer.
 #[derive(Clone, Debug)]
 pub struct NoiseScaleMetric {
     config: NoiseScaleConfig,
-    names: Vec<String>,
-    sum: Vec<Vec<f64>>,
-    q: Vec<f64>,
-    m: usize,
+    sums: SumAndSqNorms,
 }
 
 /// `(tr(Sigma), |G|^2)` from `|S|^2`, `Q` and `m >= 2`, with `tr(Sigma)` clamped at 0.
@@ -85,20 +72,14 @@ impl NoiseScaleMetric {
     pub fn new(config: NoiseScaleConfig) -> NoiseScaleMetric {
         NoiseScaleMetric {
             config,
-            names: vec![],
-            sum: vec![],
-            q: vec![],
-            m: 0,
+            sums: SumAndSqNorms::default(),
         }
     }
 }
 
 impl CoherenceMetric for NoiseScaleMetric {
     fn needs(&self) -> GradRequest {
-        GradRequest {
-            sq_norms: true,
-            ..GradRequest::SUM
-        }
+        SumAndSqNorms::NEEDS
     }
 
     fn sample_size(&self) -> usize {
@@ -110,47 +91,28 @@ impl CoherenceMetric for NoiseScaleMetric {
     }
 
     fn begin(&mut self, layers: &[LayerInfo]) {
-        self.names = layers.iter().map(|l| l.name.clone()).collect();
-        self.sum.resize_with(layers.len(), Vec::new);
-        for (s, l) in self.sum.iter_mut().zip(layers) {
-            s.clear();
-            s.resize(l.params, 0.0);
-        }
-        self.q.clear();
-        self.q.resize(layers.len(), 0.0);
-        self.m = 0;
+        self.sums.begin(layers);
     }
 
     fn accumulate(&mut self, chunk: &BatchGrads, _batch: &Batch) {
-        for (acc, s) in self.sum.iter_mut().zip(&chunk.sum) {
-            acc.iter_mut().zip(s).for_each(|(a, v)| *a += *v as f64);
-        }
-        for (q, norms) in self.q.iter_mut().zip(&chunk.sq_norms) {
-            *q += norms.iter().map(|&v| v as f64).sum::<f64>();
-        }
-        self.m += chunk.batch_size;
+        self.sums.accumulate(chunk);
     }
 
     fn finish(&mut self) -> Vec<Measurement> {
-        let layer_s2: Vec<f64> = self
-            .sum
-            .iter()
-            .map(|s| s.iter().map(|v| v * v).sum())
-            .collect();
-        let (s2, q): (f64, f64) = (layer_s2.iter().sum(), self.q.iter().sum());
+        let (sums, m) = (self.sums.sums(), self.sums.examples());
         let mut out = Vec::new();
-        if self.m < 2 {
+        if m < 2 {
             return out;
         }
-        if let Some(b) = noise_scale(s2, q, self.m) {
+        if let Some(b) = noise_scale(sums.s2, sums.q, m) {
             out.push(("noise_scale".to_string(), b));
         }
-        let (trace, g2) = trace_and_mean_sq(s2, q, self.m);
+        let (trace, g2) = trace_and_mean_sq(sums.s2, sums.q, m);
         out.push(("noise_trace_cov".to_string(), trace));
         out.push(("noise_grad_sq".to_string(), g2));
         if self.config.per_layer {
-            for ((name, s2), q) in self.names.iter().zip(&layer_s2).zip(&self.q) {
-                if let Some(b) = noise_scale(*s2, *q, self.m) {
+            for (name, (s2, q)) in self.sums.names().iter().zip(sums.layers) {
+                if let Some(b) = noise_scale(s2, q, m) {
                     out.push((format!("noise_scale/{name}"), b));
                 }
             }
@@ -162,15 +124,8 @@ impl CoherenceMetric for NoiseScaleMetric {
 /// Builds the `noise_scale` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError> {
     let config: NoiseScaleConfig = args.parse()?;
-    if config.every_steps == 0 {
-        return Err(args.invalid("every_steps", "must be at least 1"));
-    }
-    if config.sample < 2 {
-        return Err(args.invalid(
-            "sample",
-            "must be at least 2 (a covariance needs two examples)",
-        ));
-    }
+    let why = "a covariance needs two examples";
+    check_sampling(args, config.every_steps, config.sample, 2, why)?;
     Ok(Box::new(NoiseScaleMetric::new(config)))
 }
 
@@ -190,34 +145,20 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coherent_core::{measure_examples, random_examples};
 
     type Grads = Vec<Vec<Vec<f32>>>;
 
-    /// Feeds explicit per-example gradients (`grads[i][layer]`) through a fresh metric.
+    /// Feeds explicit per-example gradients (`grads[i][layer]`) through a fresh metric twice
+    /// (the second measurement reuses the state of the first).
     fn measure(grads: &Grads, chunk: usize) -> Vec<Measurement> {
-        let layers: Vec<LayerInfo> = grads[0]
-            .iter()
-            .enumerate()
-            .map(|(l, g)| LayerInfo {
-                name: format!("l{l}"),
-                kind: "test",
-                params: g.len(),
-            })
-            .collect();
         let mut metric = NoiseScaleMetric::new(NoiseScaleConfig {
             every_steps: 1,
             sample: grads.len(),
             per_layer: true,
         });
-        let mut out = vec![];
-        for _ in 0..2 {
-            metric.begin(&layers);
-            for part in grads.chunks(chunk) {
-                metric.accumulate(&BatchGrads::from_examples(part), &Batch::default());
-            }
-            out = metric.finish();
-        }
-        out
+        measure_examples(&mut metric, grads, chunk, &[]);
+        measure_examples(&mut metric, grads, chunk, &[])
     }
 
     fn get(ms: &[Measurement], name: &str) -> f64 {
@@ -225,18 +166,6 @@ mod tests {
             .find(|(n, _)| n == name)
             .unwrap_or_else(|| panic!("{name} in {ms:?}"))
             .1
-    }
-
-    fn random_grads(m: usize, sizes: &[usize], seed: u64) -> Grads {
-        let mut rng = coherent_core::Rng::new(seed);
-        (0..m)
-            .map(|_| {
-                sizes
-                    .iter()
-                    .map(|&n| (0..n).map(|_| rng.normal() as f32 + 0.5).collect())
-                    .collect()
-            })
-            .collect()
     }
 
     /// Two-pass brute force: `(sum_i |g_i - G|^2 / (m - 1), |G|^2)`.
@@ -264,7 +193,7 @@ mod tests {
 
     #[test]
     fn matches_the_two_pass_covariance_whole_network_and_per_layer() {
-        let grads = random_grads(21, &[8, 5], 1);
+        let grads = random_examples(21, &[8, 5], 1, 0.5);
         let ms = measure(&grads, 4);
         let flat: Vec<Vec<f32>> = grads.iter().map(|g| g.concat()).collect();
         let (trace, g2) = reference(&flat);
@@ -280,7 +209,7 @@ mod tests {
 
     #[test]
     fn chunking_and_scale_leave_b_simple_unchanged() {
-        let grads = random_grads(17, &[6, 3], 2);
+        let grads = random_examples(17, &[6, 3], 2, 0.5);
         let want = get(&measure(&grads, 17), "noise_scale");
         close(get(&measure(&grads, 1), "noise_scale"), want, 1e-6);
         close(get(&measure(&grads, 5), "noise_scale"), want, 1e-6);
@@ -307,7 +236,7 @@ mod tests {
             })
             .collect();
         close(get(&measure(&orthogonal, 2), "noise_scale"), 5.0, 1e-9);
-        let grads = random_grads(13, &[4], 3);
+        let grads = random_examples(13, &[4], 3, 0.5);
         let flat: Vec<Vec<f32>> = grads.iter().map(|g| g.concat()).collect();
         let s2: f64 = (0..4)
             .map(|k| flat.iter().map(|g| g[k] as f64).sum::<f64>().powi(2))

@@ -37,8 +37,8 @@ mod pairs;
 pub use pairs::{add_pairs, ClassCosines, PairSums, Stiffness};
 
 use coherent_core::{
-    inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo,
-    Measurement, MetricEntry, ParamDoc, PluginArgs,
+    check_sampling, inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest,
+    LayerInfo, Measurement, MetricEntry, ParamDoc, PluginArgs,
 };
 use serde::Deserialize;
 
@@ -47,24 +47,14 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct StiffnessConfig {
     /// Measure every this many steps.
-    #[serde(default = "default_every")]
+    #[serde(default = "coherent_core::default_every_steps")]
     pub every_steps: usize,
     /// Size `m` of the fixed sample of training examples (at least 2), passed in one chunk.
-    #[serde(default = "default_sample")]
+    #[serde(default = "coherent_core::default_one_chunk_sample")]
     pub sample: usize,
     /// Also report per-layer values.
-    #[serde(default = "default_per_layer")]
+    #[serde(default = "coherent_core::default_per_layer")]
     pub per_layer: bool,
-}
-
-fn default_every() -> usize {
-    50
-}
-fn default_sample() -> usize {
-    500
-}
-fn default_per_layer() -> bool {
-    true
 }
 
 /// Pair sums of the whole network, of each layer, and per class pair.
@@ -138,14 +128,7 @@ impl CoherenceMetric for StiffnessMetric {
     fn accumulate(&mut self, chunk: &BatchGrads, batch: &Batch) {
         let n = chunk.batch_size;
         let labels = (!batch.regression && batch.labels.len() == n).then_some(&batch.labels[..]);
-        self.gram.clear();
-        self.gram.resize(n * n, 0.0);
-        for layer in &chunk.gram {
-            self.gram
-                .iter_mut()
-                .zip(layer)
-                .for_each(|(g, v)| *g += *v as f64);
-        }
+        chunk.whole_gram_into(&mut self.gram);
         add_pairs(
             &self.gram,
             n,
@@ -178,12 +161,8 @@ impl CoherenceMetric for StiffnessMetric {
 /// Builds the `stiffness` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError> {
     let config: StiffnessConfig = args.parse()?;
-    if config.every_steps == 0 {
-        return Err(args.invalid("every_steps", "must be at least 1"));
-    }
-    if config.sample < 2 {
-        return Err(args.invalid("sample", "must be at least 2 (a pair of examples)"));
-    }
+    let why = "a pair of examples";
+    check_sampling(args, config.every_steps, config.sample, 2, why)?;
     Ok(Box::new(StiffnessMetric::new(config)))
 }
 
@@ -203,6 +182,7 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coherent_core::{measure_examples, random_examples};
     use std::collections::BTreeMap;
 
     type Grads = Vec<Vec<Vec<f32>>>;
@@ -214,27 +194,10 @@ mod tests {
         grads: &Grads,
         labels: &[u32],
     ) -> BTreeMap<String, f64> {
-        let layers: Vec<LayerInfo> = grads[0]
-            .iter()
-            .enumerate()
-            .map(|(l, g)| LayerInfo {
-                name: format!("l{l}"),
-                kind: "test",
-                params: g.len(),
-            })
-            .collect();
-        metric.begin(&layers);
         let chunk = metric.chunk_size().unwrap();
-        for (k, part) in grads.chunks(chunk).enumerate() {
-            let labels = labels.get(k * chunk..k * chunk + part.len()).unwrap_or(&[]);
-            let batch = Batch {
-                labels: labels.to_vec(),
-                regression: labels.is_empty(),
-                ..Batch::default()
-            };
-            metric.accumulate(&BatchGrads::from_examples(part), &batch);
-        }
-        metric.finish().into_iter().collect()
+        measure_examples(metric, grads, chunk, labels)
+            .into_iter()
+            .collect()
     }
 
     fn fresh(grads: &Grads, labels: &[u32]) -> BTreeMap<String, f64> {
@@ -244,18 +207,6 @@ mod tests {
             per_layer: true,
         });
         measure(&mut metric, grads, labels)
-    }
-
-    fn random_grads(m: usize, sizes: &[usize], seed: u64) -> Grads {
-        let mut rng = coherent_core::Rng::new(seed);
-        (0..m)
-            .map(|_| {
-                sizes
-                    .iter()
-                    .map(|&n| (0..n).map(|_| rng.normal() as f32 + 0.2).collect())
-                    .collect()
-            })
-            .collect()
     }
 
     fn dot(a: &[f32], b: &[f32]) -> f64 {
@@ -315,7 +266,7 @@ mod tests {
 
     #[test]
     fn matches_brute_force_pairs_classes_and_layers() {
-        let grads = random_grads(14, &[6, 3], 1);
+        let grads = random_examples(14, &[6, 3], 1, 0.2);
         let labels: Vec<u32> = (0..14).map(|i| [0, 2, 5][i % 3]).collect();
         let got = fresh(&grads, &labels);
         let flat: Vec<Vec<f32>> = grads.iter().map(|g| g.concat()).collect();
@@ -338,7 +289,7 @@ mod tests {
 
     #[test]
     fn rescaling_examples_and_zero_gradients_change_nothing() {
-        let grads = random_grads(10, &[5, 4], 2);
+        let grads = random_examples(10, &[5, 4], 2, 0.2);
         let labels: Vec<u32> = (0..10).map(|i| (i % 4) as u32).collect();
         let base = fresh(&grads, &labels);
         let mut rescaled: Grads = grads
@@ -392,7 +343,7 @@ mod tests {
 
     #[test]
     fn measurements_reuse_state_without_leaking_between_them() {
-        let grads = random_grads(8, &[3, 3], 3);
+        let grads = random_examples(8, &[3, 3], 3, 0.2);
         let labels: Vec<u32> = (0..8).map(|i| (i % 2) as u32).collect();
         let mut metric = StiffnessMetric::new(StiffnessConfig {
             every_steps: 1,

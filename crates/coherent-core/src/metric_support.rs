@@ -1,0 +1,229 @@
+//! What the metric plugins share: the defaults and checks of their sampling parameters, the
+//! streamed per-layer sums `S = sum_i g_i` and `Q = sum_i |g_i|^2`, and the whole-network Gram
+//! matrix of a chunk.
+//!
+//! Each plugin keeps its own config struct (serde's `flatten` cannot be combined with
+//! `deny_unknown_fields`), but names these functions as its fields' defaults and calls
+//! [`check_sampling`] in its `build`, so every metric reads and rejects `every_steps` and
+//! `sample` alike.
+
+use crate::{BatchGrads, ConfigError, GradRequest, LayerInfo, PluginArgs};
+
+/// Default `every_steps` of a metric: measure every 50 optimisation steps.
+pub fn default_every_steps() -> usize {
+    50
+}
+
+/// Default `sample` of a metric streamed in chunks: 1000 examples.
+pub fn default_sample() -> usize {
+    1000
+}
+
+/// Default `sample` of a metric that reads the `m x m` Gram matrix of one chunk: 500 examples.
+pub fn default_one_chunk_sample() -> usize {
+    500
+}
+
+/// Default `per_layer` of a metric: per-layer values are reported.
+pub fn default_per_layer() -> bool {
+    true
+}
+
+/// Checks `every_steps >= 1` and `sample >= min_sample`, returning the located error of the
+/// first that fails; `why` (if not empty) says in parentheses why `sample` needs `min_sample`.
+pub fn check_sampling(
+    args: &PluginArgs,
+    every_steps: usize,
+    sample: usize,
+    min_sample: usize,
+    why: &str,
+) -> Result<(), ConfigError> {
+    if every_steps == 0 {
+        return Err(args.invalid("every_steps", "must be at least 1"));
+    }
+    if sample < min_sample {
+        let mut message = format!("must be at least {min_sample}");
+        if !why.is_empty() {
+            message.push_str(&format!(" ({why})"));
+        }
+        return Err(args.invalid("sample", message));
+    }
+    Ok(())
+}
+
+/// Resizes `bufs` to one zeroed buffer per layer, of the layer's parameter count, keeping the
+/// allocations of earlier measurements.
+pub fn zero_per_layer(bufs: &mut Vec<Vec<f64>>, layers: &[LayerInfo]) {
+    bufs.resize_with(layers.len(), Vec::new);
+    for (b, l) in bufs.iter_mut().zip(layers) {
+        b.clear();
+        b.resize(l.params, 0.0);
+    }
+}
+
+/// Adds the per-layer f32 values of a chunk (`chunk.sum`, `chunk.coord_sum_sq`, ...) into the
+/// f64 accumulators `acc`.
+pub fn add_per_layer(acc: &mut [Vec<f64>], chunk: &[Vec<f32>]) {
+    for (a, c) in acc.iter_mut().zip(chunk) {
+        a.iter_mut().zip(c).for_each(|(a, v)| *a += *v as f64);
+    }
+}
+
+/// Streaming accumulator of `S = sum_i g_i` (in f64) and `Q = sum_i |g_i|^2` per layer, over the
+/// chunks of one measurement: [`SumAndSqNorms::begin`], [`SumAndSqNorms::accumulate`] per
+/// chunk (which needs `sum` and `sq_norms`), then [`SumAndSqNorms::sums`].
+///
+/// Memory O(P), 8 bytes per parameter, reused between measurements.
+#[derive(Clone, Debug, Default)]
+pub struct SumAndSqNorms {
+    names: Vec<String>,
+    sum: Vec<Vec<f64>>,
+    q: Vec<f64>,
+    m: usize,
+}
+
+/// `|S|^2` and `Q` of the whole network and of each layer, from [`SumAndSqNorms::sums`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct SqSums {
+    /// `|S|^2` of the whole network (the sum of the layers' `|S_l|^2`).
+    pub s2: f64,
+    /// `Q` of the whole network (the sum of the layers' `Q_l`).
+    pub q: f64,
+    /// `(|S_l|^2, Q_l)` of each layer, in the order of [`SumAndSqNorms::names`].
+    pub layers: Vec<(f64, f64)>,
+}
+
+impl SumAndSqNorms {
+    /// What [`SumAndSqNorms::accumulate`] reads from a chunk: `sum` and `sq_norms`.
+    pub const NEEDS: GradRequest = GradRequest {
+        sq_norms: true,
+        ..GradRequest::SUM
+    };
+
+    /// Starts a measurement of `layers`.
+    pub fn begin(&mut self, layers: &[LayerInfo]) {
+        self.names = layers.iter().map(|l| l.name.clone()).collect();
+        zero_per_layer(&mut self.sum, layers);
+        self.q.clear();
+        self.q.resize(layers.len(), 0.0);
+        self.m = 0;
+    }
+
+    /// Adds one chunk's `sum` and `sq_norms`.
+    pub fn accumulate(&mut self, chunk: &BatchGrads) {
+        add_per_layer(&mut self.sum, &chunk.sum);
+        for (q, norms) in self.q.iter_mut().zip(&chunk.sq_norms) {
+            *q += norms.iter().map(|&v| v as f64).sum::<f64>();
+        }
+        self.m += chunk.batch_size;
+    }
+
+    /// Number `m` of examples accumulated since [`SumAndSqNorms::begin`].
+    pub fn examples(&self) -> usize {
+        self.m
+    }
+
+    /// Names of the layers, as given to [`SumAndSqNorms::begin`].
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// `|S|^2` and `Q` of the whole network and of each layer.
+    pub fn sums(&self) -> SqSums {
+        let layer_s2: Vec<f64> = self
+            .sum
+            .iter()
+            .map(|s| s.iter().map(|v| v * v).sum())
+            .collect();
+        SqSums {
+            s2: layer_s2.iter().sum(),
+            q: self.q.iter().sum(),
+            layers: layer_s2.into_iter().zip(self.q.iter().copied()).collect(),
+        }
+    }
+}
+
+impl BatchGrads {
+    /// Writes the whole-network Gram matrix of the chunk (row-major `batch_size x batch_size`,
+    /// the sum of the layers' [`BatchGrads::gram`], in f64) into `gram`, reusing its allocation.
+    pub fn whole_gram_into(&self, gram: &mut Vec<f64>) {
+        let n = self.batch_size;
+        gram.clear();
+        gram.resize(n * n, 0.0);
+        for layer in &self.gram {
+            gram.iter_mut()
+                .zip(layer)
+                .for_each(|(g, v)| *g += *v as f64);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layers(sizes: &[usize]) -> Vec<LayerInfo> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(l, &params)| LayerInfo {
+                name: format!("l{l}"),
+                kind: "test",
+                params,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sampling_errors_point_at_the_offending_value() {
+        let text = "every_steps = 0";
+        let args = PluginArgs::from_toml(text).unwrap();
+        let err = check_sampling(&args, 0, 10, 2, "").unwrap_err();
+        assert_eq!(&text[err.span.unwrap()], "0");
+        assert_eq!(err.message, "`every_steps`: must be at least 1");
+        let text = "sample = 1";
+        let args = PluginArgs::from_toml(text).unwrap();
+        let err = check_sampling(&args, 50, 1, 2, "a pair").unwrap_err();
+        assert_eq!(&text[err.span.unwrap()], "1");
+        assert_eq!(err.message, "`sample`: must be at least 2 (a pair)");
+        let args = PluginArgs::empty();
+        assert!(check_sampling(&args, 1, 2, 2, "").is_ok());
+        let err = check_sampling(&args, 1, 0, 1, "").unwrap_err();
+        assert_eq!(err.message, "`sample`: must be at least 1");
+    }
+
+    #[test]
+    fn sums_follow_their_definition_over_chunks_and_measurements() {
+        let grads = [
+            vec![vec![1.0f32, 2.0], vec![3.0]],
+            vec![vec![-1.0, 0.5], vec![2.0]],
+            vec![vec![0.0, 1.0], vec![-4.0]],
+        ];
+        let mut acc = SumAndSqNorms::default();
+        for _ in 0..2 {
+            acc.begin(&layers(&[2, 1]));
+            acc.accumulate(&BatchGrads::from_examples(&grads[..2]));
+            acc.accumulate(&BatchGrads::from_examples(&grads[2..]));
+            assert_eq!(acc.examples(), 3);
+            assert_eq!(acc.names(), ["l0", "l1"]);
+            // S = ([0, 3.5], [1]), Q = (5 + 1.25 + 1, 9 + 4 + 16).
+            let want = SqSums {
+                s2: 12.25 + 1.0,
+                q: 7.25 + 29.0,
+                layers: vec![(12.25, 7.25), (1.0, 29.0)],
+            };
+            assert_eq!(acc.sums(), want);
+        }
+    }
+
+    #[test]
+    fn whole_gram_is_the_sum_of_the_layer_grams() {
+        let grads = vec![
+            vec![vec![1.0f32, 2.0], vec![3.0]],
+            vec![vec![-1.0, 0.5], vec![2.0]],
+        ];
+        let mut gram = vec![7.0; 9];
+        BatchGrads::from_examples(&grads).whole_gram_into(&mut gram);
+        assert_eq!(gram, vec![14.0, 6.0, 6.0, 5.25]);
+    }
+}

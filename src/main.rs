@@ -204,10 +204,7 @@ fn run(
                 "{}: already complete, skipped (use --force to run it again)",
                 dir.display()
             );
-            if let Some(s) = std::fs::read_to_string(dir.join("summary.json"))
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
-            {
+            if let Ok(s) = coherent_runner::record::read_summary(&dir) {
                 summaries.push(s);
             }
             continue;

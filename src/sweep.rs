@@ -178,9 +178,7 @@ fn table(runs: &[RunStatus]) -> String {
         .iter()
         .map(|r| {
             let summary = match r.state {
-                RunState::Done => std::fs::read_to_string(r.dir.join("summary.json"))
-                    .ok()
-                    .and_then(|t| serde_json::from_str(&t).ok()),
+                RunState::Done => record::read_summary(&r.dir).ok(),
                 _ => None,
             };
             summary.unwrap_or_else(|| json!({"run": r.name, "status": r.state.label()}))

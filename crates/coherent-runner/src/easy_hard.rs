@@ -18,7 +18,9 @@
 use crate::learning::order_by_learning_time;
 use crate::manifest::Manifest;
 use crate::plan::{plan, RunPlan};
-use crate::record::{write_atomic, RecordError, RunDir, DONE, FAILED};
+use crate::record::{
+    read_summary, remove_stale, write_atomic, write_json_atomic, RecordError, RunDir, DONE, FAILED,
+};
 use crate::sweep::RunSpec;
 use crate::train::train;
 use coherent_core::{Dataset, InputShape, Registry, Rng, Split};
@@ -87,12 +89,7 @@ fn run_part(
     resume: bool,
 ) -> Result<Value, RecordError> {
     if resume && RunDir::is_done(dir) {
-        let path = dir.join("summary.json");
-        let text = std::fs::read_to_string(&path).map_err(|source| RecordError {
-            path: path.clone(),
-            source,
-        })?;
-        return serde_json::from_str(&text).map_err(|e| failure(&path, e.to_string()));
+        return read_summary(dir);
     }
     train(plan, experiment, dir, bar, resume)
 }
@@ -110,9 +107,7 @@ pub fn run(
     let config = probe.easy_hard.clone().expect("an [easy_hard] run");
     let seed = probe.seed;
     probe.evaluation.learning_times = true;
-    for stale in ["summary.json", DONE, FAILED] {
-        let _ = std::fs::remove_file(dir.join(stale));
-    }
+    remove_stale(dir, &["summary.json", DONE, FAILED])?;
     let probe_dir = dir.join("probe");
     let mut summary = run_part(probe, &manifest.name, &probe_dir, bar, resume)?;
     let times = read_learning_times(&probe_dir.join("learning_times.csv"))?;
@@ -178,9 +173,7 @@ pub fn run(
         parts.insert("easy_minus_hard_held_out_acc".into(), json!(e - h));
     }
     summary["easy_hard"] = Value::Object(parts);
-    let mut text = serde_json::to_string_pretty(&summary).expect("JSON values serialise");
-    text.push('\n');
-    write_atomic(&dir.join("summary.json"), text.as_bytes())?;
+    write_json_atomic(&dir.join("summary.json"), &summary)?;
     write_atomic(&dir.join(DONE), b"")?;
     Ok(summary)
 }

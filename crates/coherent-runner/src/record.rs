@@ -59,6 +59,34 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RecordError> {
     Ok(())
 }
 
+/// Writes `value` as pretty JSON to `path` atomically.
+pub fn write_json_atomic(path: &Path, value: &Value) -> Result<(), RecordError> {
+    let mut text = serde_json::to_string_pretty(value).expect("JSON values serialise");
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}
+
+/// Removes the files `names` of the directory `dir` that exist.
+pub fn remove_stale(dir: &Path, names: &[&str]) -> Result<(), RecordError> {
+    for name in names {
+        let f = dir.join(name);
+        if f.exists() {
+            std::fs::remove_file(&f).map_err(at(&f))?;
+        }
+    }
+    Ok(())
+}
+
+/// The `summary.json` of the run in `dir`.
+pub fn read_summary(dir: &Path) -> Result<Value, RecordError> {
+    let path = dir.join("summary.json");
+    let text = std::fs::read_to_string(&path).map_err(at(&path))?;
+    serde_json::from_str(&text).map_err(|e| RecordError {
+        path: path.clone(),
+        source: io::Error::new(io::ErrorKind::InvalidData, e),
+    })
+}
+
 /// An open run directory.
 #[derive(Debug)]
 pub struct RunDir {
@@ -75,18 +103,14 @@ impl RunDir {
     /// Creates (or restarts) the run directory at `path`, clearing an unfinished attempt.
     pub fn create(path: &Path) -> Result<RunDir, RecordError> {
         std::fs::create_dir_all(path).map_err(at(path))?;
-        for stale in [
+        let stale = [
             "metrics.jsonl",
             "summary.json",
             DONE,
             FAILED,
             crate::checkpoint::FILE,
-        ] {
-            let f = path.join(stale);
-            if f.exists() {
-                std::fs::remove_file(&f).map_err(at(&f))?;
-            }
-        }
+        ];
+        remove_stale(path, &stale)?;
         let file = path.join("metrics.jsonl");
         let metrics = OpenOptions::new()
             .create(true)
@@ -117,12 +141,7 @@ impl RunDir {
             }
         }
         write_atomic(&file, kept_text.as_bytes())?;
-        for stale in ["summary.json", DONE, FAILED] {
-            let f = path.join(stale);
-            if f.exists() {
-                std::fs::remove_file(&f).map_err(at(&f))?;
-            }
-        }
+        remove_stale(path, &["summary.json", DONE, FAILED])?;
         let metrics = OpenOptions::new()
             .append(true)
             .open(&file)
@@ -146,9 +165,7 @@ impl RunDir {
 
     /// Writes a JSON file of the run atomically.
     pub fn write_json(&self, name: &str, value: &Value) -> Result<(), RecordError> {
-        let mut text = serde_json::to_string_pretty(value).expect("JSON values serialise");
-        text.push('\n');
-        self.write(name, text.as_bytes())
+        write_json_atomic(&self.path.join(name), value)
     }
 
     /// Appends one measurement to `metrics.jsonl`.

@@ -28,7 +28,7 @@ fn measure_all(m: usize) -> (BTreeMap<String, f64>, BatchGrads, Vec<String>) {
         ..GradRequest::SUM
     };
     let mut grads = BatchGrads::default();
-    model.forward_backward(&batch, all, &mut grads);
+    model.forward_backward(&batch, &all, &mut grads);
     let mut values = BTreeMap::new();
     for name in [
         "coherence",

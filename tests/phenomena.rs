@@ -34,7 +34,7 @@ fn loss_fractions_match_sums_of_per_example_gradients() {
         per_example: true,
         ..GradRequest::SUM
     };
-    model.forward_backward(&batch, request, &mut grads);
+    model.forward_backward(&batch, &request, &mut grads);
     // per-example gradients, whole network, in f64
     let rows: Vec<Vec<f64>> = (0..indices.len())
         .map(|i| {

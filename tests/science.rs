@@ -23,7 +23,7 @@ fn toy_linear_coherence_at_initialisation_is_2_5_real_and_1_random() {
         let mut grads = Default::default();
         model.forward_backward(
             &batch,
-            GradRequest {
+            &GradRequest {
                 sq_norms: true,
                 ..GradRequest::SUM
             },

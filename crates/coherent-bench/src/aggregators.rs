@@ -65,7 +65,7 @@ fn step(
     dir: &mut [Vec<f32>],
 ) {
     let request = agg.needs();
-    model.forward_backward(batch, request, grads);
+    model.forward_backward(batch, &request, grads);
     if request.blocks {
         model.per_example_blocks(&mut |src| agg.aggregate(grads, Some(src), dir));
     } else {

@@ -276,18 +276,18 @@ fn step(s: &mut Setup, case: &str) {
     match case {
         "plain" => {
             s.model
-                .forward_backward(&s.batch, GradRequest::SUM, &mut s.grads);
+                .forward_backward(&s.batch, &GradRequest::SUM, &mut s.grads);
         }
         "coherence" => {
             s.model
-                .forward_backward(&s.batch, s.metric.needs(), &mut s.grads);
+                .forward_backward(&s.batch, &s.metric.needs(), &mut s.grads);
             s.metric.begin(s.model.layers());
             s.metric.accumulate(&s.grads, &s.batch);
             std::hint::black_box(s.metric.finish());
         }
         "materialize" => {
             s.model
-                .forward_backward(&s.batch, GradRequest::SUM, &mut s.grads);
+                .forward_backward(&s.batch, &GradRequest::SUM, &mut s.grads);
             s.model.per_example_blocks(&mut |src| {
                 std::hint::black_box(materialize_all(src));
             });
@@ -315,7 +315,7 @@ fn step(s: &mut Setup, case: &str) {
         "loop_engine" => {
             for (k, single) in s.singles.iter().enumerate() {
                 s.model
-                    .forward_backward(single, GradRequest::SUM, &mut s.single_grads);
+                    .forward_backward(single, &GradRequest::SUM, &mut s.single_grads);
                 if k == 0 {
                     s.grads.clone_from(&s.single_grads);
                 } else {
@@ -462,7 +462,7 @@ fn sample_coherence(config: &BenchConfig, network: &BenchNetwork, data: &Split) 
     batch.gather(data, &idx);
     let mut grads = BatchGrads::default();
     let mut direction: Vec<Vec<f32>> = model.layers().iter().map(|l| vec![0.0; l.params]).collect();
-    model.forward_backward(&batch, GradRequest::SUM, &mut grads);
+    model.forward_backward(&batch, &GradRequest::SUM, &mut grads);
     update(model.as_mut(), &grads, &mut direction);
     let step_peak = memory::growth_since(base);
     drop((batch, grads, direction, model));
@@ -476,7 +476,7 @@ fn sample_coherence(config: &BenchConfig, network: &BenchNetwork, data: &Split) 
     let all: Vec<usize> = (0..m).collect();
     for chunk in all.chunks(config.batch) {
         batch.gather(data, chunk);
-        model.forward_backward(&batch, metric.needs(), &mut grads);
+        model.forward_backward(&batch, &metric.needs(), &mut grads);
         metric.accumulate(&grads, &batch);
     }
     let values = metric.finish();
@@ -552,7 +552,7 @@ mod tests {
             per_example: true,
             ..GradRequest::SUM
         };
-        model.forward_backward(&batch, all, &mut grads);
+        model.forward_backward(&batch, &all, &mut grads);
         let want: f32 = grads
             .per_example
             .iter()

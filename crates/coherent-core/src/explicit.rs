@@ -128,6 +128,7 @@ impl BatchGrads {
                 .map(|l| grads.iter().flat_map(|g| g[l].iter().copied()).collect())
                 .collect(),
             group_sums: vec![],
+            subset_sums: vec![],
         }
     }
 }

@@ -38,6 +38,9 @@ pub struct BatchGrads {
     pub per_example: Vec<Vec<f32>>,
     /// `group_sums[g][l]`: the summed gradient of group `g` of the batch, when requested.
     pub group_sums: Vec<Vec<Vec<f32>>>,
+    /// `subset_sums[s][l]`: the summed gradient of the examples of
+    /// [`crate::GradRequest::subsets`]`[s]`, when requested.
+    pub subset_sums: Vec<Vec<Vec<f32>>>,
 }
 
 impl BatchGrads {

@@ -97,7 +97,12 @@ impl SumAndSqNorms {
     /// What [`SumAndSqNorms::accumulate`] reads from a chunk: `sum` and `sq_norms`.
     pub const NEEDS: GradRequest = GradRequest {
         sq_norms: true,
-        ..GradRequest::SUM
+        coord_sum_sq: false,
+        gram: false,
+        per_example: false,
+        blocks: false,
+        groups: 0,
+        subsets: Vec::new(),
     };
 
     /// Starts a measurement of `layers`.

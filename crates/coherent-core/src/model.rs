@@ -47,7 +47,7 @@ pub trait Model: Send + Sync {
 
     /// Forward and backward pass of the summed loss over `batch`, computing what `request`
     /// asks for into `out`.
-    fn forward_backward(&mut self, batch: &Batch, request: GradRequest, out: &mut BatchGrads);
+    fn forward_backward(&mut self, batch: &Batch, request: &GradRequest, out: &mut BatchGrads);
 
     /// Calls `f` with the per-example gradients of the last [`Model::forward_backward`],
     /// materialised block by block on demand.

@@ -5,7 +5,7 @@
 /// The summed gradient `S = sum_i g_i`, the per-example losses and the correctness of each
 /// prediction are always produced; every field here adds work and is off by default.
 /// Requests combine with [`GradRequest::union`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GradRequest {
     /// Per-example squared gradient norms `|g_i,l|^2` for every layer `l`.
     pub sq_norms: bool,
@@ -22,6 +22,10 @@ pub struct GradRequest {
     /// Split the batch into this many groups of consecutive examples and return each group's
     /// summed gradient (0: none). Group `g` holds examples `g B / k .. (g + 1) B / k`.
     pub groups: usize,
+    /// Return the summed gradient of each of these sets of examples (row indices into the
+    /// batch) in [`crate::BatchGrads::subset_sums`], in order: e.g. the pristine and the corrupt
+    /// examples of a training batch.
+    pub subsets: Vec<Vec<usize>>,
 }
 
 impl GradRequest {
@@ -33,10 +37,12 @@ impl GradRequest {
         per_example: false,
         blocks: false,
         groups: 0,
+        subsets: Vec::new(),
     };
 
-    /// Everything one request or the other asks for.
-    pub fn union(self, other: GradRequest) -> GradRequest {
+    /// Everything one request or the other asks for. The subsets of `other` follow those of
+    /// `self`, so a consumer finds its own subset sums at the offset of its first subset.
+    pub fn union(&self, other: &GradRequest) -> GradRequest {
         GradRequest {
             sq_norms: self.sq_norms || other.sq_norms,
             coord_sum_sq: self.coord_sum_sq || other.coord_sum_sq,
@@ -44,6 +50,7 @@ impl GradRequest {
             per_example: self.per_example || other.per_example,
             blocks: self.blocks || other.blocks,
             groups: self.groups.max(other.groups),
+            subsets: self.subsets.iter().chain(&other.subsets).cloned().collect(),
         }
     }
 }
@@ -62,8 +69,17 @@ mod tests {
             gram: true,
             ..GradRequest::SUM
         };
-        let u = a.union(b);
+        let u = a.union(&b);
         assert!(u.sq_norms && u.gram && !u.per_example && !u.coord_sum_sq);
+        let c = GradRequest {
+            subsets: vec![vec![0, 2]],
+            ..GradRequest::SUM
+        };
+        let d = GradRequest {
+            subsets: vec![vec![1], vec![3]],
+            ..GradRequest::SUM
+        };
+        assert_eq!(c.union(&d).subsets, vec![vec![0, 2], vec![1], vec![3]]);
         assert_eq!(GradRequest::default(), GradRequest::SUM);
     }
 }

@@ -633,9 +633,14 @@ impl LayerGrads for ConvTrace {
     }
 
     fn group_sum(&mut self, rows: std::ops::Range<usize>, out: &mut [f32]) {
+        let rows: Vec<usize> = rows.collect();
+        self.subset_sum(&rows, out);
+    }
+
+    fn subset_sum(&mut self, rows: &[usize], out: &mut [f32]) {
         let mut g = vec![0.0; self.params()];
         out.fill(0.0);
-        for i in rows {
+        for &i in rows {
             self.example(i, &mut g);
             out.iter_mut().zip(&g).for_each(|(o, v)| *o += v);
         }

@@ -166,6 +166,37 @@ impl Dense {
     }
 }
 
+/// `sum_r Delta_r A_r^T` (then the bias part `sum_r Delta_r`) of `rows` examples whose output
+/// gradients `d` (`rows x o`) and inputs `a` (`rows x i`) are given.
+fn outer_product_sum(
+    d: &[f32],
+    a: &[f32],
+    rows: usize,
+    i: usize,
+    o: usize,
+    bias: bool,
+    out: &mut [f32],
+) {
+    let (w, b) = out.split_at_mut(o * i);
+    matmul(
+        o,
+        rows,
+        i,
+        d,
+        Layout::Transposed,
+        a,
+        Layout::Normal,
+        w,
+        false,
+    );
+    if bias {
+        b.fill(0.0);
+        for row in d.chunks_exact(o) {
+            b.iter_mut().zip(row).for_each(|(g, v)| *g += v);
+        }
+    }
+}
+
 /// What a dense layer records in the backward pass: its input `A` (`rows x inputs`), its output
 /// gradient `Delta` (`rows x outputs`) and the summed parameter gradient.
 #[derive(Debug, Default)]
@@ -367,24 +398,17 @@ impl LayerGrads for DenseTrace {
             &self.delta[rows.start * o..rows.end * o],
             &self.input[rows.start * i..rows.end * i],
         );
-        let (w, bias) = out.split_at_mut(o * i);
-        matmul(
-            o,
-            rows.len(),
-            i,
-            d,
-            Layout::Transposed,
-            a,
-            Layout::Normal,
-            w,
-            false,
-        );
-        if self.bias {
-            bias.fill(0.0);
-            for row in d.chunks_exact(o) {
-                bias.iter_mut().zip(row).for_each(|(g, v)| *g += v);
-            }
+        outer_product_sum(d, a, rows.len(), i, o, self.bias, out);
+    }
+
+    fn subset_sum(&mut self, rows: &[usize], out: &mut [f32]) {
+        let (i, o) = (self.inputs, self.outputs);
+        let (d, a) = (&mut Vec::new(), &mut Vec::new());
+        for &r in rows {
+            d.extend_from_slice(&self.delta[r * o..(r + 1) * o]);
+            a.extend_from_slice(&self.input[r * i..(r + 1) * i]);
         }
+        outer_product_sum(d, a, rows.len(), i, o, self.bias, out);
     }
 
     fn per_example(&mut self, out: &mut [f32]) {

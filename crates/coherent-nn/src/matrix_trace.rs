@@ -76,6 +76,14 @@ impl LayerGrads for MatrixTrace {
         }
     }
 
+    fn subset_sum(&mut self, rows: &[usize], out: &mut [f32]) {
+        out.fill(0.0);
+        for &r in rows {
+            let row = &self.values[r * self.params..(r + 1) * self.params];
+            out.iter_mut().zip(row).for_each(|(o, v)| *o += v);
+        }
+    }
+
     fn per_example(&mut self, out: &mut [f32]) {
         out.copy_from_slice(&self.values);
     }

@@ -20,7 +20,7 @@ pub fn per_example_by_loop(model: &mut dyn Model, batch: &Batch) -> Vec<Vec<Vec<
     let mut grads = BatchGrads::default();
     (0..batch.len())
         .map(|i| {
-            model.forward_backward(&batch.slice(i..i + 1), GradRequest::SUM, &mut grads);
+            model.forward_backward(&batch.slice(i..i + 1), &GradRequest::SUM, &mut grads);
             grads.sum.clone()
         })
         .collect()

@@ -123,7 +123,7 @@ impl Sequential {
     }
 
     /// One forward and backward pass (see [`Model::forward_backward`]).
-    fn pass(&mut self, batch: &Batch, request: GradRequest, out: &mut BatchGrads) {
+    fn pass(&mut self, batch: &Batch, request: &GradRequest, out: &mut BatchGrads) {
         let rows = batch.len();
         for op in &self.ops {
             op.release_input(&self.empty);
@@ -188,6 +188,14 @@ impl Sequential {
             for (buf, tr) in sums.iter_mut().zip(traces.iter_mut()) {
                 buf.resize(tr.params(), 0.0);
                 tr.group_sum(BatchGrads::group_range(g, k, rows), buf);
+            }
+        }
+        out.subset_sums.resize_with(request.subsets.len(), Vec::new);
+        for (subset, sums) in request.subsets.iter().zip(&mut out.subset_sums) {
+            sums.resize_with(traces.len(), Vec::new);
+            for (buf, tr) in sums.iter_mut().zip(traces.iter_mut()) {
+                buf.resize(tr.params(), 0.0);
+                tr.subset_sum(subset, buf);
             }
         }
     }
@@ -265,7 +273,7 @@ impl Model for Sequential {
             .collect()
     }
 
-    fn forward_backward(&mut self, batch: &Batch, request: GradRequest, out: &mut BatchGrads) {
+    fn forward_backward(&mut self, batch: &Batch, request: &GradRequest, out: &mut BatchGrads) {
         // Run the pass on a rayon worker: the matrix products then share the pool with the
         // calling thread instead of adding threads to it (on 2 cores, ~10% faster). Tiny
         // batches stay on the calling thread, where handing over costs more than it saves.
@@ -400,9 +408,11 @@ mod tests {
             per_example: true,
             blocks: true,
             groups: 3,
+            // every other example backwards, and the first one alone
+            subsets: vec![(0..b.len()).rev().step_by(2).collect(), vec![0]],
         };
         let mut out = BatchGrads::default();
-        model.forward_backward(b, request, &mut out);
+        model.forward_backward(b, &request, &mut out);
         let rows = b.len();
         assert_eq!(out.batch_size, rows);
         for (l, info) in model.layers().iter().enumerate() {
@@ -454,6 +464,15 @@ mod tests {
                 );
             }
         }
+        for (subset, sums) in request.subsets.iter().zip(&out.subset_sums) {
+            for (l, info) in model.layers().iter().enumerate() {
+                let want: Vec<f32> = (0..info.params)
+                    .map(|c| subset.iter().map(|&i| reference[i][l][c]).sum())
+                    .collect();
+                assert_close(&sums[l], &want, &format!("{} subset {subset:?}", info.name));
+            }
+        }
+        assert_eq!(out.subset_sums.len(), 2);
         let layers = model.layers().to_vec();
         model.per_example_blocks(&mut |src| {
             assert_eq!((src.batch(), src.layers()), (rows, layers.len()));
@@ -505,8 +524,8 @@ mod tests {
             check_against_reference(&mut f, &b);
             let mut u = network(&[12, 10, 8, 4], act, true, LossKind::CrossEntropy, 20);
             let (mut gf, mut gu) = (BatchGrads::default(), BatchGrads::default());
-            f.forward_backward(&b, GradRequest::SUM, &mut gf);
-            u.forward_backward(&b, GradRequest::SUM, &mut gu);
+            f.forward_backward(&b, &GradRequest::SUM, &mut gf);
+            u.forward_backward(&b, &GradRequest::SUM, &mut gu);
             for (a, b) in gf.sum.iter().zip(&gu.sum) {
                 assert_close(a, b, "fused vs unfused");
             }
@@ -597,9 +616,10 @@ mod tests {
             per_example: true,
             blocks: true,
             groups: 3,
+            subsets: vec![vec![1, 2]],
         };
-        m.forward_backward(&b, all, &mut out);
-        m.forward_backward(&b, GradRequest::SUM, &mut out);
+        m.forward_backward(&b, &all, &mut out);
+        m.forward_backward(&b, &GradRequest::SUM, &mut out);
         assert!(out.sq_norms.is_empty() && out.gram.is_empty() && out.per_example.is_empty());
         assert_eq!(out.sum.len(), 2);
     }
@@ -679,7 +699,7 @@ mod tests {
         let b = batch(3, 2 * 9 * 8, 3, LossKind::CrossEntropy, 41);
         let mut m = conv_net(NormMethod::Auto, 40);
         let mut out = BatchGrads::default();
-        m.forward_backward(&b, GradRequest::SUM, &mut out);
+        m.forward_backward(&b, &GradRequest::SUM, &mut out);
         let total = |m: &Sequential| -> f64 {
             let (mut l, mut c) = (vec![], vec![]);
             m.evaluate(&b, &mut l, &mut c);
@@ -806,7 +826,7 @@ mod tests {
             p.iter_mut().for_each(|v| *v += 0.1 * rng.normal() as f32);
         }
         let mut out = BatchGrads::default();
-        m.forward_backward(&b, GradRequest::SUM, &mut out);
+        m.forward_backward(&b, &GradRequest::SUM, &mut out);
         let total = |m: &Sequential| -> f64 {
             let (mut l, mut c) = (vec![], vec![]);
             m.evaluate(&b, &mut l, &mut c);

@@ -82,4 +82,6 @@ pub trait LayerGrads {
     fn per_example(&mut self, out: &mut [f32]);
     /// The summed gradient of examples `rows` only.
     fn group_sum(&mut self, rows: std::ops::Range<usize>, out: &mut [f32]);
+    /// The summed gradient of the examples `rows` (any subset of the batch, in any order).
+    fn subset_sum(&mut self, rows: &[usize], out: &mut [f32]);
 }

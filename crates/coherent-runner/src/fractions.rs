@@ -163,6 +163,6 @@ fn group_dot(
         return 0.0;
     }
     batch.gather(train, group);
-    model.forward_backward(batch, GradRequest::SUM, grads);
+    model.forward_backward(batch, &GradRequest::SUM, grads);
     dot(sum, &grads.sum)
 }

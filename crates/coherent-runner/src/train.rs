@@ -44,7 +44,7 @@ fn measure_metric(
     let chunk_size = metric.chunk_size().unwrap_or(METRIC_CHUNK).max(1);
     for chunk in sample.chunks(chunk_size) {
         batch.gather(train, chunk);
-        model.forward_backward(batch, metric.needs(), grads);
+        model.forward_backward(batch, &metric.needs(), grads);
         metric.accumulate(grads, batch);
     }
     metric.finish()
@@ -302,7 +302,7 @@ fn train_in(
         }
         let indices = &progress.order[pos..(pos + t.batch_size).min(n)];
         batch.gather(train, indices);
-        plan.model.forward_backward(&batch, request, &mut grads);
+        plan.model.forward_backward(&batch, &request, &mut grads);
         if !grads.losses.iter().all(|l| l.is_finite()) {
             status = Status::Diverged(step);
             break;

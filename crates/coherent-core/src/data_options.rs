@@ -7,25 +7,31 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// `path`, `train_limit`, `test_limit`, `label_noise`, `noise_mode`, `noise_seed`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, crate::PluginConfig)]
 #[serde(deny_unknown_fields)]
 pub struct DataOptions {
-    /// Directory holding the data files.
+    /// Directory holding the data files (relative paths resolve against the working
+    /// directory); required unless the dataset bundles its data.
     #[serde(default)]
+    #[param(ty = "directory")]
     pub path: Option<PathBuf>,
-    /// Use only the first `train_limit` training examples.
+    /// Use only the first N training examples.
     #[serde(default)]
+    #[param(default = "all")]
     pub train_limit: Option<usize>,
-    /// Use only the first `test_limit` test examples.
+    /// Use only the first N test examples.
     #[serde(default)]
+    #[param(default = "all")]
     pub test_limit: Option<usize>,
-    /// Fraction of training labels corrupted, in `[0, 1]`.
+    /// Fraction of training examples whose labels are corrupted, in [0, 1].
     #[serde(default)]
     pub label_noise: f64,
-    /// How corrupted labels are drawn.
+    /// Permute the selected labels among themselves (Chatterjee 2020) or draw them uniformly
+    /// (Zielinski et al. 2020).
     #[serde(default)]
     pub noise_mode: NoiseMode,
-    /// Seed of the label noise (fixed by default, so every run sees the same corruption).
+    /// Seed of the label noise, independent of the run seed (fixed by default, so every run
+    /// sees the same corruption).
     #[serde(default)]
     pub noise_seed: u64,
 }
@@ -71,52 +77,6 @@ impl DataOptions {
         }
         apply_label_noise(train, self.label_noise, self.noise_mode, self.noise_seed);
     }
-}
-
-/// The parameter docs of [`DataOptions`], with the plugin's own description of `path`.
-#[macro_export]
-macro_rules! data_option_params {
-    ($path_default:expr, $path_doc:expr) => {
-        &[
-            $crate::ParamDoc {
-                name: "path",
-                ty: "directory",
-                default: $path_default,
-                doc: $path_doc,
-            },
-            $crate::ParamDoc {
-                name: "train_limit",
-                ty: "integer",
-                default: "all",
-                doc: "use only the first N training examples",
-            },
-            $crate::ParamDoc {
-                name: "test_limit",
-                ty: "integer",
-                default: "all",
-                doc: "use only the first N test examples",
-            },
-            $crate::ParamDoc {
-                name: "label_noise",
-                ty: "float in [0, 1]",
-                default: "0.0",
-                doc: "fraction of training examples whose labels are corrupted",
-            },
-            $crate::ParamDoc {
-                name: "noise_mode",
-                ty: "\"permute\" | \"uniform\"",
-                default: "\"permute\"",
-                doc:
-                    "permute the selected labels among themselves (CG) or draw them uniformly (WS)",
-            },
-            $crate::ParamDoc {
-                name: "noise_seed",
-                ty: "integer",
-                default: "0",
-                doc: "seed of the label noise, independent of the run seed",
-            },
-        ]
-    };
 }
 
 #[cfg(test)]

@@ -8,13 +8,13 @@
 //! [`measure_examples`] streams such vectors through a metric as the runner would, and
 //! [`random_examples`] draws them.
 
-use crate::{Batch, BatchGrads, CoherenceMetric, LayerInfo, Measurement, Rng};
+use crate::{Batch, BatchGrads, CoherenceMetric, LayerInfo, Measurements, Rng};
 
 /// One measurement of `metric` on the per-example gradients `grads[i][l]`, streamed as the
 /// runner streams a sample: [`CoherenceMetric::begin`] with layers `l0`, `l1`, ... of the
 /// examples' sizes, [`CoherenceMetric::accumulate`] once per `chunk` examples (with
 /// [`BatchGrads::from_examples`] and the chunk's `labels`; no labels: a regression), then
-/// [`CoherenceMetric::finish`].
+/// [`CoherenceMetric::finish`], keeping per-layer values.
 ///
 /// # Panics
 ///
@@ -25,7 +25,7 @@ pub fn measure_examples(
     grads: &[Vec<Vec<f32>>],
     chunk: usize,
     labels: &[u32],
-) -> Vec<Measurement> {
+) -> Measurements {
     assert!(
         labels.is_empty() || labels.len() == grads.len(),
         "one label per example"
@@ -40,7 +40,9 @@ pub fn measure_examples(
         };
         metric.accumulate(&BatchGrads::from_examples(part), &batch);
     }
-    metric.finish()
+    let mut out = Measurements::new(true);
+    metric.finish(&mut out);
+    out
 }
 
 /// The layers `l0`, `l1`, ... (kind `test`) of the per-example gradients `grads[i][l]`, sized

@@ -8,8 +8,15 @@
 //! declares what it needs with [`CoherenceMetric::needs`] / [`GradientAggregator::needs`], and
 //! the runner asks the model for the union, so nothing is computed that nobody reads.
 //!
+//! Research protocols that watch a run (loss fractions, learning times, early stopping, ...)
+//! implement [`RunObserver`]. Every plugin's parameters are a typed serde struct whose docs
+//! come from the struct itself ([`PluginConfig`]).
+//!
 //! This crate depends on neither dfdx nor any implementation: networks live in
 //! `coherent-nn` and `plugins/networks`, the training loop in `coherent-runner`.
+
+// The derive macros name this crate `::coherent_core`, also when used inside it.
+extern crate self as coherent_core;
 
 mod aggregator;
 mod args;
@@ -18,30 +25,34 @@ mod data_options;
 mod dataset;
 mod explicit;
 mod grads;
+mod measurements;
 mod metric;
 mod metric_support;
 mod model;
 pub mod noise;
+mod observer;
+mod params;
 mod registry;
 mod request;
 mod rng;
 
 pub use aggregator::{AggregatorState, GradientAggregator, OptimizerSettings};
 pub use args::{ConfigError, PluginArgs};
+pub use coherent_derive::{ParamType, PluginConfig};
 pub use data::{Batch, InputShape, Split, Targets, TargetsRef};
 pub use data_options::DataOptions;
 pub use dataset::{DataError, Dataset};
 pub use explicit::{example_layers, measure_examples, random_examples};
 pub use grads::{columns_to_rows, BatchGrads, LayerInfo, PerExampleBlocks};
-pub use metric::{CoherenceMetric, Measurement};
-pub use metric_support::{
-    add_per_layer, check_sampling, default_every_steps, default_one_chunk_sample,
-    default_per_layer, default_sample, zero_per_layer, SqSums, SumAndSqNorms,
-};
+pub use measurements::Measurements;
+pub use metric::CoherenceMetric;
+pub use metric_support::{add_per_layer, zero_per_layer, SqSums, SumAndSqNorms};
 pub use model::{LossKind, Model, ModelSpec};
+pub use observer::{Evaluation, ObserverOutput, RunEnd, RunInfo, RunObserver, StepGrads, StepInfo};
+pub use params::{ParamDoc, ParamType, PluginConfig};
 pub use registry::{
-    AggregatorEntry, DatasetBuildError, DatasetEntry, MetricEntry, NetworkEntry, ParamDoc,
-    PluginKind, Registry, RegistryError,
+    renamed, AggregatorEntry, DatasetBuildError, DatasetEntry, Listing, MetricEntry, NetworkEntry,
+    ObserverEntry, PluginKind, Registry, RegistryError, Sampling, RENAMED,
 };
 pub use request::GradRequest;
 pub use rng::Rng;
@@ -49,3 +60,5 @@ pub use rng::Rng;
 /// Re-exported so that plugin crates can call `coherent_core::inventory::submit!` without a
 /// direct dependency on `inventory`.
 pub use inventory;
+/// Re-exported for observers' states and summaries.
+pub use serde_json;

@@ -1,36 +1,25 @@
 //! The `CoherenceMetric` trait: a measurement streamed over a fixed sample of examples.
 
-use crate::{Batch, BatchGrads, GradRequest, LayerInfo};
-
-/// One named scalar of a measurement (`coherence`, `coherence/fc1`, `sample_loss`, ...).
-pub type Measurement = (String, f64);
+use crate::{Batch, BatchGrads, GradRequest, LayerInfo, Measurements};
 
 /// A metric of the per-example gradients of a fixed sample of training examples.
 ///
-/// The runner draws the metric's sample once per run (`sample_size` examples of the training
-/// split, with the run's seed), and at every measurement point streams it through the model
-/// in chunks: [`CoherenceMetric::begin`], then [`CoherenceMetric::accumulate`] once per chunk
-/// with the quantities of [`CoherenceMetric::needs`], then [`CoherenceMetric::finish`]. A
-/// metric therefore holds O(P) state at most, whatever the sample size.
+/// A metric only measures; the runner schedules it. From each `[[metrics]]` table the runner
+/// reads `every_steps`, `sample` (the size `m` of the fixed sample), `chunk` (examples per
+/// backward pass) and `per_layer`, draws the sample once per run, and at every measurement
+/// point streams it through the model: [`CoherenceMetric::begin`], then
+/// [`CoherenceMetric::accumulate`] once per chunk with the quantities of
+/// [`CoherenceMetric::needs`], then [`CoherenceMetric::finish`]. Metrics that share a sample
+/// and a chunk size are measured in the same passes, with the union of their requests, so a
+/// second metric on the same sample costs little more than its own arithmetic. A metric
+/// therefore holds O(P) state at most, whatever the sample size.
+///
+/// What a metric needs of its sample — how large it must be, whether the whole sample must be
+/// one chunk (pairwise metrics that read the `m x m` Gram matrix), the chunk size that bounds
+/// its memory — is declared in its registry entry ([`crate::Sampling`]).
 pub trait CoherenceMetric: Send {
     /// What the metric needs from each chunk's backward pass.
     fn needs(&self) -> GradRequest;
-
-    /// Number of training examples in the fixed sample.
-    fn sample_size(&self) -> usize;
-
-    /// Measure every this many optimisation steps (and at step 0 and at the end).
-    fn every_steps(&self) -> usize;
-
-    /// Examples per backward pass (`None`: the runner's default of 500).
-    ///
-    /// A metric of pairwise inner products across the whole sample (stiffness, gradient
-    /// confusion) asks for the whole sample in one chunk and reads the `m x m` Gram matrix
-    /// of [`BatchGrads::gram`]; a metric that materialises per-example gradients asks for small
-    /// chunks to bound the `chunk x P` matrix.
-    fn chunk_size(&self) -> Option<usize> {
-        None
-    }
 
     /// Starts a measurement.
     fn begin(&mut self, layers: &[LayerInfo]);
@@ -39,6 +28,7 @@ pub trait CoherenceMetric: Send {
     /// (`batch.labels` are the chunk's labels, for class-aware metrics).
     fn accumulate(&mut self, chunk: &BatchGrads, batch: &Batch);
 
-    /// Ends the measurement and returns the named values.
-    fn finish(&mut self) -> Vec<Measurement>;
+    /// Ends the measurement and writes the named values into `out` (per-layer values with
+    /// [`Measurements::push_layer`], which the runner keeps or drops by `per_layer`).
+    fn finish(&mut self, out: &mut Measurements);
 }

@@ -1,55 +1,7 @@
-//! What the metric plugins share: the defaults and checks of their sampling parameters, the
-//! streamed per-layer sums `S = sum_i g_i` and `Q = sum_i |g_i|^2`, and the whole-network Gram
-//! matrix of a chunk.
-//!
-//! Each plugin keeps its own config struct (serde's `flatten` cannot be combined with
-//! `deny_unknown_fields`), but names these functions as its fields' defaults and calls
-//! [`check_sampling`] in its `build`, so every metric reads and rejects `every_steps` and
-//! `sample` alike.
+//! What the metric plugins share: the streamed per-layer sums `S = sum_i g_i` and
+//! `Q = sum_i |g_i|^2`, and the whole-network Gram matrix of a chunk.
 
-use crate::{BatchGrads, ConfigError, GradRequest, LayerInfo, PluginArgs};
-
-/// Default `every_steps` of a metric: measure every 50 optimisation steps.
-pub fn default_every_steps() -> usize {
-    50
-}
-
-/// Default `sample` of a metric streamed in chunks: 1000 examples.
-pub fn default_sample() -> usize {
-    1000
-}
-
-/// Default `sample` of a metric that reads the `m x m` Gram matrix of one chunk: 500 examples.
-pub fn default_one_chunk_sample() -> usize {
-    500
-}
-
-/// Default `per_layer` of a metric: per-layer values are reported.
-pub fn default_per_layer() -> bool {
-    true
-}
-
-/// Checks `every_steps >= 1` and `sample >= min_sample`, returning the located error of the
-/// first that fails; `why` (if not empty) says in parentheses why `sample` needs `min_sample`.
-pub fn check_sampling(
-    args: &PluginArgs,
-    every_steps: usize,
-    sample: usize,
-    min_sample: usize,
-    why: &str,
-) -> Result<(), ConfigError> {
-    if every_steps == 0 {
-        return Err(args.invalid("every_steps", "must be at least 1"));
-    }
-    if sample < min_sample {
-        let mut message = format!("must be at least {min_sample}");
-        if !why.is_empty() {
-            message.push_str(&format!(" ({why})"));
-        }
-        return Err(args.invalid("sample", message));
-    }
-    Ok(())
-}
+use crate::{BatchGrads, GradRequest, LayerInfo};
 
 /// Resizes `bufs` to one zeroed buffer per layer, of the layer's parameter count, keeping the
 /// allocations of earlier measurements.
@@ -177,24 +129,6 @@ mod tests {
                 params,
             })
             .collect()
-    }
-
-    #[test]
-    fn sampling_errors_point_at_the_offending_value() {
-        let text = "every_steps = 0";
-        let args = PluginArgs::from_toml(text).unwrap();
-        let err = check_sampling(&args, 0, 10, 2, "").unwrap_err();
-        assert_eq!(&text[err.span.unwrap()], "0");
-        assert_eq!(err.message, "`every_steps`: must be at least 1");
-        let text = "sample = 1";
-        let args = PluginArgs::from_toml(text).unwrap();
-        let err = check_sampling(&args, 50, 1, 2, "a pair").unwrap_err();
-        assert_eq!(&text[err.span.unwrap()], "1");
-        assert_eq!(err.message, "`sample`: must be at least 2 (a pair)");
-        let args = PluginArgs::empty();
-        assert!(check_sampling(&args, 1, 2, 2, "").is_ok());
-        let err = check_sampling(&args, 1, 0, 1, "").unwrap_err();
-        assert_eq!(err.message, "`sample`: must be at least 1");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::{Rng, Split, Targets};
 use serde::Deserialize;
 
 /// How the labels of selected examples are replaced.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, crate::ParamType)]
 #[serde(rename_all = "snake_case")]
 pub enum NoiseMode {
     /// Permute the selected labels among themselves.

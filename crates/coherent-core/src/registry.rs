@@ -10,23 +10,10 @@
 
 use crate::{
     CoherenceMetric, ConfigError, DataError, Dataset, GradientAggregator, Model, ModelSpec,
-    PluginArgs,
+    ParamDoc, PluginArgs, RunObserver,
 };
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
-
-/// Documentation of one plugin parameter, shown by `coherent plugins`.
-#[derive(Clone, Copy, Debug)]
-pub struct ParamDoc {
-    /// Key in the plugin's manifest table.
-    pub name: &'static str,
-    /// Type, as a reader would write it (`integer`, `float in [0, 1]`, `list of integers`).
-    pub ty: &'static str,
-    /// Default value, as TOML (`"required"` when there is none).
-    pub default: &'static str,
-    /// What it means.
-    pub doc: &'static str,
-}
 
 /// Error from building a dataset: bad parameters or bad files.
 #[derive(Debug, thiserror::Error)]
@@ -40,23 +27,37 @@ pub enum DatasetBuildError {
 }
 
 macro_rules! entry {
-    ($(#[$doc:meta])* $entry:ident, $built:ty, $err:ty, ($($arg:ty),*)) => {
+    (
+        $(#[$doc:meta])* $entry:ident, $built:ty, $err:ty, ($($arg:ty),*)
+        $(, $(#[$fdoc:meta])* $field:ident: $fty:ty)*
+    ) => {
         $(#[$doc])*
         #[derive(Clone, Copy)]
         pub struct $entry {
-            /// Registry name: the manifest's `plugin` value (snake_case or kebab-case).
+            /// Registry name: the manifest's `plugin` value, in snake_case.
             pub name: &'static str,
             /// One-line description.
             pub description: &'static str,
-            /// The parameters the plugin accepts.
-            pub params: &'static [ParamDoc],
+            /// The docs of the parameters the plugin accepts (from its config type:
+            /// `MyConfig::params`, see [`crate::PluginConfig`]).
+            pub params: fn() -> Vec<ParamDoc>,
             /// Builds the plugin from its manifest table.
             pub build: fn(&PluginArgs $(, $arg)*) -> Result<$built, $err>,
+            $($(#[$fdoc])* pub $field: $fty,)*
         }
         inventory::collect!($entry);
         impl std::fmt::Debug for $entry {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.debug_struct(stringify!($entry)).field("name", &self.name).finish()
+            }
+        }
+        impl Listed for $entry {
+            fn listing(&self) -> Listing {
+                Listing {
+                    name: self.name,
+                    description: self.description,
+                    params: (self.params)(),
+                }
             }
         }
     };
@@ -72,14 +73,80 @@ entry!(
 );
 entry!(
     /// A metric plugin (`[[metrics]]` entries).
-    MetricEntry, Box<dyn CoherenceMetric>, ConfigError, ()
+    MetricEntry, Box<dyn CoherenceMetric>, ConfigError, (),
+    /// What the metric needs of its fixed sample, and the runner's defaults for it.
+    sampling: Sampling,
+    /// The quantities shown in the log line and the comparison table (peak and final value),
+    /// e.g. `&["coherence"]`; most metrics show none.
+    headline: &'static [&'static str]
 );
 entry!(
     /// A gradient aggregator plugin (`[aggregator]` section).
     AggregatorEntry, Box<dyn GradientAggregator>, ConfigError, ()
 );
+entry!(
+    /// An observer plugin (`[[observers]]` entries): a research protocol watching the run.
+    ObserverEntry, Box<dyn RunObserver>, ConfigError, (),
+    /// Whether every run has it (with its defaults) unless the manifest switches it off with
+    /// `enabled = false`.
+    default_on: bool
+);
 
-/// The four kinds of plugin.
+/// What a metric needs of its fixed sample (declared in its [`MetricEntry`]); the runner reads
+/// `sample` and `chunk` from the manifest with these as defaults and checks them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sampling {
+    /// Default size `m` of the sample.
+    pub sample: usize,
+    /// The smallest `m` the metric is defined for (2 for pairwise quantities).
+    pub min_sample: usize,
+    /// Default examples per backward pass; `None`: the whole sample in one pass, always
+    /// (metrics of pairwise inner products across the sample, which read the `m x m` Gram
+    /// matrix).
+    pub chunk: Option<usize>,
+}
+
+impl Sampling {
+    /// A metric streamed over 1000 examples in chunks of 500, defined from one example on.
+    pub const STREAMED: Sampling = Sampling {
+        sample: 1000,
+        min_sample: 1,
+        chunk: Some(500),
+    };
+}
+
+/// One plugin as `coherent plugins` lists it.
+#[derive(Clone, Debug)]
+pub struct Listing {
+    /// Registry name.
+    pub name: &'static str,
+    /// One-line description.
+    pub description: &'static str,
+    /// Its parameters.
+    pub params: Vec<ParamDoc>,
+}
+
+/// Registry entries that can be listed.
+trait Listed {
+    fn listing(&self) -> Listing;
+}
+
+/// Plugins renamed to the one naming case (snake_case): `(old name, new name)`. A manifest
+/// may still use an old name; the runner warns and uses the new one.
+pub const RENAMED: &[(&str, &str)] = &[
+    ("toy-linear", "toy_linear"),
+    ("fashion-mnist", "fashion_mnist"),
+];
+
+/// The current name of a plugin that was renamed, if `name` is an old one.
+pub fn renamed(name: &str) -> Option<&'static str> {
+    RENAMED
+        .iter()
+        .find(|(old, _)| *old == name)
+        .map(|(_, new)| *new)
+}
+
+/// The kinds of plugin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum PluginKind {
     /// Networks (`[model]`).
@@ -90,15 +157,18 @@ pub enum PluginKind {
     Metric,
     /// Gradient aggregators (`[aggregator]`).
     Aggregator,
+    /// Observers (`[[observers]]`).
+    Observer,
 }
 
 impl PluginKind {
     /// Every kind, in display order.
-    pub const ALL: [PluginKind; 4] = [
+    pub const ALL: [PluginKind; 5] = [
         PluginKind::Network,
         PluginKind::Dataset,
         PluginKind::Metric,
         PluginKind::Aggregator,
+        PluginKind::Observer,
     ];
 
     /// Plural name used in listings.
@@ -108,6 +178,7 @@ impl PluginKind {
             PluginKind::Dataset => "datasets",
             PluginKind::Metric => "metrics",
             PluginKind::Aggregator => "aggregators",
+            PluginKind::Observer => "observers",
         }
     }
 }
@@ -133,6 +204,8 @@ pub struct Registry {
     pub metrics: BTreeMap<&'static str, &'static MetricEntry>,
     /// Aggregators by name.
     pub aggregators: BTreeMap<&'static str, &'static AggregatorEntry>,
+    /// Observers by name.
+    pub observers: BTreeMap<&'static str, &'static ObserverEntry>,
 }
 
 fn collect<T>(
@@ -170,32 +243,21 @@ impl Registry {
             aggregators: collect("aggregator", inventory::iter::<AggregatorEntry>(), |e| {
                 e.name
             })?,
+            observers: collect("observer", inventory::iter::<ObserverEntry>(), |e| e.name)?,
         })
     }
 
     /// Names, descriptions and parameters of the plugins of one kind, sorted by name.
-    pub fn list(&self, kind: PluginKind) -> Vec<(&'static str, &'static str, &'static [ParamDoc])> {
+    pub fn list(&self, kind: PluginKind) -> Vec<Listing> {
+        fn all<E: Listed>(map: &BTreeMap<&'static str, &'static E>) -> Vec<Listing> {
+            map.values().map(|e| e.listing()).collect()
+        }
         match kind {
-            PluginKind::Network => self
-                .networks
-                .values()
-                .map(|e| (e.name, e.description, e.params))
-                .collect(),
-            PluginKind::Dataset => self
-                .datasets
-                .values()
-                .map(|e| (e.name, e.description, e.params))
-                .collect(),
-            PluginKind::Metric => self
-                .metrics
-                .values()
-                .map(|e| (e.name, e.description, e.params))
-                .collect(),
-            PluginKind::Aggregator => self
-                .aggregators
-                .values()
-                .map(|e| (e.name, e.description, e.params))
-                .collect(),
+            PluginKind::Network => all(&self.networks),
+            PluginKind::Dataset => all(&self.datasets),
+            PluginKind::Metric => all(&self.metrics),
+            PluginKind::Aggregator => all(&self.aggregators),
+            PluginKind::Observer => all(&self.observers),
         }
     }
 }

@@ -91,6 +91,59 @@ impl PluginArgs {
         self.value.span()
     }
 
+    /// Whether the table has `key`.
+    pub fn has(&self, key: &str) -> bool {
+        matches!(self.value.get_ref(), DeValue::Table(t) if t.iter().any(|(k, _)| k.get_ref().as_ref() == key))
+    }
+
+    /// Splits the table in two, spans kept: the entries whose key is in `keys`, and the others.
+    /// (The runner takes its own keys out of a plugin's table this way.)
+    pub fn split_off(&self, keys: &[&str]) -> (PluginArgs, PluginArgs) {
+        let (mut taken, mut rest) = (DeTable::new(), DeTable::new());
+        if let DeValue::Table(t) = self.value.get_ref() {
+            for (k, v) in t.iter() {
+                let side = match keys.contains(&k.get_ref().as_ref()) {
+                    true => &mut taken,
+                    false => &mut rest,
+                };
+                side.insert(k.clone(), v.clone());
+            }
+        }
+        let wrap = |t| PluginArgs::new(Spanned::new(self.value.span(), DeValue::Table(t)));
+        (wrap(taken), wrap(rest))
+    }
+
+    /// This table plus `key = value` taken from `other`'s key `from` (span kept), if `other`
+    /// has it; a key given in both is `Err` with the span of the second.
+    pub fn with_moved(
+        &self,
+        other: &PluginArgs,
+        from: &str,
+        key: &str,
+    ) -> Result<PluginArgs, Range<usize>> {
+        let DeValue::Table(source) = other.value.get_ref() else {
+            return Ok(self.clone());
+        };
+        let Some((k, v)) = source.iter().find(|(k, _)| k.get_ref().as_ref() == from) else {
+            return Ok(self.clone());
+        };
+        if self.has(key) {
+            return Err(k.span());
+        }
+        let mut table = match self.value.get_ref() {
+            DeValue::Table(t) => t.clone(),
+            _ => DeTable::new(),
+        };
+        table.insert(
+            Spanned::new(k.span(), std::borrow::Cow::Owned(key.to_string())),
+            v.clone(),
+        );
+        Ok(PluginArgs::new(Spanned::new(
+            self.value.span(),
+            DeValue::Table(table),
+        )))
+    }
+
     /// An error about the value of `key`.
     pub fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
         ConfigError::new(
@@ -142,6 +195,24 @@ mod tests {
             .parse::<Conf>()
             .unwrap_err();
         assert_eq!(&text[err.span.clone().unwrap()], "\"wide\"", "{err:?}");
+    }
+
+    #[test]
+    fn tables_split_and_take_moved_keys_with_their_spans() {
+        let text = "every_steps = 5\nrel = 2.0\nsample = 10";
+        let args = PluginArgs::from_toml(text).unwrap();
+        let (mine, rest) = args.split_off(&["every_steps", "sample"]);
+        assert!(mine.has("every_steps") && mine.has("sample") && !mine.has("rel"));
+        assert!(rest.has("rel") && !rest.has("sample"));
+        assert_eq!(&text[mine.span_of("sample")], "10");
+        let old = PluginArgs::from_toml("fractions_every = 3").unwrap();
+        let moved = PluginArgs::empty()
+            .with_moved(&old, "fractions_every", "every")
+            .unwrap();
+        assert!(moved.has("every"));
+        assert!(moved.with_moved(&old, "fractions_every", "every").is_err());
+        let unchanged = rest.with_moved(&old, "absent", "every").unwrap();
+        assert!(!unchanged.has("every"));
     }
 
     #[test]

@@ -105,6 +105,8 @@ pub struct RunEnd<'a> {
 pub struct ObserverOutput {
     /// Its part of `summary.json`, stored under the observer's registry name.
     pub summary: Option<Value>,
+    /// Cells of its own in the comparison table of runs: `(heading, text)`.
+    pub table: Vec<(String, String)>,
     /// Files of its own for the run directory: `(file name, contents)`.
     pub files: Vec<(String, Vec<u8>)>,
 }

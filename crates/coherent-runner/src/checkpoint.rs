@@ -1,21 +1,23 @@
 //! Checkpoints: the whole state of a run at the start of a step, so that `coherent run
 //! --resume` continues a killed run to the result the uninterrupted run would have reached.
 //!
-//! Format of `checkpoint.bin`: the line `coherent-checkpoint 1`, one line of JSON (the
-//! [`Header`]), then the vectors of the header's `lengths` as little-endian f32 in order:
-//! the parameters of each layer, the optimizer's velocity (if any), the aggregator's vectors.
+//! Format of `checkpoint.bin`: the line `coherent-checkpoint 2`, one line of JSON (the
+//! [`Header`], with each observer's state under its name), then the vectors of the header's
+//! `lengths` as little-endian f32 in order: the parameters of each layer, the optimizer's
+//! velocity (if any), the aggregator's vectors. A checkpoint of another version is not
+//! resumed (the run starts again).
 //! The file is written atomically (temporary file, fsync, rename), so a reader finds the
 //! previous checkpoint or the new one, never a part.
 
-use crate::fractions::LossFractions;
-use crate::learning::LearningTimes;
-use crate::record::{write_atomic, RecordError};
+use coherent_record::files::CHECKPOINT as FILE;
+use coherent_record::{write_atomic, RecordError};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use std::path::Path;
 
-/// The checkpoint's file name in the run directory.
-pub const FILE: &str = "checkpoint.bin";
-const MAGIC: &str = "coherent-checkpoint 1\n";
+const MAGIC: &str = "coherent-checkpoint 2\n";
+/// The first line of checkpoints of earlier versions.
+const OLDER: &str = "coherent-checkpoint ";
 
 /// The small part of the state, stored as JSON.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -29,10 +31,8 @@ pub struct Header {
     pub shuffle: u64,
     /// The current epoch's order of training examples.
     pub order: Vec<u32>,
-    /// Loss-fraction sums.
-    pub fractions: Option<LossFractions>,
-    /// Learning-time streaks.
-    pub learning: LearningTimes,
+    /// Each observer's state, under its name.
+    pub observers: Map<String, Value>,
     /// Seconds of training before this checkpoint (so `elapsed_s` continues after a resume).
     pub elapsed_s: f64,
     /// The aggregator's integers.
@@ -47,6 +47,9 @@ pub fn manifest_hash(text: &str) -> u64 {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
     })
 }
+
+/// What [`Checkpoint::load`] says of a checkpoint written by an earlier version.
+pub const OLDER_VERSION: &str = "a checkpoint of an earlier version of coherent";
 
 /// A whole checkpoint.
 #[derive(Clone, Debug, Default)]
@@ -89,9 +92,12 @@ impl Checkpoint {
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
         let bad = |what: &str| format!("{}: {what}", path.display());
-        let rest = bytes
-            .strip_prefix(MAGIC.as_bytes())
-            .ok_or_else(|| bad("not a coherent checkpoint (bad first line)"))?;
+        let Some(rest) = bytes.strip_prefix(MAGIC.as_bytes()) else {
+            if bytes.starts_with(OLDER.as_bytes()) {
+                return Err(bad(OLDER_VERSION));
+            }
+            return Err(bad("not a coherent checkpoint (bad first line)"));
+        };
         let end = rest
             .iter()
             .position(|&b| b == b'\n')

@@ -18,6 +18,8 @@ pub struct Diagnostic {
     pub message: String,
     /// How to fix it (e.g. the valid choices).
     pub help: Option<String>,
+    /// A warning (the manifest still works) rather than an error.
+    pub warning: bool,
     snippet: Option<(String, usize, usize)>,
 }
 
@@ -35,6 +37,7 @@ impl Diagnostic {
             column: None,
             message: message.into(),
             help: None,
+            warning: false,
             snippet: None,
         };
         if let Some(span) = span {
@@ -73,6 +76,12 @@ impl Diagnostic {
         self.help = Some(help.into());
         self
     }
+
+    /// The same problem as a warning.
+    pub fn into_warning(mut self) -> Diagnostic {
+        self.warning = true;
+        self
+    }
 }
 
 impl fmt::Display for Diagnostic {
@@ -81,7 +90,8 @@ impl fmt::Display for Diagnostic {
         if let (Some(l), Some(c)) = (self.line, self.column) {
             write!(f, ":{l}:{c}")?;
         }
-        writeln!(f, ": error: {}", self.message)?;
+        let severity = if self.warning { "warning" } else { "error" };
+        writeln!(f, ": {severity}: {}", self.message)?;
         if let (Some((text, column, width)), Some(line)) = (&self.snippet, self.line) {
             let gutter = line.to_string().len();
             writeln!(f, "{:gutter$} |", "")?;

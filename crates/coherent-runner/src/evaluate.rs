@@ -1,25 +1,26 @@
 //! Loss and accuracy of a model on a split, overall and on the pristine / corrupt examples.
 
-use coherent_core::{Batch, Model, Split};
+use coherent_core::{Batch, Measurements, Model, Split};
 
 /// Examples per forward pass during evaluation.
 const CHUNK: usize = 1000;
 
-/// Mean loss and accuracy of `model` on the first `limit` examples of `split`, under names
-/// `{prefix}_loss` and `{prefix}_acc`. When some examples carry corrupted labels, also
-/// `pristine_*` and `corrupt_*` (against the labels trained on, so `corrupt_acc` measures
-/// memorisation). With `per_example`, also the correctness of each evaluated example.
-pub fn evaluate(
-    model: &dyn Model,
-    split: &Split,
-    limit: usize,
-    prefix: &str,
-    mut per_example: Option<&mut Vec<bool>>,
-) -> Vec<(String, f64)> {
+/// The evaluation of a model on the first examples of a split.
+#[derive(Clone, Debug, Default)]
+pub struct Evaluated {
+    /// `{prefix}_loss` and `{prefix}_acc`, and with corrupted labels also `pristine_*` and
+    /// `corrupt_*` (against the labels trained on, so `corrupt_acc` measures memorisation).
+    pub values: Measurements,
+    /// Each evaluated example's loss.
+    pub losses: Vec<f32>,
+    /// Whether each evaluated example is classified correctly.
+    pub correct: Vec<bool>,
+}
+
+/// Evaluates `model` on the first `limit` examples of `split`, naming the values `prefix_*`.
+pub fn evaluate(model: &dyn Model, split: &Split, limit: usize, prefix: &str) -> Evaluated {
     let n = split.len().min(limit);
-    if let Some(all) = per_example.as_deref_mut() {
-        all.clear();
-    }
+    let mut out = Evaluated::default();
     let (mut losses, mut correct) = (Vec::new(), Vec::new());
     let mut batch = Batch::default();
     // [all, pristine, corrupt] x (loss sum, correct count, examples)
@@ -28,9 +29,8 @@ pub fn evaluate(
     for chunk in indices.chunks(CHUNK) {
         batch.gather(split, chunk);
         model.evaluate(&batch, &mut losses, &mut correct);
-        if let Some(all) = per_example.as_deref_mut() {
-            all.extend_from_slice(&correct);
-        }
+        out.losses.extend_from_slice(&losses);
+        out.correct.extend_from_slice(&correct);
         for (k, &i) in chunk.iter().enumerate() {
             let group = if split.corrupted[i] { 2 } else { 1 };
             for g in [0, group] {
@@ -40,7 +40,6 @@ pub fn evaluate(
             }
         }
     }
-    let mut out = Vec::new();
     let groups: &[(usize, &str)] = if acc[2].2 > 0 {
         &[(0, prefix), (1, "pristine"), (2, "corrupt")]
     } else {
@@ -49,8 +48,9 @@ pub fn evaluate(
     for &(g, name) in groups {
         let (loss, right, count) = acc[g];
         if count > 0 {
-            out.push((format!("{name}_loss"), loss / count as f64));
-            out.push((format!("{name}_acc"), right as f64 / count as f64));
+            out.values.push(format!("{name}_loss"), loss / count as f64);
+            out.values
+                .push(format!("{name}_acc"), right as f64 / count as f64);
         }
     }
     out

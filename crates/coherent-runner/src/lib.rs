@@ -2,40 +2,45 @@
 //!
 //! * [`Manifest`] reads a TOML manifest and expands its `[sweep]` into indexed runs
 //!   ([`RunSpec`]); every problem is a [`Diagnostic`] with `file:line:col`.
-//! * [`plan()`] builds the plugins of one run (dataset, model, aggregator, metrics) through the
-//!   registry, validating every parameter before any training starts.
-//! * [`train()`] runs the training loop and writes the run directory ([`record`]).
+//! * [`Planner`] builds the plugins of each run (dataset, model, aggregator, metrics with their
+//!   schedules, observers, protocol) through the registry, once per run, validating every
+//!   parameter before any training starts.
+//! * [`train()`] is the training loop of one run ([`train`](mod@train)); a [`Protocol`] carries out
+//!   a run made of several trainings (easy vs hard).
+//! * [`run_experiment`] runs a manifest's runs in this process, then writes the comparison
+//!   table and draws the overlaid report ([`experiment`]).
 //! * [`status`] reads where each run of a sweep stands from its directory; [`local`] runs a
 //!   sweep's runs as child processes on this machine, [`slurm`] as a Slurm job array.
 //!
-//! The command-line program (`src/main.rs` at the workspace root) is a thin layer over this.
+//! The run directory itself — its files and their schema — is `coherent-record`; the
+//! command-line program is a thin layer over this crate.
 
 mod checkpoint;
 pub mod diagnostic;
-mod early_stop;
-pub mod easy_hard;
-mod evaluate;
-pub mod fractions;
-pub mod learning;
+pub mod evaluate;
+pub mod experiment;
 pub mod local;
 pub mod logging;
 pub mod manifest;
 mod meta;
 mod optim;
 pub mod plan;
-mod progress;
-pub mod record;
-pub mod report;
+pub mod protocol;
 pub mod settings;
 pub mod slurm;
 pub mod status;
-mod summary;
 pub mod sweep;
-mod train;
+pub mod train;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
+pub use experiment::{run_experiment, Failure, RunRequest};
 pub use manifest::Manifest;
 pub use meta::utc_timestamp;
-pub use plan::{plan, PlanError, RunPlan};
+pub use plan::{plan, PlanError, Planner, RunPlan};
+pub use protocol::{Protocol, ProtocolContext, ProtocolEntry, ProtocolIssue};
 pub use sweep::RunSpec;
-pub use train::{train, Status};
+pub use train::{train, Status, TrainOptions};
+
+/// Re-exported so that protocol crates can submit a [`ProtocolEntry`] without depending on
+/// `inventory` themselves.
+pub use inventory;

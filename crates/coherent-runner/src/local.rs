@@ -5,8 +5,8 @@
 //! its run directory. A child that ends in failure without recording it (a crash, a signal)
 //! gets a `FAILED` marker from here, so the run directory always tells how the attempt ended.
 
-use crate::record::{mark_failed, RecordError};
 use crate::status::RunState;
+use coherent_record::{mark_failed, RecordError};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::path::PathBuf;

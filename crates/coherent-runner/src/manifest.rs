@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-/// Top-level keys of a manifest.
+/// Top-level keys of a manifest (besides the sections named after protocol plugins).
 pub const TOP_LEVEL_KEYS: &[&str] = &[
     "name",
     "seed",
@@ -15,10 +15,17 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "training",
     "aggregator",
     "metrics",
+    "observers",
     "evaluation",
-    "easy_hard",
     "sweep",
 ];
+
+/// Every valid top-level key: [`TOP_LEVEL_KEYS`] and the protocols' sections.
+pub fn top_level_keys() -> Vec<&'static str> {
+    let mut keys = TOP_LEVEL_KEYS.to_vec();
+    keys.extend(crate::protocol::ProtocolEntry::all().iter().map(|e| e.name));
+    keys
+}
 
 /// A parsed manifest and the runs its sweep expands to.
 #[derive(Debug)]
@@ -80,8 +87,9 @@ impl Manifest {
             return Err(Diagnostics(diags));
         }
         let root = root.into_inner();
+        let valid = top_level_keys();
         for (key, _) in root.iter() {
-            if !TOP_LEVEL_KEYS.contains(&key.get_ref().as_ref()) {
+            if !valid.contains(&key.get_ref().as_ref()) {
                 diags.push(
                     Diagnostic::at(
                         path,
@@ -89,10 +97,7 @@ impl Manifest {
                         Some(key.span()),
                         format!("unknown key `{}`", key.get_ref()),
                     )
-                    .with_help(format!(
-                        "valid top-level keys: {}",
-                        TOP_LEVEL_KEYS.join(", ")
-                    )),
+                    .with_help(format!("valid top-level keys: {}", valid.join(", "))),
                 );
             }
         }

@@ -1,19 +1,16 @@
 //! Run metadata: program, commit, host, times.
 
-use serde_json::{json, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The commit of the working directory's git checkout, if any.
-pub fn git_commit() -> Value {
+pub fn git_commit() -> Option<String> {
     std::process::Command::new("git")
         .args(["rev-parse", "HEAD"])
         .stderr(std::process::Stdio::null())
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map_or(Value::Null, |o| {
-            json!(String::from_utf8_lossy(&o.stdout).trim())
-        })
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
 
 /// The name of this machine.

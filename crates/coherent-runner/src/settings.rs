@@ -96,7 +96,7 @@ impl TrainingConfig {
 }
 
 /// `[evaluation]`: when and on what the model is evaluated.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvaluationConfig {
     /// Evaluate every this many steps (default: the most frequent metric, else once per epoch).
@@ -105,45 +105,36 @@ pub struct EvaluationConfig {
     /// Evaluate the training loss and accuracy on the first N training examples only.
     #[serde(default)]
     pub train_limit: Option<usize>,
-    /// Measure which examples (pristine or corrupt) supply each step's loss reduction every
-    /// this many steps (see `f_pristine` in the README); 0 turns it off. Default: every 10
-    /// steps when the training labels are noisy, otherwise off.
+    /// Deprecated: `[[observers]] plugin = "loss_fractions"`, key `every`.
     #[serde(default)]
     pub fractions_every: Option<usize>,
-    /// Record each training example's learning time (`learning_times.csv`).
-    #[serde(default = "default_true")]
-    pub learning_times: bool,
-    /// Accuracy (absolute) by which the corrupt examples' accuracy must exceed its running
-    /// minimum to count as "starting to rise" (early-stopping analysis).
-    #[serde(default = "default_rise")]
-    pub corrupt_rise: f64,
-    /// Write the report (plots and page) into the run directory at the end of the run.
-    #[serde(default = "default_true")]
-    pub plots: bool,
+    /// Deprecated: `[[observers]] plugin = "learning_times"`, key `enabled`.
+    #[serde(default)]
+    pub learning_times: Option<bool>,
+    /// Deprecated: `[[observers]] plugin = "early_stopping"`, key `corrupt_rise`.
+    #[serde(default)]
+    pub corrupt_rise: Option<f64>,
+    /// Write the report (plots and page) into the run directory at the end of the run
+    /// (default true).
+    #[serde(default)]
+    pub plots: Option<bool>,
 }
 
-impl Default for EvaluationConfig {
-    fn default() -> EvaluationConfig {
-        EvaluationConfig {
-            every_steps: None,
-            train_limit: None,
-            fractions_every: None,
-            learning_times: true,
-            corrupt_rise: default_rise(),
-            plots: true,
-        }
-    }
-}
-
-fn default_true() -> bool {
-    true
-}
-fn default_rise() -> f64 {
-    0.05
-}
+/// The keys of `[evaluation]` that moved to an observer's table: `(key, observer, its key)`.
+pub const MOVED_TO_OBSERVERS: &[(&str, &str, &str)] = &[
+    ("fractions_every", "loss_fractions", "every"),
+    ("learning_times", "learning_times", "enabled"),
+    ("corrupt_rise", "early_stopping", "corrupt_rise"),
+];
 
 impl EvaluationConfig {
-    /// Every value out of range, located in `args`.
+    /// Whether the run draws its report at the end.
+    pub fn plots(&self) -> bool {
+        self.plots.unwrap_or(true)
+    }
+
+    /// Every value out of range, located in `args` (the deprecated keys are checked by the
+    /// observers they configure).
     pub fn validate(&self, args: &PluginArgs) -> Vec<ConfigError> {
         let mut errors = Vec::new();
         if self.every_steps == Some(0) {
@@ -151,61 +142,6 @@ impl EvaluationConfig {
         }
         if self.train_limit == Some(0) {
             errors.push(args.invalid("train_limit", "must be at least 1"));
-        }
-        if !(self.corrupt_rise.is_finite() && self.corrupt_rise > 0.0 && self.corrupt_rise < 1.0) {
-            errors.push(args.invalid(
-                "corrupt_rise",
-                format!("must be in (0, 1), got {}", self.corrupt_rise),
-            ));
-        }
-        errors
-    }
-}
-
-/// `[easy_hard]`: after the run (the probe), train fresh models on its earliest-learned and
-/// on its latest-learned training examples and compare how each generalises.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct EasyHardConfig {
-    /// Share of the training set in each of the easy and the hard split.
-    #[serde(default = "default_easy_fraction")]
-    pub fraction: f64,
-    /// Share of each split held out to measure generalisation.
-    #[serde(default = "default_held_out")]
-    pub held_out: f64,
-    /// Epochs of the easy and hard models (default: those of `[training]`).
-    #[serde(default)]
-    pub epochs: Option<usize>,
-}
-
-fn default_easy_fraction() -> f64 {
-    0.25
-}
-fn default_held_out() -> f64 {
-    0.25
-}
-
-impl EasyHardConfig {
-    /// Every value out of range, located in `args`.
-    pub fn validate(&self, args: &PluginArgs) -> Vec<ConfigError> {
-        let mut errors = Vec::new();
-        if !(self.fraction > 0.0 && self.fraction <= 0.5) {
-            errors.push(args.invalid(
-                "fraction",
-                format!(
-                    "must be in (0, 0.5] (the easy and hard splits do not overlap), got {}",
-                    self.fraction
-                ),
-            ));
-        }
-        if !(self.held_out > 0.0 && self.held_out < 1.0) {
-            errors.push(args.invalid(
-                "held_out",
-                format!("must be in (0, 1), got {}", self.held_out),
-            ));
-        }
-        if self.epochs == Some(0) {
-            errors.push(args.invalid("epochs", "must be at least 1"));
         }
         errors
     }

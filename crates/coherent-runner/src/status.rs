@@ -1,6 +1,6 @@
 //! The state of a sweep's runs, read from their directories alone.
 //!
-//! A run's state follows from its markers (see [`crate::record`]), so any machine that sees the
+//! A run's state follows from its markers (see `coherent_record::files`), so any machine that sees the
 //! run directories — the laptop, a login node, a Slurm job — tells the same story:
 //!
 //! | state     | rule                                                                        |
@@ -10,8 +10,8 @@
 //! | `started` | the directory exists, without `DONE` or `FAILED`: running now, or stopped without recording an outcome (killed, out of time or memory) |
 //! | `missing` | no directory                                                                |
 
-use crate::record::{DONE, FAILED};
 use crate::sweep::RunSpec;
+use coherent_record::files::{DONE, FAILED};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -152,7 +152,7 @@ impl fmt::Display for Counts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::mark_failed;
+    use coherent_record::mark_failed;
 
     #[test]
     fn markers_decide_the_state() {

@@ -1,0 +1,112 @@
+//! Atomic writes and schema-checked reads of whole record files.
+
+use crate::{RecordError, SCHEMA};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+/// Writes `bytes` to `path` atomically: a reader sees the old file or the new one, never a
+/// part. The temporary file is named after this process, so concurrent writers never share it.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RecordError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let written = File::create(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
+        .map_err(RecordError::io(&tmp));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path).map_err(RecordError::io(path))?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// Writes `value` as pretty JSON to `path` atomically.
+pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<(), RecordError> {
+    let mut text = serde_json::to_string_pretty(value).expect("records serialise");
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}
+
+/// Reads the JSON record at `path`: a version this crate reads (see [`SCHEMA`]), in the shape
+/// of `T`; errors name the file (and the line of a syntax error).
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, RecordError> {
+    let text = std::fs::read_to_string(path).map_err(RecordError::io(path))?;
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| RecordError::malformed(path, Some(e.line()), format!("invalid JSON ({e})")))?;
+    if !value.is_object() {
+        return Err(RecordError::malformed(path, None, "expected a JSON object"));
+    }
+    let schema = value.get("schema").map_or(Some(1), Value::as_u64);
+    match schema {
+        Some(s) if s <= SCHEMA as u64 => {}
+        Some(s) => {
+            return Err(RecordError::malformed(
+                path,
+                None,
+                format!(
+                    "written by a newer version of coherent (record schema {s}; this version reads schemas 1 to {SCHEMA}): update coherent to read it"
+                ),
+            ))
+        }
+        None => return Err(RecordError::malformed(path, None, "`schema` must be a number")),
+    }
+    serde_json::from_value(value).map_err(|e| RecordError::malformed(path, None, e.to_string()))
+}
+
+/// Removes the files `names` of the directory `dir` that exist.
+pub fn remove_stale(dir: &Path, names: &[&str]) -> Result<(), RecordError> {
+    for name in names {
+        let f = dir.join(name);
+        match std::fs::remove_file(&f) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(RecordError::io(&f)(e)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Thing {
+        a: u32,
+    }
+
+    #[test]
+    fn reads_older_schemas_and_refuses_newer_ones_by_name() {
+        let dir = std::env::temp_dir().join(format!("coherent-record-io-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("thing.json");
+        write_atomic(&path, b"{\"a\": 1}").unwrap();
+        assert_eq!(read_json::<Thing>(&path).unwrap(), Thing { a: 1 });
+        write_json_atomic(&path, &serde_json::json!({"schema": 99, "a": 1})).unwrap();
+        let e = read_json::<Thing>(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("thing.json") && e.contains("newer version"),
+            "{e}"
+        );
+        std::fs::write(&path, "{\"a\": ").unwrap();
+        let e = read_json::<Thing>(&path).unwrap_err().to_string();
+        assert!(e.contains("thing.json:1: invalid JSON"), "{e}");
+        std::fs::write(&path, "{\"b\": 2}").unwrap();
+        let e = read_json::<Thing>(&path).unwrap_err().to_string();
+        assert!(e.contains("missing field `a`"), "{e}");
+        let leftovers = std::fs::read_dir(&dir).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file is left");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

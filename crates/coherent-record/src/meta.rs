@@ -1,0 +1,136 @@
+//! `run.json`: what ran, where and when.
+
+use crate::ordered::{self, Text};
+use crate::{RunStatus, SCHEMA};
+use serde::{Deserialize, Serialize};
+
+/// One parameterised layer of the model.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerMeta {
+    /// Its name (`fc1`, `conv2`, ...), the suffix of per-layer quantities.
+    pub name: String,
+    /// Its kind (`dense`, `conv2d`, `group_norm`, ...).
+    #[serde(default)]
+    pub kind: String,
+    /// Its number of parameters.
+    #[serde(default)]
+    pub params: usize,
+}
+
+/// The contents of `run.json`, written when a run starts and again when it ends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    /// Record schema ([`SCHEMA`]; 1 when absent).
+    #[serde(default = "schema_one")]
+    pub schema: u32,
+    /// The program that ran it (`coherent`, or a researcher's own binary).
+    #[serde(default)]
+    pub program: String,
+    /// coherent's version.
+    #[serde(default)]
+    pub version: String,
+    /// The framework's git commit, if known.
+    #[serde(default)]
+    pub git_commit: Option<String>,
+    /// The machine.
+    #[serde(default)]
+    pub host: String,
+    /// The experiment (the manifest's name).
+    #[serde(default)]
+    pub experiment: String,
+    /// The run's directory name.
+    #[serde(default)]
+    pub run: String,
+    /// The run's index in the sweep.
+    #[serde(default)]
+    pub index: usize,
+    /// The run's sweep values, `section.key` -> value as written in the manifest.
+    #[serde(default, with = "ordered")]
+    pub params: Vec<(String, Text)>,
+    /// The run's seed.
+    #[serde(default)]
+    pub seed: u64,
+    /// Number of model parameters.
+    #[serde(default)]
+    pub num_params: usize,
+    /// The model's parameterised layers.
+    #[serde(default)]
+    pub layers: Vec<LayerMeta>,
+    /// Sample size `m` of each metric plugin.
+    #[serde(default, with = "ordered")]
+    pub metric_samples: Vec<(String, usize)>,
+    /// When the run first started (UTC, `YYYY-MM-DDThh:mm:ssZ`).
+    #[serde(default)]
+    pub started: String,
+    /// The step a resumed attempt continued from.
+    #[serde(default)]
+    pub resumed_at_step: Option<usize>,
+    /// When the resumed attempt started.
+    #[serde(default)]
+    pub resumed: Option<String>,
+    /// When the run ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
+    /// How it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<RunStatus>,
+}
+
+fn schema_one() -> u32 {
+    1
+}
+
+impl Default for RunMeta {
+    fn default() -> RunMeta {
+        RunMeta {
+            schema: SCHEMA,
+            program: String::new(),
+            version: String::new(),
+            git_commit: None,
+            host: String::new(),
+            experiment: String::new(),
+            run: String::new(),
+            index: 0,
+            params: Vec::new(),
+            seed: 0,
+            num_params: 0,
+            layers: Vec::new(),
+            metric_samples: Vec::new(),
+            started: String::new(),
+            resumed_at_step: None,
+            resumed: None,
+            ended: None,
+            status: None,
+        }
+    }
+}
+
+impl RunMeta {
+    /// The sample size of the metric `plugin`, if the run had it.
+    pub fn metric_sample(&self, plugin: &str) -> Option<usize> {
+        self.metric_samples
+            .iter()
+            .find(|(p, _)| p == plugin)
+            .map(|(_, m)| *m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_one_record_reads_with_numbers_as_sweep_values() {
+        let text = r#"{"program": "coherent", "experiment": "e", "run": "001-seed=1",
+            "params": {"seed": 1, "dataset.label_noise": "0.5"},
+            "layers": [{"name": "fc1", "kind": "dense", "params": 10}],
+            "metric_samples": {"coherence": 1000}, "started": "2026-01-01T00:00:00Z"}"#;
+        let meta: RunMeta = serde_json::from_str(text).unwrap();
+        assert_eq!(meta.schema, 1);
+        assert_eq!(meta.params[0], ("seed".into(), Text("1".into())));
+        assert_eq!(meta.params[1].1 .0, "0.5");
+        assert_eq!(meta.metric_sample("coherence"), Some(1000));
+        let back: RunMeta = serde_json::from_str(&serde_json::to_string(&meta).unwrap()).unwrap();
+        assert_eq!(back, meta);
+    }
+}

@@ -1,0 +1,308 @@
+//! Planning a run: every plugin of a [`RunSpec`] built and validated before training starts.
+//!
+//! A [`Planner`] plans the runs of one manifest. It builds each run's dataset, network,
+//! aggregator, metrics (with the schedule the runner reads from each `[[metrics]]` table),
+//! observers (the `[[observers]]` tables and the observers every run has by default) and
+//! protocol (a section named after a protocol plugin, e.g. `[easy_hard]`), and reports every
+//! problem of the manifest at once, located. Datasets are kept for the planner's lifetime and
+//! shared by runs with the same `[dataset]` table, so each data file is read once per process
+//! however many runs (or re-plans, as the easy-vs-hard protocol makes) use it.
+
+mod data;
+mod metrics;
+mod observers;
+mod sections;
+
+use crate::diagnostic::Diagnostics;
+use crate::manifest::{get, Manifest};
+use crate::protocol::{PlannedProtocol, ProtocolEntry};
+use crate::settings::{EvaluationConfig, TrainingConfig};
+use crate::sweep::RunSpec;
+use coherent_core::{
+    ConfigError, DataError, Dataset, GradientAggregator, InputShape, LossKind, Model, ModelSpec,
+    OptimizerSettings, PluginArgs, Registry, Targets,
+};
+pub use metrics::{MetricSchedule, PlannedMetric};
+pub use observers::PlannedObserver;
+use sections::Sections;
+use serde::Deserialize;
+use std::sync::Arc;
+use toml::de::ValueDeserializer;
+
+/// Everything one run needs, built and checked.
+pub struct RunPlan {
+    /// The run's place in the sweep.
+    pub spec: RunSpec,
+    /// The run's seed (initial weights, shuffling, metric samples).
+    pub seed: u64,
+    /// The data (shared with other runs of the same `[dataset]`).
+    pub dataset: Arc<dyn Dataset>,
+    /// The network.
+    pub model: Box<dyn Model>,
+    /// The gradient aggregator.
+    pub aggregator: Box<dyn GradientAggregator>,
+    /// The metrics, with their schedules.
+    pub metrics: Vec<PlannedMetric>,
+    /// The observers (research protocols watching the run).
+    pub observers: Vec<PlannedObserver>,
+    /// `[training]`.
+    pub training: TrainingConfig,
+    /// The optimizer settings, as the aggregator accepted them.
+    pub optimizer: OptimizerSettings,
+    /// `[evaluation]`.
+    pub evaluation: EvaluationConfig,
+    /// The protocol that runs this plan, if the manifest names one (`[easy_hard]`).
+    pub protocol: Option<PlannedProtocol>,
+    /// The manifest of this run, sweep values applied, as TOML.
+    pub resolved: String,
+}
+
+/// Why a run could not be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The manifest is wrong (exit code 2).
+    #[error("{0}")]
+    Manifest(Diagnostics),
+    /// A data file is missing or malformed (exit code 1).
+    #[error("{0}")]
+    Data(Arc<DataError>),
+}
+
+/// Plans the runs of one manifest (see the module docs).
+pub struct Planner<'a> {
+    manifest: &'a Manifest,
+    registry: &'a Registry,
+    data: data::DataCache,
+    warned: bool,
+}
+
+/// Plans run `spec` of `manifest` on its own (a [`Planner`] for one run).
+pub fn plan(
+    manifest: &Manifest,
+    spec: &RunSpec,
+    registry: &Registry,
+) -> Result<RunPlan, PlanError> {
+    Planner::new(manifest, registry).plan(spec)
+}
+
+impl<'a> Planner<'a> {
+    /// A planner of `manifest`'s runs with the plugins of `registry`.
+    pub fn new(manifest: &'a Manifest, registry: &'a Registry) -> Planner<'a> {
+        Planner {
+            manifest,
+            registry,
+            data: data::DataCache::default(),
+            warned: false,
+        }
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &'a Manifest {
+        self.manifest
+    }
+
+    /// Builds every plugin of run `spec`. Warnings about the manifest (deprecated keys and
+    /// names) are logged the first time.
+    pub fn plan(&mut self, spec: &RunSpec) -> Result<RunPlan, PlanError> {
+        let mut cx = Sections::new(self.manifest);
+        let result = self.build(&mut cx, spec);
+        if !self.warned {
+            for w in &cx.warnings {
+                log::warn!("{}", w.to_string().trim_end());
+            }
+            self.warned = true;
+        }
+        if !cx.diags.is_empty() {
+            return Err(PlanError::Manifest(Diagnostics(cx.diags)));
+        }
+        result
+    }
+
+    fn build(&mut self, cx: &mut Sections<'_>, spec: &RunSpec) -> Result<RunPlan, PlanError> {
+        let root = &spec.table;
+        let seed = seed(cx, root);
+        let (dataset, data_error) = self.data.build(cx, root, self.registry);
+        let model = model(cx, root, self.registry, dataset.as_deref(), seed);
+        let mut aggregator = aggregator(cx, root, self.registry);
+        let n = dataset.as_ref().map(|d| d.train().len());
+        let metrics = metrics::plan(cx, root, self.registry, n);
+        let observers = observers::plan(cx, root, self.registry);
+        let (training_args, training) =
+            cx.settings(root, "training", |t: &TrainingConfig, a| t.validate(a));
+        let (_, evaluation) =
+            cx.settings(root, "evaluation", |e: &EvaluationConfig, a| e.validate(a));
+        let protocol = protocol(cx, root);
+        let optimizer = optimizer(cx, root, aggregator.as_mut(), training.as_ref());
+        if let (Some(t), Some(n)) = (&training, n) {
+            if t.batch_size > n {
+                cx.error(training_args.invalid(
+                    "batch_size",
+                    format!(
+                        "{} is larger than the training set ({n} examples)",
+                        t.batch_size
+                    ),
+                ));
+            }
+        }
+        if !cx.diags.is_empty() {
+            return Err(PlanError::Manifest(Diagnostics(Vec::new())));
+        }
+        if let Some(e) = data_error {
+            return Err(PlanError::Data(e));
+        }
+        let plan = RunPlan {
+            spec: spec.clone(),
+            seed,
+            dataset: dataset.expect("no error means a dataset"),
+            model: model.expect("no error means a model"),
+            aggregator: aggregator.expect("no error means an aggregator"),
+            metrics: metrics.expect("no error means metrics"),
+            observers: observers.expect("no error means observers"),
+            training: training.expect("no error means training settings"),
+            optimizer: optimizer.expect("no error means accepted optimizer settings"),
+            evaluation: evaluation.expect("no error means evaluation settings"),
+            protocol: protocol.expect("no error means a protocol choice"),
+            resolved: resolved(self.manifest, root),
+        };
+        if let Some(p) = &plan.protocol {
+            for e in p.protocol.check(&plan) {
+                cx.error(cx.locate(root, e));
+            }
+        }
+        match cx.diags.is_empty() {
+            true => Ok(plan),
+            false => Err(PlanError::Manifest(Diagnostics(Vec::new()))),
+        }
+    }
+}
+
+fn seed(cx: &mut Sections<'_>, root: &toml::Spanned<toml::de::DeValue<'static>>) -> u64 {
+    let Some(v) = get(root, "seed") else {
+        return 0;
+    };
+    u64::deserialize(ValueDeserializer::from(v.clone())).unwrap_or_else(|_| {
+        cx.error(ConfigError::new(
+            Some(v.span()),
+            "`seed` must be a non-negative integer",
+        ));
+        0
+    })
+}
+
+/// What the network needs to know of the data (a stand-in shape without data, so that the
+/// model's parameters are still checked).
+fn model_spec(dataset: Option<&dyn Dataset>, seed: u64) -> ModelSpec {
+    match dataset {
+        Some(d) => ModelSpec {
+            input: d.input_shape(),
+            outputs: d.outputs(),
+            loss: match d.train().targets {
+                Targets::Classes { .. } => LossKind::CrossEntropy,
+                Targets::Values(_) => LossKind::Squared,
+            },
+            seed,
+        },
+        None => ModelSpec {
+            input: InputShape::flat(1),
+            outputs: 1,
+            loss: LossKind::Squared,
+            seed,
+        },
+    }
+}
+
+fn model(
+    cx: &mut Sections<'_>,
+    root: &toml::Spanned<toml::de::DeValue<'static>>,
+    registry: &Registry,
+    dataset: Option<&dyn Dataset>,
+    seed: u64,
+) -> Option<Box<dyn Model>> {
+    let (entry, args) = cx.plugin(get(root, "model")?, "[model]", &registry.networks)?;
+    (entry.build)(&args, &model_spec(dataset, seed))
+        .map_err(|e| cx.error(e))
+        .ok()
+}
+
+fn aggregator(
+    cx: &mut Sections<'_>,
+    root: &toml::Spanned<toml::de::DeValue<'static>>,
+    registry: &Registry,
+) -> Option<Box<dyn GradientAggregator>> {
+    let (entry, args) = match get(root, "aggregator") {
+        Some(v) => cx.plugin(v, "[aggregator]", &registry.aggregators)?,
+        None => match registry.aggregators.get("mean") {
+            Some(entry) => (*entry, PluginArgs::empty()),
+            None => {
+                cx.error(ConfigError::new(
+                    None,
+                    "no `[aggregator]` given and the default `mean` is not linked",
+                ));
+                return None;
+            }
+        },
+    };
+    (entry.build)(&args).map_err(|e| cx.error(e)).ok()
+}
+
+/// The optimizer settings of `[training]`, as the aggregator accepts them.
+fn optimizer(
+    cx: &mut Sections<'_>,
+    root: &toml::Spanned<toml::de::DeValue<'static>>,
+    aggregator: Option<&mut Box<dyn GradientAggregator>>,
+    training: Option<&TrainingConfig>,
+) -> Option<OptimizerSettings> {
+    let (aggregator, training) = (aggregator?, training?);
+    aggregator
+        .configure(training.optimizer())
+        .map_err(|message| {
+            let span = get(root, "aggregator").map(|v| v.span());
+            cx.error(ConfigError::new(span, message));
+        })
+        .ok()
+}
+
+/// The protocol named by a section of the manifest, if any (`None` inside: no protocol).
+fn protocol(
+    cx: &mut Sections<'_>,
+    root: &toml::Spanned<toml::de::DeValue<'static>>,
+) -> Option<Option<PlannedProtocol>> {
+    let mut found: Option<PlannedProtocol> = None;
+    for entry in ProtocolEntry::all() {
+        let Some(value) = get(root, entry.name) else {
+            continue;
+        };
+        if let Some(other) = &found {
+            cx.error(ConfigError::new(
+                Some(value.span()),
+                format!(
+                    "`[{}]` and `[{}]` both choose how the run is carried out; keep one",
+                    other.name, entry.name
+                ),
+            ));
+            return None;
+        }
+        let args = cx.section(root, entry.name);
+        match (entry.build)(&args) {
+            Ok(protocol) => {
+                found = Some(PlannedProtocol {
+                    name: entry.name,
+                    protocol,
+                })
+            }
+            Err(e) => {
+                cx.error(e);
+                return None;
+            }
+        }
+    }
+    Some(found)
+}
+
+/// The run's manifest as TOML (sweep values applied, `[sweep]` removed).
+fn resolved(manifest: &Manifest, root: &toml::Spanned<toml::de::DeValue<'static>>) -> String {
+    toml::Value::deserialize(ValueDeserializer::from(root.clone()))
+        .ok()
+        .and_then(|v| toml::to_string(&v).ok())
+        .unwrap_or_else(|| manifest.source.to_string())
+}

@@ -3,10 +3,8 @@
 //! errors and sets exit codes (0 success, 1 a run failed, 2 bad usage or a bad manifest).
 
 use clap::{Parser, Subcommand};
-use coherent_core::{PluginKind, Registry};
-use coherent_runner::record::RunDir;
-use coherent_runner::{logging, plan, report, train, Manifest, PlanError};
-use indicatif::{ProgressBar, ProgressStyle};
+use coherent_core::{Listing, PluginKind, Registry};
+use coherent_runner::{logging, Failure, Manifest, Planner, RunRequest};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -98,43 +96,12 @@ enum BenchChoice {
     All,
 }
 
-/// A failure with its exit code.
-struct Failure(u8, String);
-
 fn registry() -> Result<&'static Registry, Failure> {
-    coherent_plugins::registry().map_err(|e| Failure(1, format!("error: {e}")))
+    coherent_plugins::registry().map_err(Failure::run)
 }
 
 fn load(path: &Path) -> Result<Manifest, Failure> {
-    Manifest::load(path).map_err(|d| Failure(2, d.to_string()))
-}
-
-fn plan_error(e: PlanError) -> Failure {
-    match e {
-        PlanError::Manifest(d) => Failure(2, d.to_string()),
-        PlanError::Data(e) => Failure(1, format!("error: {e}")),
-    }
-}
-
-/// Records a failed run (exit code 1: bad data, a training error) as the outcome of the attempt
-/// at the run in `dir` (its `FAILED` marker, unless the run is already complete) and passes it
-/// on. A bad manifest (exit code 2) writes nothing.
-fn failed(dir: &Path, failure: Failure) -> Failure {
-    if failure.0 == 1 && !RunDir::is_done(dir) {
-        if let Err(e) = coherent_runner::record::mark_failed(dir, &failure.1) {
-            log::warn!("cannot record the failure: {e}");
-        }
-    }
-    failure
-}
-
-/// The message of a panic's payload.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    let text = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned());
-    format!("error: the run panicked: {}", text.unwrap_or_default())
+    Manifest::load(path).map_err(|d| Failure::Usage(d.to_string()))
 }
 
 fn check(manifests: &[PathBuf]) -> Result<(), Failure> {
@@ -142,21 +109,23 @@ fn check(manifests: &[PathBuf]) -> Result<(), Failure> {
     let mut worst: Option<Failure> = None;
     for path in manifests {
         let result = load(path).and_then(|m| {
+            let mut planner = Planner::new(&m, registry);
             for spec in &m.runs {
-                plan(&m, spec, registry).map_err(plan_error)?;
+                planner.plan(spec)?;
             }
             Ok(m.runs.len())
         });
         match result {
-            Ok(n) => println!(
-                "ok: {} ({n} run{})",
-                path.display(),
-                if n == 1 { "" } else { "s" }
-            ),
+            Ok(n) => println!("ok: {} ({n} run{})", path.display(), if n == 1 { "" } else { "s" }),
             Err(f) => {
-                eprintln!("{}", f.1);
-                if worst.as_ref().is_none_or(|w| f.0 > w.0) {
-                    worst = Some(Failure(f.0, format!("{} is not valid", path.display())));
+                eprintln!("{f}");
+                let invalid = format!("{} is not valid", path.display());
+                let f = match f {
+                    Failure::Usage(_) => Failure::Usage(invalid),
+                    Failure::Run(_) => Failure::Run(invalid),
+                };
+                if worst.as_ref().is_none_or(|w| f.code() > w.code()) {
+                    worst = Some(f);
                 }
             }
         }
@@ -164,136 +133,23 @@ fn check(manifests: &[PathBuf]) -> Result<(), Failure> {
     worst.map_or(Ok(()), Err)
 }
 
-fn run(
-    manifest: &Path,
-    out: &Path,
-    index: Option<usize>,
-    force: bool,
-    resume: bool,
-) -> Result<(), Failure> {
+fn run(manifest: &Path, request: &RunRequest) -> Result<(), Failure> {
     let registry = registry()?;
     let m = load(manifest)?;
-    let specs: Vec<_> = match index {
-        None => m.runs.iter().collect(),
-        Some(i) => match m.runs.get(i) {
-            Some(s) => vec![s],
-            None => {
-                return Err(Failure(
-                    2,
-                    format!(
-                        "error: --index {i} is out of range: {} has {} runs",
-                        manifest.display(),
-                        m.runs.len()
-                    ),
-                ))
-            }
-        },
-    };
-    let experiment_dir = out.join(&m.name);
-    // Validate every run before training any.
-    for spec in &specs {
-        plan(&m, spec, registry)
-            .map_err(|e| failed(&experiment_dir.join(spec.dir_name()), plan_error(e)))?;
-    }
-    let mut summaries = Vec::new();
-    let mut plots = false;
-    for (k, spec) in specs.iter().enumerate() {
-        let dir = experiment_dir.join(spec.dir_name());
-        if RunDir::is_done(&dir) && !force {
-            log::info!(
-                "{}: already complete, skipped (use --force to run it again)",
-                dir.display()
-            );
-            if let Ok(s) = coherent_runner::record::read_summary(&dir) {
-                summaries.push(s);
-            }
-            continue;
-        }
-        let p = plan(&m, spec, registry).map_err(|e| failed(&dir, plan_error(e)))?;
-        plots |= p.evaluation.plots;
-        let parts: Vec<PathBuf> = match p.easy_hard {
-            Some(_) => ["probe", "easy", "hard"]
-                .iter()
-                .map(|s| dir.join(s))
-                .collect(),
-            None => vec![dir.clone()],
-        };
-        let run_plots = p.evaluation.plots;
-        let bar = ProgressBar::new(0).with_prefix(format!("run {}/{}", k + 1, specs.len()));
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} steps {elapsed_precise} {msg}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        logging::set_progress_bar(Some(bar.clone()));
-        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            match p.easy_hard {
-                Some(_) => {
-                    // `--force` reruns every part; `--resume` skips the parts already done.
-                    let resume = resume && !force;
-                    coherent_runner::easy_hard::run(&m, spec, registry, p, &dir, &bar, resume)
-                }
-                None => train(p, &m.name, &dir, &bar, resume),
-            }
-            .map_err(|e| format!("error: {e}"))
-        }));
-        let summary = attempt
-            .unwrap_or_else(|payload| Err(panic_message(payload.as_ref())))
-            .map_err(|message| failed(&dir, Failure(1, message)));
-        logging::set_progress_bar(None);
-        bar.finish_and_clear();
-        summaries.push(summary?);
-        println!("{}", dir.display());
-        if run_plots {
-            write_report(&parts, &dir.join("report"));
-        }
-    }
-    let table = report::comparison_table(&summaries);
-    println!("\n{table}");
-    if index.is_none() {
-        let path = experiment_dir.join("comparison.txt");
-        coherent_runner::record::write_atomic(&path, table.as_bytes())
-            .map_err(|e| Failure(1, format!("error: {e}")))?;
-        if plots && specs.len() > 1 {
-            let runs: Vec<PathBuf> = specs
-                .iter()
-                .map(|s| experiment_dir.join(s.dir_name()))
-                .map(|d| {
-                    if d.join("probe").is_dir() {
-                        d.join("probe")
-                    } else {
-                        d
-                    }
-                })
-                .collect();
-            write_report(&runs, &experiment_dir.join("report"));
-        }
-    }
+    let table = coherent_runner::run_experiment(&m, registry, request)?;
+    println!("\n{}", table.to_text());
     Ok(())
 }
 
-/// Draws the report of `runs` into `out` at the end of a run; a failure to draw is a warning,
-/// not a failed run.
-fn write_report(runs: &[PathBuf], out: &Path) {
-    let options = coherent_report::ReportOptions::default();
-    match coherent_report::render(runs, out, &options) {
-        Ok(files) => log::info!("report: {}", files.html.display()),
-        Err(e) => log::warn!("the report of {} could not be drawn: {e}", out.display()),
-    }
-}
-
 fn report(dirs: &[PathBuf], out: Option<&Path>, log_scale: bool) -> Result<(), Failure> {
-    let fail = |e: coherent_report::ReportError| Failure(1, format!("error: {e}"));
-    let runs = coherent_report::expand_dirs(dirs).map_err(fail)?;
+    let runs = coherent_report::expand_dirs(dirs).map_err(Failure::run)?;
     let out = match (out, dirs) {
         (Some(out), _) => out.to_path_buf(),
         (None, [dir]) => dir.join("report"),
         (None, _) => PathBuf::from("report"),
     };
     let options = coherent_report::ReportOptions { log_scale };
-    let files = coherent_report::render(&runs, &out, &options).map_err(fail)?;
+    let files = coherent_report::render(&runs, &out, &options).map_err(Failure::run)?;
     for svg in &files.svgs {
         println!("{}", svg.display());
     }
@@ -304,15 +160,17 @@ fn report(dirs: &[PathBuf], out: Option<&Path>, log_scale: bool) -> Result<(), F
 
 fn plugins() -> Result<(), Failure> {
     let registry = registry()?;
-    for kind in PluginKind::ALL {
-        println!("{}:", kind.plural());
-        for (name, description, params) in registry.list(kind) {
-            println!("  {name}  {description}");
-            for p in params {
-                println!(
-                    "      {:<14} {:<28} default {:<16} {}",
-                    p.name, p.ty, p.default, p.doc
-                );
+    let mut kinds: Vec<(&str, Vec<Listing>)> = PluginKind::ALL
+        .iter()
+        .map(|k| (k.plural(), registry.list(*k)))
+        .collect();
+    kinds.push(("protocols", coherent_runner::protocol::listing()));
+    for (kind, listing) in kinds {
+        println!("{kind}:");
+        for plugin in listing {
+            println!("  {}  {}", plugin.name, plugin.description);
+            for p in plugin.params {
+                println!("      {:<14} {:<28} default {:<16} {}", p.name, p.ty, p.default, p.doc);
             }
         }
         println!();
@@ -328,8 +186,7 @@ fn bench(
     network: BenchChoice,
 ) -> Result<(), Failure> {
     if reps == 0 || batch == 0 {
-        return Err(Failure(
-            2,
+        return Err(Failure::Usage(
             "error: --reps and --batch must be at least 1".into(),
         ));
     }
@@ -375,7 +232,15 @@ fn main() -> ExitCode {
             index,
             force,
             resume,
-        } => run(manifest, out, *index, *force, *resume),
+        } => run(
+            manifest,
+            &RunRequest {
+                out: out.clone(),
+                index: *index,
+                force: *force,
+                resume: *resume,
+            },
+        ),
         Command::Sweep(args) => sweep::sweep(args),
         Command::Check { manifests } => check(manifests),
         Command::Report {
@@ -394,9 +259,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure(code, message)) => {
-            eprintln!("{message}");
-            ExitCode::from(code)
+        Err(failure) => {
+            eprintln!("{failure}");
+            ExitCode::from(failure.code())
         }
     }
 }

@@ -36,6 +36,10 @@ pub fn link() {
         coherent_stiffness::build as *const (),
         coherent_gradient_confusion::build as *const (),
         coherent_cosine_matrix::build as *const (),
+        coherent_loss_fractions::build as *const (),
+        coherent_learning_times::build as *const (),
+        coherent_early_stopping::build as *const (),
+        coherent_easy_hard::build as *const (),
     ];
     std::hint::black_box(builds);
 }

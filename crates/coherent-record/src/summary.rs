@@ -148,6 +148,7 @@ fn version_one_cells(parts: &Map<String, Value>) -> Vec<(String, String)> {
             number("early_stopping", "peak_test_step"),
         ) {
             (Some(v), Some(s)) => format!("{v:.3} ({s})"),
+            (None, Some(s)) => format!("- ({s})"),
             _ => "-".into(),
         };
         let rise =

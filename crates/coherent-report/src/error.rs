@@ -42,23 +42,27 @@ pub enum ReportError {
     },
 }
 
+impl From<coherent_record::RecordError> for ReportError {
+    fn from(e: coherent_record::RecordError) -> ReportError {
+        match e {
+            coherent_record::RecordError::Io { path, source } => ReportError::Io { path, source },
+            coherent_record::RecordError::Malformed {
+                path,
+                line,
+                problem,
+            } => ReportError::Malformed {
+                path,
+                line,
+                message: problem,
+            },
+        }
+    }
+}
+
 impl ReportError {
     /// An I/O error on `path`.
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ReportError {
         let path = path.into();
         move |source| ReportError::Io { path, source }
-    }
-
-    /// A malformed file.
-    pub(crate) fn malformed(
-        path: impl Into<PathBuf>,
-        line: Option<usize>,
-        message: impl Into<String>,
-    ) -> ReportError {
-        ReportError::Malformed {
-            path: path.into(),
-            line,
-            message: message.into(),
-        }
     }
 }

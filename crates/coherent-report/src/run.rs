@@ -5,9 +5,9 @@
 //! drawn from whatever a run recorded. What is present must be well formed; a torn or invalid
 //! line is an error naming the file and the line.
 
-use crate::learning_times::{self, LearningTimes};
+use crate::learning_times::LearningTimes;
 use crate::ReportError;
-use serde_json::{Map, Value};
+use coherent_record::{files, learning_times, read_json, MetricsLine, RecordError, RunMeta, Summary};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -61,38 +61,25 @@ impl Metrics {
             .push((step, value));
     }
 
-    /// Parses the text of a `metrics.jsonl`; `path` names the file in errors.
-    pub fn parse(text: &str, path: &Path) -> Result<Metrics, ReportError> {
+    /// The series of the lines of a `metrics.jsonl`.
+    pub fn from_lines(lines: &[MetricsLine]) -> Metrics {
         let mut metrics = Metrics::default();
-        for (k, line) in text.lines().enumerate() {
-            let line_no = Some(k + 1);
-            if line.trim().is_empty() {
-                continue;
-            }
-            let value: Value = serde_json::from_str(line).map_err(|e| {
-                ReportError::malformed(path, line_no, format!("invalid JSON line ({e})"))
-            })?;
-            let Value::Object(record) = value else {
-                return Err(ReportError::malformed(
-                    path,
-                    line_no,
-                    "expected one JSON object per line",
-                ));
-            };
-            let step = record.get("step").and_then(Value::as_f64).ok_or_else(|| {
-                ReportError::malformed(path, line_no, "the line has no numeric \"step\"")
-            })?;
+        for line in lines {
+            let step = line.step as f64;
             metrics.steps.push(step);
-            for (name, v) in &record {
+            for (name, v) in &line.values {
                 // Non-finite values are written as null; they simply leave a gap.
-                if let Some(v) = v.as_f64().filter(|v| v.is_finite()) {
-                    if name != "step" {
-                        metrics.push(name, step, v);
-                    }
+                if v.is_finite() {
+                    metrics.push(name, step, *v);
                 }
             }
         }
-        Ok(metrics)
+        metrics
+    }
+
+    /// Parses the text of a `metrics.jsonl`; `path` names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Metrics, ReportError> {
+        Ok(Metrics::from_lines(&MetricsLine::parse_all(text, path)?))
     }
 }
 
@@ -114,7 +101,7 @@ pub struct Run {
     /// The measurements.
     pub metrics: Metrics,
     /// `summary.json`, if the run finished writing it.
-    pub summary: Option<Value>,
+    pub summary: Option<Summary>,
     /// `learning_times.csv`, if the run wrote it.
     pub learning_times: Option<LearningTimes>,
 }
@@ -122,60 +109,47 @@ pub struct Run {
 impl Run {
     /// Reads the run directory `dir`; only `metrics.jsonl` is required.
     pub fn load(dir: &Path) -> Result<Run, ReportError> {
-        let meta = read_json(&dir.join("run.json"))?.unwrap_or_default();
-        let summary = read_json(&dir.join("summary.json"))?;
-        let metrics_path = dir.join("metrics.jsonl");
-        let text = std::fs::read_to_string(&metrics_path)
-            .map_err(ReportError::io(metrics_path.clone()))?;
-        let metrics = Metrics::parse(&text, &metrics_path)?;
-        let csv = dir.join("learning_times.csv");
-        let learning_times = if csv.exists() {
-            Some(learning_times::read(&csv)?)
-        } else {
-            None
-        };
-        let from_either = |key: &str| {
-            meta.get(key)
-                .or_else(|| summary.as_ref().and_then(|s| s.get(key)))
-                .and_then(Value::as_str)
-                .map(str::to_string)
+        let meta: Option<RunMeta> = optional(read_json(&dir.join(files::RUN)))?;
+        let summary: Option<Summary> = optional(read_json(&dir.join(files::SUMMARY)))?;
+        let metrics = Metrics::from_lines(&MetricsLine::read_all(&dir.join(files::METRICS))?);
+        let csv = dir.join(files::LEARNING_TIMES);
+        let learning_times = match csv.exists() {
+            true => Some(LearningTimes::from_rows(&learning_times::read(&csv)?)),
+            false => None,
         };
         let file_name = |p: &Path| {
             p.file_name()
                 .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into())
         };
-        let name = from_either("run").unwrap_or_else(|| file_name(dir));
-        let experiment = from_either("experiment").unwrap_or_else(|| {
+        let from_either = |m: Option<&str>, s: Option<&str>| {
+            m.or(s).filter(|v| !v.is_empty()).map(str::to_string)
+        };
+        let name = from_either(meta.as_ref().map(|m| m.run.as_str()), summary.as_ref().map(|s| s.run.as_str()))
+            .unwrap_or_else(|| file_name(dir));
+        let experiment = from_either(
+            meta.as_ref().map(|m| m.experiment.as_str()),
+            summary.as_ref().map(|s| s.experiment.as_str()),
+        )
+        .unwrap_or_else(|| {
             dir.canonicalize()
                 .ok()
                 .and_then(|d| d.parent().map(file_name))
                 .unwrap_or_default()
         });
-        let params = meta
-            .get("params")
-            .or_else(|| summary.as_ref().and_then(|s| s.get("params")))
-            .and_then(Value::as_object)
-            .map(|p| p.iter().map(|(k, v)| (k.clone(), text_of(v))).collect())
-            .unwrap_or_default();
-        let layers = meta
-            .get("layers")
-            .and_then(Value::as_array)
-            .map(|ls| {
-                ls.iter()
-                    .filter_map(|l| l.get("name").and_then(Value::as_str))
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let metric_samples = meta
-            .get("metric_samples")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let params = match (&meta, &summary) {
+            (Some(m), _) if !m.params.is_empty() => &m.params,
+            (_, Some(s)) => &s.params,
+            (Some(m), None) => &m.params,
+            (None, None) => &Vec::new(),
+        };
+        let params = params.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+        let (layers, metric_samples) = match &meta {
+            Some(m) => (
+                m.layers.iter().map(|l| l.name.clone()).collect(),
+                m.metric_samples.iter().map(|(k, v)| (k.clone(), *v as f64)).collect(),
+            ),
+            None => (Vec::new(), BTreeMap::new()),
+        };
         Ok(Run {
             dir: dir.to_path_buf(),
             name,
@@ -184,7 +158,7 @@ impl Run {
             layers,
             metric_samples,
             metrics,
-            summary: summary.map(Value::Object),
+            summary: summary.map(Summary::upgrade),
             learning_times,
         })
     }
@@ -207,13 +181,6 @@ impl Run {
             .filter(|m| *m >= 1.0)
     }
 
-    /// A number from `summary.json` at `path` (e.g. `["final", "test_acc"]`).
-    pub fn summary_number(&self, path: &[&str]) -> Option<f64> {
-        path.iter()
-            .try_fold(self.summary.as_ref()?, |v, k| v.get(k))
-            .and_then(Value::as_f64)
-    }
-
     /// The value of the sweep axis `key`, if the run has it.
     pub fn param(&self, key: &str) -> Option<&str> {
         self.params
@@ -223,28 +190,12 @@ impl Run {
     }
 }
 
-fn text_of(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// Reads a JSON object file; `Ok(None)` if it does not exist.
-fn read_json(path: &Path) -> Result<Option<Map<String, Value>>, ReportError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(ReportError::io(path)(e)),
-    };
-    match serde_json::from_str(&text) {
-        Ok(Value::Object(m)) => Ok(Some(m)),
-        Ok(_) => Err(ReportError::malformed(path, None, "expected a JSON object")),
-        Err(e) => Err(ReportError::malformed(
-            path,
-            Some(e.line()),
-            format!("invalid JSON ({e})"),
-        )),
+/// The record at hand, or `None` when its file does not exist.
+fn optional<T>(read: Result<T, RecordError>) -> Result<Option<T>, ReportError> {
+    match read {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -259,7 +210,7 @@ mod tests {
                     \n\
                     {\"step\":20,\"epoch\":1,\"train_acc\":0.7,\"coherence\":2.0,\"test_acc\":null}\n";
         let m = Metrics::parse(text, Path::new("m.jsonl")).unwrap();
-        assert_eq!(m.names(), ["epoch", "train_acc", "coherence"]);
+        assert_eq!(m.names(), ["train_acc", "coherence"]);
         assert_eq!(
             m.series("train_acc").unwrap(),
             [(0.0, 0.1), (10.0, 0.5), (20.0, 0.7)]
@@ -288,7 +239,7 @@ mod tests {
         let e = Metrics::parse("[1, 2]\n", Path::new("m")).unwrap_err();
         assert_eq!(e.to_string(), "m:1: expected one JSON object per line");
         let e = Metrics::parse("{\"step\":0}\n{\"epoch\":1}\n", Path::new("m")).unwrap_err();
-        assert_eq!(e.to_string(), "m:2: the line has no numeric \"step\"");
+        assert_eq!(e.to_string(), "m:2: the line has no \"step\" (a whole number)");
     }
 
     fn scratch(name: &str) -> PathBuf {
@@ -342,8 +293,9 @@ mod tests {
         assert_eq!(run.param("seed"), Some("0"), "numbers are read as text");
         assert_eq!(run.layers, ["fc1", "fc2"]);
         assert_eq!(run.coherence_m(), Some(1000.0));
-        assert_eq!(run.summary_number(&["final", "test_acc"]), Some(0.5));
-        assert_eq!(run.summary_number(&["final", "train_acc"]), None);
+        let summary = run.summary.as_ref().unwrap();
+        assert_eq!(summary.last.get("test_acc"), Some(&0.5));
+        assert_eq!(summary.last.get("train_acc"), None);
 
         std::fs::write(dir.join("summary.json"), "{\"status\": ").unwrap();
         let e = Run::load(&dir).unwrap_err().to_string();

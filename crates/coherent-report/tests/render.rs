@@ -154,9 +154,9 @@ fn two_seeds_render_every_plot_the_table_and_their_agreement() {
         "no external resources"
     );
     for row in [
-        "<tr><td>000-label_noise=0.5-seed=0</td><td>completed</td><td>200</td><td>0.900</td><td>0.675</td>",
-        "<th>peak test step</th><th>corrupt-rise step</th>",
-        "<td>150</td><td>90</td>",
+        "<tr><td>000-label_noise=0.5-seed=0</td><td>completed</td><td>11.00 (0)</td><td>1.50</td><td>0.900</td><td>0.675</td>",
+        "<th>peak test (step)</th><th>corrupt rise</th>",
+        "<td>- (150)</td><td>90</td>",
         "Learning-time agreement across seeds",
         "<td>synthetic: label_noise=0.5</td><td>0, 1</td>",
     ] {

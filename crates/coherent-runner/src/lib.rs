@@ -30,6 +30,7 @@ pub mod settings;
 pub mod slurm;
 pub mod status;
 pub mod sweep;
+pub mod sweeping;
 pub mod train;
 
 pub use diagnostic::{Diagnostic, Diagnostics};

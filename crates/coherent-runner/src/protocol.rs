@@ -127,3 +127,15 @@ impl<'p, 'm> ProtocolContext<'p, 'm> {
         self.options.resume
     }
 }
+
+/// Names, descriptions and parameters of the protocols, for `coherent plugins`.
+pub fn listing() -> Vec<coherent_core::Listing> {
+    ProtocolEntry::all()
+        .into_iter()
+        .map(|e| coherent_core::Listing {
+            name: e.name,
+            description: e.description,
+            params: (e.params)(),
+        })
+        .collect()
+}

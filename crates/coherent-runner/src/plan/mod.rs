@@ -306,3 +306,13 @@ fn resolved(manifest: &Manifest, root: &toml::Spanned<toml::de::DeValue<'static>
         .and_then(|v| toml::to_string(&v).ok())
         .unwrap_or_else(|| manifest.source.to_string())
 }
+
+/// The protocol that carries out run `spec`, if its manifest names one (built from its section
+/// without planning the run; `None` also when its parameters are wrong, which planning
+/// reports).
+pub fn protocol_for(spec: &RunSpec) -> Option<Box<dyn crate::Protocol>> {
+    ProtocolEntry::all().into_iter().find_map(|entry| {
+        let section = get(&spec.table, entry.name)?;
+        (entry.build)(&PluginArgs::new(section.clone())).ok()
+    })
+}

@@ -92,6 +92,8 @@ enum BenchChoice {
     Cnn,
     /// The aggregators (suppression strategies) on FC 784-256-256-256-10.
     Aggregators,
+    /// Several metrics on one sample against one metric (MLP 784-256-10).
+    Metrics,
     /// All of them.
     All,
 }
@@ -190,21 +192,24 @@ fn bench(
             "error: --reps and --batch must be at least 1".into(),
         ));
     }
-    let (networks, aggregators) = match network {
-        BenchChoice::Mlp => (vec![coherent_bench::BenchNetwork::mlp(&[256])], false),
-        BenchChoice::Cnn => (vec![coherent_bench::BenchNetwork::cnn()], false),
-        BenchChoice::Aggregators => (vec![], true),
+    let (networks, aggregators, metrics) = match network {
+        BenchChoice::Mlp => (vec![coherent_bench::BenchNetwork::mlp(&[256])], false, false),
+        BenchChoice::Cnn => (vec![coherent_bench::BenchNetwork::cnn()], false, false),
+        BenchChoice::Aggregators => (vec![], true, false),
+        BenchChoice::Metrics => (vec![], false, true),
         BenchChoice::All => (
             vec![
                 coherent_bench::BenchNetwork::mlp(&[256]),
                 coherent_bench::BenchNetwork::cnn(),
             ],
             true,
+            true,
         ),
     };
     let config = coherent_bench::BenchConfig {
         networks,
         aggregators,
+        metrics,
         reps,
         batch,
         min_time: std::time::Duration::from_millis(min_ms),

@@ -2,7 +2,7 @@
 //! them to each other (and to `coherence`) hold on one and the same sample.
 
 use coherent_core::{
-    Batch, BatchGrads, GradRequest, InputShape, LossKind, Measurement, ModelSpec, PluginArgs,
+    Batch, BatchGrads, GradRequest, InputShape, LossKind, Measurements, ModelSpec, PluginArgs,
 };
 use std::collections::BTreeMap;
 
@@ -39,12 +39,12 @@ fn measure_all(m: usize) -> (BTreeMap<String, f64>, BatchGrads, Vec<String>) {
         "gradient_confusion",
         "cosine_matrix",
     ] {
-        let args = PluginArgs::from_toml(&format!("sample = {m}")).unwrap();
-        let mut metric = (registry.metrics[name].build)(&args).unwrap();
+        let mut metric = (registry.metrics[name].build)(&PluginArgs::empty()).unwrap();
         metric.begin(model.layers());
         metric.accumulate(&grads, &batch);
-        let got: Vec<Measurement> = metric.finish();
-        values.extend(got);
+        let mut got = Measurements::new(true);
+        metric.finish(&mut got);
+        values.extend(got.into_values());
     }
     let layers = model.layers().iter().map(|l| l.name.clone()).collect();
     (values, grads, layers)

@@ -2,8 +2,10 @@
 //! early stopping) and the crash safety of the runs that record them.
 
 use crate::common::{coherent, metrics, scratch, stderr, summary, write_manifest};
-use coherent_core::{Batch, BatchGrads, GradRequest, ModelSpec, PluginArgs, Rng};
-use coherent_runner::fractions::LossFractions;
+use coherent_core::{
+    Batch, BatchGrads, Evaluation, GradRequest, Measurements, ModelSpec, PluginArgs, Rng, RunInfo,
+    StepGrads, StepInfo,
+};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -73,10 +75,39 @@ fn loss_fractions_match_sums_of_per_example_gradients() {
     Rng::derived(9, "null-world").shuffle(&mut shuffled);
     let want_null = dot(&g, &group_sum(&shuffled[corrupt..])) / dot(&g, &g);
 
-    let sum = grads.sum.clone();
-    let mut f = LossFractions::new(9);
-    f.measure(model.as_mut(), train, &indices, &sum);
-    let got: std::collections::HashMap<String, f64> = f.report().into_iter().collect();
+    // The observer, driven through its hooks as the trainer drives it: its subsets come from
+    // the step's own backward pass.
+    let mut f = (registry.observers["loss_fractions"].build)(&PluginArgs::from_toml("every = 1").unwrap()).unwrap();
+    let layers = model.layers().to_vec();
+    let run = RunInfo {
+        seed: 9,
+        layers: &layers,
+        train,
+        test: data.test(),
+        evaluated: train.len(),
+        steps_per_epoch: 5,
+        total_steps: 5,
+        outputs: 10,
+    };
+    f.begin(&run).unwrap();
+    let step = StepInfo { step: 0, indices: &indices, train };
+    let request = f.needs(&step);
+    model.forward_backward(&batch, &request, &mut grads);
+    let direction = grads.sum.clone();
+    f.after_step(&step, &StepGrads { batch: &grads, subsets: &grads.subset_sums, direction: &direction });
+    let (values, mut got) = (Measurements::default(), Measurements::default());
+    let mut eval = Evaluation {
+        step: 1,
+        train_losses: &[],
+        train_correct: &[],
+        test_losses: &[],
+        test_correct: &[],
+        values: &values,
+        model: model.as_mut(),
+        train,
+    };
+    f.on_evaluation(&mut eval, &mut got);
+    let got: std::collections::HashMap<String, f64> = got.into_values().into_iter().collect();
     let close = |a: f64, b: f64| (a - b).abs() < 1e-4 * (1.0 + b.abs());
     assert!(
         close(got["f_pristine"], want),
@@ -272,10 +303,8 @@ fn easy_examples_generalise_better_than_hard_ones() {
     );
     assert!(e > h + 0.1, "easy {e} vs hard {h}");
     // the easy split is made of the probe's earliest-learned examples
-    let times = coherent_runner::easy_hard::read_learning_times(
-        &run.join("probe").join("learning_times.csv"),
-    )
-    .unwrap();
+    let times =
+        coherent_record::learning_times::read(&run.join("probe").join("learning_times.csv")).unwrap();
     assert_eq!(times.len(), 2000);
-    assert!(times.iter().filter(|t| t.is_some()).count() > 1000);
+    assert!(times.iter().filter(|t| t.learned_step.is_some()).count() > 1000);
 }

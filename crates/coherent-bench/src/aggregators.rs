@@ -2,10 +2,11 @@
 //! network of "Coherent Gradients" experiment 2 (FC 784-256-256-256-10, batch 100), against
 //! the plain SGD step, in one run with interleaved repetitions.
 
+use crate::timing::interleaved;
 use crate::{mnist_batch, registry, spec, CaseResult};
 use coherent_core::{BatchGrads, GradientAggregator, Model, OptimizerSettings, PluginArgs, Split};
 use serde::Serialize;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The aggregators measured: plugin, parameters, description.
 const CASES: [(&str, &str, &str); 7] = [
@@ -105,25 +106,9 @@ pub fn run(data: &Split, reps: usize, min_time: Duration) -> AggregatorReport {
     for a in &mut aggs {
         step(model.as_mut(), a.as_mut(), &batch, &mut grads, &mut dir);
     }
-    let mut times = vec![Vec::new(); CASES.len()];
-    for _ in 0..reps {
-        for (k, a) in aggs.iter_mut().enumerate() {
-            let start = Instant::now();
-            let mut n = 0;
-            while n == 0 || start.elapsed() < min_time {
-                step(model.as_mut(), a.as_mut(), &batch, &mut grads, &mut dir);
-                n += 1;
-            }
-            times[k].push(start.elapsed().as_secs_f64() * 1e3 / n as f64);
-        }
-    }
-    let medians: Vec<f64> = times
-        .iter_mut()
-        .map(|t| {
-            t.sort_by(f64::total_cmp);
-            t[t.len() / 2]
-        })
-        .collect();
+    let medians = interleaved(CASES.len(), reps, min_time, |k| {
+        step(model.as_mut(), aggs[k].as_mut(), &batch, &mut grads, &mut dir)
+    });
     AggregatorReport {
         network: "mlp 784-256-256-256-10".into(),
         batch: batch_size,

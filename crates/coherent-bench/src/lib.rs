@@ -14,17 +14,23 @@
 //!   convolution);
 //! * `loop_engine`  one forward and backward of this engine per example (batches of one).
 //!
+//! Further parts: the aggregators (suppression strategies) against the plain SGD step, and
+//! several metrics on one sample against one metric (`metrics.rs`).
+//!
 //! Repetitions of the cases are interleaved and the median is reported. A second part measures
 //! the m-coherence of a 10,000-example sample streamed in batches: its time and its peak memory
 //! against the peak memory of one training step (Linux: `VmHWM`, reset with `clear_refs`).
 
 mod aggregators;
 mod memory;
+mod metrics;
+mod timing;
 
 pub use aggregators::AggregatorReport;
+pub use metrics::MetricsReport;
 
 use coherent_core::{
-    Batch, BatchGrads, CoherenceMetric, GradRequest, InputShape, LossKind, Model, ModelSpec,
+    Batch, BatchGrads, CoherenceMetric, GradRequest, InputShape, LossKind, Measurements, Model, ModelSpec,
     PerExampleBlocks, PluginArgs, Registry, Split, Targets,
 };
 use coherent_nn::{reference, Sequential};
@@ -79,6 +85,8 @@ pub struct BenchConfig {
     pub sample: usize,
     /// Also measure the aggregators (suppression strategies).
     pub aggregators: bool,
+    /// Also measure several metrics on one sample against one metric.
+    pub metrics: bool,
 }
 
 impl Default for BenchConfig {
@@ -90,6 +98,7 @@ impl Default for BenchConfig {
             min_time: Duration::from_millis(300),
             sample: 10_000,
             aggregators: true,
+            metrics: true,
         }
     }
 }
@@ -144,6 +153,8 @@ pub struct BenchReport {
     pub networks: Vec<NetworkReport>,
     /// The suppression strategies' step times, when measured.
     pub aggregators: Option<AggregatorReport>,
+    /// Several metrics on one sample, when measured.
+    pub metrics: Option<MetricsReport>,
 }
 
 struct Setup {
@@ -209,10 +220,9 @@ fn reference_network(network: &BenchNetwork) -> Option<Sequential> {
     Some(config.network(&spec()))
 }
 
-fn metric(sample: usize) -> Box<dyn CoherenceMetric> {
-    let args =
-        PluginArgs::from_toml(&format!("sample = {sample}\nper_layer = true")).expect("valid TOML");
-    (registry().metrics["coherence"].build)(&args).expect("valid metric")
+/// The `coherence` metric (its sample is what the caller streams through it).
+fn metric() -> Box<dyn CoherenceMetric> {
+    (registry().metrics["coherence"].build)(&PluginArgs::empty()).expect("valid metric")
 }
 
 /// Plain SGD update with the mean direction, the tail of every case.
@@ -283,7 +293,9 @@ fn step(s: &mut Setup, case: &str) {
                 .forward_backward(&s.batch, &s.metric.needs(), &mut s.grads);
             s.metric.begin(s.model.layers());
             s.metric.accumulate(&s.grads, &s.batch);
-            std::hint::black_box(s.metric.finish());
+            let mut values = Measurements::default();
+            s.metric.finish(&mut values);
+            std::hint::black_box(values);
         }
         "materialize" => {
             s.model
@@ -372,6 +384,9 @@ pub fn run(config: &BenchConfig) -> BenchReport {
     let aggregators = config
         .aggregators
         .then(|| aggregators::run(&data, config.reps, config.min_time));
+    let metrics = config
+        .metrics
+        .then(|| metrics::run(&data, config.reps, config.min_time));
     BenchReport {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         networks: config
@@ -380,6 +395,7 @@ pub fn run(config: &BenchConfig) -> BenchReport {
             .map(|n| run_network(config, n, &data))
             .collect(),
         aggregators,
+        metrics,
     }
 }
 
@@ -402,7 +418,7 @@ fn run_network(config: &BenchConfig, network: &BenchNetwork, data: &Split) -> Ne
         batch,
         grads: BatchGrads::default(),
         direction,
-        metric: metric(config.batch),
+        metric: metric(),
         reference: reference_network(network),
         singles,
         single_grads: BatchGrads::default(),
@@ -415,25 +431,9 @@ fn run_network(config: &BenchConfig, network: &BenchNetwork, data: &Split) -> Ne
     for (case, _) in &cases {
         step(&mut s, case);
     }
-    let mut times: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
-    for _ in 0..config.reps {
-        for (k, (case, _)) in cases.iter().enumerate() {
-            let start = Instant::now();
-            let mut n = 0;
-            while n == 0 || start.elapsed() < config.min_time {
-                step(&mut s, case);
-                n += 1;
-            }
-            times[k].push(start.elapsed().as_secs_f64() * 1e3 / n as f64);
-        }
-    }
-    let medians: Vec<f64> = times
-        .iter_mut()
-        .map(|t| {
-            t.sort_by(f64::total_cmp);
-            t[t.len() / 2]
-        })
-        .collect();
+    let medians = interleaved(cases.len(), config.reps, config.min_time, |k| {
+        step(&mut s, cases[k].0)
+    });
     let results = cases
         .iter()
         .zip(&medians)
@@ -468,7 +468,7 @@ fn sample_coherence(config: &BenchConfig, network: &BenchNetwork, data: &Split) 
     drop((batch, grads, direction, model));
 
     let mut model = build_model(network);
-    let mut metric = metric(m);
+    let mut metric = metric();
     let base = memory::reset_peak();
     let start = Instant::now();
     let (mut batch, mut grads) = (Batch::default(), BatchGrads::default());
@@ -479,16 +479,14 @@ fn sample_coherence(config: &BenchConfig, network: &BenchNetwork, data: &Split) 
         model.forward_backward(&batch, &metric.needs(), &mut grads);
         metric.accumulate(&grads, &batch);
     }
-    let values = metric.finish();
+    let mut values = Measurements::default();
+    metric.finish(&mut values);
     let seconds = start.elapsed().as_secs_f64();
     let peak = memory::growth_since(base);
     SampleResult {
         examples: m,
         seconds,
-        coherence: values
-            .iter()
-            .find(|(k, _)| k == "coherence")
-            .map_or(f64::NAN, |v| v.1),
+        coherence: values.get("coherence").unwrap_or(f64::NAN),
         peak_mib: peak,
         step_peak_mib: step_peak,
     }
@@ -503,6 +501,19 @@ pub fn render(report: &BenchReport) -> String {
             a.network, a.batch, report.threads, "aggregator", "ms/step", "vs mean", "what"
         ));
         for c in &a.cases {
+            out.push_str(&format!(
+                "{:<18} {:>10.3} {:>8.2}x  {}\n",
+                c.case, c.ms_per_step, c.vs_plain, c.what
+            ));
+        }
+        out.push('\n');
+    }
+    if let Some(m) = &report.metrics {
+        out.push_str(&format!(
+            "{}, metrics on one sample of {} examples (chunks of {}), {} threads: one measurement\n\n{:<18} {:>10} {:>9}  {}\n",
+            m.network, m.sample, m.chunk, report.threads, "metrics", "ms", "vs one", "what"
+        ));
+        for c in &m.cases {
             out.push_str(&format!(
                 "{:<18} {:>10.3} {:>8.2}x  {}\n",
                 c.case, c.ms_per_step, c.vs_plain, c.what

@@ -1,7 +1,20 @@
 //! What the metric plugins share: the streamed per-layer sums `S = sum_i g_i` and
-//! `Q = sum_i |g_i|^2`, and the whole-network Gram matrix of a chunk.
+//! `Q = sum_i |g_i|^2`, the whole-network Gram matrix of a chunk, and values written for the
+//! whole network or one layer alike.
 
-use crate::{BatchGrads, GradRequest, LayerInfo};
+use crate::{BatchGrads, GradRequest, LayerInfo, Measurements};
+
+impl Measurements {
+    /// Adds `quantity` of the whole network (`layer` = `None`, as [`Measurements::push`]) or
+    /// of one layer (as [`Measurements::push_layer`]): for metrics that compute the same
+    /// quantities from the whole network's gradients and from each layer's.
+    pub fn push_at(&mut self, quantity: &str, layer: Option<&str>, value: f64) {
+        match layer {
+            None => self.push(quantity, value),
+            Some(layer) => self.push_layer(quantity, layer, value),
+        }
+    }
+}
 
 /// Resizes `bufs` to one zeroed buffer per layer, of the layer's parameter count, keeping the
 /// allocations of earlier measurements.
@@ -153,6 +166,20 @@ mod tests {
             };
             assert_eq!(acc.sums(), want);
         }
+    }
+
+    #[test]
+    fn values_go_to_the_whole_network_or_a_layer() {
+        let mut out = Measurements::new(true);
+        out.push_at("q", None, 1.0);
+        out.push_at("q", Some("fc1"), 2.0);
+        assert_eq!(
+            out.values(),
+            [("q".to_string(), 1.0), ("q/fc1".to_string(), 2.0)]
+        );
+        let mut out = Measurements::new(false);
+        out.push_at("q", Some("fc1"), 2.0);
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -180,9 +180,15 @@ pub fn rescaled_examples(grads: &[Vec<Vec<f32>>], factor: impl Fn(usize) -> f32)
 /// `("/l0", g_i restricted to layer 0)`, `("/l1", ...)`, ...
 pub fn whole_and_layers(grads: &[Vec<Vec<f32>>]) -> Vec<(String, Vec<Vec<f32>>)> {
     let whole = grads.iter().map(|g| g.concat()).collect();
-    let layers = (0..grads.first().map_or(0, Vec::len))
-        .map(|l| (format!("/l{l}"), grads.iter().map(|g| g[l].clone()).collect()));
-    std::iter::once((String::new(), whole)).chain(layers).collect()
+    let layers = (0..grads.first().map_or(0, Vec::len)).map(|l| {
+        (
+            format!("/l{l}"),
+            grads.iter().map(|g| g[l].clone()).collect(),
+        )
+    });
+    std::iter::once((String::new(), whole))
+        .chain(layers)
+        .collect()
 }
 
 /// `a . b`, accumulated in f64: the brute-force inner product of two gradients.

@@ -111,6 +111,16 @@ impl SumAndSqNorms {
             layers: layer_s2.into_iter().zip(self.q.iter().copied()).collect(),
         }
     }
+
+    /// `(layer, |S|^2, Q)` of the whole network (`layer` = `None`), then of each layer by
+    /// name: the parts a metric writes with [`Measurements::push_at`].
+    pub fn parts(&self) -> Vec<(Option<&str>, f64, f64)> {
+        let sums = self.sums();
+        let layers = self.names.iter().zip(sums.layers);
+        std::iter::once((None, sums.s2, sums.q))
+            .chain(layers.map(|(name, (s2, q))| (Some(name.as_str()), s2, q)))
+            .collect()
+    }
 }
 
 impl BatchGrads {
@@ -165,6 +175,12 @@ mod tests {
                 layers: vec![(12.25, 7.25), (1.0, 29.0)],
             };
             assert_eq!(acc.sums(), want);
+            let parts = [
+                (None, 13.25, 36.25),
+                (Some("l0"), 12.25, 7.25),
+                (Some("l1"), 1.0, 29.0),
+            ];
+            assert_eq!(acc.parts(), parts);
         }
     }
 

@@ -17,8 +17,8 @@
 //! each layer's share of `Q`.
 //!
 //! Reports `coherence`, `alpha_m`, `coherence/<layer>` (with `per_layer`), and the loss and
-//! accuracy of the sample (`sample_loss`, `sample_acc`). Defined from one example on; the
-//! sample is streamed in chunks (`Sampling::STREAMED`).
+//! accuracy of the sample (`sample_loss`, `sample_acc`). The sample (1000 examples by
+//! default; one suffices) is streamed in chunks of 500 by default.
 
 use coherent_core::{
     inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo,

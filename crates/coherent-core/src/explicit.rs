@@ -7,9 +7,10 @@
 //! plugin's answer with its own brute-force computation on the same vectors.
 //! [`measure_examples`] streams such vectors through a metric as the runner would,
 //! [`measure_twice`] also checks that a metric's state does not leak from one measurement into
-//! the next, [`random_examples`] and [`orthogonal_examples`] draw or build inputs, and
-//! [`whole_and_layers`] gives the vectors a brute-force reference reads for the whole network
-//! and for each layer. Measured values read like a map's: `ms["coherence"]`.
+//! the next, [`random_examples`] and [`orthogonal_examples`] draw or build inputs (and
+//! [`rescaled_examples`] rescales them), [`whole_and_layers`] gives the vectors a brute-force
+//! reference reads for the whole network and for each layer, and [`dot`] is its inner product.
+//! Measured values read like a map's: `ms["coherence"]`.
 
 use crate::{Batch, BatchGrads, CoherenceMetric, LayerInfo, Measurements, Rng};
 

@@ -10,7 +10,7 @@ const EXPECTED: [(PluginKind, &[&str]); 4] = [
     ),
     (
         PluginKind::Dataset,
-        &["cifar10", "fashion-mnist", "mnist", "toy-linear"],
+        &["cifar10", "fashion_mnist", "mnist", "toy_linear"],
     ),
     (
         PluginKind::Metric,

@@ -1,14 +1,21 @@
 //! [`BatchGrads`] built from explicit per-example gradient vectors: the slow reference that
-//! metric and aggregator tests feed to the code they check.
+//! metric and aggregator tests feed to the code they check, and the helpers those tests share.
 //!
 //! A model computes these quantities from one backward pass without ever forming `g_i`; here
 //! each one is the plain loop over examples and coordinates of its definition (accumulated in
 //! f64, stored in f32 like a model's), so a test states its inputs as vectors and compares the
 //! plugin's answer with its own brute-force computation on the same vectors.
-//! [`measure_examples`] streams such vectors through a metric as the runner would, and
-//! [`random_examples`] draws them.
+//! [`measure_examples`] streams such vectors through a metric as the runner would,
+//! [`measure_twice`] also checks that a metric's state does not leak from one measurement into
+//! the next, [`random_examples`] and [`orthogonal_examples`] draw or build inputs (and
+//! [`rescaled_examples`] rescales them), [`whole_and_layers`] gives the vectors a brute-force
+//! reference reads for the whole network and for each layer, and [`dot`] is its inner product.
+//! Measured values read like a map's: `ms["coherence"]`.
 
 use crate::{Batch, BatchGrads, CoherenceMetric, LayerInfo, Measurements, Rng};
+
+/// Per-example gradients `grads[i][l]`: example `i`, layer `l`.
+pub type Examples = Vec<Vec<Vec<f32>>>;
 
 /// One measurement of `metric` on the per-example gradients `grads[i][l]`, streamed as the
 /// runner streams a sample: [`CoherenceMetric::begin`] with layers `l0`, `l1`, ... of the
@@ -26,6 +33,55 @@ pub fn measure_examples(
     chunk: usize,
     labels: &[u32],
 ) -> Measurements {
+    let mut out = Measurements::new(true);
+    stream(metric, grads, chunk, labels, &mut out);
+    out
+}
+
+/// [`measure_examples`] twice with the same `metric`, the second time without per-layer
+/// values; returns the first measurement after checking that the second is the first without
+/// its per-layer values (`quantity/l<k>`). So the metric's state is reused without leaking
+/// from one measurement into the next, and every per-layer value goes through
+/// [`Measurements::push_layer`], for the runner to keep or drop.
+///
+/// # Panics
+///
+/// As [`measure_examples`], and if the second measurement differs.
+pub fn measure_twice(
+    metric: &mut dyn CoherenceMetric,
+    grads: &[Vec<Vec<f32>>],
+    chunk: usize,
+    labels: &[u32],
+) -> Measurements {
+    let first = measure_examples(metric, grads, chunk, labels);
+    let mut second = Measurements::new(false);
+    stream(metric, grads, chunk, labels, &mut second);
+    let layers = example_layers(grads);
+    let of_a_layer = |name: &str| {
+        name.rsplit_once('/')
+            .is_some_and(|(_, layer)| layers.iter().any(|l| l.name == layer))
+    };
+    let whole: Vec<(String, f64)> = first
+        .values()
+        .iter()
+        .filter(|(name, _)| !of_a_layer(name))
+        .cloned()
+        .collect();
+    assert_eq!(
+        second.values(),
+        whole,
+        "measured again without per-layer values"
+    );
+    first
+}
+
+fn stream(
+    metric: &mut dyn CoherenceMetric,
+    grads: &[Vec<Vec<f32>>],
+    chunk: usize,
+    labels: &[u32],
+    out: &mut Measurements,
+) {
     assert!(
         labels.is_empty() || labels.len() == grads.len(),
         "one label per example"
@@ -40,9 +96,26 @@ pub fn measure_examples(
         };
         metric.accumulate(&BatchGrads::from_examples(part), &batch);
     }
-    let mut out = Measurements::new(true);
-    metric.finish(&mut out);
-    out
+    metric.finish(out);
+}
+
+/// A measured value by name, for tests and for values known to be there.
+///
+/// # Panics
+///
+/// If `name` was not measured (the message lists what was).
+impl std::ops::Index<&str> for Measurements {
+    type Output = f64;
+
+    fn index(&self, name: &str) -> &f64 {
+        match self.values().iter().rev().find(|(n, _)| n == name) {
+            Some((_, v)) => v,
+            None => {
+                let names: Vec<&str> = self.values().iter().map(|(n, _)| n.as_str()).collect();
+                panic!("`{name}` was not measured; the values are {names:?}")
+            }
+        }
+    }
 }
 
 /// The layers `l0`, `l1`, ... (kind `test`) of the per-example gradients `grads[i][l]`, sized
@@ -65,7 +138,7 @@ pub fn example_layers(grads: &[Vec<Vec<f32>>]) -> Vec<LayerInfo> {
 
 /// `m` examples of per-example gradients with layers of `sizes` parameters, each value a
 /// standard normal draw of `Rng::new(seed)` plus `offset` (so that the examples agree a little).
-pub fn random_examples(m: usize, sizes: &[usize], seed: u64, offset: f32) -> Vec<Vec<Vec<f32>>> {
+pub fn random_examples(m: usize, sizes: &[usize], seed: u64, offset: f32) -> Examples {
     let mut rng = Rng::new(seed);
     (0..m)
         .map(|_| {
@@ -75,6 +148,53 @@ pub fn random_examples(m: usize, sizes: &[usize], seed: u64, offset: f32) -> Vec
                 .collect()
         })
         .collect()
+}
+
+/// `m = norms.len()` pairwise orthogonal examples of one layer of `m` parameters: example `i`
+/// is `norms[i] e_i`.
+pub fn orthogonal_examples(norms: &[f32]) -> Examples {
+    (0..norms.len())
+        .map(|i| {
+            let mut g = vec![0.0; norms.len()];
+            g[i] = norms[i];
+            vec![g]
+        })
+        .collect()
+}
+
+/// The examples `grads[i][l]` with example `i` multiplied by `factor(i)`.
+pub fn rescaled_examples(grads: &[Vec<Vec<f32>>], factor: impl Fn(usize) -> f32) -> Examples {
+    grads
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let c = factor(i);
+            g.iter()
+                .map(|layer| layer.iter().map(|v| v * c).collect())
+                .collect()
+        })
+        .collect()
+}
+
+/// The gradients a metric reads for the whole network and for each layer, with the suffix its
+/// quantities take there: `("", g_i)` (every example's layers concatenated), then
+/// `("/l0", g_i restricted to layer 0)`, `("/l1", ...)`, ...
+pub fn whole_and_layers(grads: &[Vec<Vec<f32>>]) -> Vec<(String, Vec<Vec<f32>>)> {
+    let whole = grads.iter().map(|g| g.concat()).collect();
+    let layers = (0..grads.first().map_or(0, Vec::len)).map(|l| {
+        (
+            format!("/l{l}"),
+            grads.iter().map(|g| g[l].clone()).collect(),
+        )
+    });
+    std::iter::once((String::new(), whole))
+        .chain(layers)
+        .collect()
+}
+
+/// `a . b`, accumulated in f64: the brute-force inner product of two gradients.
+pub fn dot(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
 }
 
 impl BatchGrads {
@@ -94,9 +214,6 @@ impl BatchGrads {
             let got: Vec<usize> = g.iter().map(Vec::len).collect();
             assert_eq!(got, sizes, "every example has the same layers");
         }
-        let dot = |a: &[f32], b: &[f32]| -> f64 {
-            a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
-        };
         let by_coord = |l: usize, f: &dyn Fn(f32) -> f64| -> Vec<f32> {
             (0..sizes[l])
                 .map(|k| grads.iter().map(|g| f(g[l][k])).sum::<f64>() as f32)
@@ -159,5 +276,75 @@ mod tests {
             vec![vec![1.0, 2.0, -1.0, 0.5], vec![3.0, 2.0]]
         );
         assert_eq!(b.example_sq_norm(0), 14.0);
+    }
+
+    #[test]
+    fn examples_are_built_rescaled_and_split_as_documented() {
+        let grads = orthogonal_examples(&[1.0, 2.0]);
+        assert_eq!(grads, vec![vec![vec![1.0, 0.0]], vec![vec![0.0, 2.0]]]);
+        assert_eq!(dot(&grads[1][0], &grads[1][0]), 4.0);
+        let grads = vec![vec![vec![1.0f32, 2.0], vec![3.0]]; 2];
+        let scaled = rescaled_examples(&grads, |i| i as f32 + 1.0);
+        assert_eq!(scaled[1], vec![vec![2.0, 4.0], vec![6.0]]);
+        let parts = whole_and_layers(&scaled);
+        let suffixes: Vec<&str> = parts.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(suffixes, ["", "/l0", "/l1"]);
+        assert_eq!(parts[0].1[1], vec![2.0, 4.0, 6.0]);
+        assert_eq!(parts[2].1, vec![vec![3.0], vec![6.0]]);
+    }
+
+    /// Sums each layer's coordinates; when `leaky`, on top of the earlier measurements' sums.
+    #[derive(Default)]
+    struct Sums {
+        names: Vec<String>,
+        sums: Vec<f64>,
+        leaky: bool,
+    }
+
+    impl CoherenceMetric for Sums {
+        fn needs(&self) -> crate::GradRequest {
+            crate::GradRequest::SUM
+        }
+        fn begin(&mut self, layers: &[LayerInfo]) {
+            self.names = layers.iter().map(|l| l.name.clone()).collect();
+            if !self.leaky {
+                self.sums = vec![0.0; layers.len()];
+            }
+            self.sums.resize(layers.len(), 0.0);
+        }
+        fn accumulate(&mut self, chunk: &BatchGrads, _batch: &Batch) {
+            for (s, layer) in self.sums.iter_mut().zip(&chunk.sum) {
+                *s += layer.iter().map(|&v| v as f64).sum::<f64>();
+            }
+        }
+        fn finish(&mut self, out: &mut Measurements) {
+            out.push("total", self.sums.iter().sum());
+            for (name, s) in self.names.iter().zip(&self.sums) {
+                out.push_layer("sum", name, *s);
+            }
+        }
+    }
+
+    #[test]
+    fn measuring_twice_catches_state_leaking_between_measurements() {
+        let grads = random_examples(5, &[3, 2], 1, 0.0);
+        let ms = measure_twice(&mut Sums::default(), &grads, 2, &[]);
+        let want: f64 = grads.iter().flatten().flatten().map(|&v| v as f64).sum();
+        assert!((ms["total"] - want).abs() < 1e-5);
+        assert!((ms["sum/l0"] + ms["sum/l1"] - want).abs() < 1e-5);
+        let leaky = std::panic::catch_unwind(|| {
+            let mut metric = Sums {
+                leaky: true,
+                ..Sums::default()
+            };
+            measure_twice(&mut metric, &grads, 2, &[])
+        });
+        assert!(leaky.is_err());
+    }
+
+    #[test]
+    #[should_panic(expected = "`coherence` was not measured")]
+    fn a_missing_value_is_named() {
+        let _ = Measurements::default()["coherence"];
     }
 }

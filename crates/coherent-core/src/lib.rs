@@ -23,7 +23,7 @@ mod args;
 mod data;
 mod data_options;
 mod dataset;
-mod explicit;
+pub mod explicit;
 mod grads;
 mod measurements;
 mod metric;

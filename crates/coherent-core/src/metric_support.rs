@@ -1,7 +1,20 @@
 //! What the metric plugins share: the streamed per-layer sums `S = sum_i g_i` and
-//! `Q = sum_i |g_i|^2`, and the whole-network Gram matrix of a chunk.
+//! `Q = sum_i |g_i|^2`, the whole-network Gram matrix of a chunk, and values written for the
+//! whole network or one layer alike.
 
-use crate::{BatchGrads, GradRequest, LayerInfo};
+use crate::{BatchGrads, GradRequest, LayerInfo, Measurements};
+
+impl Measurements {
+    /// Adds `quantity` of the whole network (`layer` = `None`, as [`Measurements::push`]) or
+    /// of one layer (as [`Measurements::push_layer`]): for metrics that compute the same
+    /// quantities from the whole network's gradients and from each layer's.
+    pub fn push_at(&mut self, quantity: &str, layer: Option<&str>, value: f64) {
+        match layer {
+            None => self.push(quantity, value),
+            Some(layer) => self.push_layer(quantity, layer, value),
+        }
+    }
+}
 
 /// Resizes `bufs` to one zeroed buffer per layer, of the layer's parameter count, keeping the
 /// allocations of earlier measurements.
@@ -98,6 +111,16 @@ impl SumAndSqNorms {
             layers: layer_s2.into_iter().zip(self.q.iter().copied()).collect(),
         }
     }
+
+    /// `(layer, |S|^2, Q)` of the whole network (`layer` = `None`), then of each layer by
+    /// name: the parts a metric writes with [`Measurements::push_at`].
+    pub fn parts(&self) -> Vec<(Option<&str>, f64, f64)> {
+        let sums = self.sums();
+        let layers = self.names.iter().zip(sums.layers);
+        std::iter::once((None, sums.s2, sums.q))
+            .chain(layers.map(|(name, (s2, q))| (Some(name.as_str()), s2, q)))
+            .collect()
+    }
 }
 
 impl BatchGrads {
@@ -152,7 +175,27 @@ mod tests {
                 layers: vec![(12.25, 7.25), (1.0, 29.0)],
             };
             assert_eq!(acc.sums(), want);
+            let parts = [
+                (None, 13.25, 36.25),
+                (Some("l0"), 12.25, 7.25),
+                (Some("l1"), 1.0, 29.0),
+            ];
+            assert_eq!(acc.parts(), parts);
         }
+    }
+
+    #[test]
+    fn values_go_to_the_whole_network_or_a_layer() {
+        let mut out = Measurements::new(true);
+        out.push_at("q", None, 1.0);
+        out.push_at("q", Some("fc1"), 2.0);
+        assert_eq!(
+            out.values(),
+            [("q".to_string(), 1.0), ("q/fc1".to_string(), 2.0)]
+        );
+        let mut out = Measurements::new(false);
+        out.push_at("q", Some("fc1"), 2.0);
+        assert!(out.is_empty());
     }
 
     #[test]

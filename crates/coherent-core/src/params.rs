@@ -72,8 +72,8 @@ impl PluginConfig for () {
 
 /// A parameter's type as the docs name it, and its values as a manifest writes them.
 ///
-/// Implemented for numbers, booleans, strings, paths, lists and options; derive it for an enum
-/// of choices with `#[derive(ParamType)]`.
+/// Implemented for numbers, booleans, strings, paths, lists, fixed-size arrays and options;
+/// derive it for an enum of choices with `#[derive(ParamType)]`.
 pub trait ParamType {
     /// The type in words (`integer`, `list of integers`, `"relu" | "tanh"`).
     fn type_name() -> String;
@@ -140,6 +140,12 @@ impl ParamType for PathBuf {
     }
 }
 
+/// Values as a TOML array.
+fn render_list<T: ParamType>(values: &[T]) -> String {
+    let items: Vec<String> = values.iter().map(ParamType::render).collect();
+    format!("[{}]", items.join(", "))
+}
+
 impl<T: ParamType> ParamType for Vec<T> {
     fn type_name() -> String {
         format!("list of {}", T::plural())
@@ -148,8 +154,20 @@ impl<T: ParamType> ParamType for Vec<T> {
         format!("lists of {}", T::plural())
     }
     fn render(&self) -> String {
-        let items: Vec<String> = self.iter().map(ParamType::render).collect();
-        format!("[{}]", items.join(", "))
+        render_list(self)
+    }
+}
+
+/// A fixed number of values (`5 integers`), written as a TOML array.
+impl<T: ParamType, const N: usize> ParamType for [T; N] {
+    fn type_name() -> String {
+        format!("{N} {}", T::plural())
+    }
+    fn plural() -> String {
+        format!("lists of {N} {}", T::plural())
+    }
+    fn render(&self) -> String {
+        render_list(self)
     }
 }
 
@@ -213,5 +231,7 @@ mod tests {
         assert_eq!(1e-5f64.render(), "1e-5");
         assert_eq!(None::<usize>.render(), "none");
         assert_eq!(String::from("he").render(), "\"he\"");
+        assert_eq!(<[usize; 3]>::type_name(), "3 integers");
+        assert_eq!([4usize, 5, 6].render(), "[4, 5, 6]");
     }
 }

@@ -5,7 +5,7 @@ use dfdx::prelude::{Cpu, PutTape, SplitTape, Tape};
 use serde::Deserialize;
 
 /// A pointwise non-linearity.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, coherent_core::ParamType)]
 #[serde(rename_all = "snake_case")]
 pub enum Activation {
     /// `max(x, 0)`; its derivative at exactly 0 is taken as 0 (as in PyTorch and dfdx).

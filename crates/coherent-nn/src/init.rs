@@ -4,7 +4,7 @@ use coherent_core::Rng;
 use serde::Deserialize;
 
 /// How a dense layer's parameters are initialised (`fan_in` = inputs per output).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, coherent_core::ParamType)]
 #[serde(rename_all = "snake_case")]
 pub enum Init {
     /// PyTorch's default for `nn.Linear`: weights and biases uniform in

@@ -5,19 +5,21 @@
 
 use coherent_core::{
     inventory, AggregatorEntry, AggregatorState, BatchGrads, ConfigError, GradRequest,
-    GradientAggregator, ParamDoc, PerExampleBlocks, PluginArgs, Rng,
+    GradientAggregator, PerExampleBlocks, PluginArgs, PluginConfig, Rng,
 };
 use coherent_robust::coordinatewise;
 use serde::Deserialize;
 
 /// Parameters of `clip`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PluginConfig)]
 #[serde(deny_unknown_fields)]
 pub struct ClipConfig {
-    /// The clipping norm `C`.
+    /// Clipping norm C of each example's whole gradient.
+    #[param(ty = "float > 0")]
     pub max_norm: f64,
-    /// Noise standard deviation in units of `C` (0: no noise).
+    /// Gaussian noise of std noise_multiplier * C / batch per coordinate (DP-SGD; 0: no noise).
     #[serde(default)]
+    #[param(ty = "float >= 0")]
     pub noise_multiplier: f64,
     /// Seed of the noise.
     #[serde(default)]
@@ -110,11 +112,7 @@ inventory::submit! {
     AggregatorEntry {
         name: "clip",
         description: "Per-example norm clipping g_i min(1, C/|g_i|), averaged; with noise_multiplier > 0, DP-SGD.",
-        params: &[
-            ParamDoc { name: "max_norm", ty: "float > 0", default: "required", doc: "clipping norm C of each example's whole gradient" },
-            ParamDoc { name: "noise_multiplier", ty: "float >= 0", default: "0.0", doc: "Gaussian noise of std noise_multiplier * C / batch per coordinate (DP-SGD)" },
-            ParamDoc { name: "noise_seed", ty: "integer", default: "0", doc: "seed of the noise" },
-        ],
+        params: ClipConfig::params,
         build,
     }
 }

@@ -4,14 +4,15 @@
 
 use coherent_core::{
     inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator,
-    PerExampleBlocks, PluginArgs,
+    PerExampleBlocks, PluginArgs, PluginConfig,
 };
 use coherent_robust::{coordinatewise, median};
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+/// Parameters of `coordinate_median`: none.
+#[derive(Deserialize, PluginConfig)]
 #[serde(deny_unknown_fields)]
-struct MedianConfig {}
+pub struct MedianConfig {}
 
 /// Coordinate-wise median.
 #[derive(Clone, Debug, Default)]
@@ -49,7 +50,7 @@ inventory::submit! {
     AggregatorEntry {
         name: "coordinate_median",
         description: "Coordinate-wise median of the per-example gradients of the batch.",
-        params: &[],
+        params: MedianConfig::params,
         build,
     }
 }

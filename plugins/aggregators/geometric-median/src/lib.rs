@@ -6,15 +6,15 @@
 //! gradients twice, block by block: once for the distances, once for the weighted mean.
 
 use coherent_core::{
-    inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator, ParamDoc,
-    PerExampleBlocks, PluginArgs,
+    inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator,
+    PerExampleBlocks, PluginArgs, PluginConfig,
 };
 use coherent_robust::{coordinatewise, BLOCK};
 use rayon::prelude::*;
 use serde::Deserialize;
 
 /// Parameters of `geometric_median`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PluginConfig)]
 #[serde(deny_unknown_fields)]
 pub struct GeometricMedianConfig {
     /// Weiszfeld iterations.
@@ -22,6 +22,7 @@ pub struct GeometricMedianConfig {
     pub iterations: usize,
     /// Smallest distance used in a weight (avoids dividing by zero at a data point).
     #[serde(default = "default_eps")]
+    #[param(ty = "float > 0")]
     pub eps: f64,
 }
 
@@ -124,10 +125,7 @@ inventory::submit! {
     AggregatorEntry {
         name: "geometric_median",
         description: "Geometric median of the per-example gradients (Weiszfeld iterations from the mean).",
-        params: &[
-            ParamDoc { name: "iterations", ty: "integer", default: "8", doc: "Weiszfeld iterations" },
-            ParamDoc { name: "eps", ty: "float > 0", default: "1e-6", doc: "smallest distance used in a weight" },
-        ],
+        params: GeometricMedianConfig::params,
         build,
     }
 }

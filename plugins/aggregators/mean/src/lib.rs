@@ -4,7 +4,7 @@
 
 use coherent_core::{
     inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator,
-    PerExampleBlocks, PluginArgs,
+    PerExampleBlocks, PluginArgs, PluginConfig,
 };
 use serde::Deserialize;
 
@@ -12,9 +12,10 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Default)]
 pub struct MeanAggregator;
 
-#[derive(Deserialize)]
+/// Parameters of `mean`: none.
+#[derive(Deserialize, PluginConfig)]
 #[serde(deny_unknown_fields)]
-struct MeanConfig {}
+pub struct MeanConfig {}
 
 impl GradientAggregator for MeanAggregator {
     fn needs(&self) -> GradRequest {
@@ -46,7 +47,7 @@ inventory::submit! {
     AggregatorEntry {
         name: "mean",
         description: "Plain SGD: the mean of the per-example gradients of the batch.",
-        params: &[],
+        params: MeanConfig::params,
         build,
     }
 }

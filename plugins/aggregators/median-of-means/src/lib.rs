@@ -5,17 +5,20 @@
 //! sums (`GradRequest::groups`), not per-example gradients.
 
 use coherent_core::{
-    inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator, ParamDoc,
-    PerExampleBlocks, PluginArgs,
+    inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator,
+    PerExampleBlocks, PluginArgs, PluginConfig,
 };
 use coherent_robust::median;
 use serde::Deserialize;
 
-#[derive(Clone, Debug, Deserialize)]
+/// Parameters of `median_of_means`.
+#[derive(Clone, Debug, Deserialize, PluginConfig)]
 #[serde(deny_unknown_fields)]
-struct MomConfig {
+pub struct MomConfig {
+    /// Number of groups.
     #[serde(default = "default_k")]
-    k: usize,
+    #[param(ty = "integer in 1..=64")]
+    pub k: usize,
 }
 
 fn default_k() -> usize {
@@ -81,7 +84,7 @@ inventory::submit! {
     AggregatorEntry {
         name: "median_of_means",
         description: "Coordinate-wise median of the means of k groups of the batch (k = 3: M3 of Zielinski et al.).",
-        params: &[ParamDoc { name: "k", ty: "integer in 1..=64", default: "3", doc: "number of groups" }],
+        params: MomConfig::params,
         build,
     }
 }

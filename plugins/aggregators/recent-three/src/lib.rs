@@ -11,13 +11,14 @@
 
 use coherent_core::{
     inventory, AggregatorEntry, AggregatorState, BatchGrads, ConfigError, GradRequest,
-    GradientAggregator, LayerInfo, OptimizerSettings, PerExampleBlocks, PluginArgs,
+    GradientAggregator, LayerInfo, OptimizerSettings, PerExampleBlocks, PluginArgs, PluginConfig,
 };
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+/// Parameters of `rm3` and `ra3`: none.
+#[derive(Deserialize, PluginConfig)]
 #[serde(deny_unknown_fields)]
-struct RecentConfig {}
+pub struct RecentConfig {}
 
 /// Median (`rm3`) or mean (`ra3`) of the last three mini-batch gradients.
 #[derive(Clone, Debug)]
@@ -164,8 +165,8 @@ pub fn build_ra3(args: &PluginArgs) -> Result<Box<dyn GradientAggregator>, Confi
 inventory::submit! {
     AggregatorEntry {
         name: "rm3",
-        description: "RM3 (WS): coordinate-wise median of the current and two previous mini-batch gradients; no momentum.",
-        params: &[],
+        description: "RM3 (Zielinski et al. 2020): coordinate-wise median of the current and two previous mini-batch gradients; no momentum.",
+        params: RecentConfig::params,
         build: build_rm3,
     }
 }
@@ -173,8 +174,8 @@ inventory::submit! {
 inventory::submit! {
     AggregatorEntry {
         name: "ra3",
-        description: "RA3 (WS): average of the current and two previous mini-batch gradients (the control for RM3); no momentum.",
-        params: &[],
+        description: "RA3 (Zielinski et al. 2020): average of the current and two previous mini-batch gradients (the control for RM3); no momentum.",
+        params: RecentConfig::params,
         build: build_ra3,
     }
 }

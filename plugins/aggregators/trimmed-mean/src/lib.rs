@@ -2,16 +2,18 @@
 //! without the `b` largest and `b` smallest (Yin et al. 2018).
 
 use coherent_core::{
-    inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator, ParamDoc,
-    PerExampleBlocks, PluginArgs,
+    inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator,
+    PerExampleBlocks, PluginArgs, PluginConfig,
 };
 use coherent_robust::trim_all;
 use serde::Deserialize;
 
-#[derive(Clone, Debug, Deserialize)]
+/// Parameters of `trimmed_mean`.
+#[derive(Clone, Debug, Deserialize, PluginConfig)]
 #[serde(deny_unknown_fields)]
-struct TrimmedConfig {
-    b: usize,
+pub struct TrimmedConfig {
+    /// Values dropped at each end of every coordinate.
+    pub b: usize,
 }
 
 /// Coordinate-wise trimmed mean.
@@ -54,7 +56,7 @@ inventory::submit! {
     AggregatorEntry {
         name: "trimmed_mean",
         description: "Coordinate-wise trimmed mean: drop the b largest and b smallest per-example values, average the rest.",
-        params: &[ParamDoc { name: "b", ty: "integer", default: "required", doc: "values dropped at each end of every coordinate" }],
+        params: TrimmedConfig::params,
         build,
     }
 }

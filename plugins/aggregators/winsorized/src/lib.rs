@@ -10,20 +10,22 @@
 //! are suppressed, and with them the memorisation of corrupt labels.
 
 use coherent_core::{
-    inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator, ParamDoc,
-    PerExampleBlocks, PluginArgs,
+    inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator,
+    PerExampleBlocks, PluginArgs, PluginConfig,
 };
 use coherent_robust::{nearest_rank, winsorize_all};
 use serde::Deserialize;
 
 /// Parameters of `winsorized`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PluginConfig)]
 #[serde(deny_unknown_fields)]
 pub struct WinsorizedConfig {
-    /// Percentile clipped at each end, in `[0, 50)`.
+    /// Percentile clipped at each end (NumPy's 'nearest' method; over a batch of 100, the
+    /// number of values clipped per side).
     #[serde(default)]
+    #[param(ty = "float in [0, 50)", default = "required (or clip_count)")]
     pub c: Option<f64>,
-    /// Values clipped at each end (instead of `c`).
+    /// Clip exactly this many values at each end instead of c.
     #[serde(default)]
     pub clip_count: Option<usize>,
 }
@@ -86,11 +88,8 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn GradientAggregator>, ConfigErr
 inventory::submit! {
     AggregatorEntry {
         name: "winsorized",
-        description: "Winsorized gradient descent (CG): clip each coordinate to its c-th/(100-c)-th percentile across the batch, then average.",
-        params: &[
-            ParamDoc { name: "c", ty: "float in [0, 50)", default: "required (or clip_count)", doc: "percentile clipped at each end (NumPy 'nearest'; over a batch of 100, values clipped per side)" },
-            ParamDoc { name: "clip_count", ty: "integer", default: "none", doc: "clip exactly this many values at each end instead of `c`" },
-        ],
+        description: "Winsorized gradient descent (Chatterjee 2020): clip each coordinate to its c-th/(100-c)-th percentile across the batch, then average.",
+        params: WinsorizedConfig::params,
         build,
     }
 }

@@ -9,7 +9,7 @@
 
 use coherent_core::{
     inventory, DataError, DataOptions, Dataset, DatasetBuildError, DatasetEntry, InputShape,
-    PluginArgs, Split, Targets,
+    PluginArgs, PluginConfig, Split, Targets,
 };
 use std::path::Path;
 
@@ -116,11 +116,8 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn Dataset>, DatasetBuildError> {
 inventory::submit! {
     DatasetEntry {
         name: "cifar10",
-        description: "CIFAR-10 (binary version: data_batch_1..5.bin, test_batch.bin) from `path`; 3x32x32 inputs.",
-        params: coherent_core::data_option_params!(
-            "required",
-            "directory with data_batch_1.bin ... data_batch_5.bin and test_batch.bin"
-        ),
+        description: "CIFAR-10 (binary version: data_batch_1..5.bin, test_batch.bin) from `path` (required); 3x32x32 inputs.",
+        params: DataOptions::params,
         build,
     }
 }

@@ -1,10 +1,12 @@
-//! Dataset plugin `fashion-mnist`: Zalando's Fashion-MNIST (Xiao, Rasul & Vollgraf 2017), ten
+//! Dataset plugin `fashion_mnist`: Zalando's Fashion-MNIST (Xiao, Rasul & Vollgraf 2017), ten
 //! classes of 28x28 clothing images in the same IDX format and file names as MNIST, read with
 //! the `mnist` plugin's loader from the directory `path` (the program cannot download it).
 
-use coherent_core::{inventory, DataOptions, Dataset, DatasetBuildError, DatasetEntry, PluginArgs};
+use coherent_core::{
+    inventory, DataOptions, Dataset, DatasetBuildError, DatasetEntry, PluginArgs, PluginConfig,
+};
 
-/// Builds the `fashion-mnist` plugin from its manifest table.
+/// Builds the `fashion_mnist` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn Dataset>, DatasetBuildError> {
     let config: DataOptions = args.parse()?;
     config.validate(args)?;
@@ -17,12 +19,9 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn Dataset>, DatasetBuildError> {
 
 inventory::submit! {
     DatasetEntry {
-        name: "fashion-mnist",
-        description: "Fashion-MNIST clothing images from IDX files (plain or .gz) in `path`.",
-        params: coherent_core::data_option_params!(
-            "required",
-            "directory with train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (plain or .gz)"
-        ),
+        name: "fashion_mnist",
+        description: "Fashion-MNIST clothing images from the IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (plain or .gz) in `path` (required).",
+        params: DataOptions::params,
         build,
     }
 }

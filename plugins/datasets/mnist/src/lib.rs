@@ -12,7 +12,7 @@ pub mod idx;
 
 use coherent_core::{
     inventory, DataError, DataOptions, Dataset, DatasetBuildError, DatasetEntry, InputShape,
-    PluginArgs, Split, Targets,
+    PluginArgs, PluginConfig, Split, Targets,
 };
 use std::path::{Path, PathBuf};
 
@@ -188,11 +188,8 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn Dataset>, DatasetBuildError> {
 inventory::submit! {
     DatasetEntry {
         name: "mnist",
-        description: "MNIST digits from IDX files (plain or .gz); without `path`, the bundled 8,000/2,000 sample.",
-        params: coherent_core::data_option_params!(
-            "bundled sample",
-            "directory with the four IDX files (plain or .gz); relative to the working directory"
-        ),
+        description: "MNIST digits from the four IDX files (plain or .gz) in `path`; without `path`, the bundled 8,000/2,000 sample.",
+        params: DataOptions::params,
         build,
     }
 }

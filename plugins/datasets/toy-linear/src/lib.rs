@@ -1,4 +1,4 @@
-//! Dataset plugin `toy-linear`: the illustrative example of "On the Generalization Mystery in
+//! Dataset plugin `toy_linear`: the illustrative example of "On the Generalization Mystery in
 //! Deep Learning" (Chatterjee & Zielinski 2022, section 3).
 //!
 //! Five examples in six dimensions with targets `y = (+1, -1, -1, +1, -1)`:
@@ -10,13 +10,13 @@
 //! descent then generalises to example 5 on real data and not at all on random data.
 
 use coherent_core::{
-    inventory, Dataset, DatasetBuildError, DatasetEntry, InputShape, ParamDoc, PluginArgs, Split,
-    Targets,
+    inventory, Dataset, DatasetBuildError, DatasetEntry, InputShape, ParamType, PluginArgs,
+    PluginConfig, Split, Targets,
 };
 use serde::Deserialize;
 
 /// Which variant of the example.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ParamType)]
 #[serde(rename_all = "snake_case")]
 pub enum Variant {
     /// Examples share the sixth coordinate.
@@ -26,11 +26,13 @@ pub enum Variant {
     Random,
 }
 
-#[derive(Deserialize)]
+/// Parameters of `toy_linear`.
+#[derive(Deserialize, PluginConfig)]
 #[serde(deny_unknown_fields)]
-struct ToyConfig {
+pub struct ToyConfig {
+    /// real: the examples share coordinate 6; random: they share nothing.
     #[serde(default)]
-    variant: Variant,
+    pub variant: Variant,
 }
 
 /// The five-example data set.
@@ -74,7 +76,7 @@ impl Dataset for ToyLinear {
     }
 }
 
-/// Builds the `toy-linear` plugin.
+/// Builds the `toy_linear` plugin.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn Dataset>, DatasetBuildError> {
     let config: ToyConfig = args.parse()?;
     Ok(Box::new(ToyLinear::new(config.variant)))
@@ -82,9 +84,9 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn Dataset>, DatasetBuildError> {
 
 inventory::submit! {
     DatasetEntry {
-        name: "toy-linear",
-        description: "The illustrative example (GM section 3): 4 training and 1 test example in 6 dimensions, squared loss.",
-        params: &[ParamDoc { name: "variant", ty: "\"real\" | \"random\"", default: "\"real\"", doc: "real: examples share coordinate 6; random: they share nothing" }],
+        name: "toy_linear",
+        description: "The illustrative example of Chatterjee & Zielinski 2022 (section 3): 4 training and 1 test example in 6 dimensions, squared loss.",
+        params: ToyConfig::params,
         build,
     }
 }

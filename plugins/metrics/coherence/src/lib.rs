@@ -17,33 +17,24 @@
 //! each layer's share of `Q`.
 //!
 //! Reports `coherence`, `alpha_m`, `coherence/<layer>` (with `per_layer`), and the loss and
-//! accuracy of the sample (`sample_loss`, `sample_acc`).
+//! accuracy of the sample (`sample_loss`, `sample_acc`). The sample (1000 examples by
+//! default; one suffices) is streamed in chunks of 500 by default.
 
 use coherent_core::{
-    check_sampling, inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest,
-    LayerInfo, Measurement, MetricEntry, ParamDoc, PluginArgs,
+    inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo,
+    Measurements, MetricEntry, PluginArgs, PluginConfig, Sampling,
 };
 use serde::Deserialize;
 
-/// Parameters of the `coherence` metric.
-#[derive(Clone, Debug, Deserialize)]
+/// Parameters of the `coherence` metric: none of its own (the runner reads `every_steps`,
+/// `sample`, `chunk` and `per_layer`).
+#[derive(Clone, Debug, Default, Deserialize, PluginConfig)]
 #[serde(deny_unknown_fields)]
-pub struct CoherenceConfig {
-    /// Measure every this many steps.
-    #[serde(default = "coherent_core::default_every_steps")]
-    pub every_steps: usize,
-    /// Size `m` of the fixed sample of training examples.
-    #[serde(default = "coherent_core::default_sample")]
-    pub sample: usize,
-    /// Also report per-layer values.
-    #[serde(default = "coherent_core::default_per_layer")]
-    pub per_layer: bool,
-}
+pub struct CoherenceConfig {}
 
 /// Streaming accumulator of `S` and `Q` per layer.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct CoherenceMetricImpl {
-    config: CoherenceConfig,
     names: Vec<String>,
     /// `S` per layer (f32, like the gradients it sums; reused from measurement to measurement).
     sum: Vec<Vec<f32>>,
@@ -91,37 +82,12 @@ pub fn m_coherence(sum_sq_norm: f64, q: f64) -> Option<f64> {
     (q > 0.0).then(|| sum_sq_norm / q)
 }
 
-impl CoherenceMetricImpl {
-    /// A metric with `config`.
-    pub fn new(config: CoherenceConfig) -> CoherenceMetricImpl {
-        CoherenceMetricImpl {
-            config,
-            names: vec![],
-            sum: vec![],
-            chunks: 0,
-            first_sq: vec![],
-            sq: vec![],
-            m: 0,
-            loss: 0.0,
-            correct: 0,
-        }
-    }
-}
-
 impl CoherenceMetric for CoherenceMetricImpl {
     fn needs(&self) -> GradRequest {
         GradRequest {
             sq_norms: true,
             ..GradRequest::SUM
         }
-    }
-
-    fn sample_size(&self) -> usize {
-        self.config.sample
-    }
-
-    fn every_steps(&self) -> usize {
-        self.config.every_steps
     }
 
     fn begin(&mut self, layers: &[LayerInfo]) {
@@ -154,7 +120,7 @@ impl CoherenceMetric for CoherenceMetricImpl {
         self.correct += chunk.correct.iter().filter(|&&c| c).count();
     }
 
-    fn finish(&mut self) -> Vec<Measurement> {
+    fn finish(&mut self, out: &mut Measurements) {
         let layer_s2: Vec<f64> = if self.chunks == 1 {
             self.first_sq.clone()
         } else {
@@ -162,40 +128,33 @@ impl CoherenceMetric for CoherenceMetricImpl {
         };
         let (s2, q): (f64, f64) = (layer_s2.iter().sum(), self.sq.iter().sum());
         let m = self.m.max(1) as f64;
-        let mut out = Vec::new();
         if let Some(c) = m_coherence(s2, q) {
-            out.push(("coherence".to_string(), c));
-            out.push(("alpha_m".to_string(), c / m));
+            out.push("coherence", c);
+            out.push("alpha_m", c / m);
         }
-        if self.config.per_layer {
-            for ((name, s2), q) in self.names.iter().zip(&layer_s2).zip(&self.sq) {
-                if let Some(c) = m_coherence(*s2, *q) {
-                    out.push((format!("coherence/{name}"), c));
-                }
+        for ((name, s2), q) in self.names.iter().zip(&layer_s2).zip(&self.sq) {
+            if let Some(c) = m_coherence(*s2, *q) {
+                out.push_layer("coherence", name, c);
             }
         }
-        out.push(("sample_loss".to_string(), self.loss / m));
-        out.push(("sample_acc".to_string(), self.correct as f64 / m));
-        out
+        out.push("sample_loss", self.loss / m);
+        out.push("sample_acc", self.correct as f64 / m);
     }
 }
 
 /// Builds the `coherence` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError> {
-    let config: CoherenceConfig = args.parse()?;
-    check_sampling(args, config.every_steps, config.sample, 1, "")?;
-    Ok(Box::new(CoherenceMetricImpl::new(config)))
+    let _: CoherenceConfig = args.parse()?;
+    Ok(Box::new(CoherenceMetricImpl::default()))
 }
 
 inventory::submit! {
     MetricEntry {
         name: "coherence",
         description: "m-coherence |sum g_i|^2 / sum |g_i|^2 (and alpha_m) of a fixed training sample, whole network and per layer.",
-        params: &[
-            ParamDoc { name: "every_steps", ty: "integer", default: "50", doc: "measure every N optimisation steps (and at the start and the end)" },
-            ParamDoc { name: "sample", ty: "integer", default: "1000", doc: "size m of the fixed sample of training examples" },
-            ParamDoc { name: "per_layer", ty: "boolean", default: "true", doc: "also report coherence/<layer> for every layer" },
-        ],
+        params: CoherenceConfig::params,
+        sampling: Sampling::STREAMED,
+        headline: &["coherence"],
         build,
     }
 }
@@ -203,119 +162,54 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coherent_core::explicit::*;
 
-    /// Feeds explicit per-example gradients (`grads[i][layer]`) through the metric in chunks.
-    fn measure(grads: &[Vec<Vec<f32>>], chunk: usize) -> Vec<Measurement> {
-        let layers = coherent_core::example_layers(grads);
-        let mut metric = CoherenceMetricImpl::new(CoherenceConfig {
-            every_steps: 1,
-            sample: grads.len(),
-            per_layer: true,
-        });
-        metric.begin(&layers);
-        for part in grads.chunks(chunk) {
-            metric.accumulate(&chunk_of(part), &Batch::default());
-        }
-        metric.finish()
-    }
+    type Grads = Vec<Vec<Vec<f32>>>;
 
-    /// The `BatchGrads` a model would return for explicit per-example gradients.
-    fn chunk_of(part: &[Vec<Vec<f32>>]) -> BatchGrads {
-        let layers = part[0].len();
-        BatchGrads {
-            batch_size: part.len(),
-            losses: vec![1.0; part.len()],
-            correct: vec![true; part.len()],
-            sum: (0..layers)
-                .map(|l| {
-                    (0..part[0][l].len())
-                        .map(|k| part.iter().map(|g| g[l][k]).sum())
-                        .collect()
-                })
-                .collect(),
-            sq_norms: (0..layers)
-                .map(|l| {
-                    part.iter()
-                        .map(|g| g[l].iter().map(|v| v * v).sum())
-                        .collect()
-                })
-                .collect(),
-            ..Default::default()
-        }
-    }
-
-    fn get(ms: &[Measurement], name: &str) -> f64 {
-        ms.iter()
-            .find(|(n, _)| n == name)
-            .unwrap_or_else(|| panic!("{name} in {ms:?}"))
-            .1
-    }
-
-    fn random_grads(m: usize, sizes: &[usize], seed: u64) -> Vec<Vec<Vec<f32>>> {
-        let mut rng = coherent_core::Rng::new(seed);
-        (0..m)
-            .map(|_| {
-                sizes
-                    .iter()
-                    .map(|&n| (0..n).map(|_| rng.normal() as f32 + 0.3).collect())
-                    .collect()
-            })
-            .collect()
+    fn fresh(grads: &Grads, chunk: usize) -> Measurements {
+        measure_examples(&mut CoherenceMetricImpl::default(), grads, chunk, &[])
     }
 
     #[test]
     fn orthogonal_gradients_give_one() {
-        let grads: Vec<Vec<Vec<f32>>> = (0..5)
-            .map(|i| {
-                let mut g = vec![0.0; 5];
-                g[i] = (i + 1) as f32;
-                vec![g]
-            })
-            .collect();
-        assert!((get(&measure(&grads, 2), "coherence") - 1.0).abs() < 1e-9);
+        let grads = orthogonal_examples(&[1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert!((fresh(&grads, 2)["coherence"] - 1.0).abs() < 1e-9);
     }
 
     #[test]
     fn identical_gradients_give_m_and_alpha_one() {
         let grads = vec![vec![vec![0.5f32, -2.0, 1.0]]; 7];
-        let ms = measure(&grads, 3);
-        assert!((get(&ms, "coherence") - 7.0).abs() < 1e-6);
-        assert!((get(&ms, "alpha_m") - 1.0).abs() < 1e-6);
+        let ms = fresh(&grads, 3);
+        assert!((ms["coherence"] - 7.0).abs() < 1e-6);
+        assert!((ms["alpha_m"] - 1.0).abs() < 1e-6);
     }
 
     #[test]
     fn zero_mean_gradients_give_zero() {
         let grads = vec![vec![vec![1.0f32, 2.0]], vec![vec![-1.0, -2.0]]];
-        assert_eq!(get(&measure(&grads, 1), "coherence"), 0.0);
+        assert_eq!(fresh(&grads, 1)["coherence"], 0.0);
     }
 
     #[test]
     fn brute_force_value_scale_invariance_and_chunking() {
-        let grads = random_grads(23, &[9, 4], 1);
-        let flat: Vec<Vec<f32>> = grads.iter().map(|g| g.concat()).collect();
+        let grads = random_examples(23, &[9, 4], 1, 0.3);
+        let (_, flat) = &whole_and_layers(&grads)[0];
         let s: Vec<f64> = (0..13)
             .map(|k| flat.iter().map(|g| g[k] as f64).sum())
             .collect();
         let q: f64 = flat.iter().flatten().map(|v| (*v as f64).powi(2)).sum();
         let want = s.iter().map(|v| v * v).sum::<f64>() / q;
-        let got = get(&measure(&grads, 5), "coherence");
+        let got = fresh(&grads, 5)["coherence"];
         assert!((got - want).abs() < 1e-5 * want, "{got} vs {want}");
-        assert!((get(&measure(&grads, 23), "coherence") - got).abs() < 1e-6 * got);
-        let scaled: Vec<Vec<Vec<f32>>> = grads
-            .iter()
-            .map(|g| {
-                g.iter()
-                    .map(|l| l.iter().map(|v| v * 1e3).collect())
-                    .collect()
-            })
-            .collect();
-        assert!((get(&measure(&scaled, 5), "coherence") - got).abs() < 1e-5 * got);
+        assert!((fresh(&grads, 23)["coherence"] - got).abs() < 1e-6 * got);
+        let scaled = rescaled_examples(&grads, |_| 1e3);
+        assert!((fresh(&scaled, 5)["coherence"] - got).abs() < 1e-5 * got);
     }
 
     #[test]
     fn whole_alpha_is_the_energy_weighted_average_of_layer_alphas() {
-        let grads = random_grads(17, &[6, 11, 3], 2);
-        let ms = measure(&grads, 4);
+        let grads = random_examples(17, &[6, 11, 3], 2, 0.3);
+        let ms = fresh(&grads, 4);
         let m = 17.0;
         let q: Vec<f64> = (0..3)
             .map(|l| {
@@ -327,12 +221,12 @@ mod tests {
             .collect();
         let total: f64 = q.iter().sum();
         let weighted: f64 = (0..3)
-            .map(|l| q[l] / total * get(&ms, &format!("coherence/l{l}")) / m)
+            .map(|l| q[l] / total * ms[&format!("coherence/l{l}")] / m)
             .sum();
         assert!(
-            (weighted - get(&ms, "alpha_m")).abs() < 1e-6,
+            (weighted - ms["alpha_m"]).abs() < 1e-6,
             "{weighted} vs {}",
-            get(&ms, "alpha_m")
+            ms["alpha_m"]
         );
     }
 
@@ -347,39 +241,18 @@ mod tests {
 
     #[test]
     fn measurements_reuse_state_without_leaking_between_them() {
-        let grads = random_grads(9, &[5, 3], 3);
-        let once = measure(&grads, 4);
-        let layers = vec![
-            LayerInfo {
-                name: "l0".into(),
-                kind: "test",
-                params: 5,
-            },
-            LayerInfo {
-                name: "l1".into(),
-                kind: "test",
-                params: 3,
-            },
-        ];
-        let mut metric = CoherenceMetricImpl::new(CoherenceConfig {
-            every_steps: 1,
-            sample: 9,
-            per_layer: true,
-        });
-        for _ in 0..2 {
-            metric.begin(&layers);
-            for part in grads.chunks(4) {
-                metric.accumulate(&chunk_of(part), &Batch::default());
-            }
-            let again = metric.finish();
-            assert!((get(&again, "coherence") - get(&once, "coherence")).abs() < 1e-9);
+        let grads = random_examples(9, &[5, 3], 3, 0.3);
+        // several chunks, and one (whose norms are taken while copying it)
+        for chunk in [4, 9] {
+            measure_twice(&mut CoherenceMetricImpl::default(), &grads, chunk, &[]);
         }
     }
 
     #[test]
-    fn zero_parameters_are_rejected() {
-        let text = "every_steps = 0";
+    fn unknown_parameters_are_rejected() {
+        assert!(build(&PluginArgs::empty()).is_ok());
+        let text = "samples = 10";
         let err = build(&PluginArgs::from_toml(text).unwrap()).err().unwrap();
-        assert_eq!(&text[err.span.unwrap()], "0");
+        assert_eq!(&text[err.span.unwrap()], "samples");
     }
 }

@@ -28,29 +28,24 @@
 //! Cost: one backward pass per chunk with the coordinate-wise sum of squares (for a dense layer
 //! one more product `(Delta (.) Delta)^T (A (.) A)`, about the cost of the weight gradient),
 //! and O(P) memory: `S` and `C` accumulated in f64 (16 bytes per parameter), reused between
-//! measurements; the chunks stream, so any sample size fits.
+//! measurements; the chunks stream, so any sample size fits. A variance needs two examples, so
+//! the sample has `m >= 2` (default 1000).
 
 use coherent_core::{
-    add_per_layer, check_sampling, inventory, zero_per_layer, Batch, BatchGrads, CoherenceMetric,
-    ConfigError, GradRequest, LayerInfo, Measurement, MetricEntry, ParamDoc, PluginArgs,
+    add_per_layer, inventory, zero_per_layer, Batch, BatchGrads, CoherenceMetric, ConfigError,
+    GradRequest, LayerInfo, Measurements, MetricEntry, PluginArgs, PluginConfig, Sampling,
 };
 use serde::Deserialize;
 
-/// Parameters of the `gsnr` metric.
-#[derive(Clone, Debug, Deserialize)]
+/// Parameters of the `gsnr` metric (the runner reads `every_steps`, `sample`, `chunk` and
+/// `per_layer`).
+#[derive(Clone, Debug, Deserialize, PluginConfig)]
 #[serde(deny_unknown_fields)]
 pub struct GsnrConfig {
-    /// Measure every this many steps.
-    #[serde(default = "coherent_core::default_every_steps")]
-    pub every_steps: usize,
-    /// Size `m` of the fixed sample of training examples (at least 2).
-    #[serde(default = "coherent_core::default_sample")]
-    pub sample: usize,
-    /// Also report per-layer values.
-    #[serde(default = "coherent_core::default_per_layer")]
-    pub per_layer: bool,
-    /// A variance at most this fraction of the mean square counts as zero (in `[0, 1)`).
+    /// A variance at most this fraction of the mean square counts as zero (0: exactly
+    /// var_j > 0).
     #[serde(default = "default_floor")]
+    #[param(ty = "float in [0, 1)")]
     pub rel_var_floor: f64,
 }
 
@@ -128,14 +123,6 @@ impl CoherenceMetric for GsnrMetric {
         }
     }
 
-    fn sample_size(&self) -> usize {
-        self.config.sample
-    }
-
-    fn every_steps(&self) -> usize {
-        self.config.every_steps
-    }
-
     fn begin(&mut self, layers: &[LayerInfo]) {
         self.names = layers.iter().map(|l| l.name.clone()).collect();
         zero_per_layer(&mut self.sum, layers);
@@ -149,10 +136,9 @@ impl CoherenceMetric for GsnrMetric {
         self.m += chunk.batch_size;
     }
 
-    fn finish(&mut self) -> Vec<Measurement> {
-        let mut out = Vec::new();
+    fn finish(&mut self, out: &mut Measurements) {
         if self.m == 0 {
-            return out;
+            return;
         }
         let layers: Vec<GsnrSum> = self
             .sum
@@ -161,31 +147,26 @@ impl CoherenceMetric for GsnrMetric {
             .map(|(s, c)| gsnr_sum(s, c, self.m, self.config.rel_var_floor))
             .collect();
         let whole = layers.iter().fold(GsnrSum::default(), |a, b| a.merge(*b));
-        let mut push = |suffix: &str, g: &GsnrSum| {
+        let mut push = |layer: Option<&str>, g: &GsnrSum| {
             if g.counted > 0 {
-                out.push((format!("gsnr{suffix}"), g.total / g.counted as f64));
+                out.push_at("gsnr", layer, g.total / g.counted as f64);
             }
             let params = g.counted + g.zero_var;
             if params > 0 {
                 let frac = g.zero_var as f64 / params as f64;
-                out.push((format!("gsnr_zero_var_frac{suffix}"), frac));
+                out.push_at("gsnr_zero_var_frac", layer, frac);
             }
         };
-        push("", &whole);
-        if self.config.per_layer {
-            for (name, g) in self.names.iter().zip(&layers) {
-                push(&format!("/{name}"), g);
-            }
+        push(None, &whole);
+        for (name, g) in self.names.iter().zip(&layers) {
+            push(Some(name), g);
         }
-        out
     }
 }
 
 /// Builds the `gsnr` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError> {
     let config: GsnrConfig = args.parse()?;
-    let why = "a variance needs two examples";
-    check_sampling(args, config.every_steps, config.sample, 2, why)?;
     if !(0.0..1.0).contains(&config.rel_var_floor) {
         return Err(args.invalid("rel_var_floor", "must be in [0, 1)"));
     }
@@ -196,12 +177,9 @@ inventory::submit! {
     MetricEntry {
         name: "gsnr",
         description: "mean gradient signal-to-noise ratio mean_j^2 / var_j over parameters (Liu et al. 2020; population variance over a fixed training sample), whole network and per layer.",
-        params: &[
-            ParamDoc { name: "every_steps", ty: "integer", default: "50", doc: "measure every N optimisation steps (and at the start and the end)" },
-            ParamDoc { name: "sample", ty: "integer", default: "1000", doc: "size m >= 2 of the fixed sample of training examples" },
-            ParamDoc { name: "per_layer", ty: "boolean", default: "true", doc: "also report gsnr/<layer> and gsnr_zero_var_frac/<layer>" },
-            ParamDoc { name: "rel_var_floor", ty: "float", default: "1e-5", doc: "a variance at most this fraction of the mean square counts as zero (0: exactly var_j > 0)" },
-        ],
+        params: GsnrConfig::params,
+        sampling: Sampling { min_sample: 2, ..Sampling::STREAMED },
+        headline: &[],
         build,
     }
 }
@@ -209,33 +187,19 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_core::{measure_examples, random_examples};
+    use coherent_core::explicit::*;
 
-    type Grads = Vec<Vec<Vec<f32>>>;
-
-    fn config(m: usize) -> GsnrConfig {
-        GsnrConfig {
-            every_steps: 1,
-            sample: m,
-            per_layer: true,
+    /// Measures explicit per-example gradients (`grads[i][layer]`) in chunks, twice.
+    fn measure(grads: &Examples, chunk: usize) -> Measurements {
+        let config = GsnrConfig {
             rel_var_floor: 1e-5,
-        }
-    }
-
-    fn fresh(grads: &Grads, chunk: usize) -> Vec<Measurement> {
-        measure_examples(&mut GsnrMetric::new(config(grads.len())), grads, chunk, &[])
-    }
-
-    fn get(ms: &[Measurement], name: &str) -> f64 {
-        ms.iter()
-            .find(|(n, _)| n == name)
-            .unwrap_or_else(|| panic!("{name} in {ms:?}"))
-            .1
+        };
+        measure_twice(&mut GsnrMetric::new(config), grads, chunk, &[])
     }
 
     /// Two-pass brute force over `layers` of the examples: mean of `mean_j^2 / var_j` over the
     /// parameters whose two-pass variance is positive, and the count of the others.
-    fn reference(grads: &Grads, layers: &[usize]) -> (f64, usize) {
+    fn reference(grads: &Examples, layers: &[usize]) -> (f64, usize) {
         let m = grads.len() as f64;
         let (mut total, mut counted, mut zero) = (0.0, 0, 0);
         for &l in layers {
@@ -261,33 +225,22 @@ mod tests {
     #[test]
     fn matches_two_pass_brute_force_whole_network_and_per_layer() {
         let grads = random_examples(29, &[12, 5], 1, 0.4);
-        let ms = fresh(&grads, 6);
-        close(get(&ms, "gsnr"), reference(&grads, &[0, 1]).0, 1e-5);
+        let ms = measure(&grads, 6);
+        close(ms["gsnr"], reference(&grads, &[0, 1]).0, 1e-5);
         for l in 0..2 {
-            close(
-                get(&ms, &format!("gsnr/l{l}")),
-                reference(&grads, &[l]).0,
-                1e-5,
-            );
+            close(ms[&format!("gsnr/l{l}")], reference(&grads, &[l]).0, 1e-5);
         }
-        assert_eq!(get(&ms, "gsnr_zero_var_frac"), 0.0);
+        assert_eq!(ms["gsnr_zero_var_frac"], 0.0);
     }
 
     #[test]
     fn chunking_and_scale_do_not_change_the_values() {
         let grads = random_examples(24, &[7, 3], 2, 0.4);
-        let base = fresh(&grads, 24);
-        let scaled: Grads = grads
-            .iter()
-            .map(|g| {
-                g.iter()
-                    .map(|l| l.iter().map(|v| v * 50.0).collect())
-                    .collect()
-            })
-            .collect();
-        for other in [fresh(&grads, 1), fresh(&grads, 7), fresh(&scaled, 5)] {
-            assert_eq!(other.len(), base.len());
-            for ((n, a), (n2, b)) in base.iter().zip(&other) {
+        let base = measure(&grads, 24);
+        let scaled = rescaled_examples(&grads, |_| 50.0);
+        for other in [measure(&grads, 1), measure(&grads, 7), measure(&scaled, 5)] {
+            assert_eq!(other.values().len(), base.values().len());
+            for ((n, a), (n2, b)) in base.values().iter().zip(other.values()) {
                 assert_eq!(n, n2);
                 assert!((a - b).abs() <= 1e-5 * a.abs().max(1e-3), "{n}: {a} vs {b}");
             }
@@ -302,44 +255,34 @@ mod tests {
             g[0][4] = 0.0; // no gradient at all
             g[1][2] = 0.0;
         }
-        let ms = fresh(&grads, 5);
+        let ms = measure(&grads, 5);
         let (want, zero) = reference(&grads, &[0, 1]);
         assert_eq!(zero, 3);
-        close(get(&ms, "gsnr"), want, 1e-5);
-        close(get(&ms, "gsnr_zero_var_frac"), 3.0 / 10.0, 1e-12);
-        close(get(&ms, "gsnr_zero_var_frac/l0"), 2.0 / 6.0, 1e-12);
-        close(get(&ms, "gsnr/l1"), reference(&grads, &[1]).0, 1e-5);
+        close(ms["gsnr"], want, 1e-5);
+        close(ms["gsnr_zero_var_frac"], 3.0 / 10.0, 1e-12);
+        close(ms["gsnr_zero_var_frac/l0"], 2.0 / 6.0, 1e-12);
+        close(ms["gsnr/l1"], reference(&grads, &[1]).0, 1e-5);
     }
 
     #[test]
     fn identical_gradients_have_no_gsnr_and_two_valued_ones_a_known_one() {
         let same = vec![vec![vec![0.5f32, -2.0, 1.0]]; 6];
-        let ms = fresh(&same, 4);
+        let ms = measure(&same, 4);
         assert!(ms
+            .values()
             .iter()
             .all(|(n, _)| !n.starts_with("gsnr/") && n != "gsnr"));
-        assert_eq!(get(&ms, "gsnr_zero_var_frac"), 1.0);
+        assert_eq!(ms["gsnr_zero_var_frac"], 1.0);
         // Values a, b in equal numbers: mean (a+b)/2, variance ((a-b)/2)^2.
-        let two: Grads = (0..8)
+        let two: Examples = (0..8)
             .map(|i| vec![vec![if i % 2 == 0 { 3.0 } else { 1.0 }]])
             .collect();
-        close(get(&fresh(&two, 3), "gsnr"), 4.0, 1e-9);
-    }
-
-    #[test]
-    fn measurements_reuse_state_without_leaking_between_them() {
-        let grads = random_examples(9, &[5, 3], 4, 0.4);
-        let mut metric = GsnrMetric::new(config(9));
-        let once = measure_examples(&mut metric, &grads, 4, &[]);
-        let again = measure_examples(&mut metric, &grads, 4, &[]);
-        assert_eq!(again, once);
+        close(measure(&two, 3)["gsnr"], 4.0, 1e-9);
     }
 
     #[test]
     fn bad_parameters_are_located() {
         for (text, bad) in [
-            ("every_steps = 0", "0"),
-            ("sample = 1", "1"),
             ("rel_var_floor = 1.5", "1.5"),
             ("rel_var_floor = -0.1", "-0.1"),
         ] {
@@ -347,5 +290,6 @@ mod tests {
             assert_eq!(&text[err.span.unwrap()], bad);
         }
         assert!(build(&PluginArgs::from_toml("rel_var_floor = 0.0").unwrap()).is_ok());
+        assert!(build(&PluginArgs::from_toml("samples = 10").unwrap()).is_err());
     }
 }

@@ -24,33 +24,24 @@
 //!
 //! Cost: one backward pass per chunk of the sample with per-example squared norms (for a
 //! dense layer O(m (in + out)) on top of the pass), and O(P) memory: `S` accumulated in f64,
-//! reused between measurements.
+//! reused between measurements. A covariance needs two examples, so the sample has `m >= 2`
+//! (default 1000).
 
 use coherent_core::{
-    check_sampling, inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest,
-    LayerInfo, Measurement, MetricEntry, ParamDoc, PluginArgs, SumAndSqNorms,
+    inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo,
+    Measurements, MetricEntry, PluginArgs, PluginConfig, Sampling, SumAndSqNorms,
 };
 use serde::Deserialize;
 
-/// Parameters of the `noise_scale` metric.
-#[derive(Clone, Debug, Deserialize)]
+/// Parameters of the `noise_scale` metric: none of its own (the runner reads `every_steps`,
+/// `sample`, `chunk` and `per_layer`).
+#[derive(Clone, Debug, Default, Deserialize, PluginConfig)]
 #[serde(deny_unknown_fields)]
-pub struct NoiseScaleConfig {
-    /// Measure every this many steps.
-    #[serde(default = "coherent_core::default_every_steps")]
-    pub every_steps: usize,
-    /// Size `m` of the fixed sample of training examples (at least 2).
-    #[serde(default = "coherent_core::default_sample")]
-    pub sample: usize,
-    /// Also report per-layer values.
-    #[serde(default = "coherent_core::default_per_layer")]
-    pub per_layer: bool,
-}
+pub struct NoiseScaleConfig {}
 
 /// Streaming accumulator of `S` (f64) and `Q` per layer.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct NoiseScaleMetric {
-    config: NoiseScaleConfig,
     sums: SumAndSqNorms,
 }
 
@@ -67,27 +58,9 @@ pub fn noise_scale(s2: f64, q: f64, m: usize) -> Option<f64> {
     (m >= 2 && g2 > 0.0).then(|| trace / g2)
 }
 
-impl NoiseScaleMetric {
-    /// A metric with `config`.
-    pub fn new(config: NoiseScaleConfig) -> NoiseScaleMetric {
-        NoiseScaleMetric {
-            config,
-            sums: SumAndSqNorms::default(),
-        }
-    }
-}
-
 impl CoherenceMetric for NoiseScaleMetric {
     fn needs(&self) -> GradRequest {
         SumAndSqNorms::NEEDS
-    }
-
-    fn sample_size(&self) -> usize {
-        self.config.sample
-    }
-
-    fn every_steps(&self) -> usize {
-        self.config.every_steps
     }
 
     fn begin(&mut self, layers: &[LayerInfo]) {
@@ -98,46 +71,37 @@ impl CoherenceMetric for NoiseScaleMetric {
         self.sums.accumulate(chunk);
     }
 
-    fn finish(&mut self) -> Vec<Measurement> {
-        let (sums, m) = (self.sums.sums(), self.sums.examples());
-        let mut out = Vec::new();
+    fn finish(&mut self, out: &mut Measurements) {
+        let m = self.sums.examples();
         if m < 2 {
-            return out;
+            return;
         }
-        if let Some(b) = noise_scale(sums.s2, sums.q, m) {
-            out.push(("noise_scale".to_string(), b));
-        }
-        let (trace, g2) = trace_and_mean_sq(sums.s2, sums.q, m);
-        out.push(("noise_trace_cov".to_string(), trace));
-        out.push(("noise_grad_sq".to_string(), g2));
-        if self.config.per_layer {
-            for (name, (s2, q)) in self.sums.names().iter().zip(sums.layers) {
-                if let Some(b) = noise_scale(s2, q, m) {
-                    out.push((format!("noise_scale/{name}"), b));
-                }
+        let parts = self.sums.parts();
+        let (_, s2, q) = parts[0];
+        let (trace, g2) = trace_and_mean_sq(s2, q, m);
+        out.push("noise_trace_cov", trace);
+        out.push("noise_grad_sq", g2);
+        for (layer, s2, q) in parts {
+            if let Some(b) = noise_scale(s2, q, m) {
+                out.push_at("noise_scale", layer, b);
             }
         }
-        out
     }
 }
 
 /// Builds the `noise_scale` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError> {
-    let config: NoiseScaleConfig = args.parse()?;
-    let why = "a covariance needs two examples";
-    check_sampling(args, config.every_steps, config.sample, 2, why)?;
-    Ok(Box::new(NoiseScaleMetric::new(config)))
+    let _: NoiseScaleConfig = args.parse()?;
+    Ok(Box::new(NoiseScaleMetric::default()))
 }
 
 inventory::submit! {
     MetricEntry {
         name: "noise_scale",
         description: "gradient noise scale B_simple = tr(Sigma) / |G|^2 (McCandlish et al. 2018; unbiased per-example covariance) of a fixed training sample, whole network and per layer.",
-        params: &[
-            ParamDoc { name: "every_steps", ty: "integer", default: "50", doc: "measure every N optimisation steps (and at the start and the end)" },
-            ParamDoc { name: "sample", ty: "integer", default: "1000", doc: "size m >= 2 of the fixed sample of training examples" },
-            ParamDoc { name: "per_layer", ty: "boolean", default: "true", doc: "also report noise_scale/<layer> for every layer" },
-        ],
+        params: NoiseScaleConfig::params,
+        sampling: Sampling { min_sample: 2, ..Sampling::STREAMED },
+        headline: &[],
         build,
     }
 }
@@ -145,27 +109,12 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_core::{measure_examples, random_examples};
+    use coherent_core::explicit::*;
 
-    type Grads = Vec<Vec<Vec<f32>>>;
-
-    /// Feeds explicit per-example gradients (`grads[i][layer]`) through a fresh metric twice
-    /// (the second measurement reuses the state of the first).
-    fn measure(grads: &Grads, chunk: usize) -> Vec<Measurement> {
-        let mut metric = NoiseScaleMetric::new(NoiseScaleConfig {
-            every_steps: 1,
-            sample: grads.len(),
-            per_layer: true,
-        });
-        measure_examples(&mut metric, grads, chunk, &[]);
-        measure_examples(&mut metric, grads, chunk, &[])
-    }
-
-    fn get(ms: &[Measurement], name: &str) -> f64 {
-        ms.iter()
-            .find(|(n, _)| n == name)
-            .unwrap_or_else(|| panic!("{name} in {ms:?}"))
-            .1
+    /// Measures explicit per-example gradients (`grads[i][layer]`) in chunks, twice (the second
+    /// measurement reuses the state of the first).
+    fn measure(grads: &Examples, chunk: usize) -> Measurements {
+        measure_twice(&mut NoiseScaleMetric::default(), grads, chunk, &[])
     }
 
     /// Two-pass brute force: `(sum_i |g_i - G|^2 / (m - 1), |G|^2)`.
@@ -195,73 +144,57 @@ mod tests {
     fn matches_the_two_pass_covariance_whole_network_and_per_layer() {
         let grads = random_examples(21, &[8, 5], 1, 0.5);
         let ms = measure(&grads, 4);
-        let flat: Vec<Vec<f32>> = grads.iter().map(|g| g.concat()).collect();
-        let (trace, g2) = reference(&flat);
-        close(get(&ms, "noise_trace_cov"), trace, 1e-5);
-        close(get(&ms, "noise_grad_sq"), g2, 1e-5);
-        close(get(&ms, "noise_scale"), trace / g2, 1e-5);
-        for l in 0..2 {
-            let layer: Vec<Vec<f32>> = grads.iter().map(|g| g[l].clone()).collect();
-            let (trace, g2) = reference(&layer);
-            close(get(&ms, &format!("noise_scale/l{l}")), trace / g2, 1e-5);
+        for (suffix, vectors) in whole_and_layers(&grads) {
+            let (trace, g2) = reference(&vectors);
+            close(ms[&format!("noise_scale{suffix}")], trace / g2, 1e-5);
+            if suffix.is_empty() {
+                close(ms["noise_trace_cov"], trace, 1e-5);
+                close(ms["noise_grad_sq"], g2, 1e-5);
+            }
         }
     }
 
     #[test]
     fn chunking_and_scale_leave_b_simple_unchanged() {
         let grads = random_examples(17, &[6, 3], 2, 0.5);
-        let want = get(&measure(&grads, 17), "noise_scale");
-        close(get(&measure(&grads, 1), "noise_scale"), want, 1e-6);
-        close(get(&measure(&grads, 5), "noise_scale"), want, 1e-6);
-        let scaled: Grads = grads
-            .iter()
-            .map(|g| {
-                g.iter()
-                    .map(|l| l.iter().map(|v| v * 1e-3).collect())
-                    .collect()
-            })
-            .collect();
-        close(get(&measure(&scaled, 5), "noise_scale"), want, 1e-5);
+        let want = measure(&grads, 17)["noise_scale"];
+        close(measure(&grads, 1)["noise_scale"], want, 1e-6);
+        close(measure(&grads, 5)["noise_scale"], want, 1e-6);
+        let scaled = rescaled_examples(&grads, |_| 1e-3);
+        close(measure(&scaled, 5)["noise_scale"], want, 1e-5);
     }
 
     #[test]
     fn identical_orthogonal_and_coherence_form() {
         let same = vec![vec![vec![0.5f32, -2.0, 1.0]]; 6];
-        assert!(get(&measure(&same, 4), "noise_scale").abs() < 1e-9);
-        let orthogonal: Grads = (0..5)
-            .map(|i| {
-                let mut g = vec![0.0; 5];
-                g[i] = 2.0;
-                vec![g]
-            })
-            .collect();
-        close(get(&measure(&orthogonal, 2), "noise_scale"), 5.0, 1e-9);
+        assert!(measure(&same, 4)["noise_scale"].abs() < 1e-9);
+        let orthogonal = orthogonal_examples(&[2.0; 5]);
+        close(measure(&orthogonal, 2)["noise_scale"], 5.0, 1e-9);
         let grads = random_examples(13, &[4], 3, 0.5);
-        let flat: Vec<Vec<f32>> = grads.iter().map(|g| g.concat()).collect();
+        let (_, flat) = &whole_and_layers(&grads)[0];
         let s2: f64 = (0..4)
             .map(|k| flat.iter().map(|g| g[k] as f64).sum::<f64>().powi(2))
             .sum();
         let q: f64 = flat.iter().flatten().map(|v| (*v as f64).powi(2)).sum();
         let (m, c) = (13.0, s2 / q);
         let want = m * (m - c) / ((m - 1.0) * c);
-        close(get(&measure(&grads, 5), "noise_scale"), want, 1e-6);
+        close(measure(&grads, 5)["noise_scale"], want, 1e-6);
     }
 
     #[test]
     fn zero_mean_gradient_has_no_noise_scale() {
         let opposite = vec![vec![vec![1.0f32, 2.0]], vec![vec![-1.0, -2.0]]];
         let ms = measure(&opposite, 1);
-        assert!(ms.iter().all(|(n, _)| !n.starts_with("noise_scale")));
-        close(get(&ms, "noise_trace_cov"), 10.0, 1e-9);
+        assert!(ms
+            .values()
+            .iter()
+            .all(|(n, _)| !n.starts_with("noise_scale")));
+        close(ms["noise_trace_cov"], 10.0, 1e-9);
     }
 
     #[test]
-    fn bad_parameters_are_located() {
-        for (text, bad) in [("every_steps = 0", "0"), ("sample = 1", "1")] {
-            let err = build(&PluginArgs::from_toml(text).unwrap()).err().unwrap();
-            assert_eq!(&text[err.span.unwrap()], bad);
-        }
-        assert!(build(&PluginArgs::from_toml("per_layer = 3").unwrap()).is_err());
+    fn unknown_parameters_are_rejected() {
+        assert!(build(&PluginArgs::from_toml("samples = 10").unwrap()).is_err());
         assert!(build(&PluginArgs::empty()).is_ok());
     }
 }

@@ -26,8 +26,8 @@
 //!
 //! Cost: every inner product comes from the `m x m` Gram matrix of each layer, computed by the
 //! model from one backward pass (for a dense layer `(A A^T + 1) (.) (Delta Delta^T)`,
-//! O(m^2 (in + out))), so the plugin asks for the whole sample as **one chunk**
-//! (`chunk_size() = sample`): memory O(L m^2) for the model's per-layer Grams (4 bytes each)
+//! O(m^2 (in + out))), so the plugin asks for the whole sample (`m >= 2`, default 500) as
+//! **one chunk**: memory O(L m^2) for the model's per-layer Grams (4 bytes each)
 //! plus O(m^2) for their sum, the whole-network Gram (8 bytes each, reused between
 //! measurements), and the forward pass of `m` examples at once; the pair loop is O(L m^2).
 //! If a runner passes several chunks anyway, only pairs within a chunk are counted.
@@ -37,30 +37,20 @@ mod pairs;
 pub use pairs::{add_pairs, ClassCosines, PairSums, Stiffness};
 
 use coherent_core::{
-    check_sampling, inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest,
-    LayerInfo, Measurement, MetricEntry, ParamDoc, PluginArgs,
+    inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo,
+    Measurements, MetricEntry, PluginArgs, PluginConfig, Sampling,
 };
 use serde::Deserialize;
 
-/// Parameters of the `stiffness` metric.
-#[derive(Clone, Debug, Deserialize)]
+/// Parameters of the `stiffness` metric: none of its own (the runner reads `every_steps`,
+/// `sample` and `per_layer`).
+#[derive(Clone, Debug, Default, Deserialize, PluginConfig)]
 #[serde(deny_unknown_fields)]
-pub struct StiffnessConfig {
-    /// Measure every this many steps.
-    #[serde(default = "coherent_core::default_every_steps")]
-    pub every_steps: usize,
-    /// Size `m` of the fixed sample of training examples (at least 2), passed in one chunk.
-    #[serde(default = "coherent_core::default_one_chunk_sample")]
-    pub sample: usize,
-    /// Also report per-layer values.
-    #[serde(default = "coherent_core::default_per_layer")]
-    pub per_layer: bool,
-}
+pub struct StiffnessConfig {}
 
 /// Pair sums of the whole network, of each layer, and per class pair.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct StiffnessMetric {
-    config: StiffnessConfig,
     names: Vec<String>,
     /// The whole-network Gram of the current chunk (sum of the layers' Grams).
     gram: Vec<f64>,
@@ -69,30 +59,16 @@ pub struct StiffnessMetric {
     classes: ClassCosines,
 }
 
-impl StiffnessMetric {
-    /// A metric with `config`.
-    pub fn new(config: StiffnessConfig) -> StiffnessMetric {
-        StiffnessMetric {
-            config,
-            names: vec![],
-            gram: vec![],
-            whole: Stiffness::default(),
-            layers: vec![],
-            classes: ClassCosines::default(),
-        }
-    }
-}
-
-/// Appends the six means of `s` named `<quantity><suffix>`.
-fn push_means(out: &mut Vec<Measurement>, s: &Stiffness, suffix: &str) {
+/// Writes the six means of `s`, of the whole network (`layer` = `None`) or of one layer.
+fn push_means(out: &mut Measurements, s: &Stiffness, layer: Option<&str>) {
     for (set, part) in [
         (&s.all, ""),
         (&s.within, "_within"),
         (&s.between, "_between"),
     ] {
         if let Some((sign, cos)) = set.means() {
-            out.push((format!("stiffness_sign{part}{suffix}"), sign));
-            out.push((format!("stiffness_cos{part}{suffix}"), cos));
+            out.push_at(&format!("stiffness_sign{part}"), layer, sign);
+            out.push_at(&format!("stiffness_cos{part}"), layer, cos);
         }
     }
 }
@@ -103,18 +79,6 @@ impl CoherenceMetric for StiffnessMetric {
             gram: true,
             ..GradRequest::SUM
         }
-    }
-
-    fn sample_size(&self) -> usize {
-        self.config.sample
-    }
-
-    fn every_steps(&self) -> usize {
-        self.config.every_steps
-    }
-
-    fn chunk_size(&self) -> Option<usize> {
-        Some(self.config.sample)
     }
 
     fn begin(&mut self, layers: &[LayerInfo]) {
@@ -136,45 +100,36 @@ impl CoherenceMetric for StiffnessMetric {
             Some(&mut self.classes),
             &mut self.whole,
         );
-        if self.config.per_layer {
-            for (stats, layer) in self.layers.iter_mut().zip(&chunk.gram) {
-                add_pairs(layer, n, labels, None, stats);
-            }
+        for (stats, layer) in self.layers.iter_mut().zip(&chunk.gram) {
+            add_pairs(layer, n, labels, None, stats);
         }
     }
 
-    fn finish(&mut self) -> Vec<Measurement> {
-        let mut out = Vec::new();
-        push_means(&mut out, &self.whole, "");
-        if self.config.per_layer {
-            for (name, s) in self.names.iter().zip(&self.layers) {
-                push_means(&mut out, s, &format!("/{name}"));
-            }
+    fn finish(&mut self, out: &mut Measurements) {
+        push_means(out, &self.whole, None);
+        for (name, s) in self.names.iter().zip(&self.layers) {
+            push_means(out, s, Some(name));
         }
         for (a, b, cos) in self.classes.means() {
-            out.push((format!("stiffness_cos_class/{a}-{b}"), cos));
+            out.push(format!("stiffness_cos_class/{a}-{b}"), cos);
         }
-        out
     }
 }
 
 /// Builds the `stiffness` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError> {
-    let config: StiffnessConfig = args.parse()?;
-    let why = "a pair of examples";
-    check_sampling(args, config.every_steps, config.sample, 2, why)?;
-    Ok(Box::new(StiffnessMetric::new(config)))
+    let _: StiffnessConfig = args.parse()?;
+    Ok(Box::new(StiffnessMetric::default()))
 }
 
 inventory::submit! {
     MetricEntry {
         name: "stiffness",
         description: "stiffness (Fort et al. 2019): mean sign and cosine of g_i . g_j over pairs of a fixed training sample, all / within / between classes, class-pair cosine matrix; one chunk, O(m^2) memory.",
-        params: &[
-            ParamDoc { name: "every_steps", ty: "integer", default: "50", doc: "measure every N optimisation steps (and at the start and the end)" },
-            ParamDoc { name: "sample", ty: "integer", default: "500", doc: "size m >= 2 of the fixed sample, passed through the model in one chunk (m x m Gram per layer)" },
-            ParamDoc { name: "per_layer", ty: "boolean", default: "true", doc: "also report the six stiffness means per layer (<quantity>/<layer>)" },
-        ],
+        params: StiffnessConfig::params,
+        // the whole sample in one chunk: m x m Gram per layer
+        sampling: Sampling { sample: 500, min_sample: 2, chunk: None },
+        headline: &[],
         build,
     }
 }
@@ -182,35 +137,15 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_core::{measure_examples, random_examples};
+    use coherent_core::explicit::*;
     use std::collections::BTreeMap;
 
-    type Grads = Vec<Vec<Vec<f32>>>;
-
-    /// Feeds explicit per-example gradients (`grads[i][layer]`) with `labels` (none: a
-    /// regression) through `metric` in chunks of its own `chunk_size()`.
-    fn measure(
-        metric: &mut StiffnessMetric,
-        grads: &Grads,
-        labels: &[u32],
-    ) -> BTreeMap<String, f64> {
-        let chunk = metric.chunk_size().unwrap();
-        measure_examples(metric, grads, chunk, labels)
-            .into_iter()
-            .collect()
-    }
-
-    fn fresh(grads: &Grads, labels: &[u32]) -> BTreeMap<String, f64> {
-        let mut metric = StiffnessMetric::new(StiffnessConfig {
-            every_steps: 1,
-            sample: grads.len(),
-            per_layer: true,
-        });
-        measure(&mut metric, grads, labels)
-    }
-
-    fn dot(a: &[f32], b: &[f32]) -> f64 {
-        a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
+    /// Measures explicit per-example gradients (`grads[i][layer]`) with `labels` (none: a
+    /// regression) in one chunk, twice.
+    fn fresh(grads: &Examples, labels: &[u32]) -> BTreeMap<String, f64> {
+        let metric = &mut StiffnessMetric::default();
+        let ms = measure_twice(metric, grads, grads.len(), labels);
+        ms.into_values().into_iter().collect()
     }
 
     /// Brute force over ordered pairs `i != j` of explicit vectors: the six means named with
@@ -269,11 +204,10 @@ mod tests {
         let grads = random_examples(14, &[6, 3], 1, 0.2);
         let labels: Vec<u32> = (0..14).map(|i| [0, 2, 5][i % 3]).collect();
         let got = fresh(&grads, &labels);
-        let flat: Vec<Vec<f32>> = grads.iter().map(|g| g.concat()).collect();
-        let mut want = reference(&flat, &labels, "", true);
-        for l in 0..2 {
-            let layer: Vec<Vec<f32>> = grads.iter().map(|g| g[l].clone()).collect();
-            want.extend(reference(&layer, &labels, &format!("/l{l}"), false));
+        let mut want = BTreeMap::new();
+        for (suffix, vectors) in whole_and_layers(&grads) {
+            // the class matrix is the whole network's
+            want.extend(reference(&vectors, &labels, &suffix, suffix.is_empty()));
         }
         assert!(want.contains_key("stiffness_cos_class/2-5"));
         assert!(want.contains_key("stiffness_sign_within/l1"));
@@ -281,10 +215,10 @@ mod tests {
     }
 
     #[test]
-    fn the_whole_sample_is_one_chunk() {
-        let metric = build(&PluginArgs::from_toml("sample = 321").unwrap()).unwrap();
-        assert_eq!(metric.chunk_size(), Some(321));
+    fn gram_matrices_and_no_parameters() {
+        let metric = build(&PluginArgs::empty()).unwrap();
         assert!(metric.needs().gram);
+        assert!(build(&PluginArgs::from_toml("chunk = 3").unwrap()).is_err());
     }
 
     #[test]
@@ -292,16 +226,7 @@ mod tests {
         let grads = random_examples(10, &[5, 4], 2, 0.2);
         let labels: Vec<u32> = (0..10).map(|i| (i % 4) as u32).collect();
         let base = fresh(&grads, &labels);
-        let mut rescaled: Grads = grads
-            .iter()
-            .enumerate()
-            .map(|(i, g)| {
-                let c = 0.01 * (i + 1) as f32 * 37.0;
-                g.iter()
-                    .map(|l| l.iter().map(|v| v * c).collect())
-                    .collect()
-            })
-            .collect();
+        let mut rescaled = rescaled_examples(&grads, |i| 0.01 * (i + 1) as f32 * 37.0);
         rescaled.push(vec![vec![0.0; 5], vec![0.0; 4]]);
         let mut labels2 = labels.clone();
         labels2.push(9);
@@ -320,14 +245,7 @@ mod tests {
         ] {
             assert!((got[k] - 1.0).abs() < 1e-6, "{k}");
         }
-        let orthogonal: Grads = (0..4)
-            .map(|i| {
-                let mut g = vec![0.0; 4];
-                g[i] = (i + 1) as f32;
-                vec![g]
-            })
-            .collect();
-        let got = fresh(&orthogonal, &[]);
+        let got = fresh(&orthogonal_examples(&[1.0, 2.0, 3.0, 4.0]), &[]);
         let names: Vec<&str> = got.keys().map(String::as_str).collect();
         assert_eq!(
             names,
@@ -339,28 +257,5 @@ mod tests {
             ]
         );
         assert!(got.values().all(|v| *v == 0.0));
-    }
-
-    #[test]
-    fn measurements_reuse_state_without_leaking_between_them() {
-        let grads = random_examples(8, &[3, 3], 3, 0.2);
-        let labels: Vec<u32> = (0..8).map(|i| (i % 2) as u32).collect();
-        let mut metric = StiffnessMetric::new(StiffnessConfig {
-            every_steps: 1,
-            sample: 8,
-            per_layer: false,
-        });
-        let once = measure(&mut metric, &grads, &labels);
-        assert_eq!(measure(&mut metric, &grads, &labels), once);
-        assert!(once.keys().all(|k| !k.contains("/l")));
-    }
-
-    #[test]
-    fn bad_parameters_are_located() {
-        for (text, bad) in [("every_steps = 0", "0"), ("sample = 1", "1")] {
-            let err = build(&PluginArgs::from_toml(text).unwrap()).err().unwrap();
-            assert_eq!(&text[err.span.unwrap()], bad);
-        }
-        assert!(build(&PluginArgs::from_toml("chunk = 3").unwrap()).is_err());
     }
 }

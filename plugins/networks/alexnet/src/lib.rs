@@ -5,12 +5,14 @@
 //! response normalisation are left out (they would make per-example gradients random or
 //! coupled).
 
-use coherent_core::{inventory, ConfigError, Model, ModelSpec, NetworkEntry, ParamDoc, PluginArgs};
+use coherent_core::{
+    inventory, ConfigError, Model, ModelSpec, NetworkEntry, PluginArgs, PluginConfig,
+};
 use coherent_nn::{Activation, Init, NetworkBuilder, PoolKind, Sequential};
 use serde::Deserialize;
 
 /// Parameters of the `alexnet` network.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PluginConfig)]
 #[serde(deny_unknown_fields)]
 pub struct AlexnetConfig {
     /// Output channels of the five convolutions.
@@ -68,11 +70,7 @@ inventory::submit! {
     NetworkEntry {
         name: "alexnet",
         description: "Small AlexNet-style CNN for 28x28/32x32 inputs: five convolutions, three 2x2 max pools, dense classifier.",
-        params: &[
-            ParamDoc { name: "channels", ty: "5 integers", default: "[32, 64, 96, 64, 64]", doc: "output channels of the five convolutions" },
-            ParamDoc { name: "hidden", ty: "list of integers", default: "[256, 256]", doc: "widths of the dense hidden layers" },
-            ParamDoc { name: "init", ty: "\"uniform\" | \"he\" | \"zeros\"", default: "\"he\"", doc: "initialisation" },
-        ],
+        params: AlexnetConfig::params,
         build,
     }
 }

@@ -6,12 +6,14 @@
 //! `channels = [16, 32]`, `padding = [2, 2]`, `hidden = []` it is the small CNN that
 //! `coherent bench` compares with PyTorch.
 
-use coherent_core::{inventory, ConfigError, Model, ModelSpec, NetworkEntry, ParamDoc, PluginArgs};
+use coherent_core::{
+    inventory, ConfigError, Model, ModelSpec, NetworkEntry, ParamType, PluginArgs, PluginConfig,
+};
 use coherent_nn::{Activation, Init, NetworkBuilder, PoolKind, Sequential};
 use serde::Deserialize;
 
 /// Pooling between convolutions.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ParamType)]
 #[serde(rename_all = "snake_case")]
 pub enum Pool {
     /// 2x2 max pooling.
@@ -22,7 +24,7 @@ pub enum Pool {
 }
 
 /// Parameters of the `lenet` network.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PluginConfig)]
 #[serde(deny_unknown_fields)]
 pub struct LenetConfig {
     /// Output channels of each convolution.
@@ -37,7 +39,7 @@ pub struct LenetConfig {
     /// Widths of the dense hidden layers.
     #[serde(default = "default_hidden")]
     pub hidden: Vec<usize>,
-    /// Pooling after each convolution.
+    /// 2x2 pooling after each convolution.
     #[serde(default)]
     pub pool: Pool,
     /// Non-linearity.
@@ -46,7 +48,7 @@ pub struct LenetConfig {
     /// Whether layers have biases.
     #[serde(default = "default_bias")]
     pub bias: bool,
-    /// Initialisation.
+    /// Initialisation (fan-in of a convolution: channels x kernel^2).
     #[serde(default)]
     pub init: Init,
 }
@@ -118,16 +120,7 @@ inventory::submit! {
     NetworkEntry {
         name: "lenet",
         description: "LeNet-5 style CNN: [conv -> activation -> 2x2 pool] x N, dense layers.",
-        params: &[
-            ParamDoc { name: "channels", ty: "list of integers", default: "[6, 16]", doc: "output channels of each convolution" },
-            ParamDoc { name: "kernel", ty: "integer", default: "5", doc: "kernel size of every convolution" },
-            ParamDoc { name: "padding", ty: "list of integers", default: "[2, 0]", doc: "zero padding of each convolution" },
-            ParamDoc { name: "hidden", ty: "list of integers", default: "[120, 84]", doc: "widths of the dense hidden layers" },
-            ParamDoc { name: "pool", ty: "\"max\" | \"avg\"", default: "\"max\"", doc: "2x2 pooling after each convolution" },
-            ParamDoc { name: "activation", ty: "\"relu\" | \"tanh\"", default: "\"relu\"", doc: "non-linearity" },
-            ParamDoc { name: "bias", ty: "boolean", default: "true", doc: "whether layers have biases" },
-            ParamDoc { name: "init", ty: "\"uniform\" | \"he\" | \"zeros\"", default: "\"uniform\"", doc: "initialisation (fan-in of a convolution: channels x kernel^2)" },
-        ],
+        params: LenetConfig::params,
         build,
     }
 }

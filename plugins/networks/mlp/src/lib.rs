@@ -6,16 +6,16 @@
 //! `hidden = [2048]` the network of "Coherent Gradients" (Chatterjee 2020) experiment 1.
 
 use coherent_core::{
-    inventory, ConfigError, Model, ModelSpec, NetworkEntry, ParamDoc, PluginArgs, Rng,
+    inventory, ConfigError, Model, ModelSpec, NetworkEntry, PluginArgs, PluginConfig, Rng,
 };
 use coherent_nn::{Activation, Dense, Init, Op, Sequential};
 use serde::Deserialize;
 
 /// Parameters of the `mlp` network.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PluginConfig)]
 #[serde(deny_unknown_fields)]
 pub struct MlpConfig {
-    /// Widths of the hidden layers.
+    /// Widths of the hidden layers; [] gives a linear model.
     #[serde(default = "default_hidden")]
     pub hidden: Vec<usize>,
     /// Non-linearity between layers.
@@ -24,7 +24,8 @@ pub struct MlpConfig {
     /// Whether dense layers have a bias.
     #[serde(default = "default_bias")]
     pub bias: bool,
-    /// Initialisation of the parameters.
+    /// Initialisation: uniform is PyTorch's nn.Linear default U(+-1/sqrt(fan_in)), he is
+    /// N(0, 2/fan_in), zeros.
     #[serde(default)]
     pub init: Init,
 }
@@ -83,12 +84,7 @@ inventory::submit! {
     NetworkEntry {
         name: "mlp",
         description: "Multi-layer perceptron: dense layers of configurable widths with ReLU or tanh.",
-        params: &[
-            ParamDoc { name: "hidden", ty: "list of integers", default: "[256]", doc: "widths of the hidden layers; [] gives a linear model" },
-            ParamDoc { name: "activation", ty: "\"relu\" | \"tanh\"", default: "\"relu\"", doc: "non-linearity between layers" },
-            ParamDoc { name: "bias", ty: "boolean", default: "true", doc: "whether dense layers have a bias" },
-            ParamDoc { name: "init", ty: "\"uniform\" | \"he\" | \"zeros\"", default: "\"uniform\"", doc: "uniform: PyTorch's nn.Linear default U(+-1/sqrt(fan_in)); he: N(0, 2/fan_in); zeros" },
-        ],
+        params: MlpConfig::params,
         build,
     }
 }

@@ -7,12 +7,14 @@
 //! offered: it mixes the examples of a batch, so per-example gradients would not exist;
 //! GroupNorm (Wu & He 2018) normalises each example on its own.
 
-use coherent_core::{inventory, ConfigError, Model, ModelSpec, NetworkEntry, ParamDoc, PluginArgs};
+use coherent_core::{
+    inventory, ConfigError, Model, ModelSpec, NetworkEntry, ParamType, PluginArgs, PluginConfig,
+};
 use coherent_nn::{Activation, Init, NetworkBuilder, Sequential};
 use serde::Deserialize;
 
 /// Normalisation after each convolution.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ParamType)]
 #[serde(rename_all = "snake_case")]
 pub enum Norm {
     /// GroupNorm.
@@ -23,19 +25,21 @@ pub enum Norm {
 }
 
 /// Parameters of the `resnet` network.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PluginConfig)]
 #[serde(deny_unknown_fields)]
 pub struct ResnetConfig {
-    /// Depth `6n + 2`.
+    /// Depth 6n + 2: 8 (n = 1 block per stage), 14, 20, 32, ...
     #[serde(default = "default_depth")]
+    #[param(ty = "integer 6n+2")]
     pub depth: usize,
-    /// Channels of the first stage.
+    /// Channels of the first stage (then 2x and 4x).
     #[serde(default = "default_width")]
     pub width: usize,
-    /// Normalisation.
+    /// GroupNorm after each convolution, or nothing (no BatchNorm: it has no per-example
+    /// gradient).
     #[serde(default)]
     pub norm: Norm,
-    /// GroupNorm groups (must divide every stage's channels).
+    /// GroupNorm groups; must divide every stage's channels.
     #[serde(default = "default_groups")]
     pub groups: usize,
     /// Initialisation.
@@ -127,13 +131,7 @@ inventory::submit! {
     NetworkEntry {
         name: "resnet",
         description: "CIFAR-style ResNet of depth 6n+2 (ResNet-8/20) with GroupNorm or no normalisation.",
-        params: &[
-            ParamDoc { name: "depth", ty: "integer 6n+2", default: "8", doc: "8 (n = 1 block per stage), 14, 20, 32, ..." },
-            ParamDoc { name: "width", ty: "integer", default: "16", doc: "channels of the first stage (then 2x and 4x)" },
-            ParamDoc { name: "norm", ty: "\"group\" | \"none\"", default: "\"group\"", doc: "GroupNorm after each convolution, or nothing (no BatchNorm: it has no per-example gradient)" },
-            ParamDoc { name: "groups", ty: "integer", default: "8", doc: "GroupNorm groups; must divide every stage's channels" },
-            ParamDoc { name: "init", ty: "\"uniform\" | \"he\" | \"zeros\"", default: "\"he\"", doc: "initialisation" },
-        ],
+        params: ResnetConfig::params,
         build,
     }
 }

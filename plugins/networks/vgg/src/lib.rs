@@ -4,21 +4,23 @@
 //! Each stage is a run of 3x3 convolutions (padding 1) with ReLU (optionally GroupNorm), then
 //! 2x2 max pooling while the feature map is at least 2x2; then the dense classifier.
 
-use coherent_core::{inventory, ConfigError, Model, ModelSpec, NetworkEntry, ParamDoc, PluginArgs};
+use coherent_core::{
+    inventory, ConfigError, Model, ModelSpec, NetworkEntry, PluginArgs, PluginConfig,
+};
 use coherent_nn::{Activation, Init, NetworkBuilder, PoolKind, Sequential};
 use serde::Deserialize;
 
 /// Parameters of the `vgg` network.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PluginConfig)]
 #[serde(deny_unknown_fields)]
 pub struct VggConfig {
-    /// Output channels of the convolutions, stage by stage.
+    /// Output channels of the 3x3 convolutions, stage by stage.
     #[serde(default = "default_stages")]
     pub stages: Vec<Vec<usize>>,
     /// Widths of the dense hidden layers.
     #[serde(default = "default_hidden")]
     pub hidden: Vec<usize>,
-    /// GroupNorm groups after each convolution (0: no normalisation).
+    /// GroupNorm groups after each convolution; 0 for none.
     #[serde(default)]
     pub groups: usize,
     /// Initialisation.
@@ -89,12 +91,7 @@ inventory::submit! {
     NetworkEntry {
         name: "vgg",
         description: "VGG-style CNN: stages of 3x3 convolutions and 2x2 max pooling (VGG-11 layout, narrow widths), dense classifier.",
-        params: &[
-            ParamDoc { name: "stages", ty: "list of lists of integers", default: "[[16], [32], [64, 64], [128, 128], [128, 128]]", doc: "output channels of the 3x3 convolutions, stage by stage" },
-            ParamDoc { name: "hidden", ty: "list of integers", default: "[128]", doc: "widths of the dense hidden layers" },
-            ParamDoc { name: "groups", ty: "integer", default: "0", doc: "GroupNorm groups after each convolution; 0 for none" },
-            ParamDoc { name: "init", ty: "\"uniform\" | \"he\" | \"zeros\"", default: "\"he\"", doc: "initialisation" },
-        ],
+        params: VggConfig::params,
         build,
     }
 }

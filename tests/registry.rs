@@ -3,7 +3,7 @@
 use crate::common::{coherent, stdout};
 use coherent_core::PluginKind;
 
-const EXPECTED: [(PluginKind, &[&str]); 4] = [
+const EXPECTED: [(PluginKind, &[&str]); 5] = [
     (
         PluginKind::Network,
         &["alexnet", "lenet", "mlp", "resnet", "vgg"],
@@ -38,13 +38,17 @@ const EXPECTED: [(PluginKind, &[&str]); 4] = [
             "winsorized",
         ],
     ),
+    (
+        PluginKind::Observer,
+        &["early_stopping", "learning_times", "loss_fractions"],
+    ),
 ];
 
 #[test]
 fn every_bundled_plugin_is_registered_exactly_once() {
     let registry = coherent_plugins::registry().expect("no duplicate names");
     for (kind, names) in EXPECTED {
-        let got: Vec<&str> = registry.list(kind).iter().map(|(n, _, _)| *n).collect();
+        let got: Vec<&str> = registry.list(kind).iter().map(|l| l.name).collect();
         assert_eq!(got, names, "{kind:?}");
     }
 }
@@ -63,13 +67,8 @@ fn the_binary_lists_every_plugin_with_its_parameters() {
             );
         }
     }
-    for param in [
-        "hidden",
-        "label_noise",
-        "noise_mode",
-        "every_steps",
-        "sample",
-    ] {
+    assert!(text.contains("protocols:\n  easy_hard  "), "{text}");
+    for param in ["hidden", "label_noise", "noise_mode", "rel_var_floor", "corrupt_rise", "fraction"] {
         assert!(text.contains(param), "parameter {param} missing");
     }
 }

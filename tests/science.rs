@@ -1,7 +1,7 @@
 //! The theory's reference values, reproduced.
 
 use crate::common::{coherent, metrics, scratch, stderr, summary, write_manifest};
-use coherent_core::{Batch, GradRequest, InputShape, LossKind, ModelSpec, PluginArgs};
+use coherent_core::{Batch, GradRequest, InputShape, LossKind, Measurements, ModelSpec, PluginArgs};
 
 /// GM section 3: at initialisation the four real gradients have m-coherence 80/32 = 2.5.
 #[test]
@@ -9,7 +9,7 @@ fn toy_linear_coherence_at_initialisation_is_2_5_real_and_1_random() {
     let registry = coherent_plugins::registry().unwrap();
     for (variant, want) in [("real", 2.5), ("random", 1.0)] {
         let args = PluginArgs::from_toml(&format!("variant = \"{variant}\"")).unwrap();
-        let data = (registry.datasets["toy-linear"].build)(&args).unwrap();
+        let data = (registry.datasets["toy_linear"].build)(&args).unwrap();
         let spec = ModelSpec {
             input: InputShape::flat(6),
             outputs: 1,
@@ -35,13 +35,12 @@ fn toy_linear_coherence_at_initialisation_is_2_5_real_and_1_random() {
         if variant == "real" {
             assert_eq!((s2, q), (80.0, 32.0));
         }
-        let mut metric =
-            (registry.metrics["coherence"].build)(&PluginArgs::from_toml("sample = 4").unwrap())
-                .unwrap();
+        let mut metric = (registry.metrics["coherence"].build)(&PluginArgs::empty()).unwrap();
         metric.begin(model.layers());
         metric.accumulate(&grads, &batch);
-        let values = metric.finish();
-        let coherence = values.iter().find(|(k, _)| k == "coherence").unwrap().1;
+        let mut values = Measurements::default();
+        metric.finish(&mut values);
+        let coherence = values["coherence"];
         assert!((coherence - want).abs() < 1e-9, "{variant}: {coherence}");
     }
 }

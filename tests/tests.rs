@@ -15,6 +15,7 @@
 //! * `science.rs`   — the theory's reference values (toy example, real vs random);
 //! * `metrics.rs`   — the metric plugins on a real network, checked against each other;
 //! * `phenomena.rs` — loss-reduction fractions, learning times, easy vs hard, crash and resume;
+//! * `observers.rs` — observer plugins: one from its own crate, the defaults and their switches;
 //! * `bench.rs`     — the engine benchmark command.
 //!
 //! Unit tests of one crate sit at the bottom of the file they test, not here.
@@ -24,6 +25,7 @@ mod common;
 mod data;
 mod manifests;
 mod metrics;
+mod observers;
 mod phenomena;
 mod properties;
 mod registry;

@@ -34,6 +34,7 @@ use coherent_core::{
     PerExampleBlocks, PluginArgs, Registry, Split, Targets,
 };
 use coherent_nn::{reference, Sequential};
+use timing::interleaved;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::time::{Duration, Instant};

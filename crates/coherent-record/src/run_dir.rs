@@ -25,6 +25,7 @@ impl RunDir {
         let stale = [
             files::METRICS,
             files::SUMMARY,
+            files::LEARNING_TIMES,
             files::DONE,
             files::FAILED,
             files::CHECKPOINT,

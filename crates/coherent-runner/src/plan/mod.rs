@@ -102,13 +102,13 @@ impl<'a> Planner<'a> {
     }
 
     /// Builds every plugin of run `spec`. Warnings about the manifest (deprecated keys and
-    /// names) are logged the first time.
+    /// names) are printed to standard error the first time, like errors.
     pub fn plan(&mut self, spec: &RunSpec) -> Result<RunPlan, PlanError> {
         let mut cx = Sections::new(self.manifest);
         let result = self.build(&mut cx, spec);
         if !self.warned {
             for w in &cx.warnings {
-                log::warn!("{}", w.to_string().trim_end());
+                eprintln!("{w}");
             }
             self.warned = true;
         }

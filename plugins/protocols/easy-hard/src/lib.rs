@@ -122,7 +122,7 @@ impl Protocol for EasyHard {
         if plan.evaluation.train_limit.is_some() {
             issues.push(ProtocolIssue {
                 key: "evaluation.train_limit",
-                message: "`train_limit` cannot be used with [easy_hard]".into(),
+                message: "`train_limit`: cannot be used with [easy_hard]".into(),
                 help: Some("the easy and hard splits rank every training example by its learning time, so every example is evaluated; remove `train_limit` (or `[dataset] train_limit` shrinks the training set itself)".into()),
             });
         }

@@ -1,0 +1,170 @@
+//! Observer plugin `class_coherence`, a small research protocol written the way a researcher
+//! would write one, without touching the runner: the m-coherence `|sum_i g_i|^2 / sum_i
+//! |g_i|^2` of the first `sample` training examples of one class (their labels as trained
+//! on), at every evaluation, whole network. The tests enable it from a manifest and check it
+//! against a brute-force computation from per-example gradients.
+
+use coherent_core::{
+    inventory, Batch, BatchGrads, ConfigError, Evaluation, GradRequest, Measurements,
+    ObserverEntry, ObserverOutput, PluginArgs, PluginConfig, RunEnd, RunInfo, RunObserver, Targets,
+};
+use serde::Deserialize;
+
+/// Parameters of `class_coherence`.
+#[derive(Clone, Debug, Deserialize, PluginConfig)]
+#[serde(deny_unknown_fields)]
+pub struct ClassCoherenceConfig {
+    /// The class.
+    pub class: u32,
+    /// How many of its training examples (the first ones).
+    #[serde(default = "hundred")]
+    pub sample: usize,
+}
+
+fn hundred() -> usize {
+    100
+}
+
+/// The observer.
+#[derive(Debug, Default)]
+pub struct ClassCoherence {
+    config: Option<ClassCoherenceConfig>,
+    members: Vec<usize>,
+    peak: Option<(f64, usize)>,
+    batch: Batch,
+    grads: BatchGrads,
+}
+
+/// `|S|^2 / Q` of one pass's gradients (whole network).
+pub fn m_coherence(grads: &BatchGrads) -> f64 {
+    let s2: f64 = grads.sum.iter().flatten().map(|&v| (v as f64).powi(2)).sum();
+    let q: f64 = grads.sq_norms.iter().flatten().map(|&v| v as f64).sum();
+    s2 / q
+}
+
+impl RunObserver for ClassCoherence {
+    fn begin(&mut self, run: &RunInfo<'_>) -> Result<(), String> {
+        let config = self.config.as_ref().expect("built with a config");
+        let Targets::Classes { labels, .. } = &run.train.targets else {
+            return Err("needs class labels".into());
+        };
+        self.members = (0..labels.len())
+            .filter(|&i| labels[i] == config.class)
+            .take(config.sample)
+            .collect();
+        match self.members.len() {
+            0 => Err(format!("no training example has class {}", config.class)),
+            _ => Ok(()),
+        }
+    }
+
+    fn on_evaluation(&mut self, eval: &mut Evaluation<'_>, out: &mut Measurements) {
+        self.batch.gather(eval.train, &self.members);
+        let request = GradRequest {
+            sq_norms: true,
+            ..GradRequest::SUM
+        };
+        eval.model.forward_backward(&self.batch, &request, &mut self.grads);
+        let c = m_coherence(&self.grads);
+        if self.peak.is_none_or(|(p, _)| c > p) {
+            self.peak = Some((c, eval.step));
+        }
+        out.push("class_coherence", c);
+    }
+
+    fn finish(&mut self, _end: &RunEnd<'_>) -> ObserverOutput {
+        let config = self.config.as_ref().expect("built with a config");
+        ObserverOutput {
+            summary: Some(coherent_core::serde_json::json!({
+                "class": config.class,
+                "examples": self.members.len(),
+                "peak": self.peak.map(|p| p.0),
+                "peak_step": self.peak.map(|p| p.1),
+            })),
+            ..ObserverOutput::default()
+        }
+    }
+}
+
+/// Builds the observer from its manifest table.
+pub fn build(args: &PluginArgs) -> Result<Box<dyn RunObserver>, ConfigError> {
+    let config: ClassCoherenceConfig = args.parse()?;
+    if config.sample < 2 {
+        return Err(args.invalid("sample", "must be at least 2"));
+    }
+    Ok(Box::new(ClassCoherence {
+        config: Some(config),
+        ..ClassCoherence::default()
+    }))
+}
+
+inventory::submit! {
+    ObserverEntry {
+        name: "class_coherence",
+        description: "m-coherence of the first examples of one class (a test observer).",
+        params: ClassCoherenceConfig::params,
+        build,
+        default_on: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coherent_core::{LossKind, ModelSpec, Split};
+
+    /// The observer's value against per-example gradients from one backward pass per example.
+    #[test]
+    fn matches_a_brute_force_computation() {
+        let data = (coherent_mnist::build)(&PluginArgs::from_toml("train_limit = 400").unwrap()).unwrap();
+        let spec = ModelSpec {
+            input: data.input_shape(),
+            outputs: 10,
+            loss: LossKind::CrossEntropy,
+            seed: 7,
+        };
+        let mut model = coherent_mlp::build(&PluginArgs::from_toml("hidden = [20]").unwrap(), &spec).unwrap();
+        let mut observer = build(&PluginArgs::from_toml("class = 3\nsample = 12").unwrap()).unwrap();
+        let train: &Split = data.train();
+        let layers = model.layers().to_vec();
+        let run = RunInfo {
+            seed: 7,
+            layers: &layers,
+            train,
+            test: data.test(),
+            evaluated: train.len(),
+            steps_per_epoch: 1,
+            total_steps: 1,
+            outputs: 10,
+        };
+        observer.begin(&run).unwrap();
+        let (values, mut out) = (Measurements::default(), Measurements::default());
+        let mut eval = Evaluation {
+            step: 0,
+            train_losses: &[],
+            train_correct: &[],
+            test_losses: &[],
+            test_correct: &[],
+            values: &values,
+            model: model.as_mut(),
+            train,
+        };
+        observer.on_evaluation(&mut eval, &mut out);
+        let got = out.get("class_coherence").unwrap();
+
+        let Targets::Classes { labels, .. } = &train.targets else { unreachable!() };
+        let members: Vec<usize> = (0..train.len()).filter(|&i| labels[i] == 3).take(12).collect();
+        let mut batch = Batch::default();
+        batch.gather(train, &members);
+        let per_example = coherent_nn::reference::per_example_by_loop(model.as_mut(), &batch);
+        let flat: Vec<Vec<f64>> = per_example
+            .iter()
+            .map(|g| g.iter().flatten().map(|&v| v as f64).collect())
+            .collect();
+        let s: Vec<f64> = (0..flat[0].len()).map(|k| flat.iter().map(|g| g[k]).sum()).collect();
+        let want = s.iter().map(|v| v * v).sum::<f64>()
+            / flat.iter().map(|g| g.iter().map(|v| v * v).sum::<f64>()).sum::<f64>();
+        assert!((got - want).abs() < 1e-4 * want, "{got} vs {want}");
+        assert!(got > 1.0 && got < 12.0);
+    }
+}

@@ -77,8 +77,9 @@ impl Act<CpuTape> {
     ///
     /// `backward` runs once, during the one backward pass of the summed loss: that is where a
     /// parameterised layer records its per-example quantities (from the input it kept and
-    /// `dy`). `dy` is a copy of dfdx's buffer; layers on the hot path of this crate use the
-    /// tape directly and avoid that copy.
+    /// `dy`). `dy` is a copy of dfdx's buffer (dfdx lends out one gradient at a time); the
+    /// dense, convolution and GroupNorm layers of this crate use the tape directly instead and
+    /// copy `dy` into their traces.
     pub fn record(
         self,
         output: Arc<Vec<f32>>,

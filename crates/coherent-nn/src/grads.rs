@@ -10,7 +10,8 @@ use std::sync::{MutexGuard, RwLockWriteGuard};
 /// flattened like [`crate::Layer::params`]. Every method is exact (no approximation) and the
 /// layers of this crate are tested against one backward pass per example. Methods take
 /// `&mut self` to reuse the trace's scratch buffers: nothing is allocated once the sizes are
-/// stable. Output slices have exactly the length each method states.
+/// stable. Output slices have exactly the length each method states. `Sync`, because
+/// [`LayerGrads::block`] is called from many threads at once.
 ///
 /// [`crate::MatrixTrace`] implements it for per-example gradients held as one matrix, the easy
 /// choice for a small layer.

@@ -28,8 +28,8 @@
 //! every per-example quantity follows exactly from `A` and `Delta`, without a backward pass per
 //! example (Goodfellow 2015, "Efficient per-example gradient computations"; BackPACK, Dangel
 //! et al. 2020; Opacus). Some never materialise `g_i`: `|g_i|^2 = |Delta_i|^2 |A_i|^2` and
-//! `g_i . g_j = (A_i . A_j)(Delta_i . Delta_j)` for a dense layer, the "ghost" norms of a
-//! convolution (Li et al. 2022).
+//! `g_i . g_j = (A_i . A_j)(Delta_i . Delta_j)` for a dense layer without bias, the "ghost"
+//! norms of a convolution (Li et al. 2022).
 //!
 //! The backward op is a `'static` closure on the tape, so the layer shares its record (its
 //! "trace") with it through an `Arc<RwLock<_>>`; the closure fills the trace (`A`, `Delta`, or
@@ -42,13 +42,20 @@
 //! Implement [`Layer`] for your type. In [`Layer::forward`], compute the output from
 //! `x.data`, then call [`crate::Act::record`] with a closure that receives `Delta` and the input
 //! gradient to add into; in it, write each example's gradient into a [`crate::MatrixTrace`]
-//! (shared as `Arc<RwLock<MatrixTrace>>`) and add `dL/dA` into the input gradient. Return
-//! `Some(Box::new(trace.write().unwrap()))` from [`Layer::grads`], your kind from
-//! [`Layer::kind`] (the prefix of the layer's name defaults to it) and the parameters from
-//! [`Layer::params`] and [`Layer::params_mut`]. Then put the layer in a
-//! [`crate::Sequential`], a [`crate::Residual`] or a [`crate::NetworkBuilder`] like any other,
-//! and check it against [`crate::reference::per_example_by_loop`] (batches of one).
-//! `crates/coherent-nn/tests/custom_layer.rs` does all of this for a per-feature affine layer.
+//! (shared as `Arc<RwLock<MatrixTrace>>`) and add `dL/dA` into the input gradient. Keep the
+//! parameters in an `Arc<Vec<f32>>` and hand the closure a clone, so that it reads the values
+//! of its own pass. Return `Some(Box::new(trace.write().unwrap()))` from [`Layer::grads`], your
+//! kind from [`Layer::kind`] (the prefix of the layer's name defaults to it) and the
+//! parameters from [`Layer::params`] and [`Layer::params_mut`]. A layer whose per-example
+//! gradients are too large to hold as a matrix implements [`LayerGrads`] on its own trace
+//! instead, as the dense and convolution layers do.
+//!
+//! Then put the layer in a [`crate::Sequential`], a [`crate::Residual`] or a
+//! [`crate::NetworkBuilder`] like any other, and check every quantity against
+//! [`crate::reference::per_example_by_loop`] (batches of one) and the summed gradient against
+//! finite differences of the loss (batches of one run the layer's own backward pass, so only
+//! the differences check that). `crates/coherent-nn/tests/custom_layer.rs` does all of this for
+//! a per-feature affine layer.
 
 use crate::act::{Act, CpuTape};
 use crate::grads::LayerGrads;

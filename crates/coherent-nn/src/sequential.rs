@@ -35,7 +35,7 @@ impl std::fmt::Debug for Sequential {
 
 /// Layers that do not fit together.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("op {index} ({op}) {problem}")]
+#[error("layer {index} ({op}) {problem}")]
 pub struct ShapeError {
     /// Position of the layer (0-based).
     pub index: usize,

@@ -1,8 +1,9 @@
-//! Element-wise activations as custom ops on dfdx's tape.
+//! Element-wise activations, as layers of their own or fused into the layer before.
 
-use crate::trace::Act;
-use dfdx::prelude::{Cpu, PutTape, SplitTape, Tape};
+use crate::act::{Act, CpuTape};
+use crate::layer::Layer;
 use serde::Deserialize;
+use std::sync::Arc;
 
 /// A pointwise non-linearity.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, coherent_core::ParamType)]
@@ -45,42 +46,43 @@ impl Activation {
             Activation::Tanh => dz.extend(y.iter().zip(dy).map(|(y, d)| d * (1.0 - y * y))),
         }
     }
+}
 
-    /// Forward pass recorded on the tape.
-    pub fn forward<T: Tape<f32, Cpu>>(self, x: Act<T>, input_needs_grad: bool) -> Act<T> {
-        let (rows, cols) = (x.rows, x.cols);
+impl Layer for Activation {
+    fn output_len(&self, input: usize) -> Result<usize, String> {
+        Ok(input)
+    }
+
+    fn forward(&self, x: Act<CpuTape>, input_needs_grad: bool) -> Act<CpuTape> {
         let mut out = Vec::new();
         self.apply(&x.data, &mut out);
-        let dev = x.tensor.device().clone();
-        let (x_tensor, tape) = x.tensor.split_tape();
-        let mut y = Act::new(&dev, out, rows, cols, T::default());
-        let (y_tensor, mut y_tape) = y.tensor.split_tape();
-        let y_id = y_tensor.clone();
-        let (input, output) = (x.data.clone(), y.data.clone());
-        y_tape.add_backward_op(move |grads| {
-            if !input_needs_grad {
-                return Ok(());
-            }
-            let dy: Vec<f32> = grads.get_or_alloc_mut(&y_id)?.to_vec();
-            let dx = grads.get_or_alloc_mut(&x_tensor)?;
-            match self {
+        let (input, output) = (x.data.clone(), Arc::new(out));
+        let (f, cols) = (*self, x.cols);
+        x.record(output.clone(), cols, input_needs_grad, move |dy, dx| {
+            let Some(dx) = dx else { return };
+            match f {
                 Activation::Relu => {
-                    for ((g, d), v) in dx.iter_mut().zip(&dy).zip(input.iter()) {
+                    for ((g, d), v) in dx.iter_mut().zip(dy).zip(input.iter()) {
                         if *v > 0.0 {
                             *g += d;
                         }
                     }
                 }
                 Activation::Tanh => {
-                    for ((g, d), t) in dx.iter_mut().zip(&dy).zip(output.iter()) {
+                    for ((g, d), t) in dx.iter_mut().zip(dy).zip(output.iter()) {
                         *g += d * (1.0 - t * t);
                     }
                 }
             }
-            Ok(())
-        });
-        y.tensor = y_tensor.put_tape(tape.merge(y_tape));
-        y
+        })
+    }
+
+    fn forward_slice(&self, x: &[f32], _rows: usize, out: &mut Vec<f32>) {
+        self.apply(x, out);
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 

@@ -1,18 +1,18 @@
 //! Building networks layer by layer while tracking the shape of the activations.
 
 use crate::{
-    Activation, Conv2d, ConvGeometry, Dense, GroupNorm, Init, Op, Pool2d, PoolKind, Residual,
+    Activation, Conv2d, ConvGeometry, Dense, GroupNorm, Init, Layer, Pool2d, PoolKind, Residual,
     Sequential,
 };
 use coherent_core::{LossKind, ModelSpec, Rng};
 
-/// Appends ops to a network, keeping track of the `channels x height x width` shape they
+/// Appends layers to a network, keeping track of the `channels x height x width` shape they
 /// produce; a layer that does not fit is an error in words, for the plugin to report.
 #[derive(Debug)]
 pub struct NetworkBuilder {
     inputs: usize,
     shape: (usize, usize, usize),
-    ops: Vec<Op>,
+    layers: Vec<Box<dyn Layer>>,
     rng: Rng,
     bias: bool,
     init: Init,
@@ -26,7 +26,7 @@ impl NetworkBuilder {
         NetworkBuilder {
             inputs: s.len(),
             shape: (s.channels, s.height, s.width),
-            ops: Vec::new(),
+            layers: Vec::new(),
             rng: Rng::derived(spec.seed, "init"),
             bias,
             init,
@@ -67,7 +67,7 @@ impl NetworkBuilder {
         if let Some(a) = activation {
             conv = conv.with_activation(a);
         }
-        self.ops.push(Op::Conv2d(conv));
+        self.layers.push(Box::new(conv));
         self.shape = (out, geom.out_height(), geom.out_width());
         Ok(self)
     }
@@ -89,14 +89,14 @@ impl NetworkBuilder {
             stride: kernel,
         };
         self.shape = (c, p.out_height(), p.out_width());
-        self.ops.push(Op::Pool(p));
+        self.layers.push(Box::new(p));
         Ok(self)
     }
 
     /// Global average pooling to one value per channel.
     pub fn global_avg_pool(&mut self) -> &mut Self {
         let (c, h, w) = self.shape;
-        self.ops.push(Op::Pool(Pool2d::global_avg(c, h, w)));
+        self.layers.push(Box::new(Pool2d::global_avg(c, h, w)));
         self.shape = (c, 1, 1);
         self
     }
@@ -115,7 +115,7 @@ impl NetworkBuilder {
         if let Some(a) = activation {
             d = d.with_activation(a);
         }
-        self.ops.push(Op::Dense(d));
+        self.layers.push(Box::new(d));
         self.shape = (out, 1, 1);
         Ok(self)
     }
@@ -134,7 +134,7 @@ impl NetworkBuilder {
         if let Some(a) = activation {
             g = g.with_activation(a);
         }
-        self.ops.push(Op::GroupNorm(g));
+        self.layers.push(Box::new(g));
         Ok(self)
     }
 
@@ -151,7 +151,7 @@ impl NetworkBuilder {
         let mut inner = NetworkBuilder {
             inputs: c * h * w,
             shape: self.shape,
-            ops: Vec::new(),
+            layers: Vec::new(),
             rng: self.rng.clone(),
             bias: self.bias,
             init: self.init,
@@ -170,35 +170,32 @@ impl NetworkBuilder {
                     stride,
                     padding: 0,
                 };
-                Some(Op::Conv2d(Conv2d::new(
-                    geom,
-                    self.bias,
-                    self.init,
-                    &mut inner.rng,
-                )))
+                let conv = Conv2d::new(geom, self.bias, self.init, &mut inner.rng);
+                Some(Box::new(conv) as Box<dyn Layer>)
             }
         };
         self.rng = inner.rng;
-        let block = Residual::new(c * h * w, inner.ops, shortcut, activation)?;
-        self.ops.push(Op::Residual(block));
+        let block = Residual::new(c * h * w, inner.layers, shortcut, activation)?;
+        self.layers.push(Box::new(block));
         self.shape = inner.shape;
         Ok(self)
     }
 
-    /// Appends a ready-made op whose output shape is `shape`.
-    pub fn push(&mut self, op: Op, shape: (usize, usize, usize)) -> &mut Self {
-        self.ops.push(op);
+    /// Appends any layer, built elsewhere (also outside this crate), whose output shape is
+    /// `shape`; [`NetworkBuilder::build`] reports a layer that does not fit.
+    pub fn push(&mut self, layer: Box<dyn Layer>, shape: (usize, usize, usize)) -> &mut Self {
+        self.layers.push(layer);
         self.shape = shape;
         self
     }
 
-    /// The random generator of the initial weights, for ops built outside the builder.
+    /// The random generator of the initial weights, for layers built outside the builder.
     pub fn rng(&mut self) -> &mut Rng {
         &mut self.rng
     }
 
     /// The network.
     pub fn build(self) -> Result<Sequential, String> {
-        Sequential::try_new(self.inputs, self.ops, self.loss).map_err(|e| e.to_string())
+        Sequential::try_new(self.inputs, self.layers, self.loss).map_err(|e| e.to_string())
     }
 }

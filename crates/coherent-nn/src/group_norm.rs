@@ -9,10 +9,12 @@
 //! positions.) Per example, `dgamma_c = sum_p dz_cp xhat_cp` and `dbeta_c = sum_p dz_cp`: only
 //! `2 C` values, kept as a matrix.
 
+use crate::act::{Act, CpuTape};
+use crate::grads::LayerGrads;
+use crate::layer::{fixed_len, Layer};
 use crate::matrix_trace::MatrixTrace;
-use crate::trace::Act;
 use crate::Activation;
-use dfdx::prelude::{Cpu, PutTape, SplitTape, Tape};
+use dfdx::prelude::{Merge, PutTape, SplitTape, Tape};
 use rayon::prelude::*;
 use std::sync::{Arc, RwLock};
 
@@ -65,21 +67,6 @@ impl GroupNorm {
         self.len() == 0
     }
 
-    /// The flat parameters.
-    pub fn params(&self) -> &[f32] {
-        &self.params
-    }
-
-    /// Mutable flat parameters.
-    pub fn params_mut(&mut self) -> &mut [f32] {
-        Arc::make_mut(&mut self.params).as_mut_slice()
-    }
-
-    /// The trace of the last backward pass.
-    pub fn trace(&self) -> std::sync::RwLockWriteGuard<'_, MatrixTrace> {
-        self.trace.write().expect("group norm trace lock")
-    }
-
     /// Normalises one example: writes `xhat`, the inverse standard deviation of every group and
     /// the output.
     fn example(&self, x: &[f32], xhat: &mut [f32], y: &mut [f32], inv_std: &mut [f32]) {
@@ -106,9 +93,14 @@ impl GroupNorm {
             f.apply_in_place(y);
         }
     }
+}
 
-    /// Forward pass on plain slices.
-    pub fn forward_slice(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) {
+impl Layer for GroupNorm {
+    fn output_len(&self, input: usize) -> Result<usize, String> {
+        fixed_len(input, self.len(), self.len())
+    }
+
+    fn forward_slice(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) {
         out.resize(rows * self.len(), 0.0);
         out.par_chunks_mut(self.len())
             .zip(x.par_chunks(self.len()))
@@ -118,8 +110,7 @@ impl GroupNorm {
             );
     }
 
-    /// Forward pass recorded on the tape.
-    pub fn forward<T: Tape<f32, Cpu>>(&self, x: Act<T>, input_needs_grad: bool) -> Act<T> {
+    fn forward(&self, x: Act<CpuTape>, input_needs_grad: bool) -> Act<CpuTape> {
         let (rows, len, groups) = (x.rows, self.len(), self.groups);
         let mut out = vec![0.0; rows * len];
         let mut xhat = vec![0.0; rows * len];
@@ -131,7 +122,7 @@ impl GroupNorm {
             .for_each(|(((y, h), s), x)| self.example(x, h, y, s));
         let dev = x.tensor.device().clone();
         let (x_tensor, tape) = x.tensor.split_tape();
-        let mut y = Act::new(&dev, out, rows, len, T::default());
+        let mut y = Act::new(&dev, out, rows, len, CpuTape::default());
         let (y_tensor, mut y_tape) = y.tensor.split_tape();
         let y_id = y_tensor.clone();
         let (trace, params, output) = (self.trace.clone(), self.params.clone(), y.data.clone());
@@ -148,9 +139,7 @@ impl GroupNorm {
             {
                 let mut tr = trace.write().expect("group norm trace lock");
                 let tr = &mut *tr;
-                (tr.rows, tr.params) = (rows, 2 * channels);
-                tr.values.resize(rows * 2 * channels, 0.0);
-                tr.values
+                tr.reset(rows, 2 * channels)
                     .par_chunks_mut(2 * channels)
                     .zip(dz.par_chunks(len))
                     .zip(xhat.par_chunks(len))
@@ -189,6 +178,31 @@ impl GroupNorm {
         });
         y.tensor = y_tensor.put_tape(tape.merge(y_tape));
         y
+    }
+
+    fn kind(&self) -> Option<&'static str> {
+        Some("group_norm")
+    }
+
+    fn name_prefix(&self) -> &'static str {
+        "norm"
+    }
+
+    /// `gamma` then `beta`.
+    fn params(&self) -> &[f32] {
+        &self.params
+    }
+
+    fn params_mut(&mut self) -> &mut [f32] {
+        Arc::make_mut(&mut self.params).as_mut_slice()
+    }
+
+    fn grads(&self) -> Option<Box<dyn LayerGrads + '_>> {
+        Some(Box::new(self.trace.write().expect("group norm trace lock")))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 

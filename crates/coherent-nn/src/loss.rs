@@ -1,6 +1,6 @@
 //! Per-example losses: the kernel, and the op that ends a forward pass on dfdx's tape.
 
-use crate::trace::Act;
+use crate::act::Act;
 use coherent_core::{LossKind, TargetsRef};
 use dfdx::prelude::{Cpu, PutTape, SplitTape, Tape, Tensor, TensorFrom};
 use std::sync::{Arc, Mutex};

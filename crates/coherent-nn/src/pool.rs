@@ -1,8 +1,8 @@
-//! Pooling as custom ops on dfdx's tape: max and average pooling over square windows, and
+//! Pooling layers: max and average pooling over square windows, and
 //! global average pooling. They have no parameters, so they only route gradients.
 
-use crate::trace::Act;
-use dfdx::prelude::{Cpu, PutTape, SplitTape, Tape};
+use crate::act::{Act, CpuTape};
+use crate::layer::{fixed_len, Layer};
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -126,52 +126,53 @@ impl Pool2d {
             }
         }
     }
+}
 
-    /// Forward pass on plain slices.
-    pub fn forward_slice(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) {
-        self.run(x, rows, out, &mut Vec::new());
+impl Layer for Pool2d {
+    fn output_len(&self, input: usize) -> Result<usize, String> {
+        fixed_len(input, self.input_len(), self.output_len())
     }
 
-    /// Forward pass recorded on the tape.
-    pub fn forward<T: Tape<f32, Cpu>>(self, x: Act<T>, input_needs_grad: bool) -> Act<T> {
+    fn forward(&self, x: Act<CpuTape>, input_needs_grad: bool) -> Act<CpuTape> {
         let rows = x.rows;
         let (mut out, mut argmax) = (Vec::new(), Vec::new());
         self.run(&x.data, rows, &mut out, &mut argmax);
-        let dev = x.tensor.device().clone();
-        let (x_tensor, tape) = x.tensor.split_tape();
-        let mut y = Act::new(&dev, out, rows, self.output_len(), T::default());
-        let (y_tensor, mut y_tape) = y.tensor.split_tape();
-        let y_id = y_tensor.clone();
-        let argmax = Arc::new(argmax);
-        y_tape.add_backward_op(move |grads| {
-            if !input_needs_grad {
-                return Ok(());
-            }
-            let dy: Vec<f32> = grads.get_or_alloc_mut(&y_id)?.to_vec();
-            let dx = grads.get_or_alloc_mut(&x_tensor)?;
-            let (n_in, n_out) = (self.input_len(), self.output_len());
-            match self.kind {
-                PoolKind::Max => {
-                    for (k, (&d, &i)) in dy.iter().zip(argmax.iter()).enumerate() {
-                        dx[k / n_out * n_in + i as usize] += d;
+        let pool = *self;
+        x.record(
+            Arc::new(out),
+            self.output_len(),
+            input_needs_grad,
+            move |dy, dx| {
+                let Some(dx) = dx else { return };
+                let (n_in, n_out) = (pool.input_len(), pool.output_len());
+                match pool.kind {
+                    PoolKind::Max => {
+                        for (k, (&d, &i)) in dy.iter().zip(argmax.iter()).enumerate() {
+                            dx[k / n_out * n_in + i as usize] += d;
+                        }
+                    }
+                    PoolKind::Avg => {
+                        let (kh, kw) = pool.window();
+                        let scale = 1.0 / (kh * kw) as f32;
+                        for e in 0..rows {
+                            let (de, ge) = (
+                                &mut dx[e * n_in..(e + 1) * n_in],
+                                &dy[e * n_out..(e + 1) * n_out],
+                            );
+                            pool.for_each_window(|o, i| de[i] += ge[o] * scale);
+                        }
                     }
                 }
-                PoolKind::Avg => {
-                    let (kh, kw) = self.window();
-                    let scale = 1.0 / (kh * kw) as f32;
-                    for e in 0..rows {
-                        let (de, ge) = (
-                            &mut dx[e * n_in..(e + 1) * n_in],
-                            &dy[e * n_out..(e + 1) * n_out],
-                        );
-                        self.for_each_window(|o, i| de[i] += ge[o] * scale);
-                    }
-                }
-            }
-            Ok(())
-        });
-        y.tensor = y_tensor.put_tape(tape.merge(y_tape));
-        y
+            },
+        )
+    }
+
+    fn forward_slice(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) {
+        self.run(x, rows, out, &mut Vec::new());
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 

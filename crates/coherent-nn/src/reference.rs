@@ -8,7 +8,7 @@
 //! networks it is the reference, next to the direct-loop and finite-difference tests of the
 //! ops themselves.
 
-use crate::{Activation, Op, Sequential};
+use crate::{Activation, Dense, Layer, Sequential};
 use coherent_core::{Batch, BatchGrads, GradRequest, LossKind, Model, TargetsRef};
 use dfdx::prelude::*;
 
@@ -30,7 +30,8 @@ pub fn per_example_by_loop(model: &mut dyn Model, batch: &Batch) -> Vec<Vec<Vec<
 /// `i`'s gradient for layer `l`, flattened like the layer's parameters (weights then bias).
 ///
 /// # Panics
-/// If the network has an op dfdx cannot express on the stable compiler (convolution, pooling).
+/// If the network has a layer other than dense layers and activations (dfdx cannot express
+/// convolution or pooling on the stable compiler).
 pub fn per_example_grads(model: &Sequential, batch: &Batch) -> Vec<Vec<Vec<f32>>> {
     let dev = Cpu::default();
     let d = model.inputs();
@@ -39,9 +40,11 @@ pub fn per_example_grads(model: &Sequential, batch: &Batch) -> Vec<Vec<Vec<f32>>
             let x: Leaf = dev.tensor_from_vec(batch.inputs[r * d..(r + 1) * d].to_vec(), (1, d));
             let mut h = x.leaky_traced();
             let mut leaves: Vec<(Leaf, Option<Leaf>, usize, usize)> = Vec::new();
-            for op in model.ops() {
-                h = match op {
-                    Op::Dense(l) => {
+            for layer in model.ops() {
+                let dense = layer.downcast_ref::<Dense>();
+                let activation = layer.downcast_ref::<Activation>();
+                h = match (dense, activation) {
+                    (Some(l), _) => {
                         let (i, o) = (l.inputs(), l.outputs());
                         let w = l.params();
                         let wt: Vec<f32> = (0..i * o).map(|k| w[(k % o) * i + k / o]).collect();
@@ -61,11 +64,12 @@ pub fn per_example_grads(model: &Sequential, batch: &Batch) -> Vec<Vec<Vec<f32>>
                             None => y,
                         }
                     }
-                    Op::Activation(Activation::Relu) => h.relu(),
-                    Op::Activation(Activation::Tanh) => h.tanh(),
-                    Op::Conv2d(_) | Op::Pool(_) | Op::GroupNorm(_) | Op::Residual(_) => {
-                        panic!("the dfdx reference has no convolution or pooling; use per_example_by_loop")
-                    }
+                    (None, Some(Activation::Relu)) => h.relu(),
+                    (None, Some(Activation::Tanh)) => h.tanh(),
+                    (None, None) => panic!(
+                        "the dfdx reference has dense layers and activations only, not {layer:?}; \
+                         use per_example_by_loop"
+                    ),
                 };
             }
             let cols = h.shape().1;

@@ -1,16 +1,18 @@
 //! Residual blocks `f(body(x) + shortcut(x))` (He et al. 2016), the shortcut being the
-//! identity or an op such as a strided 1x1 convolution.
+//! identity or a layer such as a strided 1x1 convolution.
 
-use crate::op::Op;
-use crate::trace::Act;
+use crate::act::{Act, CpuTape};
+use crate::layer::{fixed_len, Layer};
 use crate::Activation;
-use dfdx::prelude::{Cpu, PutTape, SplitTape, Tape};
+use dfdx::prelude::{Merge, PutTape, SplitTape, Tape};
 
-/// A residual block.
+/// A residual block. Its layers (the body's, then the shortcut's) are layers of the network.
 #[derive(Debug)]
 pub struct Residual {
-    body: Vec<Op>,
-    shortcut: Option<Box<Op>>,
+    /// The body, then the shortcut if there is one.
+    layers: Vec<Box<dyn Layer>>,
+    /// Number of layers of the body.
+    body: usize,
     activation: Option<Activation>,
     input_len: usize,
     output_len: usize,
@@ -20,16 +22,16 @@ impl Residual {
     /// A block on inputs of `input_len` features, or what does not fit.
     pub fn new(
         input_len: usize,
-        body: Vec<Op>,
-        shortcut: Option<Op>,
+        body: Vec<Box<dyn Layer>>,
+        shortcut: Option<Box<dyn Layer>>,
         activation: Option<Activation>,
     ) -> Result<Residual, String> {
         let mut width = input_len;
-        for op in &body {
-            width = op.output_len(width)?;
+        for layer in &body {
+            width = layer.output_len(width)?;
         }
         let skip = match &shortcut {
-            Some(op) => op.output_len(input_len)?,
+            Some(layer) => layer.output_len(input_len)?,
             None => input_len,
         };
         if skip != width {
@@ -37,9 +39,12 @@ impl Residual {
                 "the body gives {width} features but the shortcut {skip}"
             ));
         }
+        let body_len = body.len();
+        let mut layers = body;
+        layers.extend(shortcut);
         Ok(Residual {
-            body,
-            shortcut: shortcut.map(Box::new),
+            layers,
+            body: body_len,
             activation,
             input_len,
             output_len: width,
@@ -56,26 +61,31 @@ impl Residual {
         self.output_len
     }
 
-    /// The ops of the body, then the shortcut's.
-    pub fn ops(&self) -> impl Iterator<Item = &Op> {
-        self.body.iter().chain(self.shortcut.as_deref())
+    /// The layers of the body.
+    pub fn body(&self) -> &[Box<dyn Layer>] {
+        &self.layers[..self.body]
     }
 
-    /// The ops of the body, then the shortcut's, mutably.
-    pub fn ops_mut(&mut self) -> impl Iterator<Item = &mut Op> {
-        self.body.iter_mut().chain(self.shortcut.as_deref_mut())
+    /// The shortcut, or `None` for the identity.
+    pub fn shortcut(&self) -> Option<&dyn Layer> {
+        self.layers.get(self.body).map(|l| &**l)
+    }
+}
+
+impl Layer for Residual {
+    fn output_len(&self, input: usize) -> Result<usize, String> {
+        fixed_len(input, self.input_len, self.output_len)
     }
 
-    /// Forward pass on plain slices.
-    pub fn forward_slice(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) {
+    fn forward_slice(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) {
         let (mut cur, mut next) = (x.to_vec(), Vec::new());
-        for op in &self.body {
-            op.forward_slice(&cur, rows, &mut next);
+        for layer in self.body() {
+            layer.forward_slice(&cur, rows, &mut next);
             std::mem::swap(&mut cur, &mut next);
         }
-        let skip = match &self.shortcut {
-            Some(op) => {
-                op.forward_slice(x, rows, &mut next);
+        let skip = match self.shortcut() {
+            Some(layer) => {
+                layer.forward_slice(x, rows, &mut next);
                 &next[..]
             }
             None => x,
@@ -87,9 +97,9 @@ impl Residual {
         }
     }
 
-    /// Forward pass recorded on the tape: the input feeds both branches, whose tapes meet again
-    /// at the sum, so the input's gradient collects both contributions.
-    pub fn forward<T: Tape<f32, Cpu>>(&self, x: Act<T>, input_needs_grad: bool) -> Act<T> {
+    /// The input feeds both branches, whose tapes meet again at the sum, so the input's
+    /// gradient collects both contributions.
+    fn forward(&self, x: Act<CpuTape>, input_needs_grad: bool) -> Act<CpuTape> {
         let (x_tensor, tape) = x.tensor.split_tape();
         let (rows, cols) = (x.rows, x.cols);
         let mut h = Act {
@@ -98,30 +108,43 @@ impl Residual {
             rows,
             cols,
         };
-        for (k, op) in self.body.iter().enumerate() {
-            h = op.forward(h, k > 0 || input_needs_grad);
+        for (k, layer) in self.body().iter().enumerate() {
+            h = layer.forward(h, k > 0 || input_needs_grad);
         }
         let skip = Act {
-            tensor: x_tensor.put_tape(T::default()),
+            tensor: x_tensor.put_tape(CpuTape::default()),
             data: x.data,
             rows,
             cols,
         };
-        let (skip, skip_needs_grad) = match &self.shortcut {
-            Some(op) => (op.forward(skip, input_needs_grad), true),
+        let (skip, skip_needs_grad) = match self.shortcut() {
+            Some(layer) => (layer.forward(skip, input_needs_grad), true),
             None => (skip, input_needs_grad),
         };
         add(h, skip, self.activation, skip_needs_grad)
     }
+
+    /// The body's layers, then the shortcut.
+    fn sublayers(&self) -> &[Box<dyn Layer>] {
+        &self.layers
+    }
+
+    fn sublayers_mut(&mut self) -> &mut [Box<dyn Layer>] {
+        &mut self.layers
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 /// `f(a + b)` on the tape; `b` receives its gradient only when `b_needs_grad`.
-fn add<T: Tape<f32, Cpu>>(
-    a: Act<T>,
-    b: Act<T>,
+fn add(
+    a: Act<CpuTape>,
+    b: Act<CpuTape>,
     activation: Option<Activation>,
     b_needs_grad: bool,
-) -> Act<T> {
+) -> Act<CpuTape> {
     let (rows, cols) = (a.rows, a.cols);
     let mut out: Vec<f32> = a
         .data
@@ -135,7 +158,7 @@ fn add<T: Tape<f32, Cpu>>(
     let dev = a.tensor.device().clone();
     let (a_tensor, a_tape) = a.tensor.split_tape();
     let (b_tensor, b_tape) = b.tensor.split_tape();
-    let mut y = Act::new(&dev, out, rows, cols, T::default());
+    let mut y = Act::new(&dev, out, rows, cols, CpuTape::default());
     let (y_tensor, mut y_tape) = y.tensor.split_tape();
     let (y_id, output) = (y_tensor.clone(), y.data.clone());
     y_tape.add_backward_op(move |grads| {

@@ -1,27 +1,26 @@
-//! A chain of ops ending in a loss: the [`Model`] implementation networks are built from.
+//! A chain of layers ending in a loss: the [`Model`] implementation networks are built from.
 
+use crate::act::{Act, CpuTape};
+use crate::engine::{self, Blocks, Traces};
+use crate::layer::{self, Layer};
 use crate::loss::{loss_kernel, loss_op, LossTrace};
-use crate::op::{Op, TraceGuard};
-use crate::trace::{Act, LayerGrads};
 use coherent_core::{Batch, BatchGrads, GradRequest, LayerInfo, LossKind, Model, PerExampleBlocks};
-use dfdx::prelude::{Backward, Cache, Cpu, OwnedTape};
+use dfdx::prelude::{Backward, Cache, Cpu};
 use std::sync::{Arc, Mutex};
 
-/// A feed-forward network: ops applied in order, then the loss.
+/// A feed-forward network: layers applied in order, then the loss.
 ///
-/// Parameterised ops (also those inside residual blocks) are the layers of [`Model::layers`],
-/// named `fc1`, `fc2`, ... (dense), `conv1`, ... (convolutions) and `norm1`, ... (GroupNorm)
-/// in order.
+/// Parameterised layers (also those inside residual blocks) are the layers of
+/// [`Model::layers`], named by their [`Layer::name_prefix`] and a running number per prefix, in
+/// order: `fc1`, `fc2`, ... (dense), `conv1`, ... (convolutions), `norm1`, ... (GroupNorm).
 pub struct Sequential {
-    ops: Vec<Op>,
+    ops: Vec<Box<dyn Layer>>,
     layers: Vec<LayerInfo>,
     inputs: usize,
     loss: LossKind,
     loss_trace: Arc<Mutex<LossTrace>>,
     /// The batch's inputs, a buffer reused from pass to pass.
     input: Arc<Vec<f32>>,
-    /// An empty buffer that traces hold between passes.
-    empty: Arc<Vec<f32>>,
     dev: Cpu,
 }
 
@@ -34,30 +33,33 @@ impl std::fmt::Debug for Sequential {
     }
 }
 
-/// Ops that do not fit together.
+/// Layers that do not fit together.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("op {index} ({op}) {problem}")]
+#[error("layer {index} ({op}) {problem}")]
 pub struct ShapeError {
-    /// Position of the op (0-based).
+    /// Position of the layer (0-based).
     pub index: usize,
-    /// The op, in words.
+    /// The layer, in words.
     pub op: String,
     /// What does not fit.
     pub problem: String,
 }
 
 impl Sequential {
-    /// A network of `ops` reading `inputs` features, trained with `loss`.
+    /// A network of `ops` (layers, in order) reading `inputs` features, trained with `loss`.
     ///
     /// # Panics
-    /// If the ops do not fit together; [`Sequential::try_new`] returns the error instead.
-    pub fn new(inputs: usize, ops: Vec<Op>, loss: LossKind) -> Sequential {
+    /// If the layers do not fit together; [`Sequential::try_new`] returns the error instead.
+    pub fn new(inputs: usize, ops: Vec<Box<dyn Layer>>, loss: LossKind) -> Sequential {
         Sequential::try_new(inputs, ops, loss).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// A network of `ops` reading `inputs` features, trained with `loss`, if the ops fit.
-    pub fn try_new(inputs: usize, ops: Vec<Op>, loss: LossKind) -> Result<Sequential, ShapeError> {
-        let mut layers: Vec<LayerInfo> = Vec::new();
+    /// A network of `ops` reading `inputs` features, trained with `loss`, if the layers fit.
+    pub fn try_new(
+        inputs: usize,
+        ops: Vec<Box<dyn Layer>>,
+        loss: LossKind,
+    ) -> Result<Sequential, ShapeError> {
         let mut width = inputs;
         for (index, op) in ops.iter().enumerate() {
             width = op.output_len(width).map_err(|problem| ShapeError {
@@ -65,30 +67,14 @@ impl Sequential {
                 op: format!("{op:?}").chars().take(60).collect(),
                 problem,
             })?;
-            for layer in op.layers() {
-                if let (Some(kind), Some(params)) = (layer.layer_kind(), layer.params()) {
-                    let prefix = match kind {
-                        "dense" => "fc",
-                        "conv2d" => "conv",
-                        _ => "norm",
-                    };
-                    let n = layers.iter().filter(|l| l.kind == kind).count() + 1;
-                    layers.push(LayerInfo {
-                        name: format!("{prefix}{n}"),
-                        kind,
-                        params: params.len(),
-                    });
-                }
-            }
         }
         Ok(Sequential {
+            layers: layer_infos(&ops),
             ops,
-            layers,
             inputs,
             loss,
             loss_trace: Arc::default(),
             input: Arc::default(),
-            empty: Arc::default(),
             dev: {
                 // Activation tensors and their gradients come from dfdx's allocation cache:
                 // every buffer taken from it is returned to it, step after step.
@@ -99,8 +85,8 @@ impl Sequential {
         })
     }
 
-    /// The ops, in order.
-    pub fn ops(&self) -> &[Op] {
+    /// The layers, in order (a residual block is one of them).
+    pub fn ops(&self) -> &[Box<dyn Layer>] {
         &self.ops
     }
 
@@ -114,24 +100,32 @@ impl Sequential {
         self.inputs
     }
 
-    fn traces(&self) -> Vec<TraceGuard<'_>> {
-        self.ops
-            .iter()
-            .flat_map(Op::layers)
-            .filter_map(Op::trace)
+    /// The parameterised layers, in the order of [`Model::layers`].
+    fn parameterised(&self) -> Vec<&dyn Layer> {
+        let mut out = Vec::with_capacity(self.layers.len());
+        layer::parameterised(&self.ops, &mut out);
+        out
+    }
+
+    /// Exclusive access to the per-example quantities of every parameterised layer.
+    fn traces(&self) -> Traces<'_> {
+        self.parameterised()
+            .into_iter()
+            .map(|l| {
+                l.grads()
+                    .unwrap_or_else(|| panic!("{l:?} has parameters but no gradients"))
+            })
             .collect()
     }
 
     /// One forward and backward pass (see [`Model::forward_backward`]).
     fn pass(&mut self, batch: &Batch, request: &GradRequest, out: &mut BatchGrads) {
         let rows = batch.len();
-        for op in &self.ops {
-            op.release_input(&self.empty);
-        }
+        layer::release_inputs(&self.ops);
         let input = Arc::make_mut(&mut self.input);
         input.clear();
         input.extend_from_slice(&batch.inputs);
-        let tape = OwnedTape::<f32, Cpu>::default();
+        let tape = CpuTape::default();
         let mut act = Act::network_input(&self.dev, self.input.clone(), rows, self.inputs, tape);
         for (k, op) in self.ops.iter().enumerate() {
             // nobody reads the gradient of the network's input
@@ -145,59 +139,7 @@ impl Sequential {
         out.losses.clone_from(&lt.losses);
         out.correct.clone_from(&lt.correct);
         drop(lt);
-        let mut guards = self.traces();
-        out.sum.resize_with(guards.len(), Vec::new);
-        for (s, g) in out.sum.iter_mut().zip(&mut guards) {
-            // hand the summed gradient over without copying; the trace refills the old buffer
-            std::mem::swap(s, g.sum());
-        }
-        let mut traces: Vec<&mut dyn LayerGrads> =
-            guards.iter_mut().map(TraceGuard::grads).collect();
-        fill(
-            request.sq_norms,
-            &mut out.sq_norms,
-            &mut traces,
-            |t| t.batch(),
-            |t, o| t.sq_norms(o),
-        );
-        fill(
-            request.coord_sum_sq,
-            &mut out.coord_sum_sq,
-            &mut traces,
-            |t| t.params(),
-            |t, o| t.coord_sum_sq(o),
-        );
-        fill(
-            request.gram,
-            &mut out.gram,
-            &mut traces,
-            |t| t.batch() * t.batch(),
-            |t, o| t.gram(o),
-        );
-        fill(
-            request.per_example,
-            &mut out.per_example,
-            &mut traces,
-            |t| t.batch() * t.params(),
-            |t, o| t.per_example(o),
-        );
-        let k = request.groups.min(rows);
-        out.group_sums.resize_with(k, Vec::new);
-        for (g, sums) in out.group_sums.iter_mut().enumerate() {
-            sums.resize_with(traces.len(), Vec::new);
-            for (buf, tr) in sums.iter_mut().zip(traces.iter_mut()) {
-                buf.resize(tr.params(), 0.0);
-                tr.group_sum(BatchGrads::group_range(g, k, rows), buf);
-            }
-        }
-        out.subset_sums.resize_with(request.subsets.len(), Vec::new);
-        for (subset, sums) in request.subsets.iter().zip(&mut out.subset_sums) {
-            sums.resize_with(traces.len(), Vec::new);
-            for (buf, tr) in sums.iter_mut().zip(traces.iter_mut()) {
-                buf.resize(tr.params(), 0.0);
-                tr.subset_sum(subset, buf);
-            }
-        }
+        engine::collect(&mut self.traces(), rows, request, out);
     }
 
     /// Output of the network on `rows` examples, without gradients.
@@ -211,45 +153,33 @@ impl Sequential {
     }
 }
 
-fn fill(
-    wanted: bool,
-    out: &mut Vec<Vec<f32>>,
-    traces: &mut [&mut dyn LayerGrads],
-    len: impl Fn(&dyn LayerGrads) -> usize,
-    compute: impl Fn(&mut dyn LayerGrads, &mut [f32]),
-) {
-    if !wanted {
-        out.clear();
-        return;
-    }
-    out.resize_with(traces.len(), Vec::new);
-    for (buf, tr) in out.iter_mut().zip(traces.iter_mut()) {
-        buf.resize(len(&**tr), 0.0);
-        compute(&mut **tr, buf);
-    }
-}
-
-/// The per-example gradients of every layer, block by block.
-struct Blocks<'a> {
-    traces: &'a [TraceGuard<'a>],
-}
-
-impl PerExampleBlocks for Blocks<'_> {
-    fn batch(&self) -> usize {
-        self.traces.first().map_or(0, |t| t.batch_and_params().0)
-    }
-    fn layers(&self) -> usize {
-        self.traces.len()
-    }
-    fn layer_params(&self, layer: usize) -> usize {
-        self.traces[layer].batch_and_params().1
-    }
-    fn block(&self, layer: usize, coords: std::ops::Range<usize>, out: &mut [f32]) {
-        self.traces[layer].block(coords, out);
-    }
-    fn block_rows(&self, layer: usize, coords: std::ops::Range<usize>, out: &mut [f32]) {
-        self.traces[layer].block_rows(coords, out);
-    }
+/// The name, kind and size of every parameterised layer among `ops`: the name is the layer's
+/// prefix and a running number per prefix (`fc1`, `conv1`, `fc2`, ...).
+fn layer_infos(ops: &[Box<dyn Layer>]) -> Vec<LayerInfo> {
+    let mut layers = Vec::new();
+    layer::parameterised(ops, &mut layers);
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    layers
+        .into_iter()
+        .map(|l| {
+            let prefix = l.name_prefix();
+            let n = match counts.iter_mut().find(|(p, _)| *p == prefix) {
+                Some((_, n)) => {
+                    *n += 1;
+                    *n
+                }
+                None => {
+                    counts.push((prefix, 1));
+                    1
+                }
+            };
+            LayerInfo {
+                name: format!("{prefix}{n}"),
+                kind: l.kind().unwrap_or("layer"),
+                params: l.params().len(),
+            }
+        })
+        .collect()
 }
 
 impl Model for Sequential {
@@ -258,19 +188,16 @@ impl Model for Sequential {
     }
 
     fn params(&self) -> Vec<&[f32]> {
-        self.ops
-            .iter()
-            .flat_map(Op::layers)
-            .filter_map(Op::params)
+        self.parameterised()
+            .into_iter()
+            .map(|l| l.params())
             .collect()
     }
 
     fn params_mut(&mut self) -> Vec<&mut [f32]> {
-        self.ops
-            .iter_mut()
-            .flat_map(Op::layers_mut)
-            .filter_map(Op::params_mut)
-            .collect()
+        let mut out = Vec::with_capacity(self.layers.len());
+        layer::params_mut(&mut self.ops, &mut out);
+        out
     }
 
     fn forward_backward(&mut self, batch: &Batch, request: &GradRequest, out: &mut BatchGrads) {
@@ -285,11 +212,11 @@ impl Model for Sequential {
     }
 
     fn per_example_blocks(&self, f: &mut dyn FnMut(&dyn PerExampleBlocks)) {
-        let mut guards = self.traces();
-        for g in &mut guards {
-            g.prepare_blocks();
+        let mut traces = self.traces();
+        for t in &mut traces {
+            t.prepare_blocks();
         }
-        f(&Blocks { traces: &guards });
+        f(&Blocks { traces: &traces });
     }
 
     fn evaluate(&self, batch: &Batch, losses: &mut Vec<f32>, correct: &mut Vec<bool>) {
@@ -325,12 +252,12 @@ mod tests {
         seed: u64,
     ) -> Sequential {
         let mut rng = Rng::new(seed);
-        let mut ops = Vec::new();
+        let mut ops: Vec<Box<dyn Layer>> = Vec::new();
         for (k, w) in widths.windows(2).enumerate() {
             if k > 0 {
-                ops.push(Op::Activation(act));
+                ops.push(Box::new(act));
             }
-            ops.push(Op::Dense(Dense::new(
+            ops.push(Box::new(Dense::new(
                 w[0],
                 w[1],
                 bias,
@@ -356,7 +283,7 @@ mod tests {
             .enumerate()
             .map(|(k, w)| {
                 let d = Dense::new(w[0], w[1], bias, Init::Uniform, &mut rng);
-                Op::Dense(if k + 1 < n { d.with_activation(act) } else { d })
+                Box::new(if k + 1 < n { d.with_activation(act) } else { d }) as Box<dyn Layer>
             })
             .collect();
         Sequential::new(widths[0], ops, loss)
@@ -574,10 +501,9 @@ mod tests {
             11,
         );
         // zero the first layer's bias: an all-zero input then sits exactly on every kink
-        if let Op::Dense(d) = &mut m.ops[0] {
-            let n = d.inputs() * d.outputs();
-            d.params_mut()[n..].fill(0.0);
-        }
+        let d = m.ops[0].downcast_ref::<Dense>().unwrap();
+        let n = d.inputs() * d.outputs();
+        m.params_mut()[0][n..].fill(0.0);
         let mut b = batch(6, 8, 3, LossKind::CrossEntropy, 12);
         b.inputs[..8].fill(0.0);
         b.inputs[16..24].fill(0.0);
@@ -661,12 +587,12 @@ mod tests {
             .with_norm_method(method);
         let gap = Pool2d::global_avg(5, 3, 3);
         let fc = Dense::new(5, 3, true, Init::Uniform, &mut rng);
-        let ops = vec![
-            Op::Conv2d(c1),
-            Op::Pool(p1),
-            Op::Conv2d(c2),
-            Op::Pool(gap),
-            Op::Dense(fc),
+        let ops: Vec<Box<dyn Layer>> = vec![
+            Box::new(c1),
+            Box::new(p1),
+            Box::new(c2),
+            Box::new(gap),
+            Box::new(fc),
         ];
         Sequential::new(g1.input_len(), ops, LossKind::CrossEntropy)
     }
@@ -752,22 +678,20 @@ mod tests {
         let mut rng = Rng::new(seed);
         let norm = |c: usize, hw: usize, relu: bool| {
             let g = GroupNorm::new(c, hw * hw, 2);
-            Op::GroupNorm(if relu {
+            Box::new(if relu {
                 g.with_activation(Activation::Relu)
             } else {
                 g
-            })
+            }) as Box<dyn Layer>
         };
-        let stem = vec![
-            Op::Conv2d(conv(2, 8, 4, 3, 1, 1, &mut rng)),
-            norm(4, 8, true),
-        ];
+        let stem: Vec<Box<dyn Layer>> =
+            vec![Box::new(conv(2, 8, 4, 3, 1, 1, &mut rng)), norm(4, 8, true)];
         let block1 = Residual::new(
             4 * 64,
             vec![
-                Op::Conv2d(conv(4, 8, 4, 3, 1, 1, &mut rng)),
+                Box::new(conv(4, 8, 4, 3, 1, 1, &mut rng)),
                 norm(4, 8, true),
-                Op::Conv2d(conv(4, 8, 4, 3, 1, 1, &mut rng)),
+                Box::new(conv(4, 8, 4, 3, 1, 1, &mut rng)),
                 norm(4, 8, false),
             ],
             None,
@@ -777,20 +701,20 @@ mod tests {
         let block2 = Residual::new(
             4 * 64,
             vec![
-                Op::Conv2d(conv(4, 8, 6, 3, 2, 1, &mut rng)),
+                Box::new(conv(4, 8, 6, 3, 2, 1, &mut rng)),
                 norm(6, 4, true),
-                Op::Conv2d(conv(6, 4, 6, 3, 1, 1, &mut rng)),
+                Box::new(conv(6, 4, 6, 3, 1, 1, &mut rng)),
                 norm(6, 4, false),
             ],
-            Some(Op::Conv2d(conv(4, 8, 6, 1, 2, 0, &mut rng))),
+            Some(Box::new(conv(4, 8, 6, 1, 2, 0, &mut rng))),
             Some(act),
         )
         .unwrap();
         let mut ops = stem;
-        ops.push(Op::Residual(block1));
-        ops.push(Op::Residual(block2));
-        ops.push(Op::Pool(Pool2d::global_avg(6, 4, 4)));
-        ops.push(Op::Dense(Dense::new(6, 3, true, Init::Uniform, &mut rng)));
+        ops.push(Box::new(block1));
+        ops.push(Box::new(block2));
+        ops.push(Box::new(Pool2d::global_avg(6, 4, 4)));
+        ops.push(Box::new(Dense::new(6, 3, true, Init::Uniform, &mut rng)));
         Sequential::new(2 * 64, ops, LossKind::CrossEntropy)
     }
 

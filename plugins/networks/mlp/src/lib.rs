@@ -8,7 +8,7 @@
 use coherent_core::{
     inventory, ConfigError, Model, ModelSpec, NetworkEntry, PluginArgs, PluginConfig, Rng,
 };
-use coherent_nn::{Activation, Dense, Init, Op, Sequential};
+use coherent_nn::{Activation, Dense, Init, Layer, Sequential};
 use serde::Deserialize;
 
 /// Parameters of the `mlp` network.
@@ -57,11 +57,11 @@ impl MlpConfig {
         widths.extend(&self.hidden);
         widths.push(spec.outputs);
         let last = widths.len() - 2;
-        let mut ops = Vec::new();
+        let mut ops: Vec<Box<dyn Layer>> = Vec::new();
         for (k, w) in widths.windows(2).enumerate() {
             let dense = Dense::new(w[0], w[1], self.bias, self.init, &mut rng);
             // hidden layers carry their activation, fused into the dense op
-            ops.push(Op::Dense(if k < last {
+            ops.push(Box::new(if k < last {
                 dense.with_activation(self.activation)
             } else {
                 dense

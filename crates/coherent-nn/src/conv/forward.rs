@@ -1,0 +1,206 @@
+//! The convolution as an op: forward pass of every example (unfold, then one matrix product
+//! with the weights), and its backward pass on dfdx's tape (the input gradient `W^T G_i`
+//! folded back by col2im; the trace records `U` and `G`).
+
+use super::unfold::{col2im, im2col};
+use super::Conv2d;
+use crate::act::{Act, CpuTape};
+use crate::kernels::{matmul_on, Layout};
+use dfdx::prelude::{Merge, PutTape, SplitTape, Tape};
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// Output of one example `x` into `y`, from its unfolded input `u` (filled here).
+fn example(conv: &Conv2d, x: &[f32], u: &mut [f32], y: &mut [f32]) {
+    let g = conv.geom;
+    let (t, kk, co) = g.dims();
+    im2col(&g, x, u);
+    let w = &conv.params[..co * kk];
+    matmul_on(
+        co,
+        kk,
+        t,
+        w,
+        Layout::Normal,
+        u,
+        Layout::Normal,
+        y,
+        false,
+        false,
+    );
+    if conv.bias {
+        for (row, b) in y.chunks_exact_mut(t).zip(&conv.params[co * kk..]) {
+            row.iter_mut().for_each(|v| *v += b);
+        }
+    }
+    if let Some(f) = conv.activation {
+        f.apply_in_place(y);
+    }
+}
+
+/// Forward pass of `rows` examples into `out`, keeping every unfolded input in `cols`
+/// (the backward pass and the per-example quantities need them).
+fn forward_into(conv: &Conv2d, x: &[f32], rows: usize, cols: &mut Vec<f32>, out: &mut Vec<f32>) {
+    let g = conv.geom;
+    cols.resize(rows * g.positions() * g.patch(), 0.0);
+    out.resize(rows * g.output_len(), 0.0);
+    out.par_chunks_mut(g.output_len())
+        .zip(cols.par_chunks_mut(g.positions() * g.patch()))
+        .zip(x.par_chunks(g.input_len()))
+        .for_each(|((y, u), x)| example(conv, x, u, y));
+}
+
+/// Forward pass on plain slices (one unfolded example per thread at a time).
+pub(super) fn on_slices(conv: &Conv2d, x: &[f32], rows: usize, out: &mut Vec<f32>) {
+    let g = conv.geom;
+    out.resize(rows * g.output_len(), 0.0);
+    out.par_chunks_mut(g.output_len())
+        .zip(x.par_chunks(g.input_len()))
+        .for_each_init(
+            || vec![0.0; g.positions() * g.patch()],
+            |u, (y, x)| example(conv, x, u, y),
+        );
+}
+
+/// Forward pass recorded on the tape.
+pub(super) fn on_tape(conv: &Conv2d, x: Act<CpuTape>, input_needs_grad: bool) -> Act<CpuTape> {
+    let rows = x.rows;
+    let (out, cols) = {
+        let mut out = conv.output.lock().expect("conv output lock");
+        let mut cols = conv.cols.lock().expect("conv cols lock");
+        forward_into(
+            conv,
+            &x.data,
+            rows,
+            Arc::make_mut(&mut cols),
+            Arc::make_mut(&mut out),
+        );
+        (out.clone(), cols.clone())
+    };
+    let dev = x.tensor.device().clone();
+    let (x_tensor, tape) = x.tensor.split_tape();
+    let mut y = Act::shared(&dev, out, rows, conv.geom.output_len(), CpuTape::default());
+    let (y_tensor, mut y_tape) = y.tensor.split_tape();
+    let y_id = y_tensor.clone();
+    let (trace, params, geom, bias) = (
+        conv.trace.clone(),
+        conv.params.clone(),
+        conv.geom,
+        conv.bias,
+    );
+    let activation = conv.activation;
+    let output = activation.map(|_| y.data.clone());
+    y_tape.add_backward_op(move |grads| {
+        let mut tr = trace.write().expect("conv trace lock");
+        let tr = &mut *tr;
+        let dy = grads.get_or_alloc_mut(&y_id)?;
+        let act = activation.zip(output.as_deref().map(Vec::as_slice));
+        crate::activation::pre_activation_grad(act, dy, &mut tr.delta);
+        tr.record(cols, geom, rows, bias);
+        if input_needs_grad {
+            let dx = grads.get_or_alloc_mut(&x_tensor)?;
+            let (t, kk, co) = geom.dims();
+            let w = &params[..co * kk];
+            dx.par_chunks_mut(geom.input_len())
+                .zip(tr.delta.par_chunks(co * t))
+                .for_each_init(
+                    || vec![0.0; t * kk],
+                    |du, (dx, gi)| {
+                        matmul_on(
+                            kk,
+                            co,
+                            t,
+                            w,
+                            Layout::Transposed,
+                            gi,
+                            Layout::Normal,
+                            du,
+                            false,
+                            false,
+                        );
+                        col2im(&geom, du, dx);
+                    },
+                );
+        }
+        Ok(())
+    });
+    y.tensor = y_tensor.put_tape(tape.merge(y_tape));
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ConvGeometry;
+    use super::*;
+    use crate::{Init, Layer};
+    use coherent_core::Rng;
+
+    /// Direct convolution by loops over every index.
+    fn naive(g: &ConvGeometry, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32> {
+        let (oh, ow, k) = (g.out_height(), g.out_width(), g.kernel);
+        let mut y = vec![0.0; g.output_len()];
+        for o in 0..g.out_channels {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let mut s = b.map_or(0.0, |b| b[o]);
+                    for c in 0..g.in_channels {
+                        for ki in 0..k {
+                            for kj in 0..k {
+                                let h = (i * g.stride + ki) as isize - g.padding as isize;
+                                let v = (j * g.stride + kj) as isize - g.padding as isize;
+                                if h >= 0
+                                    && v >= 0
+                                    && (h as usize) < g.height
+                                    && (v as usize) < g.width
+                                {
+                                    s += w[((o * g.in_channels + c) * k + ki) * k + kj]
+                                        * x[(c * g.height + h as usize) * g.width + v as usize];
+                                }
+                            }
+                        }
+                    }
+                    y[(o * oh + i) * ow + j] = s;
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn forward_matches_direct_loops_with_stride_and_padding() {
+        for (stride, padding) in [(1, 0), (1, 1), (2, 1), (2, 0), (3, 2)] {
+            let g = ConvGeometry {
+                in_channels: 3,
+                height: 7,
+                width: 6,
+                out_channels: 4,
+                kernel: 3,
+                stride,
+                padding,
+            };
+            let mut rng = Rng::new(1);
+            let conv = Conv2d::new(g, true, Init::Uniform, &mut rng);
+            let x: Vec<f32> = (0..2 * g.input_len())
+                .map(|_| rng.normal() as f32)
+                .collect();
+            let mut y = Vec::new();
+            conv.forward_slice(&x, 2, &mut y);
+            let (w, b) = conv.params().split_at(g.out_channels * g.patch());
+            for e in 0..2 {
+                let want = naive(
+                    &g,
+                    &x[e * g.input_len()..(e + 1) * g.input_len()],
+                    w,
+                    Some(b),
+                );
+                let got = &y[e * g.output_len()..(e + 1) * g.output_len()];
+                for (a, b) in got.iter().zip(&want) {
+                    assert!(
+                        (a - b).abs() < 1e-4,
+                        "stride {stride} padding {padding}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The shapes of a convolution: sizes of its input, output, patches and positions.
+
+/// Shapes of a convolution: square kernel, equal stride and padding on both axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Input height.
+    pub height: usize,
+    /// Input width.
+    pub width: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Kernel size.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding on every side.
+    pub padding: usize,
+}
+
+impl ConvGeometry {
+    /// Output height.
+    pub fn out_height(&self) -> usize {
+        (self.height + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    /// Output width.
+    pub fn out_width(&self) -> usize {
+        (self.width + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    /// Output positions `T`.
+    pub fn positions(&self) -> usize {
+        self.out_height() * self.out_width()
+    }
+
+    /// Values of one patch `K = C_in k k`.
+    pub fn patch(&self) -> usize {
+        self.in_channels * self.kernel * self.kernel
+    }
+
+    /// Features of one input example.
+    pub fn input_len(&self) -> usize {
+        self.in_channels * self.height * self.width
+    }
+
+    /// Features of one output example.
+    pub fn output_len(&self) -> usize {
+        self.out_channels * self.positions()
+    }
+
+    /// Whether the kernel fits the padded input.
+    pub fn is_valid(&self) -> bool {
+        self.kernel > 0
+            && self.stride > 0
+            && self.height + 2 * self.padding >= self.kernel
+            && self.width + 2 * self.padding >= self.kernel
+    }
+
+    /// `(T, K, C_out)`: output positions, patch values and output channels.
+    pub(super) fn dims(&self) -> (usize, usize, usize) {
+        (self.positions(), self.patch(), self.out_channels)
+    }
+}
+
+impl Default for ConvGeometry {
+    /// A 1x1 convolution of one channel on a 1x1 input.
+    fn default() -> ConvGeometry {
+        ConvGeometry {
+            in_channels: 1,
+            height: 1,
+            width: 1,
+            out_channels: 1,
+            kernel: 1,
+            stride: 1,
+            padding: 0,
+        }
+    }
+}
+
+/// Range of output columns `ow` whose input column `ow * stride + offset - padding` lies
+/// inside `0..len`.
+pub(super) fn valid(
+    out: usize,
+    stride: usize,
+    offset: usize,
+    padding: usize,
+    len: usize,
+) -> std::ops::Range<usize> {
+    let lo = padding.saturating_sub(offset).div_ceil(stride);
+    let hi = if len + padding > offset {
+        (len + padding - offset - 1) / stride + 1
+    } else {
+        0
+    };
+    lo.min(out)..hi.min(out).max(lo.min(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_ranges_keep_exactly_the_columns_inside_the_input() {
+        for (stride, offset, padding, len) in [(1, 0, 1, 5), (2, 2, 1, 6), (3, 0, 2, 4)] {
+            let out = (len + 2 * padding - 3) / stride + 1;
+            let range = valid(out, stride, offset, padding, len);
+            for q in 0..out {
+                let col = (q * stride + offset) as isize - padding as isize;
+                let inside = col >= 0 && (col as usize) < len;
+                assert_eq!(
+                    range.contains(&q),
+                    inside,
+                    "{stride} {offset} {padding} {q}"
+                );
+            }
+        }
+    }
+}

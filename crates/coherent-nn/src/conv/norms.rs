@@ -1,0 +1,90 @@
+//! Per-example squared norms of a convolution, without or with materialising the gradients.
+//!
+//! With `G_i` (`C_out x T`) and `U_i` (`T x K`) as in the layer's documentation,
+//! `|g_i|^2 = |G_i U_i|^2_F = <U_i U_i^T, G_i^T G_i>_F`: the "ghost" form costs `T^2 (K +
+//! C_out)` per example and never forms `g_i`; materialising costs `C_out T K`. The ghost form
+//! wins when the output has few positions compared with the layer's size, i.e. deep layers
+//! (Li, Tramer, Liang and Hashimoto 2022, "Large Language Models Can Be Strong Differentially
+//! Private Learners", ghost clipping). The bias adds `|G_i 1|^2` either way.
+
+use super::trace::ConvTrace;
+use crate::kernels::{matmul_on, Layout};
+use rayon::prelude::*;
+
+/// How per-example squared norms of a convolution are computed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NormMethod {
+    /// The cheaper of the two, by operation count.
+    #[default]
+    Auto,
+    /// `<U_i U_i^T, G_i^T G_i>`, without materialising `g_i`.
+    Ghost,
+    /// `|G_i U_i|^2` from the materialised gradient.
+    Materialize,
+}
+
+impl ConvTrace {
+    /// Whether the ghost form is used.
+    fn ghost(&self) -> bool {
+        let (t, kk, co) = self.geom.dims();
+        match self.method {
+            NormMethod::Auto => t * (kk + co) < co * kk,
+            NormMethod::Ghost => true,
+            NormMethod::Materialize => false,
+        }
+    }
+
+    /// `|g_i|^2` of every example into `out`. The materialised form reads the weight norms
+    /// the summed gradient computed in the backward pass.
+    pub(super) fn norms_into(&self, out: &mut [f32]) {
+        let (t, kk, co) = self.geom.dims();
+        let ghost = self.ghost();
+        let bias_norm = |gi: &[f32]| -> f32 {
+            if self.bias {
+                gi.chunks_exact(t)
+                    .map(|row| row.iter().sum::<f32>().powi(2))
+                    .sum::<f32>()
+            } else {
+                0.0
+            }
+        };
+        if !ghost {
+            out.par_iter_mut().enumerate().for_each(|(i, norm)| {
+                *norm = self.weight_norms[i] + bias_norm(self.example_factors(i).0);
+            });
+            return;
+        }
+        out.par_iter_mut().enumerate().for_each_init(
+            || (vec![0.0; t * t], vec![0.0; t * t]),
+            |(uu, gg), (i, norm)| {
+                let (gi, ui) = self.example_factors(i);
+                matmul_on(
+                    t,
+                    kk,
+                    t,
+                    ui,
+                    Layout::Transposed,
+                    ui,
+                    Layout::Normal,
+                    uu,
+                    false,
+                    false,
+                );
+                matmul_on(
+                    t,
+                    co,
+                    t,
+                    gi,
+                    Layout::Transposed,
+                    gi,
+                    Layout::Normal,
+                    gg,
+                    false,
+                    false,
+                );
+                let s: f32 = uu.iter().zip(gg.iter()).map(|(x, y)| x * y).sum();
+                *norm = s + bias_norm(gi);
+            },
+        );
+    }
+}

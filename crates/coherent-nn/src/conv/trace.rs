@@ -1,0 +1,230 @@
+//! What a convolution records in its backward pass (the unfolded inputs `U` and the output
+//! gradients `G`), its summed gradient, and the per-example quantities that follow: example
+//! `i`'s gradient `g_i = G_i U_i` (weights) and `G_i 1` (bias), materialised one example at a
+//! time where a quantity needs it (sums over subsets, coordinate sums of squares) or all at
+//! once for Gram matrices and coordinate blocks. Squared norms are in `norms`.
+
+use super::geometry::ConvGeometry;
+use super::norms::NormMethod;
+use crate::grads::LayerGrads;
+use crate::kernels::{matmul, matmul_on, sq_norm, Layout};
+use rayon::prelude::*;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// What a convolution records in the backward pass: the unfolded inputs `U` (`rows x T x K`),
+/// the pre-activation output gradients `G` (`rows x C_out x T`) and the summed gradient.
+#[derive(Debug, Default)]
+pub struct ConvTrace {
+    /// Unfolded inputs of every example (`K x T` each).
+    pub cols: Arc<Vec<f32>>,
+    /// Output gradients, one `C_out x T` block per example.
+    pub delta: Vec<f32>,
+    /// Summed gradient: weights then bias.
+    pub grad: Vec<f32>,
+    /// Materialised per-example gradients (`rows x params`), for blocks.
+    materialized: Vec<f32>,
+    /// `|g_i|^2` of the weights (without the bias), from the backward pass.
+    pub(super) weight_norms: Vec<f32>,
+    pub(super) geom: ConvGeometry,
+    pub(super) rows: usize,
+    pub(super) bias: bool,
+    pub(super) method: NormMethod,
+}
+
+impl ConvTrace {
+    /// Takes the unfolded inputs of the pass (`delta` is already filled) and computes the
+    /// summed gradient.
+    pub(super) fn record(
+        &mut self,
+        cols: Arc<Vec<f32>>,
+        geom: ConvGeometry,
+        rows: usize,
+        bias: bool,
+    ) {
+        (self.cols, self.geom, self.rows, self.bias) = (cols, geom, rows, bias);
+        self.compute_sum();
+    }
+
+    /// `G_i` (`C_out x T`) and `U_i` (`K x T`) of example `i`.
+    pub(super) fn example_factors(&self, i: usize) -> (&[f32], &[f32]) {
+        let (t, kk, co) = self.geom.dims();
+        (
+            &self.delta[i * co * t..(i + 1) * co * t],
+            &self.cols[i * t * kk..(i + 1) * t * kk],
+        )
+    }
+
+    fn compute_sum(&mut self) {
+        let (_, kk, co) = self.geom.dims();
+        let p = self.params();
+        // dW = sum_i G_i U_i: per-thread partial sums of the per-example products, each
+        // product materialised once, so its squared norm comes almost for free
+        let mut norms = std::mem::take(&mut self.weight_norms);
+        norms.resize(self.rows, 0.0);
+        let this = &*self;
+        let total = norms
+            .par_iter_mut()
+            .enumerate()
+            .fold(
+                || (vec![0.0f32; co * kk], vec![0.0f32; co * kk]),
+                |(mut acc, mut gi_w), (i, norm)| {
+                    this.example_weights(i, &mut gi_w);
+                    *norm = sq_norm(&gi_w);
+                    acc.iter_mut().zip(&gi_w).for_each(|(a, v)| *a += v);
+                    (acc, gi_w)
+                },
+            )
+            .map(|(acc, _)| acc)
+            .reduce(
+                || vec![0.0; co * kk],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                    a
+                },
+            );
+        self.weight_norms = norms;
+        self.grad.resize(p, 0.0);
+        let (gw, gb) = self.grad.split_at_mut(co * kk);
+        gw.copy_from_slice(&total);
+        if self.bias {
+            gb.fill(0.0);
+            for gi in self.delta.chunks_exact(co * self.geom.positions()) {
+                for (g, row) in gb.iter_mut().zip(gi.chunks_exact(self.geom.positions())) {
+                    *g += row.iter().sum::<f32>();
+                }
+            }
+        }
+    }
+
+    /// The weight part `G_i U_i` of example `i`'s gradient into `out` (`C_out x K`).
+    fn example_weights(&self, i: usize, out: &mut [f32]) {
+        let (t, kk, co) = self.geom.dims();
+        let (gi, ui) = self.example_factors(i);
+        matmul_on(
+            co,
+            t,
+            kk,
+            gi,
+            Layout::Normal,
+            ui,
+            Layout::Transposed,
+            out,
+            false,
+            false,
+        );
+    }
+
+    /// `g_i` of example `i` into `out` (`params` values).
+    fn example(&self, i: usize, out: &mut [f32]) {
+        let (t, kk, co) = self.geom.dims();
+        let (w, b) = out.split_at_mut(co * kk);
+        self.example_weights(i, w);
+        if self.bias {
+            let gi = self.example_factors(i).0;
+            for (g, row) in b.iter_mut().zip(gi.chunks_exact(t)) {
+                *g = row.iter().sum();
+            }
+        }
+    }
+
+    /// Materialises every example's gradient into `self.materialized`.
+    fn materialize_all(&mut self) {
+        let p = self.params();
+        let mut m = std::mem::take(&mut self.materialized);
+        m.resize(self.rows * p, 0.0);
+        m.par_chunks_mut(p)
+            .enumerate()
+            .for_each(|(i, out)| self.example(i, out));
+        self.materialized = m;
+    }
+}
+
+impl LayerGrads for ConvTrace {
+    fn batch(&self) -> usize {
+        self.rows
+    }
+
+    fn params(&self) -> usize {
+        let (_, kk, co) = self.geom.dims();
+        co * kk + if self.bias { co } else { 0 }
+    }
+
+    fn swap_sum(&mut self, buffer: &mut Vec<f32>) {
+        std::mem::swap(&mut self.grad, buffer);
+    }
+
+    fn sq_norms(&mut self, out: &mut [f32]) {
+        self.norms_into(out);
+    }
+
+    fn coord_sum_sq(&mut self, out: &mut [f32]) {
+        let p = self.params();
+        let this = &*self;
+        let total = (0..self.rows)
+            .into_par_iter()
+            .fold(
+                || (vec![0.0f32; p], vec![0.0f32; p]),
+                |(mut acc, mut g), i| {
+                    this.example(i, &mut g);
+                    acc.iter_mut().zip(&g).for_each(|(a, v)| *a += v * v);
+                    (acc, g)
+                },
+            )
+            .map(|(acc, _)| acc)
+            .reduce(
+                || vec![0.0; p],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                    a
+                },
+            );
+        out.copy_from_slice(&total);
+    }
+
+    fn gram(&mut self, out: &mut [f32]) {
+        self.materialize_all();
+        let (b, p) = (self.rows, self.params());
+        matmul(
+            b,
+            p,
+            b,
+            &self.materialized,
+            Layout::Normal,
+            &self.materialized,
+            Layout::Transposed,
+            out,
+            false,
+        );
+    }
+
+    fn per_example(&mut self, out: &mut [f32]) {
+        let p = self.params();
+        out.par_chunks_mut(p)
+            .enumerate()
+            .for_each(|(i, o)| self.example(i, o));
+    }
+
+    fn subset_sum(&mut self, rows: &[usize], out: &mut [f32]) {
+        let mut g = vec![0.0; self.params()];
+        out.fill(0.0);
+        for &i in rows {
+            self.example(i, &mut g);
+            out.iter_mut().zip(&g).for_each(|(o, v)| *o += v);
+        }
+    }
+
+    /// Materialises every example's gradient.
+    fn prepare_blocks(&mut self) {
+        self.materialize_all();
+    }
+
+    fn block(&self, coords: Range<usize>, out: &mut [f32]) {
+        let (b, p) = (self.rows, self.params());
+        for (c, col) in coords.zip(out.chunks_exact_mut(b)) {
+            for (e, x) in col.iter_mut().enumerate() {
+                *x = self.materialized[e * p + c];
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! im2col and col2im: unfolding one example into its patches (a matrix whose product with the
+//! weights is the convolution) and folding patch gradients back onto the example.
+
+use super::geometry::{valid, ConvGeometry};
+
+/// Unfolds one example `x` (`C_in x H x W`) into `u` (`K x T`: row `(c, ki, kj)` holds that
+/// patch value at every output position), the layout in which rows are copied contiguously.
+pub fn im2col(g: &ConvGeometry, x: &[f32], u: &mut [f32]) {
+    let (k, s, pad) = (g.kernel, g.stride, g.padding);
+    let (oh, ow) = (g.out_height(), g.out_width());
+    let t = oh * ow;
+    for c in 0..g.in_channels {
+        let plane = &x[c * g.height * g.width..(c + 1) * g.height * g.width];
+        for ki in 0..k {
+            let rows = valid(oh, s, ki, pad, g.height);
+            for kj in 0..k {
+                let cols = valid(ow, s, kj, pad, g.width);
+                let row = &mut u[((c * k + ki) * k + kj) * t..][..t];
+                for (r, out) in row.chunks_exact_mut(ow).enumerate() {
+                    if !rows.contains(&r) {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let line = &plane[(r * s + ki - pad) * g.width..][..g.width];
+                    out[..cols.start].fill(0.0);
+                    out[cols.end..].fill(0.0);
+                    if s == 1 {
+                        let start = cols.start + kj - pad;
+                        out[cols.clone()].copy_from_slice(&line[start..start + cols.len()]);
+                    } else {
+                        for q in cols.clone() {
+                            out[q] = line[q * s + kj - pad];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Folds `du` (`K x T`) back onto one example, adding into `dx` (`C_in x H x W`): the
+/// adjoint of [`im2col`].
+pub fn col2im(g: &ConvGeometry, du: &[f32], dx: &mut [f32]) {
+    let (k, s, pad) = (g.kernel, g.stride, g.padding);
+    let (oh, ow) = (g.out_height(), g.out_width());
+    let t = oh * ow;
+    for c in 0..g.in_channels {
+        let plane = &mut dx[c * g.height * g.width..(c + 1) * g.height * g.width];
+        for ki in 0..k {
+            let rows = valid(oh, s, ki, pad, g.height);
+            for kj in 0..k {
+                let cols = valid(ow, s, kj, pad, g.width);
+                let row = &du[((c * k + ki) * k + kj) * t..][..t];
+                for r in rows.clone() {
+                    let line = &mut plane[(r * s + ki - pad) * g.width..][..g.width];
+                    let src = &row[r * ow..(r + 1) * ow];
+                    if s == 1 {
+                        let start = cols.start + kj - pad;
+                        let dst = &mut line[start..start + cols.len()];
+                        dst.iter_mut()
+                            .zip(&src[cols.clone()])
+                            .for_each(|(d, v)| *d += v);
+                    } else {
+                        for q in cols.clone() {
+                            line[q * s + kj - pad] += src[q];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coherent_core::Rng;
+
+    #[test]
+    fn col2im_is_the_adjoint_of_im2col() {
+        // <im2col(x), u> = <x, col2im(u)> for all x, u
+        let g = ConvGeometry {
+            in_channels: 3,
+            height: 7,
+            width: 6,
+            out_channels: 4,
+            kernel: 3,
+            stride: 2,
+            padding: 1,
+        };
+        let mut rng = Rng::new(2);
+        let x: Vec<f32> = (0..g.input_len()).map(|_| rng.normal() as f32).collect();
+        let u: Vec<f32> = (0..g.positions() * g.patch())
+            .map(|_| rng.normal() as f32)
+            .collect();
+        let mut ux = vec![0.0; u.len()];
+        im2col(&g, &x, &mut ux);
+        let mut xu = vec![0.0; x.len()];
+        col2im(&g, &u, &mut xu);
+        let lhs: f32 = ux.iter().zip(&u).map(|(a, b)| a * b).sum();
+        let rhs: f32 = x.iter().zip(&xu).map(|(a, b)| a * b).sum();
+        assert!(
+            (lhs - rhs).abs() < 1e-3 * lhs.abs().max(1.0),
+            "{lhs} vs {rhs}"
+        );
+    }
+}

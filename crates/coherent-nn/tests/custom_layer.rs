@@ -1,0 +1,380 @@
+//! A layer written outside `coherent-nn`, with its public API only, works with every
+//! per-example quantity of the engine.
+//!
+//! The layer is a per-feature affine map `y = x (.) w + b` (parameters `w` then `b`, one of
+//! each per feature). Example `i`'s gradient is `(Delta_i (.) x_i, Delta_i)`, which it keeps in
+//! a `MatrixTrace`. Networks put it first, between dense layers, inside a residual block and
+//! after a convolution (through `NetworkBuilder`), and every quantity is compared with one
+//! forward and backward pass per example (batches of one), the summed gradient also with
+//! central finite differences of the loss.
+
+use coherent_core::{
+    Batch, BatchGrads, GradRequest, InputShape, LossKind, Model, ModelSpec, Rng, Split, Targets,
+};
+use coherent_nn::{
+    reference, Act, Activation, CpuTape, Dense, Init, Layer, LayerGrads, MatrixTrace,
+    NetworkBuilder, PoolKind, Residual, Sequential,
+};
+use std::sync::{Arc, RwLock};
+
+/// `y = x (.) w + b` on `features` features.
+#[derive(Debug)]
+struct Affine {
+    features: usize,
+    /// `w` then `b`; shared with the backward op of the pass that read them.
+    params: Arc<Vec<f32>>,
+    trace: Arc<RwLock<MatrixTrace>>,
+}
+
+impl Affine {
+    /// Weights near 1 and biases near 0, so that the layer neither vanishes nor is the identity.
+    fn new(features: usize, rng: &mut Rng) -> Affine {
+        let mut params: Vec<f32> = (0..features)
+            .map(|_| 1.0 + 0.3 * rng.normal() as f32)
+            .collect();
+        params.extend((0..features).map(|_| 0.1 * rng.normal() as f32));
+        Affine {
+            features,
+            params: Arc::new(params),
+            trace: Arc::default(),
+        }
+    }
+}
+
+impl Layer for Affine {
+    fn output_len(&self, input: usize) -> Result<usize, String> {
+        if input == self.features {
+            Ok(input)
+        } else {
+            Err(format!(
+                "expects {} input features, receives {input}",
+                self.features
+            ))
+        }
+    }
+
+    fn forward(&self, x: Act<CpuTape>, input_needs_grad: bool) -> Act<CpuTape> {
+        let mut out = Vec::new();
+        self.forward_slice(&x.data, x.rows, &mut out);
+        let (n, input) = (self.features, x.data.clone());
+        let (params, trace) = (self.params.clone(), self.trace.clone());
+        x.record(Arc::new(out), n, input_needs_grad, move |dy, dx| {
+            let mut trace = trace.write().unwrap();
+            let rows = dy.len() / n;
+            let values = trace.reset(rows, 2 * n);
+            for (i, g) in values.chunks_exact_mut(2 * n).enumerate() {
+                let (dyi, xi) = (&dy[i * n..(i + 1) * n], &input[i * n..(i + 1) * n]);
+                let (gw, gb) = g.split_at_mut(n);
+                for k in 0..n {
+                    gw[k] = dyi[k] * xi[k];
+                    gb[k] = dyi[k];
+                }
+            }
+            trace.compute_sum();
+            if let Some(dx) = dx {
+                for (row, dyi) in dx.chunks_exact_mut(n).zip(dy.chunks_exact(n)) {
+                    for k in 0..n {
+                        row[k] += dyi[k] * params[k];
+                    }
+                }
+            }
+        })
+    }
+
+    fn forward_slice(&self, x: &[f32], _rows: usize, out: &mut Vec<f32>) {
+        let (w, b) = self.params.split_at(self.features);
+        out.clear();
+        for row in x.chunks_exact(self.features) {
+            out.extend(row.iter().zip(w).zip(b).map(|((x, w), b)| x * w + b));
+        }
+    }
+
+    fn kind(&self) -> Option<&'static str> {
+        Some("affine")
+    }
+
+    fn params(&self) -> &[f32] {
+        &self.params
+    }
+
+    fn params_mut(&mut self) -> &mut [f32] {
+        Arc::make_mut(&mut self.params).as_mut_slice()
+    }
+
+    fn grads(&self) -> Option<Box<dyn LayerGrads + '_>> {
+        Some(Box::new(self.trace.write().unwrap()))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// affine (first layer: no input gradient) -> dense + `act` -> affine -> tanh -> residual
+/// block relu(dense + `act` -> affine, identity shortcut) -> dense.
+fn mixed_network(act: Activation, seed: u64) -> Sequential {
+    let (d, h, classes) = (7, 6, 4);
+    let mut rng = Rng::new(seed);
+    let block = Residual::new(
+        h,
+        vec![
+            Box::new(Dense::new(h, h, true, Init::Uniform, &mut rng).with_activation(act)),
+            Box::new(Affine::new(h, &mut rng)),
+        ],
+        None,
+        Some(Activation::Relu),
+    )
+    .unwrap();
+    let layers: Vec<Box<dyn Layer>> = vec![
+        Box::new(Affine::new(d, &mut rng)),
+        Box::new(Dense::new(d, h, true, Init::Uniform, &mut rng).with_activation(act)),
+        Box::new(Affine::new(h, &mut rng)),
+        Box::new(Activation::Tanh),
+        Box::new(block),
+        Box::new(Dense::new(h, classes, true, Init::Uniform, &mut rng)),
+    ];
+    Sequential::new(d, layers, LossKind::CrossEntropy)
+}
+
+/// Through the builder: conv + relu -> affine on every pixel and channel -> max pool ->
+/// residual block (dense + tanh -> affine) -> dense.
+fn built_network(seed: u64) -> Sequential {
+    let spec = ModelSpec {
+        input: InputShape {
+            channels: 2,
+            height: 6,
+            width: 6,
+        },
+        outputs: 3,
+        loss: LossKind::CrossEntropy,
+        seed,
+    };
+    let mut b = NetworkBuilder::new(&spec, true, Init::Uniform);
+    b.conv(3, 3, 1, 1, Some(Activation::Relu)).unwrap();
+    let affine = Affine::new(3 * 6 * 6, b.rng());
+    b.push(Box::new(affine), b.shape());
+    b.pool(PoolKind::Max, 2).unwrap();
+    b.residual(
+        |inner| {
+            let (c, h, w) = inner.shape();
+            inner.dense(c * h * w, Some(Activation::Tanh))?;
+            let affine = Affine::new(c * h * w, inner.rng());
+            inner.push(Box::new(affine), (c * h * w, 1, 1));
+            Ok(())
+        },
+        None,
+        None,
+    )
+    .unwrap();
+    b.dense(3, None).unwrap();
+    b.build().unwrap()
+}
+
+fn batch(rows: usize, dim: usize, classes: usize, seed: u64) -> Batch {
+    let mut rng = Rng::new(seed);
+    let inputs: Vec<f32> = (0..rows * dim).map(|_| rng.normal() as f32).collect();
+    let targets = Targets::Classes {
+        labels: (0..rows).map(|_| rng.below(classes) as u32).collect(),
+        classes,
+    };
+    let split = Split::new(inputs, dim, targets);
+    let mut b = Batch::default();
+    b.gather(&split, &(0..rows).collect::<Vec<_>>());
+    b
+}
+
+fn assert_close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let diff: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| ((a - b) as f64).powi(2))
+        .sum();
+    let norm: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
+    let rel = (diff / norm.max(1e-30)).sqrt();
+    assert!(
+        rel <= 1e-5 || diff.sqrt() < 1e-7,
+        "{what}: relative error {rel:e}"
+    );
+}
+
+/// Every quantity of the engine against one forward and backward pass per example.
+fn check_against_loop(model: &mut Sequential, b: &Batch) {
+    let by_loop = &reference::per_example_by_loop(model, b);
+    let rows = b.len();
+    let request = GradRequest {
+        sq_norms: true,
+        coord_sum_sq: true,
+        gram: true,
+        per_example: true,
+        blocks: true,
+        groups: 3,
+        // every other example backwards, the first one alone, and none
+        subsets: vec![(0..rows).rev().step_by(2).collect(), vec![0], vec![]],
+    };
+    let mut out = BatchGrads::default();
+    model.forward_backward(b, &request, &mut out);
+    assert_eq!(out.batch_size, rows);
+    let layers = model.layers().to_vec();
+    for (l, info) in layers.iter().enumerate() {
+        let g = |i: usize| &by_loop[i][l];
+        let p = info.params;
+        let name = &info.name;
+        let sum: Vec<f32> = (0..p).map(|k| (0..rows).map(|i| g(i)[k]).sum()).collect();
+        assert_close(&out.sum[l], &sum, &format!("{name} sum"));
+        let norms: Vec<f32> = (0..rows)
+            .map(|i| g(i).iter().map(|v| v * v).sum())
+            .collect();
+        assert_close(&out.sq_norms[l], &norms, &format!("{name} sq_norms"));
+        let css: Vec<f32> = (0..p)
+            .map(|k| (0..rows).map(|i| g(i)[k] * g(i)[k]).sum())
+            .collect();
+        assert_close(&out.coord_sum_sq[l], &css, &format!("{name} coord_sum_sq"));
+        let gram: Vec<f32> = (0..rows * rows)
+            .map(|ij| {
+                let (i, j) = (ij / rows, ij % rows);
+                g(i).iter().zip(g(j)).map(|(a, b)| a * b).sum()
+            })
+            .collect();
+        assert_close(&out.gram[l], &gram, &format!("{name} gram"));
+        let per_example: Vec<f32> = (0..rows).flat_map(|i| g(i).iter().copied()).collect();
+        assert_close(
+            &out.per_example[l],
+            &per_example,
+            &format!("{name} per_example"),
+        );
+        for (k, sums) in out.group_sums.iter().enumerate() {
+            let range = BatchGrads::group_range(k, 3.min(rows), rows);
+            let want: Vec<f32> = (0..p)
+                .map(|c| range.clone().map(|i| g(i)[c]).sum())
+                .collect();
+            assert_close(&sums[l], &want, &format!("{name} group {k}"));
+        }
+        for (subset, sums) in request.subsets.iter().zip(&out.subset_sums) {
+            let want: Vec<f32> = (0..p)
+                .map(|c| subset.iter().map(|&i| g(i)[c]).sum())
+                .collect();
+            assert_close(&sums[l], &want, &format!("{name} subset {subset:?}"));
+        }
+    }
+    assert_eq!(out.group_sums.len(), 3.min(rows));
+    assert_eq!(out.subset_sums.len(), 3);
+    model.per_example_blocks(&mut |src| {
+        assert_eq!((src.batch(), src.layers()), (rows, layers.len()));
+        for (l, info) in layers.iter().enumerate() {
+            let p = info.params;
+            assert_eq!(src.layer_params(l), p, "{}", info.name);
+            // uneven blocks that straddle the weights and the biases
+            let mut start = 0;
+            while start < p {
+                let end = (start + 5 + start % 3).min(p);
+                let mut got = vec![f32::NAN; (end - start) * rows];
+                src.block(l, start..end, &mut got);
+                let want: Vec<f32> = (start..end)
+                    .flat_map(|c| (0..rows).map(move |i| (i, c)))
+                    .map(|(i, c)| by_loop[i][l][c])
+                    .collect();
+                assert_close(&got, &want, &format!("{} block {start}..{end}", info.name));
+                src.block_rows(l, start..end, &mut got);
+                let want: Vec<f32> = (0..rows)
+                    .flat_map(|i| (start..end).map(move |c| by_loop[i][l][c]))
+                    .collect();
+                assert_close(&got, &want, &format!("{} rows {start}..{end}", info.name));
+                start = end;
+            }
+        }
+    });
+    let (mut losses, mut correct) = (vec![], vec![]);
+    model.evaluate(b, &mut losses, &mut correct);
+    assert_close(&out.losses, &losses, "losses");
+}
+
+fn names(model: &Sequential) -> Vec<&str> {
+    model.layers().iter().map(|l| l.name.as_str()).collect()
+}
+
+#[test]
+fn custom_layer_between_dense_layers_and_in_a_residual_block_matches_one_pass_per_example() {
+    let mut m = mixed_network(Activation::Relu, 70);
+    assert_eq!(
+        names(&m),
+        ["affine1", "fc1", "affine2", "fc2", "affine3", "fc3"]
+    );
+    assert!(m.layers().iter().all(|l| {
+        let affine = l.name.starts_with("affine");
+        (l.kind == "affine") == affine && (!affine || l.params == 2 * 7 || l.params == 2 * 6)
+    }));
+    check_against_loop(&mut m, &batch(7, 7, 4, 71));
+    // the same model again, with a batch of one (buffers reused from the previous pass)
+    check_against_loop(&mut m, &batch(1, 7, 4, 72));
+}
+
+#[test]
+fn custom_layer_pushed_through_the_builder_after_a_convolution_matches_one_pass_per_example() {
+    let mut m = built_network(80);
+    assert_eq!(names(&m), ["conv1", "affine1", "fc1", "affine2", "fc2"]);
+    check_against_loop(&mut m, &batch(6, 2 * 6 * 6, 3, 81));
+}
+
+/// The summed gradient of the custom layer's parameters against central finite differences
+/// of the summed loss (tanh everywhere but the residual block's output, so the loss is smooth
+/// near the parameters).
+#[test]
+fn custom_layer_summed_gradient_matches_finite_differences() {
+    let b = batch(4, 7, 4, 91);
+    let mut m = mixed_network(Activation::Tanh, 90);
+    let mut out = BatchGrads::default();
+    m.forward_backward(&b, &GradRequest::SUM, &mut out);
+    let total = |m: &Sequential| -> f64 {
+        let (mut l, mut c) = (vec![], vec![]);
+        m.evaluate(&b, &mut l, &mut c);
+        l.iter().map(|&v| v as f64).sum()
+    };
+    let affine: Vec<usize> = (0..m.layers().len())
+        .filter(|&l| m.layers()[l].kind == "affine")
+        .collect();
+    assert_eq!(affine.len(), 3);
+    for layer in affine {
+        for k in 0..m.layers()[layer].params {
+            let h = 1e-2f32;
+            m.params_mut()[layer][k] += h;
+            let up = total(&m);
+            m.params_mut()[layer][k] -= 2.0 * h;
+            let down = total(&m);
+            m.params_mut()[layer][k] += h;
+            let fd = (up - down) / (2.0 * h as f64);
+            let g = out.sum[layer][k] as f64;
+            assert!(
+                (fd - g).abs() < 2e-3 + 2e-2 * g.abs(),
+                "{} param {k}: {fd} vs {g}",
+                m.layers()[layer].name
+            );
+        }
+    }
+}
+
+#[test]
+fn custom_layer_that_does_not_fit_is_reported_in_words() {
+    let mut rng = Rng::new(1);
+    let layers: Vec<Box<dyn Layer>> = vec![
+        Box::new(Dense::new(5, 4, true, Init::Uniform, &mut rng)),
+        Box::new(Affine::new(3, &mut rng)),
+    ];
+    let err = Sequential::try_new(5, layers, LossKind::CrossEntropy).unwrap_err();
+    assert_eq!(err.index, 1);
+    assert!(err.op.starts_with("Affine"), "{err}");
+    assert_eq!(err.problem, "expects 3 input features, receives 4");
+}
+
+#[test]
+fn custom_layer_is_recognised_by_downcasting() {
+    let m = mixed_network(Activation::Relu, 1);
+    let ops = m.ops();
+    assert!(ops[0].downcast_ref::<Affine>().is_some());
+    assert!(ops[1].downcast_ref::<Affine>().is_none());
+    // the residual block's layers are its sub-layers: body, then (no) shortcut
+    let block = ops[4].downcast_ref::<Residual>().unwrap();
+    assert_eq!(block.sublayers().len(), 2);
+    assert!(block.shortcut().is_none());
+    assert!(block.sublayers()[1].downcast_ref::<Affine>().is_some());
+}

@@ -118,7 +118,11 @@ fn check(manifests: &[PathBuf]) -> Result<(), Failure> {
             Ok(m.runs.len())
         });
         match result {
-            Ok(n) => println!("ok: {} ({n} run{})", path.display(), if n == 1 { "" } else { "s" }),
+            Ok(n) => println!(
+                "ok: {} ({n} run{})",
+                path.display(),
+                if n == 1 { "" } else { "s" }
+            ),
             Err(f) => {
                 eprintln!("{f}");
                 let invalid = format!("{} is not valid", path.display());
@@ -172,7 +176,10 @@ fn plugins() -> Result<(), Failure> {
         for plugin in listing {
             println!("  {}  {}", plugin.name, plugin.description);
             for p in plugin.params {
-                println!("      {:<14} {:<28} default {:<16} {}", p.name, p.ty, p.default, p.doc);
+                println!(
+                    "      {:<14} {:<28} default {:<16} {}",
+                    p.name, p.ty, p.default, p.doc
+                );
             }
         }
         println!();
@@ -193,7 +200,11 @@ fn bench(
         ));
     }
     let (networks, aggregators, metrics) = match network {
-        BenchChoice::Mlp => (vec![coherent_bench::BenchNetwork::mlp(&[256])], false, false),
+        BenchChoice::Mlp => (
+            vec![coherent_bench::BenchNetwork::mlp(&[256])],
+            false,
+            false,
+        ),
         BenchChoice::Cnn => (vec![coherent_bench::BenchNetwork::cnn()], false, false),
         BenchChoice::Aggregators => (vec![], true, false),
         BenchChoice::Metrics => (vec![], false, true),

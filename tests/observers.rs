@@ -49,22 +49,42 @@ fn an_observer_from_its_own_crate_runs_from_a_manifest() {
     let run = dir.join("runs/class/000");
     let lines = metrics(&run);
     assert_eq!(lines.len(), 5, "steps 0, 6, 12, 18, 24");
-    assert!(lines.iter().all(|l| l["class_coherence"].as_f64().is_some()));
+    assert!(lines
+        .iter()
+        .all(|l| l["class_coherence"].as_f64().is_some()));
     let part = &summary(&run)["class_coherence"];
-    assert_eq!((part["class"].as_u64(), part["examples"].as_u64()), (Some(3), Some(20)));
+    assert_eq!(
+        (part["class"].as_u64(), part["examples"].as_u64()),
+        (Some(3), Some(20))
+    );
 
     // brute force at step 0: one backward pass per example of the initial model
-    let mut plan = Planner::new(&manifest, registry).plan(&manifest.runs[0]).unwrap();
+    let mut plan = Planner::new(&manifest, registry)
+        .plan(&manifest.runs[0])
+        .unwrap();
     let train = plan.dataset.train();
-    let Targets::Classes { labels, .. } = &train.targets else { unreachable!() };
-    let members: Vec<usize> = (0..train.len()).filter(|&i| labels[i] == 3).take(20).collect();
+    let Targets::Classes { labels, .. } = &train.targets else {
+        unreachable!()
+    };
+    let members: Vec<usize> = (0..train.len())
+        .filter(|&i| labels[i] == 3)
+        .take(20)
+        .collect();
     let mut batch = Batch::default();
     batch.gather(train, &members);
     let grads = coherent_nn::reference::per_example_by_loop(plan.model.as_mut(), &batch);
-    let flat: Vec<Vec<f64>> = grads.iter().map(|g| g.iter().flatten().map(|&v| v as f64).collect()).collect();
-    let s: Vec<f64> = (0..flat[0].len()).map(|k| flat.iter().map(|g| g[k]).sum()).collect();
+    let flat: Vec<Vec<f64>> = grads
+        .iter()
+        .map(|g| g.iter().flatten().map(|&v| v as f64).collect())
+        .collect();
+    let s: Vec<f64> = (0..flat[0].len())
+        .map(|k| flat.iter().map(|g| g[k]).sum())
+        .collect();
     let want = s.iter().map(|v| v * v).sum::<f64>()
-        / flat.iter().map(|g| g.iter().map(|v| v * v).sum::<f64>()).sum::<f64>();
+        / flat
+            .iter()
+            .map(|g| g.iter().map(|v| v * v).sum::<f64>())
+            .sum::<f64>();
     let got = lines[0]["class_coherence"].as_f64().unwrap();
     assert!((got - want).abs() < 1e-4 * want, "{got} vs {want}");
 }
@@ -110,18 +130,28 @@ fn default_observers_switch_off_and_old_keys_still_work() {
         "[[observers]]\nplugin = \"learning_times\"\nenabled = false\n[[observers]]\nplugin = \"loss_fractions\"\nevery = 0\n",
     );
     assert!(summary(&d).get("learning_times").is_none() && !d.join("learning_times.csv").exists());
-    assert!(metrics(&d).iter().all(|l| l.get("f_pristine_cum").is_none()));
+    assert!(metrics(&d)
+        .iter()
+        .all(|l| l.get("f_pristine_cum").is_none()));
     // the old keys: a located warning, and the same effect
     let (err, d) = run("c.toml", "learning_times = false\nfractions_every = 2\n");
-    assert!(err.contains("c.toml:17:18: warning: `[evaluation] learning_times` is deprecated"), "{err}");
+    assert!(
+        err.contains("c.toml:17:18: warning: `[evaluation] learning_times` is deprecated"),
+        "{err}"
+    );
     assert!(err.contains("plugin = \"loss_fractions\""), "{err}");
     assert!(!d.join("learning_times.csv").exists());
-    assert!(metrics(&d)[1]["f_pristine"].is_number(), "measured at steps 0 and 2");
+    assert!(
+        metrics(&d)[1]["f_pristine"].is_number(),
+        "measured at steps 0 and 2"
+    );
     // both at once is an error, located at the old key
     let m = write_manifest(
         &dir,
         "d.toml",
-        &format!("{NOISY}fractions_every = 2\n[[observers]]\nplugin = \"loss_fractions\"\nevery = 3\n"),
+        &format!(
+            "{NOISY}fractions_every = 2\n[[observers]]\nplugin = \"loss_fractions\"\nevery = 3\n"
+        ),
     );
     let out = coherent(&["check", &m]);
     assert_eq!(out.status.code(), Some(2));

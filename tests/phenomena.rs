@@ -77,7 +77,9 @@ fn loss_fractions_match_sums_of_per_example_gradients() {
 
     // The observer, driven through its hooks as the trainer drives it: its subsets come from
     // the step's own backward pass.
-    let mut f = (registry.observers["loss_fractions"].build)(&PluginArgs::from_toml("every = 1").unwrap()).unwrap();
+    let mut f =
+        (registry.observers["loss_fractions"].build)(&PluginArgs::from_toml("every = 1").unwrap())
+            .unwrap();
     let layers = model.layers().to_vec();
     let run = RunInfo {
         seed: 9,
@@ -90,11 +92,22 @@ fn loss_fractions_match_sums_of_per_example_gradients() {
         outputs: 10,
     };
     f.begin(&run).unwrap();
-    let step = StepInfo { step: 0, indices: &indices, train };
+    let step = StepInfo {
+        step: 0,
+        indices: &indices,
+        train,
+    };
     let request = f.needs(&step);
     model.forward_backward(&batch, &request, &mut grads);
     let direction = grads.sum.clone();
-    f.after_step(&step, &StepGrads { batch: &grads, subsets: &grads.subset_sums, direction: &direction });
+    f.after_step(
+        &step,
+        &StepGrads {
+            batch: &grads,
+            subsets: &grads.subset_sums,
+            direction: &direction,
+        },
+    );
     let (values, mut got) = (Measurements::default(), Measurements::default());
     let mut eval = Evaluation {
         step: 1,
@@ -304,7 +317,8 @@ fn easy_examples_generalise_better_than_hard_ones() {
     assert!(e > h + 0.1, "easy {e} vs hard {h}");
     // the easy split is made of the probe's earliest-learned examples
     let times =
-        coherent_record::learning_times::read(&run.join("probe").join("learning_times.csv")).unwrap();
+        coherent_record::learning_times::read(&run.join("probe").join("learning_times.csv"))
+            .unwrap();
     assert_eq!(times.len(), 2000);
     assert!(times.iter().filter(|t| t.learned_step.is_some()).count() > 1000);
 }

@@ -74,7 +74,88 @@ fn the_binary_lists_every_plugin_with_its_parameters() {
         }
     }
     assert!(text.contains("protocols:\n  easy_hard  "), "{text}");
-    for param in ["hidden", "label_noise", "noise_mode", "rel_var_floor", "corrupt_rise", "fraction"] {
+    for param in [
+        "hidden",
+        "label_noise",
+        "noise_mode",
+        "rel_var_floor",
+        "corrupt_rise",
+        "fraction",
+    ] {
         assert!(text.contains(param), "parameter {param} missing");
     }
+}
+
+/// The manifest table `key = <documented default>` for every parameter whose documented
+/// default is a TOML value (`required`, `all`, `none` and worded defaults are left out).
+fn documented_defaults(params: &[coherent_core::ParamDoc]) -> String {
+    params
+        .iter()
+        .filter(|p| format!("x = {}", p.default).parse::<toml::Table>().is_ok())
+        .map(|p| format!("{} = {}\n", p.name, p.default))
+        .collect()
+}
+
+/// Every plugin's documented defaults are the ones it uses: a table that writes each of them
+/// out builds the same plugin as an empty table (or fails the same way, for plugins with a
+/// required parameter).
+#[test]
+fn documented_defaults_are_the_defaults_every_plugin_uses() {
+    use coherent_core::{InputShape, LossKind, ModelSpec, PluginArgs};
+    let registry = coherent_plugins::registry().unwrap();
+    let empty = PluginArgs::empty();
+    let spec = ModelSpec {
+        input: InputShape {
+            channels: 3,
+            height: 32,
+            width: 32,
+        },
+        outputs: 10,
+        loss: LossKind::CrossEntropy,
+        seed: 0,
+    };
+    let mut checked = 0;
+    for kind in PluginKind::ALL {
+        for listing in registry.list(kind) {
+            let text = documented_defaults(&listing.params);
+            let args = PluginArgs::from_toml(&text).unwrap();
+            let name = listing.name;
+            let same = match kind {
+                PluginKind::Network => {
+                    let build = registry.networks[name].build;
+                    let shape = |r: Result<Box<dyn coherent_core::Model>, _>| {
+                        r.map(|m| m.layers().to_vec())
+                            .map_err(|e: coherent_core::ConfigError| e.message)
+                    };
+                    shape(build(&args, &spec)) == shape(build(&empty, &spec))
+                }
+                PluginKind::Dataset => {
+                    let build = registry.datasets[name].build;
+                    let size = |r: Result<Box<dyn coherent_core::Dataset>, _>| {
+                        r.map(|d| (d.train().len(), d.test().len()))
+                            .map_err(|e: coherent_core::DatasetBuildError| e.to_string())
+                    };
+                    size(build(&args)) == size(build(&empty))
+                }
+                PluginKind::Metric => {
+                    let build = registry.metrics[name].build;
+                    build(&args).is_ok() == build(&empty).is_ok()
+                }
+                PluginKind::Aggregator => {
+                    let build = registry.aggregators[name].build;
+                    build(&args).err().map(|e| e.message) == build(&empty).err().map(|e| e.message)
+                }
+                PluginKind::Observer => {
+                    let build = registry.observers[name].build;
+                    build(&args).is_ok() == build(&empty).is_ok()
+                }
+            };
+            assert!(
+                same,
+                "{name}: documented defaults\n{text}give another plugin than no parameters"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 28, "{checked} plugins");
 }

@@ -186,3 +186,26 @@ fn a_diverging_run_is_recorded_as_diverged() {
         serde_json::from_str::<serde_json::Value>(line).expect("no torn line");
     }
 }
+
+/// The quickstart prints, and saves as `comparison.txt`, exactly the table the README shows.
+#[test]
+fn the_quickstart_gives_the_readme_table() {
+    let dir = scratch("quickstart");
+    let out = coherent(&[
+        "run",
+        "experiments/quickstart.toml",
+        "--out",
+        &dir.to_string_lossy(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let readme = std::fs::read_to_string(crate::common::root().join("README.md")).unwrap();
+    let start = readme
+        .find("\nrun                  status")
+        .expect("the README shows the table")
+        + 1;
+    let end = start + readme[start..].find("```").unwrap();
+    let table = &readme[start..end];
+    assert!(stdout(&out).contains(table), "{}", stdout(&out));
+    let saved = std::fs::read_to_string(dir.join("quickstart/comparison.txt")).unwrap();
+    assert_eq!(saved, table);
+}

@@ -1,7 +1,9 @@
 //! The theory's reference values, reproduced.
 
 use crate::common::{coherent, metrics, scratch, stderr, summary, write_manifest};
-use coherent_core::{Batch, GradRequest, InputShape, LossKind, Measurements, ModelSpec, PluginArgs};
+use coherent_core::{
+    Batch, GradRequest, InputShape, LossKind, Measurements, ModelSpec, PluginArgs,
+};
 
 /// GM section 3: at initialisation the four real gradients have m-coherence 80/32 = 2.5.
 #[test]

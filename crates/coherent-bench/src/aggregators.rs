@@ -107,7 +107,13 @@ pub fn run(data: &Split, reps: usize, min_time: Duration) -> AggregatorReport {
         step(model.as_mut(), a.as_mut(), &batch, &mut grads, &mut dir);
     }
     let medians = interleaved(CASES.len(), reps, min_time, |k| {
-        step(model.as_mut(), aggs[k].as_mut(), &batch, &mut grads, &mut dir)
+        step(
+            model.as_mut(),
+            aggs[k].as_mut(),
+            &batch,
+            &mut grads,
+            &mut dir,
+        )
     });
     AggregatorReport {
         network: "mlp 784-256-256-256-10".into(),

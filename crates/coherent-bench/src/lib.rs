@@ -30,14 +30,14 @@ pub use aggregators::AggregatorReport;
 pub use metrics::MetricsReport;
 
 use coherent_core::{
-    Batch, BatchGrads, CoherenceMetric, GradRequest, InputShape, LossKind, Measurements, Model, ModelSpec,
-    PerExampleBlocks, PluginArgs, Registry, Split, Targets,
+    Batch, BatchGrads, CoherenceMetric, GradRequest, InputShape, LossKind, Measurements, Model,
+    ModelSpec, PerExampleBlocks, PluginArgs, Registry, Split, Targets,
 };
 use coherent_nn::{reference, Sequential};
-use timing::interleaved;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::time::{Duration, Instant};
+use timing::interleaved;
 
 /// A network to benchmark: a registered network plugin and its parameters.
 #[derive(Clone, Debug)]

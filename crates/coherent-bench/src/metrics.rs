@@ -71,7 +71,12 @@ fn planned(names: &[&str], sample: usize, chunk: usize) -> Vec<PlannedMetric> {
 }
 
 /// One measurement of `metrics` (shared passes) or of each on its own.
-fn measure(model: &mut dyn Model, data: &Split, metrics: &mut [PlannedMetric], shared: bool) -> Measurements {
+fn measure(
+    model: &mut dyn Model,
+    data: &Split,
+    metrics: &mut [PlannedMetric],
+    shared: bool,
+) -> Measurements {
     let layers = model.layers().to_vec();
     let mut out = Measurements::new(true);
     let groups: Vec<&mut [PlannedMetric]> = match shared {

@@ -5,7 +5,12 @@ use std::time::{Duration, Instant};
 
 /// Runs `case(k)` for every case `k < cases`, `reps` rounds, each round running every case for
 /// at least `min_time`; returns each case's median milliseconds per call.
-pub fn interleaved(cases: usize, reps: usize, min_time: Duration, mut case: impl FnMut(usize)) -> Vec<f64> {
+pub fn interleaved(
+    cases: usize,
+    reps: usize,
+    min_time: Duration,
+    mut case: impl FnMut(usize),
+) -> Vec<f64> {
     let mut times = vec![Vec::new(); cases];
     for _ in 0..reps {
         for (k, t) in times.iter_mut().enumerate() {

@@ -9,34 +9,42 @@ pub enum Layout {
     Transposed,
 }
 
-/// `c (m x n) = [c +] op(a) (m x k) * op(b) (k x n)`, all row-major.
+/// A row-major operand of a product and how it is read.
+#[derive(Clone, Copy, Debug)]
+pub struct Mat<'a> {
+    /// The values, row-major as stored.
+    pub data: &'a [f32],
+    /// Read as stored, or transposed.
+    pub layout: Layout,
+}
+
+/// `c (m x n) = [c +] op(a) (m x k) * op(b) (k x n)`, all row-major, with `(m, k, n)` the
+/// product's `shape`.
 ///
 /// `a` is stored `m x k` (or `k x m` when transposed), `b` is stored `k x n` (or `n x k`).
 /// Large products run on rayon's threads.
 pub fn matmul(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f32],
-    a_layout: Layout,
-    b: &[f32],
-    b_layout: Layout,
+    shape: (usize, usize, usize),
+    a: Mat<'_>,
+    b: Mat<'_>,
     c: &mut [f32],
     accumulate: bool,
 ) {
-    matmul_on(m, k, n, a, a_layout, b, b_layout, c, accumulate, true);
+    matmul_on(shape, a, b, c, accumulate, true);
 }
 
 /// [`matmul`] on the calling thread only when `parallel` is false (for products that are
 /// already one of many running in parallel).
 pub fn matmul_on(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f32],
-    a_layout: Layout,
-    b: &[f32],
-    b_layout: Layout,
+    (m, k, n): (usize, usize, usize),
+    Mat {
+        data: a,
+        layout: a_layout,
+    }: Mat<'_>,
+    Mat {
+        data: b,
+        layout: b_layout,
+    }: Mat<'_>,
     c: &mut [f32],
     accumulate: bool,
     parallel: bool,
@@ -155,11 +163,35 @@ mod tests {
                 Layout::Normal
             };
             let mut c = vec![1.0; m * n];
-            matmul(m, k, n, &a, la, &b, lb, &mut c, false);
+            matmul(
+                (m, k, n),
+                Mat {
+                    data: &a,
+                    layout: la,
+                },
+                Mat {
+                    data: &b,
+                    layout: lb,
+                },
+                &mut c,
+                false,
+            );
             for (x, y) in c.iter().zip(&want) {
                 assert!((x - y).abs() < 1e-4, "{ta} {tb}: {x} vs {y}");
             }
-            matmul(m, k, n, &a, la, &b, lb, &mut c, true);
+            matmul(
+                (m, k, n),
+                Mat {
+                    data: &a,
+                    layout: la,
+                },
+                Mat {
+                    data: &b,
+                    layout: lb,
+                },
+                &mut c,
+                true,
+            );
             for (x, y) in c.iter().zip(&want) {
                 assert!((x - 2.0 * y).abs() < 1e-4);
             }
@@ -189,13 +221,15 @@ mod tests {
         let want = naive(m, k, n, &a, false, &b, true);
         let mut c = vec![0.0; m * n];
         matmul(
-            m,
-            k,
-            n,
-            &a,
-            Layout::Normal,
-            &b,
-            Layout::Transposed,
+            (m, k, n),
+            Mat {
+                data: &a,
+                layout: Layout::Normal,
+            },
+            Mat {
+                data: &b,
+                layout: Layout::Transposed,
+            },
             &mut c,
             false,
         );

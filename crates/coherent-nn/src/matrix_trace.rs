@@ -3,7 +3,7 @@
 //! outside this crate).
 
 use crate::grads::LayerGrads;
-use crate::kernels::{matmul, row_sq_norms, Layout};
+use crate::kernels::{matmul, row_sq_norms, Layout, Mat};
 use std::ops::Range;
 
 /// Materialised per-example gradients and their sum.
@@ -69,13 +69,15 @@ impl LayerGrads for MatrixTrace {
     fn gram(&mut self, out: &mut [f32]) {
         let (b, p) = (self.rows, self.params);
         matmul(
-            b,
-            p,
-            b,
-            &self.values,
-            Layout::Normal,
-            &self.values,
-            Layout::Transposed,
+            (b, p, b),
+            Mat {
+                data: &self.values,
+                layout: Layout::Normal,
+            },
+            Mat {
+                data: &self.values,
+                layout: Layout::Transposed,
+            },
             out,
             false,
         );

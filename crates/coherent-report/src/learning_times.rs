@@ -20,7 +20,10 @@ impl LearningTimes {
         LearningTimes {
             index: rows.iter().map(|r| r.index).collect(),
             corrupted: rows.iter().map(|r| r.corrupted).collect(),
-            learned: rows.iter().map(|r| r.learned_step.map(|s| s as f64)).collect(),
+            learned: rows
+                .iter()
+                .map(|r| r.learned_step.map(|s| s as f64))
+                .collect(),
         }
     }
 
@@ -46,8 +49,15 @@ mod tests {
             corrupted,
             learned_step,
         };
-        let t = LearningTimes::from_rows(&[row(0, false, Some(120)), row(1, true, None), row(2, false, Some(40))]);
-        assert_eq!(t.of_group(false).collect::<Vec<_>>(), [Some(120.0), Some(40.0)]);
+        let t = LearningTimes::from_rows(&[
+            row(0, false, Some(120)),
+            row(1, true, None),
+            row(2, false, Some(40)),
+        ]);
+        assert_eq!(
+            t.of_group(false).collect::<Vec<_>>(),
+            [Some(120.0), Some(40.0)]
+        );
         assert_eq!(t.of_group(true).collect::<Vec<_>>(), [None]);
     }
 }

@@ -7,7 +7,9 @@
 
 use crate::learning_times::LearningTimes;
 use crate::ReportError;
-use coherent_record::{files, learning_times, read_json, MetricsLine, RecordError, RunMeta, Summary};
+use coherent_record::{
+    files, learning_times, read_json, MetricsLine, RecordError, RunMeta, Summary,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -124,8 +126,11 @@ impl Run {
         let from_either = |m: Option<&str>, s: Option<&str>| {
             m.or(s).filter(|v| !v.is_empty()).map(str::to_string)
         };
-        let name = from_either(meta.as_ref().map(|m| m.run.as_str()), summary.as_ref().map(|s| s.run.as_str()))
-            .unwrap_or_else(|| file_name(dir));
+        let name = from_either(
+            meta.as_ref().map(|m| m.run.as_str()),
+            summary.as_ref().map(|s| s.run.as_str()),
+        )
+        .unwrap_or_else(|| file_name(dir));
         let experiment = from_either(
             meta.as_ref().map(|m| m.experiment.as_str()),
             summary.as_ref().map(|s| s.experiment.as_str()),
@@ -142,11 +147,17 @@ impl Run {
             (Some(m), None) => &m.params,
             (None, None) => &Vec::new(),
         };
-        let params = params.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+        let params = params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect();
         let (layers, metric_samples) = match &meta {
             Some(m) => (
                 m.layers.iter().map(|l| l.name.clone()).collect(),
-                m.metric_samples.iter().map(|(k, v)| (k.clone(), *v as f64)).collect(),
+                m.metric_samples
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v as f64))
+                    .collect(),
             ),
             None => (Vec::new(), BTreeMap::new()),
         };
@@ -239,7 +250,10 @@ mod tests {
         let e = Metrics::parse("[1, 2]\n", Path::new("m")).unwrap_err();
         assert_eq!(e.to_string(), "m:1: expected one JSON object per line");
         let e = Metrics::parse("{\"step\":0}\n{\"epoch\":1}\n", Path::new("m")).unwrap_err();
-        assert_eq!(e.to_string(), "m:2: the line has no \"step\" (a whole number)");
+        assert_eq!(
+            e.to_string(),
+            "m:2: the line has no \"step\" (a whole number)"
+        );
     }
 
     fn scratch(name: &str) -> PathBuf {

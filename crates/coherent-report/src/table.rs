@@ -4,8 +4,8 @@
 
 use crate::run::Run;
 use coherent_record::comparison::{comparison, Row};
-use coherent_record::{Peak, RunStatus, Summary};
 pub use coherent_record::Table;
+use coherent_record::{Peak, RunStatus, Summary};
 
 /// The summary of a run that did not write one: its last and peak measurements.
 fn from_metrics(run: &Run) -> Summary {
@@ -15,7 +15,13 @@ fn from_metrics(run: &Run) -> Summary {
             s.last.insert(name.clone(), v);
         }
         if let Some((value, step)) = run.metrics.peak(name) {
-            s.peak.insert(name.clone(), Peak { value, step: step as usize });
+            s.peak.insert(
+                name.clone(),
+                Peak {
+                    value,
+                    step: step as usize,
+                },
+            );
         }
     }
     if run.metrics.series("coherence").is_some() {
@@ -83,14 +89,30 @@ mod tests {
     fn rows_come_from_the_summary_or_the_last_measurements() {
         let mut s = Summary::new(RunStatus::Completed);
         s.headline = vec!["coherence".into()];
-        s.last = [("train_acc", 0.94), ("test_acc", 0.9216), ("coherence", 1.5432)]
-            .map(|(k, v)| (k.to_string(), v))
-            .into();
-        s.peak.insert("coherence".into(), Peak { value: 12.823, step: 20 });
+        s.last = [
+            ("train_acc", 0.94),
+            ("test_acc", 0.9216),
+            ("coherence", 1.5432),
+        ]
+        .map(|(k, v)| (k.to_string(), v))
+        .into();
+        s.peak.insert(
+            "coherence".into(),
+            Peak {
+                value: 12.823,
+                step: 20,
+            },
+        );
         let m = "{\"step\":0,\"coherence\":5}\n{\"step\":10,\"coherence\":3}\n";
         let t = summary(&[run("000", "{\"step\":0}", Some(s)), run("a", m, None)]);
-        assert_eq!(t.header[..4], ["run", "status", "peak coherence (step)", "final coherence"]);
-        assert_eq!(t.rows[0][..6], ["000", "completed", "12.82 (20)", "1.54", "0.940", "0.922"]);
+        assert_eq!(
+            t.header[..4],
+            ["run", "status", "peak coherence (step)", "final coherence"]
+        );
+        assert_eq!(
+            t.rows[0][..6],
+            ["000", "completed", "12.82 (20)", "1.54", "0.940", "0.922"]
+        );
         assert_eq!(t.rows[1][..4], ["a", "incomplete", "5.00 (0)", "3.00"]);
     }
 }

@@ -45,10 +45,21 @@ fn print_columns(rows: &[Vec<String>]) {
 /// `--list`: every run with its index, directory, sweep values and state.
 pub fn list(manifest: &Manifest, out: &Path) {
     let runs = sweep_status(&out.join(&manifest.name), &manifest.runs);
-    let mut rows = vec![["index", "run", "parameters", "state"].map(String::from).to_vec()];
+    let mut rows = vec![["index", "run", "parameters", "state"]
+        .map(String::from)
+        .to_vec()];
     for r in &runs {
-        let params = if r.params.is_empty() { "-".into() } else { r.params.join(" ") };
-        rows.push(vec![r.index.to_string(), r.name.clone(), params, r.state.label().into()]);
+        let params = if r.params.is_empty() {
+            "-".into()
+        } else {
+            r.params.join(" ")
+        };
+        rows.push(vec![
+            r.index.to_string(),
+            r.name.clone(),
+            params,
+            r.state.label().into(),
+        ]);
     }
     print_columns(&rows);
 }
@@ -80,7 +91,11 @@ pub fn status(manifest: &Manifest, out: &Path) -> Result<(), Failure> {
 /// Plans the runs about to start, so that a bad manifest is reported once, before anything
 /// runs. A data error concerns one run only: it is shown here as a warning, and the run
 /// records it in its `FAILED` marker when it starts, without stopping the others.
-fn validate(manifest: &Manifest, registry: &Registry, pending: &[&RunStatus]) -> Result<(), Failure> {
+fn validate(
+    manifest: &Manifest,
+    registry: &Registry,
+    pending: &[&RunStatus],
+) -> Result<(), Failure> {
     let mut planner = Planner::new(manifest, registry);
     for r in pending {
         match planner.plan(&manifest.runs[r.index]) {
@@ -98,7 +113,9 @@ pub fn conclude(manifest: &Manifest, out: &Path, runs: &[RunStatus]) -> Result<T
     let summaries: Vec<Option<Summary>> = runs
         .iter()
         .map(|r| match r.state {
-            RunState::Done => read_json::<Summary>(&r.dir.join(files::SUMMARY)).ok().map(Summary::upgrade),
+            RunState::Done => read_json::<Summary>(&r.dir.join(files::SUMMARY))
+                .ok()
+                .map(Summary::upgrade),
             _ => None,
         })
         .collect();
@@ -116,8 +133,11 @@ pub fn conclude(manifest: &Manifest, out: &Path, runs: &[RunStatus]) -> Result<T
         .collect();
     let table = comparison(&rows);
     let experiment_dir = out.join(&manifest.name);
-    write_atomic(&experiment_dir.join(files::COMPARISON), table.to_text().as_bytes())
-        .map_err(Failure::run)?;
+    write_atomic(
+        &experiment_dir.join(files::COMPARISON),
+        table.to_text().as_bytes(),
+    )
+    .map_err(Failure::run)?;
     let done: Vec<PathBuf> = runs
         .iter()
         .filter(|r| r.state == RunState::Done)
@@ -140,7 +160,12 @@ fn representative(manifest: &Manifest, r: &RunStatus) -> PathBuf {
 /// Runs the runs that are not done on this machine, `jobs` at a time, each as a child process
 /// with its output in its directory; then the comparison table, the report and the counts. An
 /// error if a run failed.
-pub fn local(manifest: &Manifest, registry: &Registry, jobs: usize, relaunch: &Relaunch) -> Result<(), Failure> {
+pub fn local(
+    manifest: &Manifest,
+    registry: &Registry,
+    jobs: usize,
+    relaunch: &Relaunch,
+) -> Result<(), Failure> {
     let out = &relaunch.out;
     let runs = sweep_status(&out.join(&manifest.name), &manifest.runs);
     let pending: Vec<&RunStatus> = runs.iter().filter(|r| r.state != RunState::Done).collect();
@@ -187,7 +212,10 @@ pub fn local(manifest: &Manifest, registry: &Registry, jobs: usize, relaunch: &R
                 o.state.describe()
             );
             if let RunState::Failed(_) = o.state {
-                line.push_str(&format!(" (see {})", o.run.dir.join(files::FAILED).display()));
+                line.push_str(&format!(
+                    " (see {})",
+                    o.run.dir.join(files::FAILED).display()
+                ));
             }
             println!("{line}");
         });
@@ -198,7 +226,11 @@ pub fn local(manifest: &Manifest, registry: &Registry, jobs: usize, relaunch: &R
     let counts = Counts::of(&runs);
     println!("{counts}");
     if counts.failed > 0 {
-        return Err(Failure::run(format!("{} of {} runs failed", counts.failed, counts.total())));
+        return Err(Failure::run(format!(
+            "{} of {} runs failed",
+            counts.failed,
+            counts.total()
+        )));
     }
     Ok(())
 }
@@ -235,13 +267,18 @@ pub fn submit(
         (busy, pending) = (queued.len(), rest);
     }
     if pending.is_empty() {
-        let why = if busy > 0 { "every run not done is queued or running" } else { "no run is missing" };
+        let why = if busy > 0 {
+            "every run not done is queued or running"
+        } else {
+            "no run is missing"
+        };
         println!("nothing to submit: {why} ({})", Counts::of(&runs));
         return Ok(());
     }
     validate(manifest, registry, &pending)?;
     let log_dir = out.join(&manifest.name).join(files::SLURM);
-    std::fs::create_dir_all(&log_dir).map_err(|e| Failure::run(format!("{}: {e}", log_dir.display())))?;
+    std::fs::create_dir_all(&log_dir)
+        .map_err(|e| Failure::run(format!("{}: {e}", log_dir.display())))?;
     let workdir = std::env::current_dir().map_err(|e| Failure::run(format!(".: {e}")))?;
     let job = ArrayJob {
         name,
@@ -262,7 +299,8 @@ pub fn submit(
         print!("{text}");
         return Ok(());
     }
-    let id = slurm::submit(&path).map_err(|e| Failure::run(format!("{e} (script: {})", path.display())))?;
+    let id = slurm::submit(&path)
+        .map_err(|e| Failure::run(format!("{e} (script: {})", path.display())))?;
     println!(
         "submitted job {id}: {} of {} runs ({}); logs in {}/{id}_<index>.out",
         job.indices.len(),

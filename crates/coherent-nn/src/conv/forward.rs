@@ -5,7 +5,7 @@
 use super::unfold::{col2im, im2col};
 use super::Conv2d;
 use crate::act::{Act, CpuTape};
-use crate::kernels::{matmul_on, Layout};
+use crate::kernels::{matmul_on, Layout, Mat};
 use dfdx::prelude::{Merge, PutTape, SplitTape, Tape};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -17,13 +17,15 @@ fn example(conv: &Conv2d, x: &[f32], u: &mut [f32], y: &mut [f32]) {
     im2col(&g, x, u);
     let w = &conv.params[..co * kk];
     matmul_on(
-        co,
-        kk,
-        t,
-        w,
-        Layout::Normal,
-        u,
-        Layout::Normal,
+        (co, kk, t),
+        Mat {
+            data: w,
+            layout: Layout::Normal,
+        },
+        Mat {
+            data: u,
+            layout: Layout::Normal,
+        },
         y,
         false,
         false,
@@ -107,13 +109,15 @@ pub(super) fn on_tape(conv: &Conv2d, x: Act<CpuTape>, input_needs_grad: bool) ->
                     || vec![0.0; t * kk],
                     |du, (dx, gi)| {
                         matmul_on(
-                            kk,
-                            co,
-                            t,
-                            w,
-                            Layout::Transposed,
-                            gi,
-                            Layout::Normal,
+                            (kk, co, t),
+                            Mat {
+                                data: w,
+                                layout: Layout::Transposed,
+                            },
+                            Mat {
+                                data: gi,
+                                layout: Layout::Normal,
+                            },
                             du,
                             false,
                             false,

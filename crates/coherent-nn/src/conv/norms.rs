@@ -8,7 +8,7 @@
 //! Private Learners", ghost clipping). The bias adds `|G_i 1|^2` either way.
 
 use super::trace::ConvTrace;
-use crate::kernels::{matmul_on, Layout};
+use crate::kernels::{matmul_on, Layout, Mat};
 use rayon::prelude::*;
 
 /// How per-example squared norms of a convolution are computed.
@@ -59,25 +59,29 @@ impl ConvTrace {
             |(uu, gg), (i, norm)| {
                 let (gi, ui) = self.example_factors(i);
                 matmul_on(
-                    t,
-                    kk,
-                    t,
-                    ui,
-                    Layout::Transposed,
-                    ui,
-                    Layout::Normal,
+                    (t, kk, t),
+                    Mat {
+                        data: ui,
+                        layout: Layout::Transposed,
+                    },
+                    Mat {
+                        data: ui,
+                        layout: Layout::Normal,
+                    },
                     uu,
                     false,
                     false,
                 );
                 matmul_on(
-                    t,
-                    co,
-                    t,
-                    gi,
-                    Layout::Transposed,
-                    gi,
-                    Layout::Normal,
+                    (t, co, t),
+                    Mat {
+                        data: gi,
+                        layout: Layout::Transposed,
+                    },
+                    Mat {
+                        data: gi,
+                        layout: Layout::Normal,
+                    },
                     gg,
                     false,
                     false,

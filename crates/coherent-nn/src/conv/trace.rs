@@ -7,7 +7,7 @@
 use super::geometry::ConvGeometry;
 use super::norms::NormMethod;
 use crate::grads::LayerGrads;
-use crate::kernels::{matmul, matmul_on, sq_norm, Layout};
+use crate::kernels::{matmul, matmul_on, sq_norm, Layout, Mat};
 use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::Arc;
@@ -102,13 +102,15 @@ impl ConvTrace {
         let (t, kk, co) = self.geom.dims();
         let (gi, ui) = self.example_factors(i);
         matmul_on(
-            co,
-            t,
-            kk,
-            gi,
-            Layout::Normal,
-            ui,
-            Layout::Transposed,
+            (co, t, kk),
+            Mat {
+                data: gi,
+                layout: Layout::Normal,
+            },
+            Mat {
+                data: ui,
+                layout: Layout::Transposed,
+            },
             out,
             false,
             false,
@@ -186,13 +188,15 @@ impl LayerGrads for ConvTrace {
         self.materialize_all();
         let (b, p) = (self.rows, self.params());
         matmul(
-            b,
-            p,
-            b,
-            &self.materialized,
-            Layout::Normal,
-            &self.materialized,
-            Layout::Transposed,
+            (b, p, b),
+            Mat {
+                data: &self.materialized,
+                layout: Layout::Normal,
+            },
+            Mat {
+                data: &self.materialized,
+                layout: Layout::Transposed,
+            },
             out,
             false,
         );

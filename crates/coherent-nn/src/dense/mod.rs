@@ -7,7 +7,7 @@ use trace::DenseTrace;
 
 use crate::act::{empty_buffer, Act, CpuTape};
 use crate::grads::LayerGrads;
-use crate::kernels::{matmul, Layout};
+use crate::kernels::{matmul, Layout, Mat};
 use crate::layer::{fixed_len, Layer};
 use crate::{Activation, Init};
 use coherent_core::Rng;
@@ -99,13 +99,15 @@ impl Layer for Dense {
             out.resize(rows * o, 0.0);
         }
         matmul(
-            rows,
-            i,
-            o,
-            x,
-            Layout::Normal,
-            &self.params[..o * i],
-            Layout::Transposed,
+            (rows, i, o),
+            Mat {
+                data: x,
+                layout: Layout::Normal,
+            },
+            Mat {
+                data: &self.params[..o * i],
+                layout: Layout::Transposed,
+            },
             out,
             true,
         );
@@ -139,13 +141,15 @@ impl Layer for Dense {
             if input_needs_grad {
                 let dx = grads.get_or_alloc_mut(&x_tensor)?;
                 matmul(
-                    rows,
-                    o,
-                    i,
-                    &tr.delta,
-                    Layout::Normal,
-                    &params[..o * i],
-                    Layout::Normal,
+                    (rows, o, i),
+                    Mat {
+                        data: &tr.delta,
+                        layout: Layout::Normal,
+                    },
+                    Mat {
+                        data: &params[..o * i],
+                        layout: Layout::Normal,
+                    },
                     dx,
                     true,
                 );

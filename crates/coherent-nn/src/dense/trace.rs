@@ -6,7 +6,7 @@
 //! "Efficient per-example gradient computations").
 
 use crate::grads::LayerGrads;
-use crate::kernels::{matmul, row_sq_norms, Layout};
+use crate::kernels::{matmul, row_sq_norms, Layout, Mat};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -50,13 +50,15 @@ impl DenseTrace {
         self.grad.resize(self.params(), 0.0);
         let (gw, gb) = self.grad.split_at_mut(o * i);
         matmul(
-            o,
-            b,
-            i,
-            &self.delta,
-            Layout::Transposed,
-            &self.input,
-            Layout::Normal,
+            (o, b, i),
+            Mat {
+                data: &self.delta,
+                layout: Layout::Transposed,
+            },
+            Mat {
+                data: &self.input,
+                layout: Layout::Normal,
+            },
             gw,
             false,
         );
@@ -84,13 +86,15 @@ fn outer_product_sum(
 ) {
     let (w, b) = out.split_at_mut(o * i);
     matmul(
-        o,
-        rows,
-        i,
-        d,
-        Layout::Transposed,
-        a,
-        Layout::Normal,
+        (o, rows, i),
+        Mat {
+            data: d,
+            layout: Layout::Transposed,
+        },
+        Mat {
+            data: a,
+            layout: Layout::Normal,
+        },
         w,
         false,
     );
@@ -144,13 +148,15 @@ impl LayerGrads for DenseTrace {
         d2.extend(self.delta.iter().map(|v| v * v));
         let (w, bias) = out.split_at_mut(o * i);
         matmul(
-            o,
-            b,
-            i,
-            d2,
-            Layout::Transposed,
-            a2,
-            Layout::Normal,
+            (o, b, i),
+            Mat {
+                data: d2,
+                layout: Layout::Transposed,
+            },
+            Mat {
+                data: a2,
+                layout: Layout::Normal,
+            },
             w,
             false,
         );
@@ -169,24 +175,28 @@ impl LayerGrads for DenseTrace {
         let aa = &mut self.scratch.0;
         aa.resize(b * b, 0.0);
         matmul(
-            b,
-            i,
-            b,
-            &self.input,
-            Layout::Normal,
-            &self.input,
-            Layout::Transposed,
+            (b, i, b),
+            Mat {
+                data: &self.input,
+                layout: Layout::Normal,
+            },
+            Mat {
+                data: &self.input,
+                layout: Layout::Transposed,
+            },
             aa,
             false,
         );
         matmul(
-            b,
-            o,
-            b,
-            &self.delta,
-            Layout::Normal,
-            &self.delta,
-            Layout::Transposed,
+            (b, o, b),
+            Mat {
+                data: &self.delta,
+                layout: Layout::Normal,
+            },
+            Mat {
+                data: &self.delta,
+                layout: Layout::Transposed,
+            },
             out,
             false,
         );

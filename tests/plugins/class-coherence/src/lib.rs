@@ -37,7 +37,12 @@ pub struct ClassCoherence {
 
 /// `|S|^2 / Q` of one pass's gradients (whole network).
 pub fn m_coherence(grads: &BatchGrads) -> f64 {
-    let s2: f64 = grads.sum.iter().flatten().map(|&v| (v as f64).powi(2)).sum();
+    let s2: f64 = grads
+        .sum
+        .iter()
+        .flatten()
+        .map(|&v| (v as f64).powi(2))
+        .sum();
     let q: f64 = grads.sq_norms.iter().flatten().map(|&v| v as f64).sum();
     s2 / q
 }
@@ -64,7 +69,8 @@ impl RunObserver for ClassCoherence {
             sq_norms: true,
             ..GradRequest::SUM
         };
-        eval.model.forward_backward(&self.batch, &request, &mut self.grads);
+        eval.model
+            .forward_backward(&self.batch, &request, &mut self.grads);
         let c = m_coherence(&self.grads);
         if self.peak.is_none_or(|(p, _)| c > p) {
             self.peak = Some((c, eval.step));
@@ -116,15 +122,18 @@ mod tests {
     /// The observer's value against per-example gradients from one backward pass per example.
     #[test]
     fn matches_a_brute_force_computation() {
-        let data = (coherent_mnist::build)(&PluginArgs::from_toml("train_limit = 400").unwrap()).unwrap();
+        let data =
+            (coherent_mnist::build)(&PluginArgs::from_toml("train_limit = 400").unwrap()).unwrap();
         let spec = ModelSpec {
             input: data.input_shape(),
             outputs: 10,
             loss: LossKind::CrossEntropy,
             seed: 7,
         };
-        let mut model = coherent_mlp::build(&PluginArgs::from_toml("hidden = [20]").unwrap(), &spec).unwrap();
-        let mut observer = build(&PluginArgs::from_toml("class = 3\nsample = 12").unwrap()).unwrap();
+        let mut model =
+            coherent_mlp::build(&PluginArgs::from_toml("hidden = [20]").unwrap(), &spec).unwrap();
+        let mut observer =
+            build(&PluginArgs::from_toml("class = 3\nsample = 12").unwrap()).unwrap();
         let train: &Split = data.train();
         let layers = model.layers().to_vec();
         let run = RunInfo {
@@ -152,8 +161,13 @@ mod tests {
         observer.on_evaluation(&mut eval, &mut out);
         let got = out.get("class_coherence").unwrap();
 
-        let Targets::Classes { labels, .. } = &train.targets else { unreachable!() };
-        let members: Vec<usize> = (0..train.len()).filter(|&i| labels[i] == 3).take(12).collect();
+        let Targets::Classes { labels, .. } = &train.targets else {
+            unreachable!()
+        };
+        let members: Vec<usize> = (0..train.len())
+            .filter(|&i| labels[i] == 3)
+            .take(12)
+            .collect();
         let mut batch = Batch::default();
         batch.gather(train, &members);
         let per_example = coherent_nn::reference::per_example_by_loop(model.as_mut(), &batch);
@@ -161,9 +175,14 @@ mod tests {
             .iter()
             .map(|g| g.iter().flatten().map(|&v| v as f64).collect())
             .collect();
-        let s: Vec<f64> = (0..flat[0].len()).map(|k| flat.iter().map(|g| g[k]).sum()).collect();
+        let s: Vec<f64> = (0..flat[0].len())
+            .map(|k| flat.iter().map(|g| g[k]).sum())
+            .collect();
         let want = s.iter().map(|v| v * v).sum::<f64>()
-            / flat.iter().map(|g| g.iter().map(|v| v * v).sum::<f64>()).sum::<f64>();
+            / flat
+                .iter()
+                .map(|g| g.iter().map(|v| v * v).sum::<f64>())
+                .sum::<f64>();
         assert!((got - want).abs() < 1e-4 * want, "{got} vs {want}");
         assert!(got > 1.0 && got < 12.0);
     }

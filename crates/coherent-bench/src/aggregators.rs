@@ -4,7 +4,9 @@
 
 use crate::timing::interleaved;
 use crate::{mnist_batch, registry, spec, CaseResult};
-use coherent_core::{BatchGrads, GradientAggregator, Model, OptimizerSettings, PluginArgs, Split};
+use coherent_core::{
+    aggregate_step, BatchGrads, GradientAggregator, Model, OptimizerSettings, PluginArgs, Split,
+};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -67,12 +69,7 @@ fn step(
 ) {
     let request = agg.needs();
     model.forward_backward(batch, &request, grads);
-    if request.blocks {
-        model.per_example_blocks(&mut |src| agg.aggregate(grads, Some(src), dir));
-    } else {
-        agg.aggregate(grads, None, dir);
-    }
-    agg.finish(&model.params(), dir);
+    aggregate_step(agg, model, grads, request.blocks, dir);
     for (w, d) in model.params_mut().into_iter().zip(dir.iter()) {
         w.iter_mut().zip(d).for_each(|(w, d)| *w -= 0.01 * d);
     }

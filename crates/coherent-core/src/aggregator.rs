@@ -1,6 +1,32 @@
 //! The `GradientAggregator` trait: how per-example gradients become one update direction.
 
-use crate::{BatchGrads, GradRequest, LayerInfo, PerExampleBlocks};
+use crate::{BatchGrads, GradRequest, LayerInfo, Model, PerExampleBlocks};
+
+/// What an aggregator reads of a step: the batch's gradient quantities and, when it asked for
+/// [`GradRequest::blocks`], the per-example gradients block by block.
+#[derive(Clone, Copy)]
+pub struct Gradients<'a> {
+    /// The batch's quantities (the summed gradient, and whatever else was asked for).
+    pub batch: &'a BatchGrads,
+    /// The per-example gradients, when asked for.
+    pub blocks: Option<&'a dyn PerExampleBlocks>,
+}
+
+impl<'a> Gradients<'a> {
+    /// The per-example gradients.
+    ///
+    /// # Panics
+    /// If the aggregator did not ask for them ([`GradRequest::blocks`] in its `needs`).
+    pub fn blocks(&self) -> &'a dyn PerExampleBlocks {
+        self.blocks
+            .expect("the aggregator reads per-example blocks, so its needs() must ask for them")
+    }
+
+    /// Number of examples of the batch.
+    pub fn batch_size(&self) -> usize {
+        self.batch.batch_size
+    }
+}
 
 /// The optimizer settings of a run, as an aggregator sees them.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -66,12 +92,35 @@ pub trait GradientAggregator: Send {
     }
 
     /// Writes the direction into `direction` (one slice per layer, sized like the layer's
-    /// parameters). `blocks` gives the per-example gradients when [`GradRequest::blocks`] was
-    /// asked for, and is `None` otherwise.
-    fn aggregate(
-        &mut self,
-        grads: &BatchGrads,
-        blocks: Option<&dyn PerExampleBlocks>,
-        direction: &mut [Vec<f32>],
-    );
+    /// parameters) from the step's gradients.
+    fn aggregate(&mut self, grads: &Gradients<'_>, direction: &mut [Vec<f32>]);
+}
+
+/// One aggregation as the training loop makes it: `aggregator` on the last backward pass of
+/// `model` (whose gradients are `batch`), with the per-example blocks when `blocks` (the
+/// aggregator asked for them), then its [`GradientAggregator::finish`] with the current
+/// parameters.
+pub fn aggregate_step(
+    aggregator: &mut dyn GradientAggregator,
+    model: &dyn Model,
+    batch: &BatchGrads,
+    blocks: bool,
+    direction: &mut [Vec<f32>],
+) {
+    if blocks {
+        model.per_example_blocks(&mut |src| {
+            let g = Gradients {
+                batch,
+                blocks: Some(src),
+            };
+            aggregator.aggregate(&g, direction)
+        });
+    } else {
+        let g = Gradients {
+            batch,
+            blocks: None,
+        };
+        aggregator.aggregate(&g, direction);
+    }
+    aggregator.finish(&model.params(), direction);
 }

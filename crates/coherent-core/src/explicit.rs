@@ -10,9 +10,14 @@
 //! the next, [`random_examples`] and [`orthogonal_examples`] draw or build inputs (and
 //! [`rescaled_examples`] rescales them), [`whole_and_layers`] gives the vectors a brute-force
 //! reference reads for the whole network and for each layer, and [`dot`] is its inner product.
-//! Measured values read like a map's: `ms["coherence"]`.
+//! Measured values read like a map's: `ms["coherence"]`. For aggregators, [`ExplicitBlocks`]
+//! serves such vectors block by block and [`aggregate_examples`] runs an aggregator on them as
+//! the training loop would.
 
-use crate::{Batch, BatchGrads, CoherenceMetric, LayerInfo, Measurements, Rng};
+use crate::{
+    Batch, BatchGrads, CoherenceMetric, GradientAggregator, Gradients, LayerInfo, Measurements,
+    PerExampleBlocks, Rng,
+};
 
 /// Per-example gradients `grads[i][l]`: example `i`, layer `l`.
 pub type Examples = Vec<Vec<Vec<f32>>>;
@@ -250,6 +255,66 @@ impl BatchGrads {
             subset_sums: vec![],
         }
     }
+}
+
+/// Per-example gradients held explicitly, `grads[i][layer][coordinate]`, served block by block
+/// as a model serves them ([`PerExampleBlocks`]).
+#[derive(Clone, Debug, Default)]
+pub struct ExplicitBlocks {
+    /// `grads[i][layer][coordinate]`.
+    pub grads: Vec<Vec<Vec<f32>>>,
+}
+
+impl PerExampleBlocks for ExplicitBlocks {
+    fn batch(&self) -> usize {
+        self.grads.len()
+    }
+    fn layers(&self) -> usize {
+        self.grads.first().map_or(0, Vec::len)
+    }
+    fn layer_params(&self, layer: usize) -> usize {
+        self.grads[0][layer].len()
+    }
+    fn block(&self, layer: usize, coords: std::ops::Range<usize>, out: &mut [f32]) {
+        let b = self.batch();
+        for (c, col) in coords.zip(out.chunks_exact_mut(b)) {
+            for (i, x) in col.iter_mut().enumerate() {
+                *x = self.grads[i][layer][c];
+            }
+        }
+    }
+}
+
+/// The direction `aggregator` makes of the per-example gradients `grads[i][l]`: the batch's
+/// quantities of [`BatchGrads::from_examples`] (with `groups` group sums, for aggregators that
+/// ask for them) and the examples block by block, as the training loop hands them over (without
+/// [`GradientAggregator::finish`]).
+///
+/// # Panics
+/// If `grads` is empty or its examples disagree on their layers.
+pub fn aggregate_examples(
+    aggregator: &mut dyn GradientAggregator,
+    grads: &[Vec<Vec<f32>>],
+    groups: usize,
+) -> Vec<Vec<f32>> {
+    let mut batch = BatchGrads::from_examples(grads);
+    let m = grads.len();
+    batch.group_sums = (0..groups.min(m))
+        .map(|g| {
+            let members = &grads[BatchGrads::group_range(g, groups.min(m), m)];
+            BatchGrads::from_examples(members).sum
+        })
+        .collect();
+    let blocks = ExplicitBlocks {
+        grads: grads.to_vec(),
+    };
+    let mut direction: Vec<Vec<f32>> = grads[0].iter().map(|l| vec![0.0; l.len()]).collect();
+    let g = Gradients {
+        batch: &batch,
+        blocks: Some(&blocks),
+    };
+    aggregator.aggregate(&g, &mut direction);
+    direction
 }
 
 #[cfg(test)]

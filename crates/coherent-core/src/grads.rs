@@ -49,6 +49,15 @@ impl BatchGrads {
         g * batch / k..(g + 1) * batch / k
     }
 
+    /// Writes the mean gradient `sum / batch_size` into `direction` (one slice per layer): the
+    /// plain-SGD direction.
+    pub fn mean_into(&self, direction: &mut [Vec<f32>]) {
+        let scale = 1.0 / self.batch_size.max(1) as f32;
+        for (d, s) in direction.iter_mut().zip(&self.sum) {
+            d.iter_mut().zip(s).for_each(|(x, g)| *x = g * scale);
+        }
+    }
+
     /// Squared norm of example `i`'s whole-network gradient (needs `sq_norms`).
     pub fn example_sq_norm(&self, i: usize) -> f64 {
         self.sq_norms.iter().map(|layer| layer[i] as f64).sum()

@@ -36,7 +36,9 @@ mod registry;
 mod request;
 mod rng;
 
-pub use aggregator::{AggregatorState, GradientAggregator, OptimizerSettings};
+pub use aggregator::{
+    aggregate_step, AggregatorState, GradientAggregator, Gradients, OptimizerSettings,
+};
 pub use args::{ConfigError, PluginArgs};
 pub use coherent_derive::{ParamType, PluginConfig};
 pub use data::{Batch, InputShape, Split, Targets, TargetsRef};

@@ -40,6 +40,18 @@ impl GradRequest {
         subsets: Vec::new(),
     };
 
+    /// The summed gradient and the per-example gradients block by block (what coordinate-wise
+    /// aggregators read).
+    pub const BLOCKS: GradRequest = GradRequest {
+        sq_norms: false,
+        coord_sum_sq: false,
+        gram: false,
+        per_example: false,
+        blocks: true,
+        groups: 0,
+        subsets: Vec::new(),
+    };
+
     /// Everything one request or the other asks for. The subsets of `other` follow those of
     /// `self`, so a consumer finds its own subset sums at the offset of its first subset.
     pub fn union(&self, other: &GradRequest) -> GradRequest {

@@ -327,33 +327,8 @@ pub fn nearest_rank(q: f64, n: usize) -> usize {
     (r as usize).min(n - 1)
 }
 
-/// Per-example gradients given explicitly (`g[i][layer]`), as a [`PerExampleBlocks`]: for
-/// tests and for checking aggregators against brute force.
-#[derive(Clone, Debug)]
-pub struct ExplicitBlocks {
-    /// `g[i][layer][coordinate]`.
-    pub grads: Vec<Vec<Vec<f32>>>,
-}
-
-impl PerExampleBlocks for ExplicitBlocks {
-    fn batch(&self) -> usize {
-        self.grads.len()
-    }
-    fn layers(&self) -> usize {
-        self.grads.first().map_or(0, Vec::len)
-    }
-    fn layer_params(&self, layer: usize) -> usize {
-        self.grads[0][layer].len()
-    }
-    fn block(&self, layer: usize, coords: std::ops::Range<usize>, out: &mut [f32]) {
-        let b = self.batch();
-        for (c, col) in coords.zip(out.chunks_exact_mut(b)) {
-            for (i, x) in col.iter_mut().enumerate() {
-                *x = self.grads[i][layer][c];
-            }
-        }
-    }
-}
+/// Per-example gradients held explicitly, for tests (defined in `coherent-core`).
+pub use coherent_core::explicit::ExplicitBlocks;
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,7 @@
 //! observers ask for, the aggregated direction, the observers, the update.
 
 use super::Trainer;
-use coherent_core::{GradRequest, StepGrads, StepInfo};
+use coherent_core::{aggregate_step, StepGrads, StepInfo};
 
 impl Trainer<'_> {
     /// Makes step `step`; `false` if its loss or its update is not finite (the run diverged).
@@ -30,7 +30,14 @@ impl Trainer<'_> {
         if !work.grads.losses.iter().all(|l| l.is_finite()) {
             return false;
         }
-        aggregate(plan, &request, &work.grads, &mut work.direction);
+        let (model, aggregator) = (plan.model.as_ref(), plan.aggregator.as_mut());
+        aggregate_step(
+            aggregator,
+            model,
+            &work.grads,
+            request.blocks,
+            &mut work.direction,
+        );
         if !work.direction.iter().flatten().all(|v| v.is_finite()) {
             return false;
         }
@@ -59,21 +66,4 @@ impl Trainer<'_> {
             .indices
             .extend_from_slice(&self.progress.order[pos..(pos + b).min(n)]);
     }
-}
-
-/// The aggregator's direction from the step's gradients (and per-example blocks, if asked).
-fn aggregate(
-    plan: &mut crate::plan::RunPlan,
-    request: &GradRequest,
-    grads: &coherent_core::BatchGrads,
-    direction: &mut [Vec<f32>],
-) {
-    let aggregator = &mut plan.aggregator;
-    if request.blocks {
-        plan.model
-            .per_example_blocks(&mut |src| aggregator.aggregate(grads, Some(src), direction));
-    } else {
-        aggregator.aggregate(grads, None, direction);
-    }
-    aggregator.finish(&plan.model.params(), direction);
 }

@@ -4,8 +4,8 @@
 //! of each example's whole-network gradient.
 
 use coherent_core::{
-    inventory, AggregatorEntry, AggregatorState, BatchGrads, ConfigError, GradRequest,
-    GradientAggregator, PerExampleBlocks, PluginArgs, PluginConfig, Rng,
+    inventory, AggregatorEntry, AggregatorState, ConfigError, GradRequest, GradientAggregator,
+    Gradients, PluginArgs, PluginConfig, Rng,
 };
 use coherent_robust::coordinatewise;
 use serde::Deserialize;
@@ -60,25 +60,18 @@ impl GradientAggregator for ClipAggregator {
         }
     }
 
-    fn aggregate(
-        &mut self,
-        grads: &BatchGrads,
-        blocks: Option<&dyn PerExampleBlocks>,
-        direction: &mut [Vec<f32>],
-    ) {
-        let b = grads.batch_size;
+    fn aggregate(&mut self, g: &Gradients<'_>, direction: &mut [Vec<f32>]) {
+        let b = g.batch_size();
         let c = self.config.max_norm;
         self.scales.clear();
         self.scales.extend((0..b).map(|i| {
-            let norm = grads.example_sq_norm(i).sqrt();
+            let norm = g.batch.example_sq_norm(i).sqrt();
             (if norm > c { c / norm } else { 1.0 } / b as f64) as f32
         }));
         let scales = &self.scales;
-        coordinatewise(
-            blocks.expect("clip asks for per-example blocks"),
-            direction,
-            |v| v.iter().zip(scales).map(|(x, s)| x * s).sum(),
-        );
+        coordinatewise(g.blocks(), direction, |v| {
+            v.iter().zip(scales).map(|(x, s)| x * s).sum()
+        });
         let sigma = self.config.noise_multiplier * c / b as f64;
         if sigma > 0.0 {
             for x in direction.iter_mut().flatten() {
@@ -120,39 +113,26 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_robust::ExplicitBlocks;
+    use coherent_core::explicit::aggregate_examples;
 
-    fn setup() -> (Vec<Vec<Vec<f32>>>, BatchGrads) {
+    fn examples() -> Vec<Vec<Vec<f32>>> {
         let mut r = coherent_core::Rng::new(6);
-        let g: Vec<Vec<Vec<f32>>> = (0..6)
+        (0..6)
             .map(|i| {
+                let scale = (i + 1) as f32;
                 vec![
-                    (0..20)
-                        .map(|_| r.normal() as f32 * (i + 1) as f32)
-                        .collect(),
+                    (0..20).map(|_| r.normal() as f32 * scale).collect(),
                     vec![1.0; 3],
                 ]
             })
-            .collect();
-        let sq_norms = (0..2)
-            .map(|l| g.iter().map(|e| e[l].iter().map(|v| v * v).sum()).collect())
-            .collect();
-        (
-            g,
-            BatchGrads {
-                batch_size: 6,
-                sq_norms,
-                ..Default::default()
-            },
-        )
+            .collect()
     }
 
     #[test]
     fn clipping_matches_brute_force() {
-        let (g, bg) = setup();
+        let g = examples();
         let mut a = build(&PluginArgs::from_toml("max_norm = 5.0").unwrap()).unwrap();
-        let mut dir = vec![vec![0.0; 20], vec![0.0; 3]];
-        a.aggregate(&bg, Some(&ExplicitBlocks { grads: g.clone() }), &mut dir);
+        let dir = aggregate_examples(a.as_mut(), &g, 0);
         let scale: Vec<f32> = g
             .iter()
             .map(|e| {
@@ -174,18 +154,15 @@ mod tests {
 
     #[test]
     fn noise_has_the_dp_sgd_scale() {
-        let (g, bg) = setup();
+        let g = examples();
         let mut plain = build(&PluginArgs::from_toml("max_norm = 5.0").unwrap()).unwrap();
         let mut noisy =
             build(&PluginArgs::from_toml("max_norm = 5.0\nnoise_multiplier = 2.0").unwrap())
                 .unwrap();
-        let src = ExplicitBlocks { grads: g };
-        let (mut a, mut b) = (
-            vec![vec![0.0; 20], vec![0.0; 3]],
-            vec![vec![0.0; 20], vec![0.0; 3]],
+        let (a, b) = (
+            aggregate_examples(plain.as_mut(), &g, 0),
+            aggregate_examples(noisy.as_mut(), &g, 0),
         );
-        plain.aggregate(&bg, Some(&src), &mut a);
-        noisy.aggregate(&bg, Some(&src), &mut b);
         let diffs: Vec<f64> = a
             .iter()
             .flatten()

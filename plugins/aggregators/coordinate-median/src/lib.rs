@@ -3,8 +3,8 @@
 //! extreme case of suppressing directions supported by few examples.
 
 use coherent_core::{
-    inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator,
-    PerExampleBlocks, PluginArgs, PluginConfig,
+    inventory, AggregatorEntry, ConfigError, GradRequest, GradientAggregator, Gradients,
+    PluginArgs, PluginConfig,
 };
 use coherent_robust::{coordinatewise, median};
 use serde::Deserialize;
@@ -20,23 +20,11 @@ pub struct CoordinateMedianAggregator;
 
 impl GradientAggregator for CoordinateMedianAggregator {
     fn needs(&self) -> GradRequest {
-        GradRequest {
-            blocks: true,
-            ..GradRequest::SUM
-        }
+        GradRequest::BLOCKS
     }
 
-    fn aggregate(
-        &mut self,
-        _grads: &BatchGrads,
-        blocks: Option<&dyn PerExampleBlocks>,
-        direction: &mut [Vec<f32>],
-    ) {
-        coordinatewise(
-            blocks.expect("coordinate_median asks for per-example blocks"),
-            direction,
-            median,
-        );
+    fn aggregate(&mut self, g: &Gradients<'_>, direction: &mut [Vec<f32>]) {
+        coordinatewise(g.blocks(), direction, median);
     }
 }
 
@@ -58,7 +46,7 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_robust::ExplicitBlocks;
+    use coherent_core::explicit::aggregate_examples;
 
     #[test]
     fn matches_brute_force() {
@@ -67,16 +55,7 @@ mod tests {
             let g: Vec<Vec<Vec<f32>>> = (0..b)
                 .map(|_| vec![(0..40).map(|_| r.normal() as f32).collect()])
                 .collect();
-            let mut dir = vec![vec![0.0; 40]];
-            let bg = BatchGrads {
-                batch_size: b,
-                ..Default::default()
-            };
-            CoordinateMedianAggregator.aggregate(
-                &bg,
-                Some(&ExplicitBlocks { grads: g.clone() }),
-                &mut dir,
-            );
+            let dir = aggregate_examples(&mut CoordinateMedianAggregator, &g, 0);
             for c in 0..40 {
                 let mut v: Vec<f32> = g.iter().map(|e| e[0][c]).collect();
                 v.sort_by(f32::total_cmp);

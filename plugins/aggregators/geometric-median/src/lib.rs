@@ -6,7 +6,7 @@
 //! gradients twice, block by block: once for the distances, once for the weighted mean.
 
 use coherent_core::{
-    inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator,
+    inventory, AggregatorEntry, ConfigError, GradRequest, GradientAggregator, Gradients,
     PerExampleBlocks, PluginArgs, PluginConfig,
 };
 use coherent_robust::{coordinatewise, BLOCK};
@@ -78,23 +78,12 @@ fn sq_distances(src: &dyn PerExampleBlocks, z: &[Vec<f32>]) -> Vec<f64> {
 
 impl GradientAggregator for GeometricMedianAggregator {
     fn needs(&self) -> GradRequest {
-        GradRequest {
-            blocks: true,
-            ..GradRequest::SUM
-        }
+        GradRequest::BLOCKS
     }
 
-    fn aggregate(
-        &mut self,
-        grads: &BatchGrads,
-        blocks: Option<&dyn PerExampleBlocks>,
-        direction: &mut [Vec<f32>],
-    ) {
-        let src = blocks.expect("geometric_median asks for per-example blocks");
-        let scale = 1.0 / grads.batch_size.max(1) as f32;
-        for (d, s) in direction.iter_mut().zip(&grads.sum) {
-            d.iter_mut().zip(s).for_each(|(x, g)| *x = g * scale);
-        }
+    fn aggregate(&mut self, g: &Gradients<'_>, direction: &mut [Vec<f32>]) {
+        let src = g.blocks();
+        g.batch.mean_into(direction);
         for _ in 0..self.config.iterations {
             let weights: Vec<f64> = sq_distances(src, direction)
                 .iter()
@@ -133,7 +122,7 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_robust::ExplicitBlocks;
+    use coherent_core::explicit::aggregate_examples;
 
     /// Weiszfeld by hand on flat vectors, in f64.
     fn brute(g: &[Vec<f64>], iterations: usize) -> Vec<f64> {
@@ -179,21 +168,8 @@ mod tests {
             .map(|e| e.concat().iter().map(|&v| v as f64).collect())
             .collect();
         let want = brute(&flat, 8);
-        let sum = (0..2)
-            .map(|l| {
-                (0..g[0][l].len())
-                    .map(|c| g.iter().map(|e| e[l][c]).sum())
-                    .collect()
-            })
-            .collect();
-        let grads = BatchGrads {
-            batch_size: 9,
-            sum,
-            ..Default::default()
-        };
         let mut a = build(&PluginArgs::empty()).unwrap();
-        let mut dir = vec![vec![0.0; 300], vec![0.0; 4]];
-        a.aggregate(&grads, Some(&ExplicitBlocks { grads: g }), &mut dir);
+        let dir = aggregate_examples(a.as_mut(), &g, 0);
         for (x, y) in dir.concat().iter().zip(&want) {
             assert!((*x as f64 - y).abs() < 1e-3, "{x} vs {y}");
         }

@@ -3,8 +3,8 @@
 //! `S = sum_i g_i`; it needs no per-example quantity.
 
 use coherent_core::{
-    inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator,
-    PerExampleBlocks, PluginArgs, PluginConfig,
+    inventory, AggregatorEntry, ConfigError, GradRequest, GradientAggregator, Gradients,
+    PluginArgs, PluginConfig,
 };
 use serde::Deserialize;
 
@@ -22,18 +22,8 @@ impl GradientAggregator for MeanAggregator {
         GradRequest::SUM
     }
 
-    fn aggregate(
-        &mut self,
-        grads: &BatchGrads,
-        _blocks: Option<&dyn PerExampleBlocks>,
-        direction: &mut [Vec<f32>],
-    ) {
-        let scale = 1.0 / grads.batch_size.max(1) as f32;
-        for (d, s) in direction.iter_mut().zip(&grads.sum) {
-            for (x, g) in d.iter_mut().zip(s) {
-                *x = g * scale;
-            }
-        }
+    fn aggregate(&mut self, g: &Gradients<'_>, direction: &mut [Vec<f32>]) {
+        g.batch.mean_into(direction);
     }
 }
 
@@ -55,6 +45,7 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coherent_core::BatchGrads;
 
     #[test]
     fn direction_is_the_mean_of_the_batch() {
@@ -64,7 +55,13 @@ mod tests {
             ..Default::default()
         };
         let mut dir = vec![vec![0.0; 2], vec![0.0; 1]];
-        MeanAggregator.aggregate(&grads, None, &mut dir);
+        MeanAggregator.aggregate(
+            &Gradients {
+                batch: &grads,
+                blocks: None,
+            },
+            &mut dir,
+        );
         assert_eq!(dir, vec![vec![1.0, -2.0], vec![0.5]]);
     }
 

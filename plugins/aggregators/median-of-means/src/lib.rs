@@ -6,7 +6,7 @@
 
 use coherent_core::{
     inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator,
-    PerExampleBlocks, PluginArgs, PluginConfig,
+    Gradients, PluginArgs, PluginConfig,
 };
 use coherent_robust::median;
 use serde::Deserialize;
@@ -40,14 +40,9 @@ impl GradientAggregator for MedianOfMeansAggregator {
         }
     }
 
-    fn aggregate(
-        &mut self,
-        grads: &BatchGrads,
-        _blocks: Option<&dyn PerExampleBlocks>,
-        direction: &mut [Vec<f32>],
-    ) {
-        let b = grads.batch_size;
-        let groups = &grads.group_sums;
+    fn aggregate(&mut self, g: &Gradients<'_>, direction: &mut [Vec<f32>]) {
+        let b = g.batch_size();
+        let groups = &g.batch.group_sums;
         let k = groups.len();
         let sizes: Vec<f32> = (0..k)
             .map(|g| BatchGrads::group_range(g, k, b).len() as f32)
@@ -92,30 +87,13 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The `BatchGrads` a model returns for explicit per-example gradients and `k` groups.
-    fn with_groups(g: &[Vec<f32>], k: usize) -> BatchGrads {
-        let b = g.len();
-        let group_sums = (0..k)
-            .map(|j| {
-                let r = BatchGrads::group_range(j, k, b);
-                vec![(0..g[0].len())
-                    .map(|c| r.clone().map(|i| g[i][c]).sum())
-                    .collect()]
-            })
-            .collect();
-        BatchGrads {
-            batch_size: b,
-            group_sums,
-            ..Default::default()
-        }
-    }
+    use coherent_core::explicit::aggregate_examples;
 
     #[test]
     fn m3_matches_brute_force() {
         let mut r = coherent_core::Rng::new(7);
-        let g: Vec<Vec<f32>> = (0..10)
-            .map(|_| (0..25).map(|_| r.normal() as f32).collect())
+        let g: Vec<Vec<Vec<f32>>> = (0..10)
+            .map(|_| vec![(0..25).map(|_| r.normal() as f32).collect()])
             .collect();
         let mut a = build(&PluginArgs::empty()).unwrap();
         assert_eq!(
@@ -123,12 +101,11 @@ mod tests {
             (3, false),
             "no per-example gradients"
         );
-        let mut dir = vec![vec![0.0; 25]];
-        a.aggregate(&with_groups(&g, 3), None, &mut dir);
+        let dir = aggregate_examples(a.as_mut(), &g, 3);
         for c in 0..25 {
             // groups 0..3, 3..6, 6..10
             let mean = |r: std::ops::Range<usize>| {
-                r.clone().map(|i| g[i][c]).sum::<f32>() / r.len() as f32
+                r.clone().map(|i| g[i][0][c]).sum::<f32>() / r.len() as f32
             };
             let mut m = [mean(0..3), mean(3..6), mean(6..10)];
             m.sort_by(f32::total_cmp);
@@ -139,10 +116,9 @@ mod tests {
 
     #[test]
     fn one_group_is_the_mean() {
-        let g: Vec<Vec<f32>> = (0..4).map(|i| vec![i as f32, -(i as f32)]).collect();
+        let g: Vec<Vec<Vec<f32>>> = (0..4).map(|i| vec![vec![i as f32, -(i as f32)]]).collect();
         let mut a = build(&PluginArgs::from_toml("k = 1").unwrap()).unwrap();
-        let mut dir = vec![vec![0.0; 2]];
-        a.aggregate(&with_groups(&g, 1), None, &mut dir);
+        let dir = aggregate_examples(a.as_mut(), &g, 1);
         assert_eq!(dir, vec![vec![1.5, -1.5]]);
     }
 }

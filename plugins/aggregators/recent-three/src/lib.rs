@@ -10,8 +10,8 @@
 //! buffered (so the optimizer applies none), and momentum is refused as unstable.
 
 use coherent_core::{
-    inventory, AggregatorEntry, AggregatorState, BatchGrads, ConfigError, GradRequest,
-    GradientAggregator, LayerInfo, OptimizerSettings, PerExampleBlocks, PluginArgs, PluginConfig,
+    inventory, AggregatorEntry, AggregatorState, ConfigError, GradRequest, GradientAggregator,
+    Gradients, LayerInfo, OptimizerSettings, PluginArgs, PluginConfig,
 };
 use serde::Deserialize;
 
@@ -111,16 +111,8 @@ impl GradientAggregator for RecentThree {
         Ok(())
     }
 
-    fn aggregate(
-        &mut self,
-        grads: &BatchGrads,
-        _blocks: Option<&dyn PerExampleBlocks>,
-        _direction: &mut [Vec<f32>],
-    ) {
-        let scale = 1.0 / grads.batch_size.max(1) as f32;
-        for (buf, s) in self.buffers[self.slot].iter_mut().zip(&grads.sum) {
-            buf.iter_mut().zip(s).for_each(|(b, g)| *b = g * scale);
-        }
+    fn aggregate(&mut self, g: &Gradients<'_>, _direction: &mut [Vec<f32>]) {
+        g.batch.mean_into(&mut self.buffers[self.slot]);
     }
 
     fn finish(&mut self, params: &[&[f32]], direction: &mut [Vec<f32>]) {
@@ -183,6 +175,7 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coherent_core::BatchGrads;
 
     fn step(a: &mut RecentThree, g: &[f32], w: &[f32]) -> Vec<f32> {
         let grads = BatchGrads {
@@ -191,7 +184,13 @@ mod tests {
             ..Default::default()
         };
         let mut dir = vec![vec![f32::NAN; g.len()]];
-        a.aggregate(&grads, None, &mut dir);
+        a.aggregate(
+            &Gradients {
+                batch: &grads,
+                blocks: None,
+            },
+            &mut dir,
+        );
         a.finish(&[w], &mut dir);
         dir.remove(0)
     }

@@ -2,8 +2,8 @@
 //! without the `b` largest and `b` smallest (Yin et al. 2018).
 
 use coherent_core::{
-    inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator,
-    PerExampleBlocks, PluginArgs, PluginConfig,
+    inventory, AggregatorEntry, ConfigError, GradRequest, GradientAggregator, Gradients,
+    PluginArgs, PluginConfig,
 };
 use coherent_robust::trim_all;
 use serde::Deserialize;
@@ -24,25 +24,13 @@ pub struct TrimmedMeanAggregator {
 
 impl GradientAggregator for TrimmedMeanAggregator {
     fn needs(&self) -> GradRequest {
-        GradRequest {
-            blocks: true,
-            ..GradRequest::SUM
-        }
+        GradRequest::BLOCKS
     }
 
-    fn aggregate(
-        &mut self,
-        grads: &BatchGrads,
-        blocks: Option<&dyn PerExampleBlocks>,
-        direction: &mut [Vec<f32>],
-    ) {
+    fn aggregate(&mut self, g: &Gradients<'_>, direction: &mut [Vec<f32>]) {
         // a batch too small to trim (the last one of an epoch) keeps what it can
-        let b = self.b.min(grads.batch_size.saturating_sub(1) / 2);
-        trim_all(
-            blocks.expect("trimmed_mean asks for per-example blocks"),
-            direction,
-            b,
-        );
+        let b = self.b.min(g.batch_size().saturating_sub(1) / 2);
+        trim_all(g.blocks(), direction, b);
     }
 }
 
@@ -64,7 +52,7 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_robust::ExplicitBlocks;
+    use coherent_core::explicit::aggregate_examples;
 
     #[test]
     fn matches_brute_force() {
@@ -73,15 +61,7 @@ mod tests {
             .map(|_| vec![(0..30).map(|_| r.normal() as f32).collect()])
             .collect();
         let mut a = build(&PluginArgs::from_toml("b = 3").unwrap()).unwrap();
-        let mut dir = vec![vec![0.0; 30]];
-        a.aggregate(
-            &BatchGrads {
-                batch_size: 11,
-                ..Default::default()
-            },
-            Some(&ExplicitBlocks { grads: g.clone() }),
-            &mut dir,
-        );
+        let dir = aggregate_examples(a.as_mut(), &g, 0);
         for c in 0..30 {
             let mut v: Vec<f32> = g.iter().map(|e| e[0][c]).collect();
             v.sort_by(f32::total_cmp);

@@ -10,8 +10,8 @@
 //! are suppressed, and with them the memorisation of corrupt labels.
 
 use coherent_core::{
-    inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator,
-    PerExampleBlocks, PluginArgs, PluginConfig,
+    inventory, AggregatorEntry, ConfigError, GradRequest, GradientAggregator, Gradients,
+    PluginArgs, PluginConfig,
 };
 use coherent_robust::{nearest_rank, winsorize_all};
 use serde::Deserialize;
@@ -49,20 +49,12 @@ impl WinsorizedAggregator {
 
 impl GradientAggregator for WinsorizedAggregator {
     fn needs(&self) -> GradRequest {
-        GradRequest {
-            blocks: true,
-            ..GradRequest::SUM
-        }
+        GradRequest::BLOCKS
     }
 
-    fn aggregate(
-        &mut self,
-        grads: &BatchGrads,
-        blocks: Option<&dyn PerExampleBlocks>,
-        direction: &mut [Vec<f32>],
-    ) {
-        let src = blocks.expect("winsorized asks for per-example blocks");
-        let (lo, hi) = self.ranks(grads.batch_size);
+    fn aggregate(&mut self, g: &Gradients<'_>, direction: &mut [Vec<f32>]) {
+        let src = g.blocks();
+        let (lo, hi) = self.ranks(g.batch_size());
         winsorize_all(src, direction, lo, hi);
     }
 }
@@ -97,30 +89,16 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_robust::ExplicitBlocks;
+    use coherent_core::explicit::aggregate_examples;
 
     fn grads(b: usize, sizes: &[usize], seed: u64) -> Vec<Vec<Vec<f32>>> {
-        let mut r = coherent_core::Rng::new(seed);
-        (0..b)
-            .map(|_| {
-                sizes
-                    .iter()
-                    .map(|&p| (0..p).map(|_| r.normal() as f32).collect())
-                    .collect()
-            })
-            .collect()
+        coherent_core::random_examples(b, sizes, seed, 0.0)
     }
 
     fn run(args: &str, g: &[Vec<Vec<f32>>]) -> Vec<Vec<f32>> {
         let mut a = build(&PluginArgs::from_toml(args).unwrap()).unwrap();
         assert!(a.needs().blocks);
-        let bg = BatchGrads {
-            batch_size: g.len(),
-            ..Default::default()
-        };
-        let mut dir: Vec<Vec<f32>> = g[0].iter().map(|l| vec![0.0; l.len()]).collect();
-        a.aggregate(&bg, Some(&ExplicitBlocks { grads: g.to_vec() }), &mut dir);
-        dir
+        aggregate_examples(a.as_mut(), g, 0)
     }
 
     /// Brute force: sort each coordinate, clip to the percentile values, average.

@@ -72,19 +72,7 @@ fn an_observer_from_its_own_crate_runs_from_a_manifest() {
         .collect();
     let mut batch = Batch::default();
     batch.gather(train, &members);
-    let grads = coherent_nn::reference::per_example_by_loop(plan.model.as_mut(), &batch);
-    let flat: Vec<Vec<f64>> = grads
-        .iter()
-        .map(|g| g.iter().flatten().map(|&v| v as f64).collect())
-        .collect();
-    let s: Vec<f64> = (0..flat[0].len())
-        .map(|k| flat.iter().map(|g| g[k]).sum())
-        .collect();
-    let want = s.iter().map(|v| v * v).sum::<f64>()
-        / flat
-            .iter()
-            .map(|g| g.iter().map(|v| v * v).sum::<f64>())
-            .sum::<f64>();
+    let want = coherent_nn::check::m_coherence_by_loop(plan.model.as_mut(), &batch);
     let got = lines[0]["class_coherence"].as_f64().unwrap();
     assert!((got - want).abs() < 1e-4 * want, "{got} vs {want}");
 }

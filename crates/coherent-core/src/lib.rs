@@ -48,7 +48,9 @@ pub use explicit::{example_layers, measure_examples, random_examples};
 pub use grads::{columns_to_rows, BatchGrads, LayerInfo, PerExampleBlocks};
 pub use measurements::Measurements;
 pub use metric::CoherenceMetric;
-pub use metric_support::{add_per_layer, zero_per_layer, SqSums, SumAndSqNorms};
+pub use metric_support::{
+    add_per_layer, zero_per_layer, FromSums, PerLayer, SqSums, SumAndSqNorms, SumsMetric,
+};
 pub use model::{LossKind, Model, ModelSpec};
 pub use observer::{Evaluation, ObserverOutput, RunEnd, RunInfo, RunObserver, StepGrads, StepInfo};
 pub use params::{ParamDoc, ParamType, PluginConfig};

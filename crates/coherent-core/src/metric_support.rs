@@ -1,8 +1,9 @@
 //! What the metric plugins share: the streamed per-layer sums `S = sum_i g_i` and
-//! `Q = sum_i |g_i|^2`, the whole-network Gram matrix of a chunk, and values written for the
-//! whole network or one layer alike.
+//! `Q = sum_i |g_i|^2` (and [`SumsMetric`], the whole metric for a quantity of `S` and `Q`), a
+//! state per part of the network ([`PerLayer`]), the whole-network Gram matrix of a chunk, and
+//! values written for the whole network or one layer alike.
 
-use crate::{BatchGrads, GradRequest, LayerInfo, Measurements};
+use crate::{Batch, BatchGrads, CoherenceMetric, GradRequest, LayerInfo, Measurements};
 
 impl Measurements {
     /// Adds `quantity` of the whole network (`layer` = `None`, as [`Measurements::push`]) or
@@ -120,6 +121,82 @@ impl SumAndSqNorms {
         std::iter::once((None, sums.s2, sums.q))
             .chain(layers.map(|(name, (s2, q))| (Some(name.as_str()), s2, q)))
             .collect()
+    }
+}
+
+/// A quantity of the sums `S` and `Q` of a sample (m-coherence, gradient diversity, noise
+/// scale, ...): [`SumsMetric`] makes the whole metric of it.
+pub trait FromSums: Send {
+    /// Writes the values of the sample whose sums are `sums` (see [`SumAndSqNorms::parts`] and
+    /// [`SumAndSqNorms::examples`]).
+    fn finish(&self, sums: &SumAndSqNorms, out: &mut Measurements);
+}
+
+/// The metric of a [`FromSums`] quantity: streams `S` and `Q` over the chunks of the sample,
+/// then writes the quantity.
+#[derive(Clone, Debug, Default)]
+pub struct SumsMetric<F> {
+    quantity: F,
+    sums: SumAndSqNorms,
+}
+
+impl<F: FromSums> SumsMetric<F> {
+    /// The metric of `quantity`.
+    pub fn new(quantity: F) -> SumsMetric<F> {
+        SumsMetric {
+            quantity,
+            sums: SumAndSqNorms::default(),
+        }
+    }
+}
+
+impl<F: FromSums> CoherenceMetric for SumsMetric<F> {
+    fn needs(&self) -> GradRequest {
+        SumAndSqNorms::NEEDS
+    }
+
+    fn begin(&mut self, layers: &[LayerInfo]) {
+        self.sums.begin(layers);
+    }
+
+    fn accumulate(&mut self, chunk: &BatchGrads, _batch: &Batch) {
+        self.sums.accumulate(chunk);
+    }
+
+    fn finish(&mut self, out: &mut Measurements) {
+        self.quantity.finish(&self.sums, out);
+    }
+}
+
+/// A state for each part of the network: the whole network and each layer, started afresh at
+/// every measurement.
+#[derive(Clone, Debug, Default)]
+pub struct PerLayer<T> {
+    names: Vec<String>,
+    /// The whole network's.
+    pub whole: T,
+    /// Each layer's, in the model's order.
+    pub layers: Vec<T>,
+}
+
+impl<T: Default + Clone> PerLayer<T> {
+    /// Starts a measurement of `layers`: every state back to its default.
+    pub fn begin(&mut self, layers: &[LayerInfo]) {
+        self.names = layers.iter().map(|l| l.name.clone()).collect();
+        self.whole = T::default();
+        self.layers.clear();
+        self.layers.resize(layers.len(), T::default());
+    }
+
+    /// `(None, whole)`, then `(Some(layer name), its state)` for each layer: the parts a
+    /// metric writes with [`Measurements::push_at`].
+    pub fn parts(&self) -> impl Iterator<Item = (Option<&str>, &T)> {
+        let layers = self
+            .names
+            .iter()
+            .map(|n| Some(n.as_str()))
+            .zip(&self.layers);
+        std::iter::once((None, &self.whole)).chain(layers)
     }
 }
 

@@ -24,6 +24,7 @@
 mod act;
 mod activation;
 mod builder;
+pub mod check;
 mod conv;
 mod dense;
 mod engine;

@@ -238,6 +238,7 @@ impl Model for Sequential {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::{assert_close, check_quantities};
     use crate::{
         reference, Activation, Conv2d, ConvGeometry, Dense, GroupNorm, Init, NormMethod, Pool2d,
         PoolKind, Residual,
@@ -305,130 +306,10 @@ mod tests {
         b
     }
 
-    fn assert_close(got: &[f32], want: &[f32], what: &str) {
-        assert_eq!(got.len(), want.len(), "{what}: length");
-        let diff: f64 = got
-            .iter()
-            .zip(want)
-            .map(|(a, b)| ((a - b) as f64).powi(2))
-            .sum();
-        let norm: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
-        let rel = (diff / norm.max(1e-30)).sqrt();
-        assert!(
-            rel <= 1e-5 || diff.sqrt() < 1e-7,
-            "{what}: relative error {rel:e}"
-        );
-    }
-
     /// Every quantity of the engine against one dfdx backward pass per example.
     fn check_against_reference(model: &mut Sequential, b: &Batch) {
         let reference = reference::per_example_grads(model, b);
-        check_against(model, b, &reference);
-    }
-
-    /// Every quantity of the engine against the given per-example gradients.
-    fn check_against(model: &mut Sequential, b: &Batch, reference: &[Vec<Vec<f32>>]) {
-        let request = GradRequest {
-            sq_norms: true,
-            coord_sum_sq: true,
-            gram: true,
-            per_example: true,
-            blocks: true,
-            groups: 3,
-            // every other example backwards, and the first one alone
-            subsets: vec![(0..b.len()).rev().step_by(2).collect(), vec![0]],
-        };
-        let mut out = BatchGrads::default();
-        model.forward_backward(b, &request, &mut out);
-        let rows = b.len();
-        assert_eq!(out.batch_size, rows);
-        for (l, info) in model.layers().iter().enumerate() {
-            let g = |i: usize| &reference[i][l];
-            let p = info.params;
-            let sum: Vec<f32> = (0..p).map(|k| (0..rows).map(|i| g(i)[k]).sum()).collect();
-            assert_close(&out.sum[l], &sum, &format!("{} sum", info.name));
-            let norms: Vec<f32> = (0..rows)
-                .map(|i| g(i).iter().map(|v| v * v).sum())
-                .collect();
-            assert_close(&out.sq_norms[l], &norms, &format!("{} sq_norms", info.name));
-            let css: Vec<f32> = (0..p)
-                .map(|k| (0..rows).map(|i| g(i)[k] * g(i)[k]).sum())
-                .collect();
-            assert_close(
-                &out.coord_sum_sq[l],
-                &css,
-                &format!("{} coord_sum_sq", info.name),
-            );
-            let gram: Vec<f32> = (0..rows * rows)
-                .map(|ij| {
-                    g(ij / rows)
-                        .iter()
-                        .zip(g(ij % rows))
-                        .map(|(a, b)| a * b)
-                        .sum()
-                })
-                .collect();
-            assert_close(&out.gram[l], &gram, &format!("{} gram", info.name));
-            let mat: Vec<f32> = (0..rows).flat_map(|i| g(i).clone()).collect();
-            assert_close(
-                &out.per_example[l],
-                &mat,
-                &format!("{} per_example", info.name),
-            );
-        }
-        let k = 3.min(rows);
-        assert_eq!(out.group_sums.len(), k);
-        for g in 0..k {
-            let range = BatchGrads::group_range(g, k, rows);
-            for (l, info) in model.layers().iter().enumerate() {
-                let want: Vec<f32> = (0..info.params)
-                    .map(|c| range.clone().map(|i| reference[i][l][c]).sum())
-                    .collect();
-                assert_close(
-                    &out.group_sums[g][l],
-                    &want,
-                    &format!("{} group {g}", info.name),
-                );
-            }
-        }
-        for (subset, sums) in request.subsets.iter().zip(&out.subset_sums) {
-            for (l, info) in model.layers().iter().enumerate() {
-                let want: Vec<f32> = (0..info.params)
-                    .map(|c| subset.iter().map(|&i| reference[i][l][c]).sum())
-                    .collect();
-                assert_close(&sums[l], &want, &format!("{} subset {subset:?}", info.name));
-            }
-        }
-        assert_eq!(out.subset_sums.len(), 2);
-        let layers = model.layers().to_vec();
-        model.per_example_blocks(&mut |src| {
-            assert_eq!((src.batch(), src.layers()), (rows, layers.len()));
-            for (l, info) in layers.iter().enumerate() {
-                let p = info.params;
-                // the whole layer in uneven blocks, so blocks straddle rows and the bias
-                let mut start = 0;
-                while start < p {
-                    let end = (start + 7 + start % 5).min(p);
-                    let mut out = vec![f32::NAN; (end - start) * rows];
-                    src.block(l, start..end, &mut out);
-                    let want: Vec<f32> = (start..end)
-                        .flat_map(|c| (0..rows).map(move |i| (i, c)))
-                        .map(|(i, c)| reference[i][l][c])
-                        .collect();
-                    assert_close(&out, &want, &format!("{} block {start}..{end}", info.name));
-                    src.block_rows(l, start..end, &mut out);
-                    let want: Vec<f32> = (0..rows)
-                        .flat_map(|i| (start..end).map(move |c| reference[i][l][c]))
-                        .collect();
-                    assert_close(&out, &want, &format!("{} rows {start}..{end}", info.name));
-                    start = end;
-                }
-            }
-        });
-        let (mut losses, mut correct) = (vec![], vec![]);
-        model.evaluate(b, &mut losses, &mut correct);
-        assert_close(&out.losses, &losses, "losses");
-        assert_eq!(out.correct, correct);
+        check_quantities(model, b, &reference);
     }
 
     #[test]
@@ -610,12 +491,12 @@ mod tests {
                 ["conv1", "conv2", "fc1"]
             );
             let reference = reference::per_example_by_loop(&mut m, &b);
-            check_against(&mut m, &b, &reference);
+            check_quantities(&mut m, &b, &reference);
         }
         let mut m = conv_net(NormMethod::Auto, 30);
         let one = batch(1, 2 * 9 * 8, 3, LossKind::CrossEntropy, 32);
         let reference = reference::per_example_by_loop(&mut m, &one);
-        check_against(&mut m, &one, &reference);
+        check_quantities(&mut m, &one, &reference);
     }
 
     /// The summed gradient of a conv net against central finite differences of the loss
@@ -731,7 +612,7 @@ mod tests {
         );
         let b = batch(5, 2 * 64, 3, LossKind::CrossEntropy, 51);
         let reference = reference::per_example_by_loop(&mut m, &b);
-        check_against(&mut m, &b, &reference);
+        check_quantities(&mut m, &b, &reference);
     }
 
     /// GroupNorm's and the residual blocks' backward passes against finite differences of the

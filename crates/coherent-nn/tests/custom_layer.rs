@@ -11,6 +11,7 @@
 use coherent_core::{
     Batch, BatchGrads, GradRequest, InputShape, LossKind, Model, ModelSpec, Rng, Split, Targets,
 };
+use coherent_nn::check::check_quantities;
 use coherent_nn::{
     reference, Act, Activation, CpuTape, Dense, Init, Layer, LayerGrads, MatrixTrace,
     NetworkBuilder, PoolKind, Residual, Sequential,
@@ -183,110 +184,10 @@ fn batch(rows: usize, dim: usize, classes: usize, seed: u64) -> Batch {
     b
 }
 
-fn assert_close(got: &[f32], want: &[f32], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let diff: f64 = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| ((a - b) as f64).powi(2))
-        .sum();
-    let norm: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
-    let rel = (diff / norm.max(1e-30)).sqrt();
-    assert!(
-        rel <= 1e-5 || diff.sqrt() < 1e-7,
-        "{what}: relative error {rel:e}"
-    );
-}
-
 /// Every quantity of the engine against one forward and backward pass per example.
 fn check_against_loop(model: &mut Sequential, b: &Batch) {
-    let by_loop = &reference::per_example_by_loop(model, b);
-    let rows = b.len();
-    let request = GradRequest {
-        sq_norms: true,
-        coord_sum_sq: true,
-        gram: true,
-        per_example: true,
-        blocks: true,
-        groups: 3,
-        // every other example backwards, the first one alone, and none
-        subsets: vec![(0..rows).rev().step_by(2).collect(), vec![0], vec![]],
-    };
-    let mut out = BatchGrads::default();
-    model.forward_backward(b, &request, &mut out);
-    assert_eq!(out.batch_size, rows);
-    let layers = model.layers().to_vec();
-    for (l, info) in layers.iter().enumerate() {
-        let g = |i: usize| &by_loop[i][l];
-        let p = info.params;
-        let name = &info.name;
-        let sum: Vec<f32> = (0..p).map(|k| (0..rows).map(|i| g(i)[k]).sum()).collect();
-        assert_close(&out.sum[l], &sum, &format!("{name} sum"));
-        let norms: Vec<f32> = (0..rows)
-            .map(|i| g(i).iter().map(|v| v * v).sum())
-            .collect();
-        assert_close(&out.sq_norms[l], &norms, &format!("{name} sq_norms"));
-        let css: Vec<f32> = (0..p)
-            .map(|k| (0..rows).map(|i| g(i)[k] * g(i)[k]).sum())
-            .collect();
-        assert_close(&out.coord_sum_sq[l], &css, &format!("{name} coord_sum_sq"));
-        let gram: Vec<f32> = (0..rows * rows)
-            .map(|ij| {
-                let (i, j) = (ij / rows, ij % rows);
-                g(i).iter().zip(g(j)).map(|(a, b)| a * b).sum()
-            })
-            .collect();
-        assert_close(&out.gram[l], &gram, &format!("{name} gram"));
-        let per_example: Vec<f32> = (0..rows).flat_map(|i| g(i).iter().copied()).collect();
-        assert_close(
-            &out.per_example[l],
-            &per_example,
-            &format!("{name} per_example"),
-        );
-        for (k, sums) in out.group_sums.iter().enumerate() {
-            let range = BatchGrads::group_range(k, 3.min(rows), rows);
-            let want: Vec<f32> = (0..p)
-                .map(|c| range.clone().map(|i| g(i)[c]).sum())
-                .collect();
-            assert_close(&sums[l], &want, &format!("{name} group {k}"));
-        }
-        for (subset, sums) in request.subsets.iter().zip(&out.subset_sums) {
-            let want: Vec<f32> = (0..p)
-                .map(|c| subset.iter().map(|&i| g(i)[c]).sum())
-                .collect();
-            assert_close(&sums[l], &want, &format!("{name} subset {subset:?}"));
-        }
-    }
-    assert_eq!(out.group_sums.len(), 3.min(rows));
-    assert_eq!(out.subset_sums.len(), 3);
-    model.per_example_blocks(&mut |src| {
-        assert_eq!((src.batch(), src.layers()), (rows, layers.len()));
-        for (l, info) in layers.iter().enumerate() {
-            let p = info.params;
-            assert_eq!(src.layer_params(l), p, "{}", info.name);
-            // uneven blocks that straddle the weights and the biases
-            let mut start = 0;
-            while start < p {
-                let end = (start + 5 + start % 3).min(p);
-                let mut got = vec![f32::NAN; (end - start) * rows];
-                src.block(l, start..end, &mut got);
-                let want: Vec<f32> = (start..end)
-                    .flat_map(|c| (0..rows).map(move |i| (i, c)))
-                    .map(|(i, c)| by_loop[i][l][c])
-                    .collect();
-                assert_close(&got, &want, &format!("{} block {start}..{end}", info.name));
-                src.block_rows(l, start..end, &mut got);
-                let want: Vec<f32> = (0..rows)
-                    .flat_map(|i| (start..end).map(move |c| by_loop[i][l][c]))
-                    .collect();
-                assert_close(&got, &want, &format!("{} rows {start}..{end}", info.name));
-                start = end;
-            }
-        }
-    });
-    let (mut losses, mut correct) = (vec![], vec![]);
-    model.evaluate(b, &mut losses, &mut correct);
-    assert_close(&out.losses, &losses, "losses");
+    let by_loop = reference::per_example_by_loop(model, b);
+    check_quantities(model, b, &by_loop);
 }
 
 fn names(model: &Sequential) -> Vec<&str> {

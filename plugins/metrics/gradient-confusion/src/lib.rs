@@ -27,7 +27,7 @@
 
 use coherent_core::{
     inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo,
-    Measurements, MetricEntry, PluginArgs, PluginConfig, Sampling,
+    Measurements, MetricEntry, PerLayer, PluginArgs, PluginConfig, Sampling,
 };
 use serde::Deserialize;
 
@@ -85,11 +85,9 @@ impl Minima {
 /// Minima of the whole network and of each layer.
 #[derive(Clone, Debug, Default)]
 pub struct GradientConfusionMetric {
-    names: Vec<String>,
     /// The whole-network Gram of the current chunk (sum of the layers' Grams).
     gram: Vec<f64>,
-    whole: Minima,
-    layers: Vec<Minima>,
+    minima: PerLayer<Minima>,
 }
 
 impl CoherenceMetric for GradientConfusionMetric {
@@ -101,25 +99,21 @@ impl CoherenceMetric for GradientConfusionMetric {
     }
 
     fn begin(&mut self, layers: &[LayerInfo]) {
-        self.names = layers.iter().map(|l| l.name.clone()).collect();
-        self.whole = Minima::default();
-        self.layers.clear();
-        self.layers.resize(layers.len(), Minima::default());
+        self.minima.begin(layers);
     }
 
     fn accumulate(&mut self, chunk: &BatchGrads, _batch: &Batch) {
         let n = chunk.batch_size;
         chunk.whole_gram_into(&mut self.gram);
-        self.whole.add_pairs(&self.gram, n);
-        for (minima, layer) in self.layers.iter_mut().zip(&chunk.gram) {
+        self.minima.whole.add_pairs(&self.gram, n);
+        for (minima, layer) in self.minima.layers.iter_mut().zip(&chunk.gram) {
             minima.add_pairs(layer, n);
         }
     }
 
     fn finish(&mut self, out: &mut Measurements) {
-        self.whole.push(out, None);
-        for (name, minima) in self.names.iter().zip(&self.layers) {
-            minima.push(out, Some(name));
+        for (layer, minima) in self.minima.parts() {
+            minima.push(out, layer);
         }
     }
 }

@@ -26,8 +26,8 @@
 //! The off-diagonal coherence needs a pair, so the sample has `m >= 2` (default 1000).
 
 use coherent_core::{
-    inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo,
-    Measurements, MetricEntry, PluginArgs, PluginConfig, Sampling, SumAndSqNorms,
+    inventory, CoherenceMetric, ConfigError, FromSums, Measurements, MetricEntry, PluginArgs,
+    PluginConfig, Sampling, SumAndSqNorms, SumsMetric,
 };
 use serde::Deserialize;
 
@@ -37,11 +37,12 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct GradientDiversityConfig {}
 
-/// Streaming accumulator of `S` (f64) and `Q` per layer.
-#[derive(Clone, Debug, Default)]
-pub struct GradientDiversityMetric {
-    sums: SumAndSqNorms,
-}
+/// The quantities of `S` and `Q`; the metric is `SumsMetric<GradientDiversity>`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GradientDiversity;
+
+/// The metric: `S` and `Q` streamed over the sample, then [`GradientDiversity`].
+pub type GradientDiversityMetric = SumsMetric<GradientDiversity>;
 
 /// Gradient diversity `Q / |S|^2`; `None` when `S = 0`.
 pub fn diversity(s2: f64, q: f64) -> Option<f64> {
@@ -53,22 +54,10 @@ pub fn offdiag_coherence(s2: f64, q: f64, m: usize) -> Option<f64> {
     (q > 0.0 && m >= 2).then(|| (s2 - q) / ((m - 1) as f64 * q))
 }
 
-impl CoherenceMetric for GradientDiversityMetric {
-    fn needs(&self) -> GradRequest {
-        SumAndSqNorms::NEEDS
-    }
-
-    fn begin(&mut self, layers: &[LayerInfo]) {
-        self.sums.begin(layers);
-    }
-
-    fn accumulate(&mut self, chunk: &BatchGrads, _batch: &Batch) {
-        self.sums.accumulate(chunk);
-    }
-
-    fn finish(&mut self, out: &mut Measurements) {
-        let m = self.sums.examples();
-        for (layer, s2, q) in self.sums.parts() {
+impl FromSums for GradientDiversity {
+    fn finish(&self, sums: &SumAndSqNorms, out: &mut Measurements) {
+        let m = sums.examples();
+        for (layer, s2, q) in sums.parts() {
             if let Some(d) = diversity(s2, q) {
                 out.push_at("gradient_diversity", layer, d);
             }
@@ -82,7 +71,7 @@ impl CoherenceMetric for GradientDiversityMetric {
 /// Builds the `gradient_diversity` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError> {
     let _: GradientDiversityConfig = args.parse()?;
-    Ok(Box::new(GradientDiversityMetric::default()))
+    Ok(Box::new(SumsMetric::new(GradientDiversity)))
 }
 
 inventory::submit! {
@@ -103,7 +92,7 @@ mod tests {
 
     /// Measures explicit per-example gradients (`grads[i][layer]`) in chunks, twice.
     fn measure(grads: &Examples, chunk: usize) -> Measurements {
-        measure_twice(&mut GradientDiversityMetric::default(), grads, chunk, &[])
+        measure_twice(&mut SumsMetric::new(GradientDiversity), grads, chunk, &[])
     }
 
     /// Brute force over explicit vectors: `(Q / |S|^2, sum_{i != j} g_i . g_j / ((m-1) Q))`.

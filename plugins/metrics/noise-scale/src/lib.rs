@@ -28,8 +28,8 @@
 //! (default 1000).
 
 use coherent_core::{
-    inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo,
-    Measurements, MetricEntry, PluginArgs, PluginConfig, Sampling, SumAndSqNorms,
+    inventory, CoherenceMetric, ConfigError, FromSums, Measurements, MetricEntry, PluginArgs,
+    PluginConfig, Sampling, SumAndSqNorms, SumsMetric,
 };
 use serde::Deserialize;
 
@@ -39,11 +39,12 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct NoiseScaleConfig {}
 
-/// Streaming accumulator of `S` (f64) and `Q` per layer.
-#[derive(Clone, Debug, Default)]
-pub struct NoiseScaleMetric {
-    sums: SumAndSqNorms,
-}
+/// The quantities of `S` and `Q`; the metric is `SumsMetric<NoiseScale>`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoiseScale;
+
+/// The metric: `S` and `Q` streamed over the sample, then [`NoiseScale`].
+pub type NoiseScaleMetric = SumsMetric<NoiseScale>;
 
 /// `(tr(Sigma), |G|^2)` from `|S|^2`, `Q` and `m >= 2`, with `tr(Sigma)` clamped at 0.
 pub fn trace_and_mean_sq(s2: f64, q: f64, m: usize) -> (f64, f64) {
@@ -58,25 +59,13 @@ pub fn noise_scale(s2: f64, q: f64, m: usize) -> Option<f64> {
     (m >= 2 && g2 > 0.0).then(|| trace / g2)
 }
 
-impl CoherenceMetric for NoiseScaleMetric {
-    fn needs(&self) -> GradRequest {
-        SumAndSqNorms::NEEDS
-    }
-
-    fn begin(&mut self, layers: &[LayerInfo]) {
-        self.sums.begin(layers);
-    }
-
-    fn accumulate(&mut self, chunk: &BatchGrads, _batch: &Batch) {
-        self.sums.accumulate(chunk);
-    }
-
-    fn finish(&mut self, out: &mut Measurements) {
-        let m = self.sums.examples();
+impl FromSums for NoiseScale {
+    fn finish(&self, sums: &SumAndSqNorms, out: &mut Measurements) {
+        let m = sums.examples();
         if m < 2 {
             return;
         }
-        let parts = self.sums.parts();
+        let parts = sums.parts();
         let (_, s2, q) = parts[0];
         let (trace, g2) = trace_and_mean_sq(s2, q, m);
         out.push("noise_trace_cov", trace);
@@ -92,7 +81,7 @@ impl CoherenceMetric for NoiseScaleMetric {
 /// Builds the `noise_scale` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError> {
     let _: NoiseScaleConfig = args.parse()?;
-    Ok(Box::new(NoiseScaleMetric::default()))
+    Ok(Box::new(SumsMetric::new(NoiseScale)))
 }
 
 inventory::submit! {
@@ -114,7 +103,7 @@ mod tests {
     /// Measures explicit per-example gradients (`grads[i][layer]`) in chunks, twice (the second
     /// measurement reuses the state of the first).
     fn measure(grads: &Examples, chunk: usize) -> Measurements {
-        measure_twice(&mut NoiseScaleMetric::default(), grads, chunk, &[])
+        measure_twice(&mut SumsMetric::new(NoiseScale), grads, chunk, &[])
     }
 
     /// Two-pass brute force: `(sum_i |g_i - G|^2 / (m - 1), |G|^2)`.

@@ -38,7 +38,7 @@ pub use pairs::{add_pairs, ClassCosines, PairSums, Stiffness};
 
 use coherent_core::{
     inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo,
-    Measurements, MetricEntry, PluginArgs, PluginConfig, Sampling,
+    Measurements, MetricEntry, PerLayer, PluginArgs, PluginConfig, Sampling,
 };
 use serde::Deserialize;
 
@@ -51,11 +51,9 @@ pub struct StiffnessConfig {}
 /// Pair sums of the whole network, of each layer, and per class pair.
 #[derive(Clone, Debug, Default)]
 pub struct StiffnessMetric {
-    names: Vec<String>,
     /// The whole-network Gram of the current chunk (sum of the layers' Grams).
     gram: Vec<f64>,
-    whole: Stiffness,
-    layers: Vec<Stiffness>,
+    stats: PerLayer<Stiffness>,
     classes: ClassCosines,
 }
 
@@ -82,10 +80,7 @@ impl CoherenceMetric for StiffnessMetric {
     }
 
     fn begin(&mut self, layers: &[LayerInfo]) {
-        self.names = layers.iter().map(|l| l.name.clone()).collect();
-        self.whole = Stiffness::default();
-        self.layers.clear();
-        self.layers.resize(layers.len(), Stiffness::default());
+        self.stats.begin(layers);
         self.classes.clear();
     }
 
@@ -98,17 +93,16 @@ impl CoherenceMetric for StiffnessMetric {
             n,
             labels,
             Some(&mut self.classes),
-            &mut self.whole,
+            &mut self.stats.whole,
         );
-        for (stats, layer) in self.layers.iter_mut().zip(&chunk.gram) {
+        for (stats, layer) in self.stats.layers.iter_mut().zip(&chunk.gram) {
             add_pairs(layer, n, labels, None, stats);
         }
     }
 
     fn finish(&mut self, out: &mut Measurements) {
-        push_means(out, &self.whole, None);
-        for (name, s) in self.names.iter().zip(&self.layers) {
-            push_means(out, s, Some(name));
+        for (layer, s) in self.stats.parts() {
+            push_means(out, s, layer);
         }
         for (a, b, cos) in self.classes.means() {
             out.push(format!("stiffness_cos_class/{a}-{b}"), cos);

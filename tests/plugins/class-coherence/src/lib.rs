@@ -170,19 +170,7 @@ mod tests {
             .collect();
         let mut batch = Batch::default();
         batch.gather(train, &members);
-        let per_example = coherent_nn::reference::per_example_by_loop(model.as_mut(), &batch);
-        let flat: Vec<Vec<f64>> = per_example
-            .iter()
-            .map(|g| g.iter().flatten().map(|&v| v as f64).collect())
-            .collect();
-        let s: Vec<f64> = (0..flat[0].len())
-            .map(|k| flat.iter().map(|g| g[k]).sum())
-            .collect();
-        let want = s.iter().map(|v| v * v).sum::<f64>()
-            / flat
-                .iter()
-                .map(|g| g.iter().map(|v| v * v).sum::<f64>())
-                .sum::<f64>();
+        let want = coherent_nn::check::m_coherence_by_loop(model.as_mut(), &batch);
         assert!((got - want).abs() < 1e-4 * want, "{got} vs {want}");
         assert!(got > 1.0 && got < 12.0);
     }

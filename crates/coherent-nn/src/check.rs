@@ -1,0 +1,167 @@
+//! Checking a model's per-example quantities against per-example gradients computed another
+//! way — the test a new layer or network needs.
+//!
+//! [`check_quantities`] asks the model for every quantity of a [`GradRequest`] on one batch
+//! (summed gradient, squared norms, coordinate-wise sums of squares, Gram matrices,
+//! materialised per-example gradients, blocks, group and subset sums, losses) and compares each
+//! with the same quantity computed from explicit per-example gradients — typically
+//! [`crate::reference::per_example_by_loop`] (one backward pass per example) or
+//! [`crate::reference::per_example_grads`] (dfdx's own ops). [`m_coherence_by_loop`] is the
+//! m-coherence of a batch the slow, obvious way.
+//!
+//! ```
+//! use coherent_core::{Batch, LossKind, Rng, Split, Targets};
+//! use coherent_nn::{check, reference, Activation, Dense, Init, Sequential};
+//!
+//! let mut rng = Rng::new(1);
+//! let layers: Vec<Box<dyn coherent_nn::Layer>> = vec![
+//!     Box::new(Dense::new(4, 5, true, Init::Uniform, &mut rng).with_activation(Activation::Tanh)),
+//!     Box::new(Dense::new(5, 3, true, Init::Uniform, &mut rng)),
+//! ];
+//! let mut model = Sequential::new(4, layers, LossKind::CrossEntropy);
+//! let inputs = (0..24).map(|_| rng.normal() as f32).collect();
+//! let split = Split::new(inputs, 4, Targets::Classes { labels: vec![0, 1, 2, 0, 1, 2], classes: 3 });
+//! let mut batch = Batch::default();
+//! batch.gather(&split, &[0, 1, 2, 3, 4, 5]);
+//! let by_loop = reference::per_example_by_loop(&mut model, &batch);
+//! check::check_quantities(&mut model, &batch, &by_loop);
+//! ```
+
+use crate::reference::per_example_by_loop;
+use coherent_core::{Batch, BatchGrads, GradRequest, Model};
+
+/// Asserts that `got` equals `want` to a relative error of 1e-5 (in the Euclidean norm), or
+/// within 1e-7 absolute for vectors near zero; `what` names the quantity in the failure.
+///
+/// # Panics
+/// When they differ.
+pub fn assert_close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let diff: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| ((a - b) as f64).powi(2))
+        .sum();
+    let norm: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
+    let rel = (diff / norm.max(1e-30)).sqrt();
+    assert!(
+        rel <= 1e-5 || diff.sqrt() < 1e-7,
+        "{what}: relative error {rel:e}"
+    );
+}
+
+/// Asserts that every per-example quantity `model` computes for `b` equals the one computed
+/// from the explicit per-example gradients `by_loop[i][layer]`: the summed gradient, squared
+/// norms, coordinate-wise sums of squares, Gram matrices, materialised per-example gradients,
+/// uneven coordinate blocks (both layouts), three group sums, three subsets' sums (one empty),
+/// and the per-example losses against [`Model::evaluate`].
+///
+/// # Panics
+/// At the first quantity that differs, naming the layer and the quantity.
+pub fn check_quantities(model: &mut dyn Model, b: &Batch, by_loop: &[Vec<Vec<f32>>]) {
+    let rows = b.len();
+    let request = GradRequest {
+        sq_norms: true,
+        coord_sum_sq: true,
+        gram: true,
+        per_example: true,
+        blocks: true,
+        groups: 3,
+        // every other example backwards, the first one alone, and none
+        subsets: vec![(0..rows).rev().step_by(2).collect(), vec![0], vec![]],
+    };
+    let mut out = BatchGrads::default();
+    model.forward_backward(b, &request, &mut out);
+    assert_eq!(out.batch_size, rows);
+    let layers = model.layers().to_vec();
+    for (l, info) in layers.iter().enumerate() {
+        let g = |i: usize| &by_loop[i][l];
+        let p = info.params;
+        let name = &info.name;
+        let sum: Vec<f32> = (0..p).map(|k| (0..rows).map(|i| g(i)[k]).sum()).collect();
+        assert_close(&out.sum[l], &sum, &format!("{name} sum"));
+        let norms: Vec<f32> = (0..rows)
+            .map(|i| g(i).iter().map(|v| v * v).sum())
+            .collect();
+        assert_close(&out.sq_norms[l], &norms, &format!("{name} sq_norms"));
+        let css: Vec<f32> = (0..p)
+            .map(|k| (0..rows).map(|i| g(i)[k] * g(i)[k]).sum())
+            .collect();
+        assert_close(&out.coord_sum_sq[l], &css, &format!("{name} coord_sum_sq"));
+        let gram: Vec<f32> = (0..rows * rows)
+            .map(|ij| {
+                let (i, j) = (ij / rows, ij % rows);
+                g(i).iter().zip(g(j)).map(|(a, b)| a * b).sum()
+            })
+            .collect();
+        assert_close(&out.gram[l], &gram, &format!("{name} gram"));
+        let per_example: Vec<f32> = (0..rows).flat_map(|i| g(i).iter().copied()).collect();
+        assert_close(
+            &out.per_example[l],
+            &per_example,
+            &format!("{name} per_example"),
+        );
+        for (k, sums) in out.group_sums.iter().enumerate() {
+            let range = BatchGrads::group_range(k, 3.min(rows), rows);
+            let want: Vec<f32> = (0..p)
+                .map(|c| range.clone().map(|i| g(i)[c]).sum())
+                .collect();
+            assert_close(&sums[l], &want, &format!("{name} group {k}"));
+        }
+        for (subset, sums) in request.subsets.iter().zip(&out.subset_sums) {
+            let want: Vec<f32> = (0..p)
+                .map(|c| subset.iter().map(|&i| g(i)[c]).sum())
+                .collect();
+            assert_close(&sums[l], &want, &format!("{name} subset {subset:?}"));
+        }
+    }
+    assert_eq!(out.group_sums.len(), 3.min(rows));
+    assert_eq!(out.subset_sums.len(), 3);
+    model.per_example_blocks(&mut |src| {
+        assert_eq!((src.batch(), src.layers()), (rows, layers.len()));
+        for (l, info) in layers.iter().enumerate() {
+            let p = info.params;
+            assert_eq!(src.layer_params(l), p, "{}", info.name);
+            // uneven blocks that straddle the weights and the biases
+            let mut start = 0;
+            while start < p {
+                let end = (start + 5 + start % 3).min(p);
+                let mut got = vec![f32::NAN; (end - start) * rows];
+                src.block(l, start..end, &mut got);
+                let want: Vec<f32> = (start..end)
+                    .flat_map(|c| (0..rows).map(move |i| (i, c)))
+                    .map(|(i, c)| by_loop[i][l][c])
+                    .collect();
+                assert_close(&got, &want, &format!("{} block {start}..{end}", info.name));
+                src.block_rows(l, start..end, &mut got);
+                let want: Vec<f32> = (0..rows)
+                    .flat_map(|i| (start..end).map(move |c| by_loop[i][l][c]))
+                    .collect();
+                assert_close(&got, &want, &format!("{} rows {start}..{end}", info.name));
+                start = end;
+            }
+        }
+    });
+    let (mut losses, mut correct) = (vec![], vec![]);
+    model.evaluate(b, &mut losses, &mut correct);
+    assert_close(&out.losses, &losses, "losses");
+    assert_eq!(out.correct, correct, "correct");
+}
+
+/// The m-coherence `|sum_i g_i|^2 / sum_i |g_i|^2` of the examples of `batch` (whole network),
+/// from one backward pass per example, in f64.
+pub fn m_coherence_by_loop(model: &mut dyn Model, batch: &Batch) -> f64 {
+    let grads = per_example_by_loop(model, batch);
+    let flat: Vec<Vec<f64>> = grads
+        .iter()
+        .map(|g| g.iter().flatten().map(|&v| v as f64).collect())
+        .collect();
+    let sum: Vec<f64> = (0..flat[0].len())
+        .map(|k| flat.iter().map(|g| g[k]).sum())
+        .collect();
+    let q: f64 = flat
+        .iter()
+        .map(|g| g.iter().map(|v| v * v).sum::<f64>())
+        .sum();
+    sum.iter().map(|v| v * v).sum::<f64>() / q
+}

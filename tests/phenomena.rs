@@ -32,10 +32,7 @@ fn loss_fractions_match_sums_of_per_example_gradients() {
     let indices: Vec<usize> = (0..60).map(|i| (i * 7) % 300).collect();
     let (mut batch, mut grads) = (Batch::default(), BatchGrads::default());
     batch.gather(train, &indices);
-    let request = GradRequest {
-        per_example: true,
-        ..GradRequest::SUM
-    };
+    let request = GradRequest::PER_EXAMPLE;
     model.forward_backward(&batch, &request, &mut grads);
     // per-example gradients, whole network, in f64
     let rows: Vec<Vec<f64>> = (0..indices.len())

@@ -23,14 +23,7 @@ fn toy_linear_coherence_at_initialisation_is_2_5_real_and_1_random() {
         let mut batch = Batch::default();
         batch.gather(data.train(), &[0, 1, 2, 3]);
         let mut grads = Default::default();
-        model.forward_backward(
-            &batch,
-            &GradRequest {
-                sq_norms: true,
-                ..GradRequest::SUM
-            },
-            &mut grads,
-        );
+        model.forward_backward(&batch, &GradRequest::SQ_NORMS, &mut grads);
         // g_i = 2 (w.x_i - y_i) x_i = -2 y_i x_i: |S|^2 = 80, Q = 32 on real data
         let s2: f32 = grads.sum[0].iter().map(|v| v * v).sum();
         let q: f32 = grads.sq_norms[0].iter().sum();

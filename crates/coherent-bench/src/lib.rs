@@ -560,10 +560,7 @@ mod tests {
         let mut batch = Batch::default();
         batch.gather(&data, &(0..9).collect::<Vec<_>>());
         let mut grads = BatchGrads::default();
-        let all = GradRequest {
-            per_example: true,
-            ..GradRequest::SUM
-        };
+        let all = GradRequest::PER_EXAMPLE;
         model.forward_backward(&batch, &all, &mut grads);
         let want: f32 = grads
             .per_example

@@ -61,15 +61,7 @@ pub struct SqSums {
 
 impl SumAndSqNorms {
     /// What [`SumAndSqNorms::accumulate`] reads from a chunk: `sum` and `sq_norms`.
-    pub const NEEDS: GradRequest = GradRequest {
-        sq_norms: true,
-        coord_sum_sq: false,
-        gram: false,
-        per_example: false,
-        blocks: false,
-        groups: 0,
-        subsets: Vec::new(),
-    };
+    pub const NEEDS: GradRequest = GradRequest::SQ_NORMS;
 
     /// Starts a measurement of `layers`.
     pub fn begin(&mut self, layers: &[LayerInfo]) {

@@ -39,19 +39,39 @@ impl GradRequest {
         groups: 0,
         subsets: Vec::new(),
     };
+}
 
+/// Requests of the summed gradient and one quantity more, as constants.
+macro_rules! single_requests {
+    ($($(#[$doc:meta])* $name:ident: $field:ident;)*) => {
+        impl GradRequest {
+            $(
+                $(#[$doc])*
+                pub const $name: GradRequest = {
+                    let mut request = GradRequest::SUM;
+                    request.$field = true;
+                    request
+                };
+            )*
+        }
+    };
+}
+
+single_requests! {
+    /// The summed gradient and the per-example squared norms of every layer.
+    SQ_NORMS: sq_norms;
+    /// The summed gradient and the coordinate-wise sum of squares.
+    COORD_SUM_SQ: coord_sum_sq;
+    /// The summed gradient and the Gram matrix of every layer.
+    GRAM: gram;
+    /// The summed gradient and the materialised per-example gradients.
+    PER_EXAMPLE: per_example;
     /// The summed gradient and the per-example gradients block by block (what coordinate-wise
     /// aggregators read).
-    pub const BLOCKS: GradRequest = GradRequest {
-        sq_norms: false,
-        coord_sum_sq: false,
-        gram: false,
-        per_example: false,
-        blocks: true,
-        groups: 0,
-        subsets: Vec::new(),
-    };
+    BLOCKS: blocks;
+}
 
+impl GradRequest {
     /// Everything one request or the other asks for. The subsets of `other` follow those of
     /// `self`, so a consumer finds its own subset sums at the offset of its first subset.
     pub fn union(&self, other: &GradRequest) -> GradRequest {

@@ -88,8 +88,8 @@ mod tests {
 
     #[test]
     fn reads_older_schemas_and_refuses_newer_ones_by_name() {
-        let dir = std::env::temp_dir().join(format!("coherent-record-io-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let path = dir.join("thing.json");
         write_atomic(&path, b"{\"a\": 1}").unwrap();
         assert_eq!(read_json::<Thing>(&path).unwrap(), Thing { a: 1 });
@@ -107,6 +107,5 @@ mod tests {
         assert!(e.contains("missing field `a`"), "{e}");
         let leftovers = std::fs::read_dir(&dir).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary file is left");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -118,15 +118,10 @@ mod tests {
         }
     }
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("coherent-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
-
     #[test]
     fn lines_append_and_restart_clears_the_unfinished_attempt() {
-        let dir = scratch("rundir");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
         let mut run = RunDir::create(&dir).unwrap();
         run.append_metrics(&line(0)).unwrap();
         run.append_metrics(&line(1)).unwrap();
@@ -147,13 +142,12 @@ mod tests {
             std::fs::read_to_string(dir.join(files::METRICS)).unwrap(),
             ""
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn resume_keeps_earlier_complete_lines_byte_for_byte() {
-        let dir = scratch("rundir-resume");
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let text = "{\"step\":0, \"x\":1.0}\n{\"step\":10}\n{\"step\":20}\n{\"step\":30,\"lo";
         std::fs::write(dir.join(files::METRICS), text).unwrap();
         let (mut run, kept) = RunDir::resume(&dir, 20).unwrap();
@@ -167,6 +161,5 @@ mod tests {
         // a torn line is dropped even when it would have been kept
         std::fs::write(dir.join(files::METRICS), "{\"step\":0}\n{\"st").unwrap();
         assert_eq!(RunDir::resume(&dir, 50).unwrap().1.len(), 1);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

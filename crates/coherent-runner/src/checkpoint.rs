@@ -142,9 +142,8 @@ mod tests {
 
     #[test]
     fn round_trips_and_rejects_truncation() {
-        let dir = std::env::temp_dir().join(format!("coherent-ckpt-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         assert!(Checkpoint::load(&dir).unwrap().is_none());
         assert_ne!(manifest_hash("lr = 0.1"), manifest_hash("lr = 0.2"));
         let mut c = Checkpoint {
@@ -177,6 +176,5 @@ mod tests {
         assert!(Checkpoint::load(&dir)
             .unwrap_err()
             .contains("bad first line"));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

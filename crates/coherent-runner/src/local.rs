@@ -125,8 +125,8 @@ mod tests {
 
     #[test]
     fn every_run_ends_done_or_failed_and_failures_stay_local() {
-        let root = std::env::temp_dir().join(format!("coherent-local-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
         let runs: Vec<LocalRun> = (0..5)
             .map(|i| LocalRun {
                 index: i,
@@ -171,6 +171,5 @@ mod tests {
                 }
             }
         }
-        std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -156,8 +156,8 @@ mod tests {
 
     #[test]
     fn markers_decide_the_state() {
-        let root = std::env::temp_dir().join(format!("coherent-status-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
         let dir = root.join("000");
         assert_eq!(RunState::of(&dir), RunState::Missing);
         std::fs::create_dir_all(&dir).unwrap();
@@ -168,7 +168,6 @@ mod tests {
         assert_eq!(state.describe(), "failed: error: no such file");
         std::fs::write(dir.join(DONE), "").unwrap();
         assert_eq!(RunState::of(&dir), RunState::Done, "DONE wins");
-        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

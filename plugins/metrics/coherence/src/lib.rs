@@ -84,10 +84,7 @@ pub fn m_coherence(sum_sq_norm: f64, q: f64) -> Option<f64> {
 
 impl CoherenceMetric for CoherenceMetricImpl {
     fn needs(&self) -> GradRequest {
-        GradRequest {
-            sq_norms: true,
-            ..GradRequest::SUM
-        }
+        GradRequest::SQ_NORMS
     }
 
     fn begin(&mut self, layers: &[LayerInfo]) {

@@ -65,10 +65,7 @@ fn sq_norm(x: &[f32]) -> f64 {
 
 impl CoherenceMetric for CosineMatrixMetric {
     fn needs(&self) -> GradRequest {
-        GradRequest {
-            per_example: true,
-            ..GradRequest::SUM
-        }
+        GradRequest::PER_EXAMPLE
     }
 
     fn begin(&mut self, layers: &[LayerInfo]) {

@@ -92,10 +92,7 @@ pub struct GradientConfusionMetric {
 
 impl CoherenceMetric for GradientConfusionMetric {
     fn needs(&self) -> GradRequest {
-        GradRequest {
-            gram: true,
-            ..GradRequest::SUM
-        }
+        GradRequest::GRAM
     }
 
     fn begin(&mut self, layers: &[LayerInfo]) {

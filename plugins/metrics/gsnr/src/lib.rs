@@ -117,10 +117,7 @@ impl GsnrMetric {
 
 impl CoherenceMetric for GsnrMetric {
     fn needs(&self) -> GradRequest {
-        GradRequest {
-            coord_sum_sq: true,
-            ..GradRequest::SUM
-        }
+        GradRequest::COORD_SUM_SQ
     }
 
     fn begin(&mut self, layers: &[LayerInfo]) {

@@ -73,10 +73,7 @@ fn push_means(out: &mut Measurements, s: &Stiffness, layer: Option<&str>) {
 
 impl CoherenceMetric for StiffnessMetric {
     fn needs(&self) -> GradRequest {
-        GradRequest {
-            gram: true,
-            ..GradRequest::SUM
-        }
+        GradRequest::GRAM
     }
 
     fn begin(&mut self, layers: &[LayerInfo]) {

@@ -65,10 +65,7 @@ impl RunObserver for ClassCoherence {
 
     fn on_evaluation(&mut self, eval: &mut Evaluation<'_>, out: &mut Measurements) {
         self.batch.gather(eval.train, &self.members);
-        let request = GradRequest {
-            sq_norms: true,
-            ..GradRequest::SUM
-        };
+        let request = GradRequest::SQ_NORMS;
         eval.model
             .forward_backward(&self.batch, &request, &mut self.grads);
         let c = m_coherence(&self.grads);

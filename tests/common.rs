@@ -69,3 +69,18 @@ pub fn write_manifest(dir: &Path, name: &str, text: &str) -> String {
     std::fs::write(&path, text).expect("write manifest");
     path.to_string_lossy().into_owned()
 }
+
+/// Runs the `coherent` binary with `args` from the workspace root and asserts that it
+/// succeeded (showing its standard error if not).
+pub fn run_ok(args: &[&str]) -> Output {
+    let out = coherent(args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    out
+}
+
+/// [`run_ok`] from the directory `dir`.
+pub fn run_ok_in(dir: &Path, args: &[&str]) -> Output {
+    let out = coherent_in(dir, args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    out
+}

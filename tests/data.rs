@@ -1,6 +1,6 @@
 //! Missing and corrupt data files: a clear error naming the file, never a panic.
 
-use crate::common::{coherent, scratch, stderr, stdout, write_manifest};
+use crate::common::{coherent, run_ok, scratch, stderr, stdout, write_manifest};
 use coherent_mnist::idx::encode;
 use std::path::Path;
 
@@ -39,8 +39,7 @@ fn images_of_any_size_are_read_from_the_headers() {
     std::fs::create_dir_all(&data).unwrap();
     write_idx_dir(&data, 40, 20, 5, 7);
     let m = manifest(&dir, &data);
-    let out = coherent(&["run", &m, "--out", &dir.join("runs").to_string_lossy()]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run_ok(&["run", &m, "--out", &dir.join("runs").to_string_lossy()]);
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("runs/m/000/run.json")).unwrap())
             .unwrap();
@@ -152,8 +151,7 @@ fn synthetic_cifar10_trains_a_resnet() {
         dir.join("cifar").display()
     );
     let m = write_manifest(&dir, "c.toml", &text);
-    let out = coherent(&["run", &m, "--out", &dir.join("runs").to_string_lossy()]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    run_ok(&["run", &m, "--out", &dir.join("runs").to_string_lossy()]);
     let lines = std::fs::read_to_string(dir.join("runs/c/000/metrics.jsonl")).unwrap();
     let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
     for key in [

@@ -1,7 +1,7 @@
 //! Manifest validation: every experiment is valid; every bad fixture gets the diagnostic it
 //! deserves, with its location, and exit code 2.
 
-use crate::common::{coherent, coherent_in, root, scratch, stderr, stdout};
+use crate::common::{coherent, root, run_ok_in, scratch, stderr, stdout};
 
 /// Writes a synthetic CIFAR-10 binary directory (`records` per file) under `dir`.
 pub fn synthetic_cifar(dir: &std::path::Path, records: usize) {
@@ -39,8 +39,7 @@ fn every_experiment_manifest_passes_check() {
         .collect();
     let mut args = vec!["check"];
     args.extend(names.iter().map(String::as_str));
-    let out = coherent_in(&work, &args);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run_ok_in(&work, &args);
     for p in &names {
         assert!(
             stdout(&out).contains(&format!("ok: {p}")),

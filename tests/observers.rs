@@ -2,7 +2,7 @@
 //! manifest with no edit to the runner; the built-in ones keep their old `[evaluation]` keys
 //! as deprecated aliases.
 
-use crate::common::{coherent, metrics, scratch, stderr, summary, write_manifest};
+use crate::common::{coherent, metrics, run_ok, scratch, stderr, summary, write_manifest};
 use coherent_core::{Batch, Targets};
 use coherent_runner::{run_experiment, Manifest, Planner, RunRequest};
 use std::path::Path;
@@ -102,8 +102,7 @@ fn default_observers_switch_off_and_old_keys_still_work() {
     let out_dir = dir.join("runs").to_string_lossy().into_owned();
     let run = |name: &str, extra: &str| {
         let m = write_manifest(&dir, name, &format!("{NOISY}{extra}"));
-        let out = coherent(&["run", &m, "--out", &out_dir, "--force"]);
-        assert!(out.status.success(), "{}", stderr(&out));
+        let out = run_ok(&["run", &m, "--out", &out_dir, "--force"]);
         (stderr(&out), dir.join("runs/noisy/000"))
     };
     // defaults: loss fractions every 10 steps under label noise, learning times, early stopping

@@ -1,7 +1,7 @@
 //! The measurements of the theory's phenomena (loss-reduction fractions, learning times,
 //! early stopping) and the crash safety of the runs that record them.
 
-use crate::common::{coherent, metrics, scratch, stderr, summary, write_manifest};
+use crate::common::{metrics, run_ok, scratch, summary, write_manifest};
 use coherent_core::{
     Batch, BatchGrads, Evaluation, GradRequest, Measurements, ModelSpec, PluginArgs, Rng, RunInfo,
     StepGrads, StepInfo,
@@ -163,13 +163,11 @@ fn a_killed_run_resumes_to_the_uninterrupted_result() {
     let dir = scratch("crash");
     let m = write_manifest(&dir, "crash.toml", LONG);
     let (a, b) = (dir.join("a"), dir.join("b"));
-    let out = coherent(&["run", &m, "--out", &a.to_string_lossy()]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    run_ok(&["run", &m, "--out", &a.to_string_lossy()]);
 
     let run_b = kill_after_checkpoint(&m, &b);
 
-    let out = coherent(&["run", &m, "--out", &b.to_string_lossy(), "--resume"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    run_ok(&["run", &m, "--out", &b.to_string_lossy(), "--resume"]);
     let log = std::fs::read_to_string(run_b.join("log.txt")).unwrap();
     assert!(log.contains("resumed from the checkpoint at step"), "{log}");
     let (ma, mb) = (metrics(&a.join("crash").join("000")), metrics(&run_b));
@@ -249,14 +247,13 @@ fn a_checkpoint_of_another_manifest_is_not_resumed() {
         "checkpoint_every = 20\nmax_steps = 10",
     );
     write_manifest(&dir, "crash.toml", &edited);
-    let out = coherent(&[
+    run_ok(&[
         "run",
         &m,
         "--out",
         &dir.join("b").to_string_lossy(),
         "--resume",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     let log = std::fs::read_to_string(run.join("log.txt")).unwrap();
     assert!(
         log.contains("different manifest; the run starts again"),
@@ -296,8 +293,7 @@ fn easy_examples_generalise_better_than_hard_ones() {
     let dir = scratch("easy-hard");
     let m = write_manifest(&dir, "eh.toml", EASY_HARD);
     let out_dir = dir.join("runs");
-    let out = coherent(&["run", &m, "--out", &out_dir.to_string_lossy()]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    run_ok(&["run", &m, "--out", &out_dir.to_string_lossy()]);
     let run = out_dir.join("eh").join("000");
     for part in ["probe", "easy", "hard"] {
         assert!(run.join(part).join("DONE").exists(), "{part} complete");

@@ -1,7 +1,7 @@
 //! `coherent report` through the binary: a real run turned into plots and pages, and its
 //! errors.
 
-use crate::common::{coherent, coherent_in, root, scratch, stderr, stdout, write_manifest};
+use crate::common::{coherent, root, run_ok, run_ok_in, scratch, stderr, stdout, write_manifest};
 
 /// The quickstart manifest made tiny: fewer examples, a narrower network, a few steps.
 fn tiny_quickstart() -> String {
@@ -29,13 +29,11 @@ fn a_run_of_the_quickstart_becomes_a_report() {
     let dir = scratch("report");
     let m = write_manifest(&dir, "quickstart.toml", &tiny_quickstart());
     let runs = dir.join("runs");
-    let out = coherent(&["run", &m, "--out", &runs.to_string_lossy()]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    run_ok(&["run", &m, "--out", &runs.to_string_lossy()]);
 
     // One experiment directory: its runs, and the report inside it.
     let experiment = runs.join("quickstart");
-    let out = coherent(&["report", &experiment.to_string_lossy()]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run_ok(&["report", &experiment.to_string_lossy()]);
     let report = experiment.join("report");
     let html = std::fs::read_to_string(report.join("report.html")).expect("report.html");
     assert!(html.contains("<svg") && html.contains("<td>000-label_noise=0.0</td>"));
@@ -57,7 +55,7 @@ fn a_run_of_the_quickstart_becomes_a_report() {
         experiment.join("000-label_noise=0.0"),
         experiment.join("001-label_noise=1.0"),
     );
-    let out = coherent_in(
+    run_ok_in(
         &dir,
         &[
             "report",
@@ -66,7 +64,6 @@ fn a_run_of_the_quickstart_becomes_a_report() {
             "--log-scale",
         ],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
     assert!(dir.join("report/report.html").exists());
     assert!(std::fs::read_to_string(dir.join("report/coherence.svg"))
         .unwrap()

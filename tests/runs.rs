@@ -1,6 +1,6 @@
 //! End-to-end runs through the binary: run directories, sweeps, skipping, divergence.
 
-use crate::common::{coherent, metrics, scratch, stderr, stdout, summary, write_manifest};
+use crate::common::{coherent, metrics, run_ok, scratch, stderr, stdout, summary, write_manifest};
 
 const SMOKE: &str = r#"
 name = "smoke"
@@ -33,8 +33,7 @@ fn a_sweep_writes_one_complete_directory_per_run() {
     let dir = scratch("smoke");
     let m = write_manifest(&dir, "smoke.toml", SMOKE);
     let out_dir = dir.join("runs");
-    let out = coherent(&["run", &m, "--out", &out_dir.to_string_lossy()]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run_ok(&["run", &m, "--out", &out_dir.to_string_lossy()]);
     for run in ["000-seed=0", "001-seed=1"] {
         let rd = out_dir.join("smoke").join(run);
         for f in [
@@ -145,7 +144,7 @@ fn a_sweep_writes_one_complete_directory_per_run() {
 #[test]
 fn index_selects_one_run() {
     let dir = scratch("index");
-    let out = coherent(&[
+    run_ok(&[
         "run",
         "experiments/toy-linear.toml",
         "--out",
@@ -153,7 +152,6 @@ fn index_selects_one_run() {
         "--index",
         "1",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     assert!(dir.join("toy-linear/001-variant=random/DONE").exists());
     assert!(!dir.join("toy-linear/000-variant=real").exists());
 }
@@ -166,7 +164,7 @@ fn a_diverging_run_is_recorded_as_diverged() {
         "diverge.toml",
         "[dataset]\nplugin = \"toy-linear\"\n[model]\nplugin = \"mlp\"\nhidden = []\nbias = false\n[training]\nlr = 10.0\nbatch_size = 4\nepochs = 1000\n[[metrics]]\nplugin = \"coherence\"\nevery_steps = 10\nsample = 4\n",
     );
-    let out = coherent(&["run", &m, "--out", &dir.to_string_lossy()]);
+    let out = run_ok(&["run", &m, "--out", &dir.to_string_lossy()]);
     assert!(
         out.status.success(),
         "a divergence is a result, not a crash: {}",
@@ -197,7 +195,6 @@ fn the_quickstart_gives_the_readme_table() {
         "--out",
         &dir.to_string_lossy(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     let readme = std::fs::read_to_string(crate::common::root().join("README.md")).unwrap();
     let start = readme
         .find("\nrun                  status")

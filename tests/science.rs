@@ -1,6 +1,6 @@
 //! The theory's reference values, reproduced.
 
-use crate::common::{coherent, metrics, scratch, stderr, summary, write_manifest};
+use crate::common::{metrics, run_ok, scratch, summary, write_manifest};
 use coherent_core::{
     Batch, GradRequest, InputShape, LossKind, Measurements, ModelSpec, PluginArgs,
 };
@@ -44,13 +44,12 @@ fn toy_linear_coherence_at_initialisation_is_2_5_real_and_1_random() {
 #[test]
 fn toy_linear_generalises_on_real_data_only() {
     let dir = scratch("toy");
-    let out = coherent(&[
+    run_ok(&[
         "run",
         "experiments/toy-linear.toml",
         "--out",
         &dir.to_string_lossy(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     let real = metrics(&dir.join("toy-linear/000-variant=real"));
     let random = metrics(&dir.join("toy-linear/001-variant=random"));
     assert!((real[0]["coherence"].as_f64().unwrap() - 2.5).abs() < 1e-6);
@@ -94,8 +93,7 @@ sample = 500
 "dataset.label_noise" = [0.0, 1.0]
 "#,
     );
-    let out = coherent(&["run", &m, "--out", &dir.to_string_lossy()]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    run_ok(&["run", &m, "--out", &dir.to_string_lossy()]);
     let real = summary(&dir.join("rvr/000-label_noise=0.0"));
     let random = summary(&dir.join("rvr/001-label_noise=1.0"));
     let peak = |s: &serde_json::Value| s["peak"]["coherence"]["value"].as_f64().unwrap();

@@ -2,7 +2,7 @@
 //! index -> directory mapping, and the Slurm script (without Slurm; see `slurm.rs` for a real
 //! cluster).
 
-use crate::common::{coherent, coherent_in, scratch, stderr, stdout, write_manifest};
+use crate::common::{coherent, coherent_in, run_ok_in, scratch, stderr, stdout, write_manifest};
 use std::path::Path;
 
 /// Four tiny runs: the toy example, real and random, two seeds, 20 steps each.
@@ -160,8 +160,7 @@ fn the_slurm_script_covers_only_the_runs_not_done() {
         .replace("seeds = [0, 1]", "seeds = [0, 1, 2]");
     write_manifest(&dir, "m.toml", &text);
     for index in ["1", "2"] {
-        let out = coherent_in(&dir, &["run", "m.toml", "--index", index, "--out", "rel"]);
-        assert!(out.status.success(), "{}", stderr(&out));
+        let _out = run_ok_in(&dir, &["run", "m.toml", "--index", index, "--out", "rel"]);
     }
     // A failed run and a started one (running, or killed) are covered again.
     let exp = dir.join("rel/dry-run");
@@ -191,8 +190,7 @@ fn the_slurm_script_covers_only_the_runs_not_done() {
         "--exclusive",
         "--sbatch-arg=--qos=low",
     ];
-    let out = coherent_in(&dir, &args);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run_ok_in(&dir, &args);
     let abs = std::fs::canonicalize(&dir).unwrap();
     let script_path = abs.join("rel/dry-run/slurm/sweep.sbatch");
     let script = std::fs::read_to_string(&script_path).expect("the script is written");
@@ -225,8 +223,7 @@ fn the_slurm_script_covers_only_the_runs_not_done() {
 
     // With every run done, nothing is submitted.
     for index in ["0", "3", "4", "5"] {
-        let out = coherent_in(&dir, &["run", "m.toml", "--index", index, "--out", "rel"]);
-        assert!(out.status.success(), "{}", stderr(&out));
+        let _out = run_ok_in(&dir, &["run", "m.toml", "--index", index, "--out", "rel"]);
     }
     let none = coherent_in(
         &dir,

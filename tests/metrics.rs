@@ -2,7 +2,7 @@
 //! them to each other (and to `coherence`) hold on one and the same sample.
 
 use coherent_core::{
-    Batch, BatchGrads, GradRequest, InputShape, LossKind, Measurements, ModelSpec, PluginArgs,
+    Batch, BatchGrads, GradRequest, InputShape, Measurements, ModelSpec, PluginArgs,
 };
 use std::collections::BTreeMap;
 
@@ -10,12 +10,7 @@ use std::collections::BTreeMap;
 fn measure_all(m: usize) -> (BTreeMap<String, f64>, BatchGrads, Vec<String>) {
     let registry = coherent_plugins::registry().unwrap();
     let data = (registry.datasets["mnist"].build)(&PluginArgs::empty()).unwrap();
-    let spec = ModelSpec {
-        input: InputShape::flat(784),
-        outputs: 10,
-        loss: LossKind::CrossEntropy,
-        seed: 0,
-    };
+    let spec = ModelSpec::classifier(InputShape::flat(784), 10);
     let args = PluginArgs::from_toml("hidden = [24]").unwrap();
     let mut model = (registry.networks["mlp"].build)(&args, &spec).unwrap();
     let mut batch = Batch::default();

@@ -20,12 +20,7 @@ fn loss_fractions_match_sums_of_per_example_gradients() {
     let args =
         PluginArgs::from_toml("train_limit = 300\ntest_limit = 10\nlabel_noise = 0.5").unwrap();
     let data = (registry.datasets["mnist"].build)(&args).unwrap();
-    let spec = ModelSpec {
-        input: data.input_shape(),
-        outputs: 10,
-        loss: coherent_core::LossKind::CrossEntropy,
-        seed: 3,
-    };
+    let spec = ModelSpec::classifier(data.input_shape(), 10).with_seed(3);
     let args = PluginArgs::from_toml("hidden = [16]").unwrap();
     let mut model = (registry.networks["mlp"].build)(&args, &spec).unwrap();
     let train = data.train();

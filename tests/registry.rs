@@ -101,19 +101,10 @@ fn documented_defaults(params: &[coherent_core::ParamDoc]) -> String {
 /// required parameter).
 #[test]
 fn documented_defaults_are_the_defaults_every_plugin_uses() {
-    use coherent_core::{InputShape, LossKind, ModelSpec, PluginArgs};
+    use coherent_core::{InputShape, ModelSpec, PluginArgs};
     let registry = coherent_plugins::registry().unwrap();
     let empty = PluginArgs::empty();
-    let spec = ModelSpec {
-        input: InputShape {
-            channels: 3,
-            height: 32,
-            width: 32,
-        },
-        outputs: 10,
-        loss: LossKind::CrossEntropy,
-        seed: 0,
-    };
+    let spec = ModelSpec::classifier(InputShape::image(3, 32, 32), 10);
     let mut checked = 0;
     for kind in PluginKind::ALL {
         for listing in registry.list(kind) {

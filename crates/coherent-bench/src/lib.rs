@@ -30,8 +30,8 @@ pub use aggregators::AggregatorReport;
 pub use metrics::MetricsReport;
 
 use coherent_core::{
-    Batch, BatchGrads, CoherenceMetric, GradRequest, InputShape, LossKind, Measurements, Model,
-    ModelSpec, PerExampleBlocks, PluginArgs, Registry, Split, Targets,
+    Batch, BatchGrads, CoherenceMetric, GradRequest, InputShape, Measurements, Model, ModelSpec,
+    PerExampleBlocks, PluginArgs, Registry, Split, Targets,
 };
 use coherent_nn::{reference, Sequential};
 use rayon::prelude::*;
@@ -196,16 +196,7 @@ pub(crate) fn registry() -> &'static Registry {
 }
 
 pub(crate) fn spec() -> ModelSpec {
-    ModelSpec {
-        input: InputShape {
-            channels: 1,
-            height: 28,
-            width: 28,
-        },
-        outputs: 10,
-        loss: LossKind::CrossEntropy,
-        seed: 0,
-    }
+    ModelSpec::classifier(InputShape::image(1, 28, 28), 10)
 }
 
 fn build_model(network: &BenchNetwork) -> Box<dyn Model> {

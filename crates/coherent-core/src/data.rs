@@ -21,6 +21,15 @@ impl InputShape {
         }
     }
 
+    /// An image of `channels x height x width`.
+    pub fn image(channels: usize, height: usize, width: usize) -> InputShape {
+        InputShape {
+            channels,
+            height,
+            width,
+        }
+    }
+
     /// Number of input features.
     pub fn len(&self) -> usize {
         self.channels * self.height * self.width

@@ -26,6 +26,23 @@ pub struct ModelSpec {
     pub seed: u64,
 }
 
+impl ModelSpec {
+    /// A classifier of `classes` classes on inputs of shape `input` (cross-entropy loss, seed 0).
+    pub fn classifier(input: InputShape, classes: usize) -> ModelSpec {
+        ModelSpec {
+            input,
+            outputs: classes,
+            loss: LossKind::CrossEntropy,
+            seed: 0,
+        }
+    }
+
+    /// The same with the initial weights drawn from `seed`.
+    pub fn with_seed(self, seed: u64) -> ModelSpec {
+        ModelSpec { seed, ..self }
+    }
+}
+
 /// A trainable network whose per-example gradients are exact and cheap.
 ///
 /// The contract: [`Model::forward_backward`] runs one forward and one backward pass of the

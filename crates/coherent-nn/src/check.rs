@@ -28,7 +28,7 @@
 //! ```
 
 use crate::reference::per_example_by_loop;
-use coherent_core::{Batch, BatchGrads, GradRequest, Model};
+use coherent_core::{Batch, BatchGrads, GradRequest, LossKind, Model, Rng, Split, Targets};
 
 /// Asserts that `got` equals `want` to a relative error of 1e-5 (in the Euclidean norm), or
 /// within 1e-7 absolute for vectors near zero; `what` names the quantity in the failure.
@@ -60,16 +60,7 @@ pub fn assert_close(got: &[f32], want: &[f32], what: &str) {
 /// At the first quantity that differs, naming the layer and the quantity.
 pub fn check_quantities(model: &mut dyn Model, b: &Batch, by_loop: &[Vec<Vec<f32>>]) {
     let rows = b.len();
-    let request = GradRequest {
-        sq_norms: true,
-        coord_sum_sq: true,
-        gram: true,
-        per_example: true,
-        blocks: true,
-        groups: 3,
-        // every other example backwards, the first one alone, and none
-        subsets: vec![(0..rows).rev().step_by(2).collect(), vec![0], vec![]],
-    };
+    let request = full_request(rows);
     let mut out = BatchGrads::default();
     model.forward_backward(b, &request, &mut out);
     assert_eq!(out.batch_size, rows);
@@ -164,4 +155,72 @@ pub fn m_coherence_by_loop(model: &mut dyn Model, batch: &Batch) -> f64 {
         .map(|g| g.iter().map(|v| v * v).sum::<f64>())
         .sum();
     sum.iter().map(|v| v * v).sum::<f64>() / q
+}
+
+/// A batch of `rows` examples of `dim` standard normal features: for cross-entropy, labels
+/// uniform in `0..classes`; for the squared loss, standard normal targets. Drawn from `seed`.
+pub fn random_batch(rows: usize, dim: usize, classes: usize, loss: LossKind, seed: u64) -> Batch {
+    let mut rng = Rng::new(seed);
+    let inputs: Vec<f32> = (0..rows * dim).map(|_| rng.normal() as f32).collect();
+    let targets = match loss {
+        LossKind::CrossEntropy => Targets::Classes {
+            labels: (0..rows).map(|_| rng.below(classes) as u32).collect(),
+            classes,
+        },
+        LossKind::Squared => Targets::Values((0..rows).map(|_| rng.normal() as f32).collect()),
+    };
+    let split = Split::new(inputs, dim, targets);
+    let mut b = Batch::default();
+    b.gather(&split, &(0..rows).collect::<Vec<_>>());
+    b
+}
+
+/// A request of every quantity for a batch of `rows` examples: three groups, and three subsets
+/// (every other example backwards, the first one alone, and none).
+pub fn full_request(rows: usize) -> GradRequest {
+    GradRequest {
+        sq_norms: true,
+        coord_sum_sq: true,
+        gram: true,
+        per_example: true,
+        blocks: true,
+        groups: 3,
+        subsets: vec![(0..rows).rev().step_by(2).collect(), vec![0], vec![]],
+    }
+}
+
+/// Asserts that the summed gradient of the parameters `coords` of `layer` equals central
+/// finite differences of the summed loss over `batch` (step 1e-2, tolerance 2e-3 plus 2%):
+/// an independent check of a layer's backward pass. The parameters are left as they were.
+///
+/// # Panics
+/// At the first parameter whose gradient differs.
+pub fn check_finite_differences(
+    model: &mut dyn Model,
+    batch: &Batch,
+    layer: usize,
+    coords: &[usize],
+) {
+    let mut out = BatchGrads::default();
+    model.forward_backward(batch, &GradRequest::SUM, &mut out);
+    let total = |m: &dyn Model| -> f64 {
+        let (mut l, mut c) = (vec![], vec![]);
+        m.evaluate(batch, &mut l, &mut c);
+        l.iter().map(|&v| v as f64).sum()
+    };
+    let name = model.layers()[layer].name.clone();
+    let h = 1e-2f32;
+    for &k in coords {
+        model.params_mut()[layer][k] += h;
+        let up = total(model);
+        model.params_mut()[layer][k] -= 2.0 * h;
+        let down = total(model);
+        model.params_mut()[layer][k] += h;
+        let fd = (up - down) / (2.0 * h as f64);
+        let g = out.sum[layer][k] as f64;
+        assert!(
+            (fd - g).abs() < 2e-3 + 2e-2 * g.abs(),
+            "{name} parameter {k}: finite differences {fd} vs gradient {g}"
+        );
+    }
 }

@@ -238,12 +238,15 @@ impl Model for Sequential {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::{assert_close, check_quantities};
+    use crate::check::{
+        assert_close, check_finite_differences, check_quantities, full_request,
+        random_batch as batch,
+    };
     use crate::{
         reference, Activation, Conv2d, ConvGeometry, Dense, GroupNorm, Init, NormMethod, Pool2d,
         PoolKind, Residual,
     };
-    use coherent_core::{Rng, Split, Targets};
+    use coherent_core::Rng;
 
     fn network(
         widths: &[usize],
@@ -288,22 +291,6 @@ mod tests {
             })
             .collect();
         Sequential::new(widths[0], ops, loss)
-    }
-
-    fn batch(rows: usize, dim: usize, classes: usize, loss: LossKind, seed: u64) -> Batch {
-        let mut rng = Rng::new(seed);
-        let inputs: Vec<f32> = (0..rows * dim).map(|_| rng.normal() as f32).collect();
-        let targets = match loss {
-            LossKind::CrossEntropy => Targets::Classes {
-                labels: (0..rows).map(|_| rng.below(classes) as u32).collect(),
-                classes,
-            },
-            LossKind::Squared => Targets::Values((0..rows).map(|_| rng.normal() as f32).collect()),
-        };
-        let split = Split::new(inputs, dim, targets);
-        let mut b = Batch::default();
-        b.gather(&split, &(0..rows).collect::<Vec<_>>());
-        b
     }
 
     /// Every quantity of the engine against one dfdx backward pass per example.
@@ -416,16 +403,7 @@ mod tests {
         );
         let b = batch(5, 4, 2, LossKind::CrossEntropy, 16);
         let mut out = BatchGrads::default();
-        let all = GradRequest {
-            sq_norms: true,
-            coord_sum_sq: true,
-            gram: true,
-            per_example: true,
-            blocks: true,
-            groups: 3,
-            subsets: vec![vec![1, 2]],
-        };
-        m.forward_backward(&b, &all, &mut out);
+        m.forward_backward(&b, &full_request(5), &mut out);
         m.forward_backward(&b, &GradRequest::SUM, &mut out);
         assert!(out.sq_norms.is_empty() && out.gram.is_empty() && out.per_example.is_empty());
         assert_eq!(out.sum.len(), 2);
@@ -505,30 +483,12 @@ mod tests {
     fn conv_net_gradient_matches_finite_differences() {
         let b = batch(3, 2 * 9 * 8, 3, LossKind::CrossEntropy, 41);
         let mut m = conv_net(NormMethod::Auto, 40);
-        let mut out = BatchGrads::default();
-        m.forward_backward(&b, &GradRequest::SUM, &mut out);
-        let total = |m: &Sequential| -> f64 {
-            let (mut l, mut c) = (vec![], vec![]);
-            m.evaluate(&b, &mut l, &mut c);
-            l.iter().map(|&v| v as f64).sum()
-        };
         let mut rng = Rng::new(42);
         for layer in 0..3 {
-            for _ in 0..6 {
-                let k = rng.below(m.layers()[layer].params);
-                let h = 1e-2f32;
-                m.params_mut()[layer][k] += h;
-                let up = total(&m);
-                m.params_mut()[layer][k] -= 2.0 * h;
-                let down = total(&m);
-                m.params_mut()[layer][k] += h;
-                let fd = (up - down) / (2.0 * h as f64);
-                let g = out.sum[layer][k] as f64;
-                assert!(
-                    (fd - g).abs() < 2e-3 + 2e-2 * g.abs(),
-                    "layer {layer} param {k}: {fd} vs {g}"
-                );
-            }
+            let coords: Vec<usize> = (0..6)
+                .map(|_| rng.below(m.layers()[layer].params))
+                .collect();
+            check_finite_differences(&mut m, &b, layer, &coords);
         }
     }
 

@@ -8,10 +8,8 @@
 //! forward and backward pass per example (batches of one), the summed gradient also with
 //! central finite differences of the loss.
 
-use coherent_core::{
-    Batch, BatchGrads, GradRequest, InputShape, LossKind, Model, ModelSpec, Rng, Split, Targets,
-};
-use coherent_nn::check::check_quantities;
+use coherent_core::{Batch, InputShape, LossKind, Model, ModelSpec, Rng};
+use coherent_nn::check::{check_finite_differences, check_quantities, random_batch};
 use coherent_nn::{
     reference, Act, Activation, CpuTape, Dense, Init, Layer, LayerGrads, MatrixTrace,
     NetworkBuilder, PoolKind, Residual, Sequential,
@@ -140,16 +138,7 @@ fn mixed_network(act: Activation, seed: u64) -> Sequential {
 /// Through the builder: conv + relu -> affine on every pixel and channel -> max pool ->
 /// residual block (dense + tanh -> affine) -> dense.
 fn built_network(seed: u64) -> Sequential {
-    let spec = ModelSpec {
-        input: InputShape {
-            channels: 2,
-            height: 6,
-            width: 6,
-        },
-        outputs: 3,
-        loss: LossKind::CrossEntropy,
-        seed,
-    };
+    let spec = ModelSpec::classifier(InputShape::image(2, 6, 6), 3).with_seed(seed);
     let mut b = NetworkBuilder::new(&spec, true, Init::Uniform);
     b.conv(3, 3, 1, 1, Some(Activation::Relu)).unwrap();
     let affine = Affine::new(3 * 6 * 6, b.rng());
@@ -172,16 +161,7 @@ fn built_network(seed: u64) -> Sequential {
 }
 
 fn batch(rows: usize, dim: usize, classes: usize, seed: u64) -> Batch {
-    let mut rng = Rng::new(seed);
-    let inputs: Vec<f32> = (0..rows * dim).map(|_| rng.normal() as f32).collect();
-    let targets = Targets::Classes {
-        labels: (0..rows).map(|_| rng.below(classes) as u32).collect(),
-        classes,
-    };
-    let split = Split::new(inputs, dim, targets);
-    let mut b = Batch::default();
-    b.gather(&split, &(0..rows).collect::<Vec<_>>());
-    b
+    random_batch(rows, dim, classes, LossKind::CrossEntropy, seed)
 }
 
 /// Every quantity of the engine against one forward and backward pass per example.
@@ -224,33 +204,13 @@ fn custom_layer_pushed_through_the_builder_after_a_convolution_matches_one_pass_
 fn custom_layer_summed_gradient_matches_finite_differences() {
     let b = batch(4, 7, 4, 91);
     let mut m = mixed_network(Activation::Tanh, 90);
-    let mut out = BatchGrads::default();
-    m.forward_backward(&b, &GradRequest::SUM, &mut out);
-    let total = |m: &Sequential| -> f64 {
-        let (mut l, mut c) = (vec![], vec![]);
-        m.evaluate(&b, &mut l, &mut c);
-        l.iter().map(|&v| v as f64).sum()
-    };
     let affine: Vec<usize> = (0..m.layers().len())
         .filter(|&l| m.layers()[l].kind == "affine")
         .collect();
     assert_eq!(affine.len(), 3);
     for layer in affine {
-        for k in 0..m.layers()[layer].params {
-            let h = 1e-2f32;
-            m.params_mut()[layer][k] += h;
-            let up = total(&m);
-            m.params_mut()[layer][k] -= 2.0 * h;
-            let down = total(&m);
-            m.params_mut()[layer][k] += h;
-            let fd = (up - down) / (2.0 * h as f64);
-            let g = out.sum[layer][k] as f64;
-            assert!(
-                (fd - g).abs() < 2e-3 + 2e-2 * g.abs(),
-                "{} param {k}: {fd} vs {g}",
-                m.layers()[layer].name
-            );
-        }
+        let coords: Vec<usize> = (0..m.layers()[layer].params).collect();
+        check_finite_differences(&mut m, &b, layer, &coords);
     }
 }
 

@@ -25,7 +25,7 @@ impl<'a> Row<'a> {
     /// The row of a run that wrote `summary`.
     pub fn of(summary: &'a Summary) -> Row<'a> {
         Row {
-            run: summary.run.clone(),
+            run: summary.id.run.clone(),
             status: summary.status.label().into(),
             summary: Some(summary),
         }
@@ -143,7 +143,7 @@ mod tests {
 
     fn summary(run: &str, last: &[(&str, f64)]) -> Summary {
         let mut s = Summary::new(RunStatus::Completed);
-        s.run = run.into();
+        s.id.run = run.into();
         s.last = last.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         s
     }

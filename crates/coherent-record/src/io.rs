@@ -105,7 +105,7 @@ mod tests {
         std::fs::write(&path, "{\"b\": 2}").unwrap();
         let e = read_json::<Thing>(&path).unwrap_err().to_string();
         assert!(e.contains("missing field `a`"), "{e}");
-        let leftovers = std::fs::read_dir(&dir).unwrap().count();
+        let leftovers = std::fs::read_dir(dir).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary file is left");
     }
 }

@@ -17,6 +17,24 @@ pub struct LayerMeta {
     pub params: usize,
 }
 
+/// Which run a record is of: its experiment, its directory name, its place and values in the
+/// sweep (the first fields of `run.json` and `summary.json` alike).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunId {
+    /// The experiment (the manifest's name).
+    #[serde(default)]
+    pub experiment: String,
+    /// The run's directory name.
+    #[serde(default)]
+    pub run: String,
+    /// The run's index in the sweep.
+    #[serde(default)]
+    pub index: usize,
+    /// The run's sweep values, `section.key` -> value as written in the manifest.
+    #[serde(default, with = "ordered")]
+    pub params: Vec<(String, Text)>,
+}
+
 /// The contents of `run.json`, written when a run starts and again when it ends.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunMeta {
@@ -35,18 +53,9 @@ pub struct RunMeta {
     /// The machine.
     #[serde(default)]
     pub host: String,
-    /// The experiment (the manifest's name).
-    #[serde(default)]
-    pub experiment: String,
-    /// The run's directory name.
-    #[serde(default)]
-    pub run: String,
-    /// The run's index in the sweep.
-    #[serde(default)]
-    pub index: usize,
-    /// The run's sweep values, `section.key` -> value as written in the manifest.
-    #[serde(default, with = "ordered")]
-    pub params: Vec<(String, Text)>,
+    /// Which run.
+    #[serde(flatten)]
+    pub id: RunId,
     /// The run's seed.
     #[serde(default)]
     pub seed: u64,
@@ -88,10 +97,7 @@ impl Default for RunMeta {
             version: String::new(),
             git_commit: None,
             host: String::new(),
-            experiment: String::new(),
-            run: String::new(),
-            index: 0,
-            params: Vec::new(),
+            id: RunId::default(),
             seed: 0,
             num_params: 0,
             layers: Vec::new(),
@@ -127,8 +133,12 @@ mod tests {
             "metric_samples": {"coherence": 1000}, "started": "2026-01-01T00:00:00Z"}"#;
         let meta: RunMeta = serde_json::from_str(text).unwrap();
         assert_eq!(meta.schema, 1);
-        assert_eq!(meta.params[0], ("seed".into(), Text("1".into())));
-        assert_eq!(meta.params[1].1 .0, "0.5");
+        assert_eq!(meta.id.params[0], ("seed".into(), Text("1".into())));
+        assert_eq!(meta.id.params[1].1 .0, "0.5");
+        assert_eq!(
+            (meta.id.experiment.as_str(), meta.id.run.as_str()),
+            ("e", "001-seed=1")
+        );
         assert_eq!(meta.metric_sample("coherence"), Some(1000));
         let back: RunMeta = serde_json::from_str(&serde_json::to_string(&meta).unwrap()).unwrap();
         assert_eq!(back, meta);

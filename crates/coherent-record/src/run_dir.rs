@@ -150,7 +150,7 @@ mod tests {
         let dir = tmp.path();
         let text = "{\"step\":0, \"x\":1.0}\n{\"step\":10}\n{\"step\":20}\n{\"step\":30,\"lo";
         std::fs::write(dir.join(files::METRICS), text).unwrap();
-        let (mut run, kept) = RunDir::resume(&dir, 20).unwrap();
+        let (mut run, kept) = RunDir::resume(dir, 20).unwrap();
         assert_eq!(kept.len(), 2);
         run.append_metrics(&line(20)).unwrap();
         let now = std::fs::read_to_string(dir.join(files::METRICS)).unwrap();
@@ -160,6 +160,6 @@ mod tests {
         );
         // a torn line is dropped even when it would have been kept
         std::fs::write(dir.join(files::METRICS), "{\"step\":0}\n{\"st").unwrap();
-        assert_eq!(RunDir::resume(&dir, 50).unwrap().1.len(), 1);
+        assert_eq!(RunDir::resume(dir, 50).unwrap().1.len(), 1);
     }
 }

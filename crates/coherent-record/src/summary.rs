@@ -1,6 +1,7 @@
 //! `summary.json`: how a run ended and what it reached.
 
-use crate::ordered::{self, Text};
+use crate::ordered;
+use crate::RunId;
 use crate::SCHEMA;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -41,18 +42,9 @@ pub struct Summary {
     /// Record schema ([`SCHEMA`]; 1 when absent).
     #[serde(default = "schema_one")]
     pub schema: u32,
-    /// The experiment (the manifest's name).
-    #[serde(default)]
-    pub experiment: String,
-    /// The run's directory name.
-    #[serde(default)]
-    pub run: String,
-    /// The run's index in the sweep.
-    #[serde(default)]
-    pub index: usize,
-    /// The run's sweep values.
-    #[serde(default, with = "ordered")]
-    pub params: Vec<(String, Text)>,
+    /// Which run.
+    #[serde(flatten)]
+    pub id: RunId,
     /// How the run ended.
     pub status: RunStatus,
     /// The step at which a diverged run stopped.
@@ -98,10 +90,7 @@ impl Summary {
     pub fn new(status: RunStatus) -> Summary {
         Summary {
             schema: SCHEMA,
-            experiment: String::new(),
-            run: String::new(),
-            index: 0,
-            params: Vec::new(),
+            id: RunId::default(),
             status,
             diverged_at_step: None,
             steps: 0,
@@ -175,7 +164,7 @@ mod tests {
     #[test]
     fn round_trips_with_its_parts_and_table() {
         let mut s = Summary::new(RunStatus::Completed);
-        s.run = "000".into();
+        s.id.run = "000".into();
         s.last.insert("test_acc".into(), 0.5);
         s.peak.insert(
             "coherence".into(),

@@ -127,13 +127,13 @@ impl Run {
             m.or(s).filter(|v| !v.is_empty()).map(str::to_string)
         };
         let name = from_either(
-            meta.as_ref().map(|m| m.run.as_str()),
-            summary.as_ref().map(|s| s.run.as_str()),
+            meta.as_ref().map(|m| m.id.run.as_str()),
+            summary.as_ref().map(|s| s.id.run.as_str()),
         )
         .unwrap_or_else(|| file_name(dir));
         let experiment = from_either(
-            meta.as_ref().map(|m| m.experiment.as_str()),
-            summary.as_ref().map(|s| s.experiment.as_str()),
+            meta.as_ref().map(|m| m.id.experiment.as_str()),
+            summary.as_ref().map(|s| s.id.experiment.as_str()),
         )
         .unwrap_or_else(|| {
             dir.canonicalize()
@@ -142,9 +142,9 @@ impl Run {
                 .unwrap_or_default()
         });
         let params = match (&meta, &summary) {
-            (Some(m), _) if !m.params.is_empty() => &m.params,
-            (_, Some(s)) => &s.params,
-            (Some(m), None) => &m.params,
+            (Some(m), _) if !m.id.params.is_empty() => &m.id.params,
+            (_, Some(s)) => &s.id.params,
+            (Some(m), None) => &m.id.params,
             (None, None) => &Vec::new(),
         };
         let params = params

@@ -144,7 +144,7 @@ mod tests {
     fn round_trips_and_rejects_truncation() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
-        assert!(Checkpoint::load(&dir).unwrap().is_none());
+        assert!(Checkpoint::load(dir).unwrap().is_none());
         assert_ne!(manifest_hash("lr = 0.1"), manifest_hash("lr = 0.2"));
         let mut c = Checkpoint {
             header: Header {
@@ -158,8 +158,8 @@ mod tests {
             velocity: vec![],
             aggregator_vectors: vec![vec![9.0; 5]],
         };
-        c.save(&dir).unwrap();
-        let back = Checkpoint::load(&dir).unwrap().unwrap();
+        c.save(dir).unwrap();
+        let back = Checkpoint::load(dir).unwrap().unwrap();
         assert_eq!(back.header.step, 42);
         assert_eq!(back.header.shuffle, u64::MAX - 3);
         assert_eq!(back.header.order, vec![2, 0, 1]);
@@ -167,13 +167,13 @@ mod tests {
         assert_eq!(back.aggregator_vectors, c.aggregator_vectors);
         let bytes = std::fs::read(dir.join(FILE)).unwrap();
         std::fs::write(dir.join(FILE), &bytes[..bytes.len() - 2]).unwrap();
-        let err = Checkpoint::load(&dir).unwrap_err();
+        let err = Checkpoint::load(dir).unwrap_err();
         assert!(
             err.contains("checkpoint.bin") && err.contains("announces"),
             "{err}"
         );
         std::fs::write(dir.join(FILE), b"garbage").unwrap();
-        assert!(Checkpoint::load(&dir)
+        assert!(Checkpoint::load(dir)
             .unwrap_err()
             .contains("bad first line"));
     }

@@ -65,13 +65,9 @@ impl Trainer<'_> {
                 headline.push(q.to_string());
             }
         }
-        let spec = &self.plan.spec;
         let mut summary = Summary::new(run_status);
         summary.schema = SCHEMA;
-        summary.experiment = self.options.experiment.into();
-        summary.run = spec.dir_name();
-        summary.index = spec.index;
-        summary.params = self.meta.params.clone();
+        summary.id = self.meta.id.clone();
         summary.diverged_at_step = diverged_at;
         summary.steps = self.progress.step;
         summary.epochs = self.progress.step as f64 / self.sizes.steps_per_epoch as f64;

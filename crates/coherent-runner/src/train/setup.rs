@@ -8,7 +8,7 @@ use crate::meta::{git_commit, hostname, utc_timestamp};
 use crate::optim::Sgd;
 use crate::plan::RunPlan;
 use coherent_core::{LayerInfo, RunInfo};
-use coherent_record::{files, read_json, LayerMeta, RecordError, RunDir, RunMeta, SCHEMA};
+use coherent_record::{files, read_json, LayerMeta, RecordError, RunDir, RunId, RunMeta, SCHEMA};
 use std::path::Path;
 use std::time::{Instant, SystemTime};
 
@@ -175,15 +175,17 @@ fn run_meta(
         version: env!("CARGO_PKG_VERSION").into(),
         git_commit: git_commit(),
         host: hostname(),
-        experiment: options.experiment.into(),
-        run: plan.spec.dir_name(),
-        index: plan.spec.index,
-        params: plan
-            .spec
-            .params
-            .iter()
-            .map(|(k, v)| (k.clone(), coherent_record::Text(v.clone())))
-            .collect(),
+        id: RunId {
+            experiment: options.experiment.into(),
+            run: plan.spec.dir_name(),
+            index: plan.spec.index,
+            params: plan
+                .spec
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), coherent_record::Text(v.clone())))
+                .collect(),
+        },
         seed: plan.seed,
         num_params: plan.model.num_params(),
         layers: layers

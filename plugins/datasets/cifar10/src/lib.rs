@@ -35,11 +35,7 @@ pub struct Cifar10 {
 
 impl Dataset for Cifar10 {
     fn input_shape(&self) -> InputShape {
-        InputShape {
-            channels: 3,
-            height: 32,
-            width: 32,
-        }
+        InputShape::image(3, 32, 32)
     }
     fn train(&self) -> &Split {
         &self.train

@@ -123,11 +123,7 @@ fn split(
             format!("label {l} of example {i} is not a digit class 0..9"),
         ));
     }
-    let shape = InputShape {
-        channels: 1,
-        height: img.dims[1],
-        width: img.dims[2],
-    };
+    let shape = InputShape::image(1, img.dims[1], img.dims[2]);
     let inputs = img.data.iter().map(|&p| p as f32 / 255.0).collect();
     let labels = lab.data.iter().map(|&l| l as u32).collect();
     Ok((

@@ -78,20 +78,11 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_core::{InputShape, LossKind};
+    use coherent_core::InputShape;
 
     #[test]
     fn layers_on_cifar_shape() {
-        let spec = ModelSpec {
-            input: InputShape {
-                channels: 3,
-                height: 32,
-                width: 32,
-            },
-            outputs: 10,
-            loss: LossKind::CrossEntropy,
-            seed: 0,
-        };
+        let spec = ModelSpec::classifier(InputShape::image(3, 32, 32), 10);
         let m = build(&PluginArgs::empty(), &spec).unwrap();
         assert_eq!(m.layers().len(), 8);
         // 32 -> 16 -> 8 -> 4: the classifier sees 64 x 4 x 4

@@ -92,15 +92,10 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_core::{InputShape, LossKind};
+    use coherent_core::InputShape;
 
     fn spec() -> ModelSpec {
-        ModelSpec {
-            input: InputShape::flat(784),
-            outputs: 10,
-            loss: LossKind::CrossEntropy,
-            seed: 0,
-        }
+        ModelSpec::classifier(InputShape::flat(784), 10)
     }
 
     #[test]

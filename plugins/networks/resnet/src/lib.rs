@@ -139,19 +139,10 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_core::{InputShape, LossKind};
+    use coherent_core::InputShape;
 
     fn spec() -> ModelSpec {
-        ModelSpec {
-            input: InputShape {
-                channels: 3,
-                height: 32,
-                width: 32,
-            },
-            outputs: 10,
-            loss: LossKind::CrossEntropy,
-            seed: 0,
-        }
+        ModelSpec::classifier(InputShape::image(3, 32, 32), 10)
     }
 
     #[test]

@@ -99,19 +99,10 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_core::{InputShape, LossKind};
+    use coherent_core::InputShape;
 
     fn spec(c: usize, hw: usize) -> ModelSpec {
-        ModelSpec {
-            input: InputShape {
-                channels: c,
-                height: hw,
-                width: hw,
-            },
-            outputs: 10,
-            loss: LossKind::CrossEntropy,
-            seed: 0,
-        }
+        ModelSpec::classifier(InputShape::image(c, hw, hw), 10)
     }
 
     #[test]

@@ -114,19 +114,14 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_core::{LossKind, ModelSpec, Split};
+    use coherent_core::{ModelSpec, Split};
 
     /// The observer's value against per-example gradients from one backward pass per example.
     #[test]
     fn matches_a_brute_force_computation() {
         let data =
             (coherent_mnist::build)(&PluginArgs::from_toml("train_limit = 400").unwrap()).unwrap();
-        let spec = ModelSpec {
-            input: data.input_shape(),
-            outputs: 10,
-            loss: LossKind::CrossEntropy,
-            seed: 7,
-        };
+        let spec = ModelSpec::classifier(data.input_shape(), 10).with_seed(7);
         let mut model =
             coherent_mlp::build(&PluginArgs::from_toml("hidden = [20]").unwrap(), &spec).unwrap();
         let mut observer =

@@ -84,3 +84,20 @@ pub fn run_ok_in(dir: &Path, args: &[&str]) -> Output {
     assert!(out.status.success(), "{}", stderr(&out));
     out
 }
+
+/// A fresh scratch directory named after the test, with the manifest `text` written into it
+/// as `name`: the directory and the manifest's path.
+pub fn scratch_manifest(test: &str, name: &str, text: &str) -> (PathBuf, String) {
+    let dir = scratch(test);
+    let manifest = write_manifest(&dir, name, text);
+    (dir, manifest)
+}
+
+/// Runs the binary with `args`, asserts that it exits with `code`, and returns its standard
+/// error; `what` names the case in a failure.
+pub fn fails(code: i32, args: &[&str], what: &str) -> String {
+    let out = coherent(args);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(code), "{what}: {text}");
+    text
+}

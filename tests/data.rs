@@ -1,6 +1,6 @@
 //! Missing and corrupt data files: a clear error naming the file, never a panic.
 
-use crate::common::{coherent, run_ok, scratch, stderr, stdout, write_manifest};
+use crate::common::{coherent, fails, run_ok, scratch, stderr, stdout, write_manifest};
 use coherent_mnist::idx::encode;
 use std::path::Path;
 
@@ -92,17 +92,10 @@ fn corrupt_files_are_named_with_the_problem() {
         std::fs::write(data.join(file), bytes).unwrap();
         let m = manifest(&dir, &data);
         for command in ["check", "run"] {
-            let out = coherent(
-                &[command, &m, "--out", &dir.join("runs").to_string_lossy()]
-                    [..if command == "run" { 4 } else { 2 }],
-            );
-            assert_eq!(
-                out.status.code(),
-                Some(1),
-                "{case} {command}: {}",
-                stderr(&out)
-            );
-            let text = stderr(&out);
+            let out_dir = dir.join("runs").to_string_lossy().into_owned();
+            let args = [command, &m, "--out", &out_dir];
+            let what = format!("{case} {command}");
+            let text = fails(1, &args[..if command == "run" { 4 } else { 2 }], &what);
             assert!(
                 text.contains(&data.join(file).display().to_string()),
                 "{case}: file not named in {text}"

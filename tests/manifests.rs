@@ -1,7 +1,7 @@
 //! Manifest validation: every experiment is valid; every bad fixture gets the diagnostic it
 //! deserves, with its location, and exit code 2.
 
-use crate::common::{coherent, root, run_ok_in, scratch, stderr, stdout};
+use crate::common::{coherent, fails, root, run_ok_in, scratch, stderr, stdout};
 
 /// Writes a synthetic CIFAR-10 binary directory (`records` per file) under `dir`.
 pub fn synthetic_cifar(dir: &std::path::Path, records: usize) {
@@ -88,17 +88,9 @@ fn bad_manifests_get_located_diagnostics_and_exit_code_2() {
     for (name, pieces) in BAD {
         let path = format!("tests/fixtures/bad/{name}.toml");
         for command in ["check", "run"] {
-            let out = coherent(
-                &[command, &path, "--out", "target/never-written"]
-                    [..if command == "run" { 4 } else { 2 }],
-            );
-            assert_eq!(
-                out.status.code(),
-                Some(2),
-                "{command} {name}: {}",
-                stderr(&out)
-            );
-            let text = stderr(&out);
+            let args = [command, &path, "--out", "target/never-written"];
+            let what = format!("{command} {name}");
+            let text = fails(2, &args[..if command == "run" { 4 } else { 2 }], &what);
             for piece in *pieces {
                 assert!(
                     text.contains(piece),

@@ -2,8 +2,10 @@
 //! manifest with no edit to the runner; the built-in ones keep their old `[evaluation]` keys
 //! as deprecated aliases.
 
-use crate::common::{coherent, metrics, run_ok, scratch, stderr, summary, write_manifest};
-use coherent_core::{Batch, Targets};
+use crate::common::{
+    coherent, metrics, run_ok, scratch, scratch_manifest, stderr, summary, write_manifest,
+};
+use coherent_core::Batch;
 use coherent_runner::{run_experiment, Manifest, Planner, RunRequest};
 use std::path::Path;
 
@@ -34,8 +36,7 @@ sample = 20
 /// computation on the initial model.
 #[test]
 fn an_observer_from_its_own_crate_runs_from_a_manifest() {
-    let dir = scratch("class-observer");
-    let path = write_manifest(&dir, "class.toml", CLASS);
+    let (dir, path) = scratch_manifest("class-observer", "class.toml", CLASS);
     let manifest = Manifest::load(Path::new(&path)).unwrap();
     // A plugin crate nothing refers to is not linked; referring to it links its registration.
     let _ = coherent_class_coherence::build;
@@ -63,13 +64,7 @@ fn an_observer_from_its_own_crate_runs_from_a_manifest() {
         .plan(&manifest.runs[0])
         .unwrap();
     let train = plan.dataset.train();
-    let Targets::Classes { labels, .. } = &train.targets else {
-        unreachable!()
-    };
-    let members: Vec<usize> = (0..train.len())
-        .filter(|&i| labels[i] == 3)
-        .take(20)
-        .collect();
+    let members = coherent_class_coherence::members(train, 3, 20).unwrap();
     let mut batch = Batch::default();
     batch.gather(train, &members);
     let want = coherent_nn::check::m_coherence_by_loop(plan.model.as_mut(), &batch);

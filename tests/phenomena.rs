@@ -1,7 +1,7 @@
 //! The measurements of the theory's phenomena (loss-reduction fractions, learning times,
 //! early stopping) and the crash safety of the runs that record them.
 
-use crate::common::{metrics, run_ok, scratch, summary, write_manifest};
+use crate::common::{metrics, run_ok, scratch_manifest, summary, write_manifest};
 use coherent_core::{
     Batch, BatchGrads, Evaluation, GradRequest, Measurements, ModelSpec, PluginArgs, Rng, RunInfo,
     StepGrads, StepInfo,
@@ -73,16 +73,7 @@ fn loss_fractions_match_sums_of_per_example_gradients() {
         (registry.observers["loss_fractions"].build)(&PluginArgs::from_toml("every = 1").unwrap())
             .unwrap();
     let layers = model.layers().to_vec();
-    let run = RunInfo {
-        seed: 9,
-        layers: &layers,
-        train,
-        test: data.test(),
-        evaluated: train.len(),
-        steps_per_epoch: 5,
-        total_steps: 5,
-        outputs: 10,
-    };
+    let run = RunInfo::new(9, &layers, data.as_ref(), 5);
     f.begin(&run).unwrap();
     let step = StepInfo {
         step: 0,
@@ -101,16 +92,7 @@ fn loss_fractions_match_sums_of_per_example_gradients() {
         },
     );
     let (values, mut got) = (Measurements::default(), Measurements::default());
-    let mut eval = Evaluation {
-        step: 1,
-        train_losses: &[],
-        train_correct: &[],
-        test_losses: &[],
-        test_correct: &[],
-        values: &values,
-        model: model.as_mut(),
-        train,
-    };
+    let mut eval = Evaluation::new(1, &values, model.as_mut(), train);
     f.on_evaluation(&mut eval, &mut got);
     let got: std::collections::HashMap<String, f64> = got.into_values().into_iter().collect();
     let close = |a: f64, b: f64| (a - b).abs() < 1e-4 * (1.0 + b.abs());
@@ -155,8 +137,7 @@ sample = 300
 /// A run killed with SIGKILL mid-training and resumed ends where the uninterrupted run ends.
 #[test]
 fn a_killed_run_resumes_to_the_uninterrupted_result() {
-    let dir = scratch("crash");
-    let m = write_manifest(&dir, "crash.toml", LONG);
+    let (dir, m) = scratch_manifest("crash", "crash.toml", LONG);
     let (a, b) = (dir.join("a"), dir.join("b"));
     run_ok(&["run", &m, "--out", &a.to_string_lossy()]);
 
@@ -234,8 +215,7 @@ fn kill_after_checkpoint(manifest: &str, out: &std::path::Path) -> std::path::Pa
 /// and a shorter run after the edit ends where it should.
 #[test]
 fn a_checkpoint_of_another_manifest_is_not_resumed() {
-    let dir = scratch("crash-edited");
-    let m = write_manifest(&dir, "crash.toml", LONG);
+    let (dir, m) = scratch_manifest("crash-edited", "crash.toml", LONG);
     let run = kill_after_checkpoint(&m, &dir.join("b"));
     let edited = LONG.replace(
         "checkpoint_every = 20",
@@ -285,8 +265,7 @@ epochs = 6
 /// Examples learned early generalise to each other; examples learned late do not.
 #[test]
 fn easy_examples_generalise_better_than_hard_ones() {
-    let dir = scratch("easy-hard");
-    let m = write_manifest(&dir, "eh.toml", EASY_HARD);
+    let (dir, m) = scratch_manifest("easy-hard", "eh.toml", EASY_HARD);
     let out_dir = dir.join("runs");
     run_ok(&["run", &m, "--out", &out_dir.to_string_lossy()]);
     let run = out_dir.join("eh").join("000");

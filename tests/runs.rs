@@ -1,6 +1,8 @@
 //! End-to-end runs through the binary: run directories, sweeps, skipping, divergence.
 
-use crate::common::{coherent, metrics, run_ok, scratch, stderr, stdout, summary, write_manifest};
+use crate::common::{
+    coherent, metrics, run_ok, scratch, scratch_manifest, stderr, stdout, summary, write_manifest,
+};
 
 const SMOKE: &str = r#"
 name = "smoke"
@@ -30,8 +32,7 @@ seeds = [0, 1]
 
 #[test]
 fn a_sweep_writes_one_complete_directory_per_run() {
-    let dir = scratch("smoke");
-    let m = write_manifest(&dir, "smoke.toml", SMOKE);
+    let (dir, m) = scratch_manifest("smoke", "smoke.toml", SMOKE);
     let out_dir = dir.join("runs");
     let out = run_ok(&["run", &m, "--out", &out_dir.to_string_lossy()]);
     for run in ["000-seed=0", "001-seed=1"] {

@@ -42,6 +42,29 @@ pub struct RunInfo<'a> {
     pub outputs: usize,
 }
 
+impl<'a> RunInfo<'a> {
+    /// A run over `train` and `test` (every training example evaluated) of a model with
+    /// `layers` and `outputs` outputs, `total_steps` steps of one epoch: for driving an
+    /// observer outside the trainer (its tests).
+    pub fn new(
+        seed: u64,
+        layers: &'a [LayerInfo],
+        data: &'a dyn crate::Dataset,
+        total_steps: usize,
+    ) -> RunInfo<'a> {
+        RunInfo {
+            seed,
+            layers,
+            train: data.train(),
+            test: data.test(),
+            evaluated: data.train().len(),
+            steps_per_epoch: total_steps.max(1),
+            total_steps,
+            outputs: data.outputs(),
+        }
+    }
+}
+
 /// One optimisation step: its number and the training examples of its batch.
 #[derive(Clone, Copy)]
 pub struct StepInfo<'a> {
@@ -87,6 +110,28 @@ pub struct Evaluation<'a> {
     pub model: &'a mut dyn Model,
     /// The training split.
     pub train: &'a Split,
+}
+
+impl<'a> Evaluation<'a> {
+    /// An evaluation at `step` that measured `values` and evaluated no example one by one: for
+    /// driving an observer outside the trainer (its tests).
+    pub fn new(
+        step: usize,
+        values: &'a Measurements,
+        model: &'a mut dyn Model,
+        train: &'a Split,
+    ) -> Evaluation<'a> {
+        Evaluation {
+            step,
+            train_losses: &[],
+            train_correct: &[],
+            test_losses: &[],
+            test_correct: &[],
+            values,
+            model,
+            train,
+        }
+    }
 }
 
 /// How a run ended, given to [`RunObserver::finish`].

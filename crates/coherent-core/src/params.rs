@@ -85,25 +85,11 @@ pub trait ParamType {
     fn render(&self) -> String;
 }
 
-macro_rules! integers {
-    ($($t:ty),*) => {$(
+macro_rules! numbers {
+    ($name:literal: $($t:ty),*) => {$(
         impl ParamType for $t {
             fn type_name() -> String {
-                "integer".into()
-            }
-            fn render(&self) -> String {
-                self.to_string()
-            }
-        }
-    )*};
-}
-integers!(u8, u16, u32, u64, usize, i32, i64);
-
-macro_rules! floats {
-    ($($t:ty),*) => {$(
-        impl ParamType for $t {
-            fn type_name() -> String {
-                "float".into()
+                $name.into()
             }
             fn render(&self) -> String {
                 format!("{self:?}")
@@ -111,7 +97,8 @@ macro_rules! floats {
         }
     )*};
 }
-floats!(f32, f64);
+numbers!("integer": u8, u16, u32, u64, usize, i32, i64);
+numbers!("float": f32, f64);
 
 impl ParamType for bool {
     fn type_name() -> String {

@@ -17,17 +17,19 @@ use syn::{parse_macro_input, Attribute, Data, DeriveInput, Expr, Fields, Lit, Me
 /// Implements `coherent_core::PluginConfig` (see the crate docs).
 #[proc_macro_derive(PluginConfig, attributes(param))]
 pub fn derive_plugin_config(input: TokenStream) -> TokenStream {
-    let input = parse_macro_input!(input as DeriveInput);
-    expand_config(&input)
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    derive(input, expand_config)
 }
 
 /// Implements `coherent_core::ParamType` for an enum of unit variants (see the crate docs).
 #[proc_macro_derive(ParamType)]
 pub fn derive_param_type(input: TokenStream) -> TokenStream {
+    derive(input, expand_enum)
+}
+
+/// The output of `expand` for the item `input`, or its error as a compile error.
+fn derive(input: TokenStream, expand: fn(&DeriveInput) -> syn::Result<Tokens>) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
-    expand_enum(&input)
+    expand(&input)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

@@ -66,24 +66,9 @@ fn all_unique(labels: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::Metrics;
-    use std::path::PathBuf;
 
     fn run(experiment: &str, name: &str, params: &[(&str, &str)]) -> Run {
-        Run {
-            dir: PathBuf::from(name),
-            name: name.into(),
-            experiment: experiment.into(),
-            params: params
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            layers: vec![],
-            metric_samples: Default::default(),
-            metrics: Metrics::default(),
-            summary: None,
-            learning_times: None,
-        }
+        Run::named(experiment, name).with_params(params)
     }
 
     #[test]

@@ -109,6 +109,31 @@ pub struct Run {
 }
 
 impl Run {
+    /// A run of `experiment` named `name` (its directory too) that recorded nothing yet: for
+    /// building runs in code.
+    pub fn named(experiment: &str, name: &str) -> Run {
+        Run {
+            dir: PathBuf::from(name),
+            name: name.into(),
+            experiment: experiment.into(),
+            params: Vec::new(),
+            layers: Vec::new(),
+            metric_samples: BTreeMap::new(),
+            metrics: Metrics::default(),
+            summary: None,
+            learning_times: None,
+        }
+    }
+
+    /// The same run with the sweep values `params`.
+    pub fn with_params(mut self, params: &[(&str, &str)]) -> Run {
+        self.params = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self
+    }
+
     /// Reads the run directory `dir`; only `metrics.jsonl` is required.
     pub fn load(dir: &Path) -> Result<Run, ReportError> {
         let meta: Option<RunMeta> = optional(read_json(&dir.join(files::RUN)))?;

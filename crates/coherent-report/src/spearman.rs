@@ -179,8 +179,6 @@ pub fn seed_groups(runs: &[Run]) -> Vec<SeedGroup> {
 mod tests {
     use super::*;
     use crate::learning_times::LearningTimes;
-    use crate::run::Metrics;
-    use std::path::PathBuf;
 
     /// Ranks by counting: 1 + #smaller + (#equal - 1) / 2.
     fn brute_ranks(x: &[f64]) -> Vec<f64> {
@@ -262,22 +260,12 @@ mod tests {
     fn run(name: &str, params: &[(&str, &str)], learned: &[Option<f64>]) -> Run {
         let n = learned.len();
         Run {
-            dir: PathBuf::from(name),
-            name: name.into(),
-            experiment: "e".into(),
-            params: params
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            layers: vec![],
-            metric_samples: Default::default(),
-            metrics: Metrics::default(),
-            summary: None,
             learning_times: Some(LearningTimes {
                 index: (0..n).collect(),
                 corrupted: (0..n).map(|i| i % 2 == 1).collect(),
                 learned: learned.to_vec(),
             }),
+            ..Run::named("e", name).with_params(params)
         }
     }
 

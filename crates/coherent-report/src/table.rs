@@ -69,19 +69,13 @@ pub fn summary(runs: &[Run]) -> Table {
 mod tests {
     use super::*;
     use crate::run::Metrics;
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
     fn run(name: &str, metrics: &str, summary: Option<Summary>) -> Run {
         Run {
-            dir: PathBuf::from(name),
-            name: name.into(),
-            experiment: "e".into(),
-            params: vec![],
-            layers: vec![],
-            metric_samples: Default::default(),
             metrics: Metrics::parse(metrics, Path::new("m")).unwrap(),
             summary,
-            learning_times: None,
+            ..Run::named("e", name)
         }
     }
 

@@ -66,12 +66,18 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     /// Writes the checkpoint into `dir` atomically.
-    pub fn save(&mut self, dir: &Path) -> Result<(), RecordError> {
+    pub fn save(&self, dir: &Path) -> Result<(), RecordError> {
+        write_atomic(&dir.join(FILE), &self.encode())
+    }
+
+    /// The checkpoint file's bytes (the header's `lengths` written from the vectors).
+    pub fn encode(&self) -> Vec<u8> {
         let groups = [&self.params, &self.velocity, &self.aggregator_vectors];
-        for (lengths, group) in self.header.lengths.iter_mut().zip(groups) {
+        let mut header = self.header.clone();
+        for (lengths, group) in header.lengths.iter_mut().zip(groups) {
             *lengths = group.iter().map(Vec::len).collect();
         }
-        let header = serde_json::to_string(&self.header).expect("the header serialises");
+        let header = serde_json::to_string(&header).expect("the header serialises");
         let floats: usize = groups.iter().flat_map(|g| g.iter().map(Vec::len)).sum();
         let mut bytes = Vec::with_capacity(MAGIC.len() + header.len() + 1 + 4 * floats);
         bytes.extend_from_slice(MAGIC.as_bytes());
@@ -80,7 +86,7 @@ impl Checkpoint {
         for v in groups.iter().flat_map(|g| g.iter()).flatten() {
             bytes.extend_from_slice(&v.to_le_bytes());
         }
-        write_atomic(&dir.join(FILE), &bytes)
+        bytes
     }
 
     /// Reads the checkpoint of `dir`; `Ok(None)` when there is none.
@@ -91,7 +97,14 @@ impl Checkpoint {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
-        let bad = |what: &str| format!("{}: {what}", path.display());
+        Checkpoint::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|what| format!("{}: {what}", path.display()))
+    }
+
+    /// The checkpoint in `bytes`, or what is wrong with them.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint, String> {
+        let bad = |what: &str| what.to_string();
         let Some(rest) = bytes.strip_prefix(MAGIC.as_bytes()) else {
             if bytes.starts_with(OLDER.as_bytes()) {
                 return Err(bad(OLDER_VERSION));
@@ -127,12 +140,12 @@ impl Checkpoint {
         let params = read(&header.lengths[0]);
         let velocity = read(&header.lengths[1]);
         let aggregator_vectors = read(&header.lengths[2]);
-        Ok(Some(Checkpoint {
+        Ok(Checkpoint {
             header,
             params,
             velocity,
             aggregator_vectors,
-        }))
+        })
     }
 }
 
@@ -142,11 +155,8 @@ mod tests {
 
     #[test]
     fn round_trips_and_rejects_truncation() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path();
-        assert!(Checkpoint::load(dir).unwrap().is_none());
         assert_ne!(manifest_hash("lr = 0.1"), manifest_hash("lr = 0.2"));
-        let mut c = Checkpoint {
+        let c = Checkpoint {
             header: Header {
                 step: 42,
                 shuffle: u64::MAX - 3,
@@ -158,23 +168,31 @@ mod tests {
             velocity: vec![],
             aggregator_vectors: vec![vec![9.0; 5]],
         };
-        c.save(dir).unwrap();
-        let back = Checkpoint::load(dir).unwrap().unwrap();
+        let bytes = c.encode();
+        let back = Checkpoint::from_bytes(&bytes).unwrap();
         assert_eq!(back.header.step, 42);
         assert_eq!(back.header.shuffle, u64::MAX - 3);
         assert_eq!(back.header.order, vec![2, 0, 1]);
         assert_eq!(back.params, c.params);
         assert_eq!(back.aggregator_vectors, c.aggregator_vectors);
-        let bytes = std::fs::read(dir.join(FILE)).unwrap();
-        std::fs::write(dir.join(FILE), &bytes[..bytes.len() - 2]).unwrap();
-        let err = Checkpoint::load(dir).unwrap_err();
-        assert!(
-            err.contains("checkpoint.bin") && err.contains("announces"),
-            "{err}"
-        );
-        std::fs::write(dir.join(FILE), b"garbage").unwrap();
-        assert!(Checkpoint::load(dir)
+        let err = Checkpoint::from_bytes(&bytes[..bytes.len() - 2]).unwrap_err();
+        assert!(err.contains("announces"), "{err}");
+        assert!(Checkpoint::from_bytes(b"garbage")
             .unwrap_err()
             .contains("bad first line"));
+        let older = Checkpoint::from_bytes(b"coherent-checkpoint 1\n{}\n").unwrap_err();
+        assert_eq!(older, OLDER_VERSION);
+    }
+
+    #[test]
+    fn load_names_the_file_and_finds_none_where_there_is_none() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(Checkpoint::load(tmp.path()).unwrap().is_none());
+        std::fs::write(tmp.path().join(FILE), b"garbage").unwrap();
+        let err = Checkpoint::load(tmp.path()).unwrap_err();
+        assert!(
+            err.contains("checkpoint.bin: not a coherent checkpoint"),
+            "{err}"
+        );
     }
 }

@@ -95,28 +95,22 @@ impl TrainingConfig {
     }
 }
 
-/// `[evaluation]`: when and on what the model is evaluated.
+/// `[evaluation]`: when and on what the model is evaluated (every key optional).
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct EvaluationConfig {
     /// Evaluate every this many steps (default: the most frequent metric, else once per epoch).
-    #[serde(default)]
     pub every_steps: Option<usize>,
     /// Evaluate the training loss and accuracy on the first N training examples only.
-    #[serde(default)]
     pub train_limit: Option<usize>,
     /// Deprecated: `[[observers]] plugin = "loss_fractions"`, key `every`.
-    #[serde(default)]
     pub fractions_every: Option<usize>,
     /// Deprecated: `[[observers]] plugin = "learning_times"`, key `enabled`.
-    #[serde(default)]
     pub learning_times: Option<bool>,
     /// Deprecated: `[[observers]] plugin = "early_stopping"`, key `corrupt_rise`.
-    #[serde(default)]
     pub corrupt_rise: Option<f64>,
     /// Write the report (plots and page) into the run directory at the end of the run
     /// (default true).
-    #[serde(default)]
     pub plots: Option<bool>,
 }
 

@@ -35,6 +35,11 @@ impl<'m> Sections<'m> {
         self.diags.push(self.manifest.diagnostic(e));
     }
 
+    /// Records an error at `span` with a help line.
+    pub fn error_at(&mut self, span: std::ops::Range<usize>, message: String, help: String) {
+        self.error(ConfigError::new(Some(span), message).with_help(help));
+    }
+
     /// Records a warning.
     pub fn warn(&mut self, e: ConfigError) {
         self.warnings
@@ -57,10 +62,8 @@ impl<'m> Sections<'m> {
         };
         let names = entries.keys().copied().collect::<Vec<_>>().join(", ");
         let Some(plugin) = table.get("plugin") else {
-            self.error(
-                ConfigError::new(Some(value.span()), format!("{what} has no `plugin` key"))
-                    .with_help(format!("valid plugins: {names}")),
-            );
+            let message = format!("{what} has no `plugin` key");
+            self.error_at(value.span(), message, format!("valid plugins: {names}"));
             return None;
         };
         let DeValue::String(name) = plugin.get_ref() else {
@@ -84,13 +87,8 @@ impl<'m> Sections<'m> {
                     entry
                 }
                 None => {
-                    self.error(
-                        ConfigError::new(
-                            Some(plugin.span()),
-                            format!("unknown plugin `{name}` for {what}"),
-                        )
-                        .with_help(format!("valid plugins: {names}")),
-                    );
+                    let message = format!("unknown plugin `{name}` for {what}");
+                    self.error_at(plugin.span(), message, format!("valid plugins: {names}"));
                     return None;
                 }
             },
@@ -143,12 +141,11 @@ impl<'m> Sections<'m> {
             Some(v) => match v.get_ref() {
                 DeValue::Array(items) => items.iter().cloned().collect(),
                 _ => {
-                    self.error(
-                        ConfigError::new(
-                            Some(v.span()),
-                            format!("`{key}` must be a list of tables"),
-                        )
-                        .with_help(format!("write each one as a `[[{key}]]` table")),
+                    let message = format!("`{key}` must be a list of tables");
+                    self.error_at(
+                        v.span(),
+                        message,
+                        format!("write each one as a `[[{key}]]` table"),
                     );
                     vec![]
                 }

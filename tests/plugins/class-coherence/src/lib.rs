@@ -6,7 +6,8 @@
 
 use coherent_core::{
     inventory, Batch, BatchGrads, ConfigError, Evaluation, GradRequest, Measurements,
-    ObserverEntry, ObserverOutput, PluginArgs, PluginConfig, RunEnd, RunInfo, RunObserver, Targets,
+    ObserverEntry, ObserverOutput, PluginArgs, PluginConfig, RunEnd, RunInfo, RunObserver, Split,
+    Targets,
 };
 use serde::Deserialize;
 
@@ -47,16 +48,19 @@ pub fn m_coherence(grads: &BatchGrads) -> f64 {
     s2 / q
 }
 
+/// The first `sample` training examples of `class` (by the labels trained on).
+pub fn members(train: &Split, class: u32, sample: usize) -> Result<Vec<usize>, String> {
+    let Targets::Classes { labels, .. } = &train.targets else {
+        return Err("needs class labels".into());
+    };
+    let of_class = (0..labels.len()).filter(|&i| labels[i] == class);
+    Ok(of_class.take(sample).collect())
+}
+
 impl RunObserver for ClassCoherence {
     fn begin(&mut self, run: &RunInfo<'_>) -> Result<(), String> {
         let config = self.config.as_ref().expect("built with a config");
-        let Targets::Classes { labels, .. } = &run.train.targets else {
-            return Err("needs class labels".into());
-        };
-        self.members = (0..labels.len())
-            .filter(|&i| labels[i] == config.class)
-            .take(config.sample)
-            .collect();
+        self.members = members(run.train, config.class, config.sample)?;
         match self.members.len() {
             0 => Err(format!("no training example has class {}", config.class)),
             _ => Ok(()),
@@ -128,38 +132,14 @@ mod tests {
             build(&PluginArgs::from_toml("class = 3\nsample = 12").unwrap()).unwrap();
         let train: &Split = data.train();
         let layers = model.layers().to_vec();
-        let run = RunInfo {
-            seed: 7,
-            layers: &layers,
-            train,
-            test: data.test(),
-            evaluated: train.len(),
-            steps_per_epoch: 1,
-            total_steps: 1,
-            outputs: 10,
-        };
+        let run = RunInfo::new(7, &layers, data.as_ref(), 1);
         observer.begin(&run).unwrap();
         let (values, mut out) = (Measurements::default(), Measurements::default());
-        let mut eval = Evaluation {
-            step: 0,
-            train_losses: &[],
-            train_correct: &[],
-            test_losses: &[],
-            test_correct: &[],
-            values: &values,
-            model: model.as_mut(),
-            train,
-        };
+        let mut eval = Evaluation::new(0, &values, model.as_mut(), train);
         observer.on_evaluation(&mut eval, &mut out);
         let got = out.get("class_coherence").unwrap();
 
-        let Targets::Classes { labels, .. } = &train.targets else {
-            unreachable!()
-        };
-        let members: Vec<usize> = (0..train.len())
-            .filter(|&i| labels[i] == 3)
-            .take(12)
-            .collect();
+        let members = members(train, 3, 12).unwrap();
         let mut batch = Batch::default();
         batch.gather(train, &members);
         let want = coherent_nn::check::m_coherence_by_loop(model.as_mut(), &batch);

@@ -21,6 +21,7 @@ extern crate self as coherent_core;
 mod aggregator;
 mod args;
 mod data;
+mod data_files;
 mod data_options;
 mod dataset;
 pub mod explicit;
@@ -42,6 +43,7 @@ pub use aggregator::{
 pub use args::{ConfigError, PluginArgs};
 pub use coherent_derive::{ParamType, PluginConfig};
 pub use data::{Batch, InputShape, Split, Targets, TargetsRef};
+pub use data_files::read_data_file;
 pub use data_options::DataOptions;
 pub use dataset::{DataError, Dataset};
 pub use explicit::{example_layers, measure_examples, random_examples};

@@ -42,21 +42,7 @@ impl<'o> Trainer<'o> {
             dir,
         );
         run.write_json(files::RUN, &meta)?;
-        let info = RunInfo {
-            seed: plan.seed,
-            layers: &layers,
-            train: data.train(),
-            test: data.test(),
-            evaluated: sizes.eval_limit.min(data.train().len()),
-            steps_per_epoch: sizes.steps_per_epoch,
-            total_steps: sizes.total,
-            outputs: data.outputs(),
-        };
-        for o in &mut plan.observers {
-            o.observer.begin(&info).map_err(|e| {
-                RecordError::malformed(dir, None, format!("observer `{}`: {e}", o.name))
-            })?;
-        }
+        begin_observers(&mut plan, &layers, &sizes, dir)?;
         plan.aggregator.begin(&layers);
         let mut sgd = Sgd::new(plan.optimizer);
         let mut progress = Progress::new(plan.seed, data.train().len());
@@ -97,6 +83,33 @@ impl<'o> Trainer<'o> {
             options,
         })
     }
+}
+
+/// Every observer's [`coherent_core::RunObserver::begin`]; an observer that cannot watch the
+/// run fails it.
+fn begin_observers(
+    plan: &mut RunPlan,
+    layers: &[LayerInfo],
+    sizes: &Sizes,
+    dir: &Path,
+) -> Result<(), RecordError> {
+    let data = plan.dataset.clone();
+    let info = RunInfo {
+        seed: plan.seed,
+        layers,
+        train: data.train(),
+        test: data.test(),
+        evaluated: sizes.eval_limit.min(data.train().len()),
+        steps_per_epoch: sizes.steps_per_epoch,
+        total_steps: sizes.total,
+        outputs: data.outputs(),
+    };
+    for o in &mut plan.observers {
+        o.observer.begin(&info).map_err(|e| {
+            RecordError::malformed(dir, None, format!("observer `{}`: {e}", o.name))
+        })?;
+    }
+    Ok(())
 }
 
 /// The run's sizes: steps, and how often it checkpoints and evaluates.

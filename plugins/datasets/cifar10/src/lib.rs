@@ -53,10 +53,7 @@ fn read(dir: &Path, files: &[&str], limit: usize) -> Result<Split, DataError> {
             break;
         }
         let path = dir.join(name);
-        let bytes = std::fs::read(&path).map_err(|source| DataError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let bytes = coherent_core::read_data_file(&path)?;
         if bytes.is_empty() || bytes.len() % RECORD != 0 {
             return Err(DataError::Malformed {
                 path,

@@ -11,10 +11,11 @@
 pub mod idx;
 
 use coherent_core::{
-    inventory, DataError, DataOptions, Dataset, DatasetBuildError, DatasetEntry, InputShape,
-    PluginArgs, PluginConfig, Split, Targets,
+    inventory, read_data_file, DataError, DataOptions, Dataset, DatasetBuildError, DatasetEntry,
+    InputShape, PluginArgs, PluginConfig, Split, Targets,
 };
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The parameters of IDX datasets: the shared [`DataOptions`].
 pub type IdxConfig = DataOptions;
@@ -59,8 +60,11 @@ const BUNDLED: [(&str, &[u8]); 4] = [
     ),
 ];
 
+/// A data file: its path and its bytes.
+type File = (PathBuf, Arc<[u8]>);
+
 /// Reads `name` or `name.gz` from `dir`.
-fn read_file(dir: &Path, name: &str) -> Result<(PathBuf, Vec<u8>), DataError> {
+fn read_file(dir: &Path, name: &str) -> Result<File, DataError> {
     let plain = dir.join(name);
     let gz = dir.join(format!("{name}.gz"));
     let path = if plain.exists() || !gz.exists() {
@@ -68,18 +72,12 @@ fn read_file(dir: &Path, name: &str) -> Result<(PathBuf, Vec<u8>), DataError> {
     } else {
         gz
     };
-    let bytes = std::fs::read(&path).map_err(|source| DataError::Io {
-        path: path.clone(),
-        source,
-    })?;
+    let bytes = read_data_file(&path)?;
     Ok((path, bytes))
 }
 
 /// Builds one split from an images file and a labels file.
-fn split(
-    images: (PathBuf, Vec<u8>),
-    labels: (PathBuf, Vec<u8>),
-) -> Result<(InputShape, Split), DataError> {
+fn split(images: File, labels: File) -> Result<(InputShape, Split), DataError> {
     let img = idx::parse(&images.1, &images.0)?;
     let lab = idx::parse(&labels.1, &labels.0)?;
     let bad = |p: &PathBuf, m: String| DataError::Malformed {
@@ -141,7 +139,7 @@ fn split(
 
 /// Loads an IDX dataset from `config` (the bundled sample when `path` is absent).
 pub fn load(config: &IdxConfig, file_prefix: [&str; 2]) -> Result<IdxDataset, DataError> {
-    let files = |kind: &str| -> Result<[(PathBuf, Vec<u8>); 2], DataError> {
+    let files = |kind: &str| -> Result<[File; 2], DataError> {
         let names = [
             format!("{kind}-images-idx3-ubyte"),
             format!("{kind}-labels-idx1-ubyte"),
@@ -154,7 +152,10 @@ pub fn load(config: &IdxConfig, file_prefix: [&str; 2]) -> Result<IdxDataset, Da
                         .iter()
                         .find(|(f, _)| f.starts_with(n))
                         .expect("bundled file");
-                    (PathBuf::from(format!("<bundled>/{name}")), bytes.to_vec())
+                    (
+                        PathBuf::from(format!("<bundled>/{name}")),
+                        Arc::from(*bytes),
+                    )
                 };
                 Ok([get(&names[0]), get(&names[1])])
             }

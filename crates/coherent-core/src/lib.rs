@@ -1,12 +1,16 @@
-//! The core of `coherent`: the four traits every plugin implements, the per-example gradient
-//! request that connects them, and the registry through which plugins are found by name.
+//! The core of `coherent`: the traits plugins implement (`Model`, `Dataset`, `CoherenceMetric`,
+//! `GradientAggregator`, `RunObserver`), the per-example gradient request that connects them,
+//! and the registry through which plugins are found by name.
 //!
 //! The key design decision lives in [`GradRequest`] and [`BatchGrads`]: a [`Model`] computes,
 //! for one batch and from one backward pass, exactly the per-example quantities its consumers
 //! asked for (squared norms per layer, coordinate-wise sums of squares, Gram matrices, or
 //! materialised per-example gradients). A [`CoherenceMetric`] or [`GradientAggregator`]
-//! declares what it needs with [`CoherenceMetric::needs`] / [`GradientAggregator::needs`], and
-//! the runner asks the model for the union, so nothing is computed that nobody reads.
+//! declares what it needs with [`CoherenceMetric::needs`] / [`GradientAggregator::needs`] (an
+//! observer per step with [`RunObserver::needs`]), and the runner asks the model for the union
+//! — of the aggregator's and the observers' for a training step, of the metrics' sharing a
+//! sample for a measurement — so nothing is computed that nobody reads and no quantity costs a
+//! second backward pass.
 //!
 //! Research protocols that watch a run (loss fractions, learning times, early stopping, ...)
 //! implement [`RunObserver`]. Every plugin's parameters are a typed serde struct whose docs

@@ -107,6 +107,40 @@ pub struct Sampling {
 }
 
 impl Sampling {
+    /// How often a metric is measured unless its table says `every_steps`.
+    pub const EVERY_STEPS: usize = 50;
+
+    /// The docs of the keys the runner reads from every `[[metrics]]` table, with this
+    /// metric's defaults.
+    pub fn params(&self) -> Vec<ParamDoc> {
+        let doc = |name, ty: &str, default: String, doc: &str| ParamDoc {
+            name,
+            ty: ty.into(),
+            default,
+            doc: doc.into(),
+        };
+        let chunk = match self.chunk {
+            Some(c) => doc(
+                "chunk",
+                "integer",
+                c.to_string(),
+                "Examples per backward pass (read by the runner).",
+            ),
+            None => doc(
+                "chunk",
+                "-",
+                "the whole sample".into(),
+                "Measured in one pass, the m x m Gram of the whole sample (chunk cannot be set).",
+            ),
+        };
+        vec![
+            doc("every_steps", "integer", Sampling::EVERY_STEPS.to_string(), "Measure every N optimisation steps, and at the start and the end (read by the runner)."),
+            doc("sample", "integer", self.sample.to_string(), &format!("Size m >= {} of the fixed sample of training examples (read by the runner).", self.min_sample)),
+            chunk,
+            doc("per_layer", "boolean", "true".into(), "Also report <quantity>/<layer> for every layer (read by the runner)."),
+        ]
+    }
+
     /// A metric streamed over 1000 examples in chunks of 500, defined from one example on.
     pub const STREAMED: Sampling = Sampling {
         sample: 1000,
@@ -255,7 +289,15 @@ impl Registry {
         match kind {
             PluginKind::Network => all(&self.networks),
             PluginKind::Dataset => all(&self.datasets),
-            PluginKind::Metric => all(&self.metrics),
+            PluginKind::Metric => self
+                .metrics
+                .values()
+                .map(|e| {
+                    let mut l = e.listing();
+                    l.params.splice(0..0, e.sampling.params());
+                    l
+                })
+                .collect(),
             PluginKind::Aggregator => all(&self.aggregators),
             PluginKind::Observer => all(&self.observers),
         }

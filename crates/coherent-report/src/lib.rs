@@ -17,8 +17,9 @@
 //! and no network. The reader ([`Run`]) tolerates missing files and keys, since runs differ in
 //! what they measure; what is there must be well formed, and errors name file and line.
 //!
-//! Where to look instead: the run directory is written by `coherent-runner` (`record.rs`,
-//! `train.rs`); the text table printed after a run is `coherent_runner::report`.
+//! Where to look instead: the files of a run directory and their schema are
+//! `coherent-record` (which this crate reads through, and whose comparison table is the report's
+//! summary table); they are written by the trainer of `coherent-runner`.
 
 mod chart;
 mod error;

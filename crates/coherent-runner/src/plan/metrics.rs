@@ -103,7 +103,7 @@ fn schedule(
 ) -> Option<MetricSchedule> {
     let args: ScheduleArgs = own.parse().map_err(|e| cx.error(e)).ok()?;
     let errors = cx.diags.len();
-    let every_steps = args.every_steps.unwrap_or(50);
+    let every_steps = args.every_steps.unwrap_or(Sampling::EVERY_STEPS);
     if every_steps == 0 {
         cx.error(own.invalid("every_steps", "must be at least 1"));
     }

@@ -78,6 +78,8 @@ fn the_binary_lists_every_plugin_with_its_parameters() {
         "hidden",
         "label_noise",
         "noise_mode",
+        "every_steps",
+        "chunk",
         "rel_var_floor",
         "corrupt_rise",
         "fraction",

@@ -39,7 +39,7 @@ fn an_observer_from_its_own_crate_runs_from_a_manifest() {
     let (dir, path) = scratch_manifest("class-observer", "class.toml", CLASS);
     let manifest = Manifest::load(Path::new(&path)).unwrap();
     // A plugin crate nothing refers to is not linked; referring to it links its registration.
-    let _ = coherent_class_coherence::build;
+    let _ = &coherent_class_coherence::PLUGINS;
     let registry = coherent_plugins::registry().unwrap();
     let request = RunRequest {
         out: dir.join("runs"),

@@ -37,6 +37,7 @@ mod model;
 pub mod noise;
 mod observer;
 mod params;
+mod plugin_crate;
 mod registry;
 mod request;
 mod rng;
@@ -60,6 +61,7 @@ pub use metric_support::{
 pub use model::{LossKind, Model, ModelSpec};
 pub use observer::{Evaluation, ObserverOutput, RunEnd, RunInfo, RunObserver, StepGrads, StepInfo};
 pub use params::{ParamDoc, ParamType, PluginConfig};
+pub use plugin_crate::{CrateId, PluginCrate};
 pub use registry::{
     renamed, AggregatorEntry, DatasetBuildError, DatasetEntry, Listing, MetricEntry, NetworkEntry,
     ObserverEntry, PluginKind, Registry, RegistryError, Sampling, RENAMED,

@@ -9,8 +9,8 @@
 //! reference it, and a test asserts the exact set of registered names.
 
 use crate::{
-    CoherenceMetric, ConfigError, DataError, Dataset, GradientAggregator, Model, ModelSpec,
-    ParamDoc, PluginArgs, RunObserver,
+    CoherenceMetric, ConfigError, CrateId, DataError, Dataset, GradientAggregator, Model,
+    ModelSpec, ParamDoc, PluginArgs, RunObserver,
 };
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -44,6 +44,8 @@ macro_rules! entry {
             /// Builds the plugin from its manifest table.
             pub build: fn(&PluginArgs $(, $arg)*) -> Result<$built, $err>,
             $($(#[$fdoc])* pub $field: $fty,)*
+            /// The crate that provides it (set by [`crate::register!`]).
+            pub krate: CrateId,
         }
         inventory::collect!($entry);
         impl std::fmt::Debug for $entry {
@@ -57,6 +59,7 @@ macro_rules! entry {
                     name: self.name,
                     description: self.description,
                     params: (self.params)(),
+                    krate: self.krate,
                 }
             }
         }
@@ -158,6 +161,8 @@ pub struct Listing {
     pub description: &'static str,
     /// Its parameters.
     pub params: Vec<ParamDoc>,
+    /// The crate that provides it.
+    pub krate: CrateId,
 }
 
 /// Registry entries that can be listed.

@@ -1,51 +1,47 @@
-//! Links every bundled plugin into the program that depends on this crate.
+//! Every bundled plugin, as one crate a program links: `PLUGINS` bundles the `PLUGINS` of each
+//! plugin crate of the repository.
 //!
-//! `inventory` registrations live in the plugin crates; a crate that nothing references is not
-//! linked and its registrations silently vanish. This crate references each plugin's `build`
-//! function, and [`registry`] is the one way programs reach the registry, so every plugin below
-//! is linked wherever the registry is used. **To add a plugin: add it to this crate's
-//! `Cargo.toml` and one line to [`link`]**, then to the expected names in the registry test.
+//! `inventory` registrations live in the plugin crates, and a crate that nothing refers to is not
+//! linked: its plugins would silently vanish. A program passes [`PLUGINS`] to the command line
+//! (`coherent_cli::App::with`), which refers to every crate below and checks that each one
+//! registered its plugins. **To add a plugin crate: add it to this crate's `Cargo.toml` and its
+//! `PLUGINS` to the list below**, then its names to the expected names in the registry test.
 
 use coherent_core::{Registry, RegistryError};
 
-/// References every plugin crate so the linker keeps its registrations.
-pub fn link() {
-    let builds = [
-        coherent_mlp::build as *const (),
-        coherent_lenet::build as *const (),
-        coherent_vgg::build as *const (),
-        coherent_resnet::build as *const (),
-        coherent_alexnet::build as *const (),
-        coherent_mnist::build as *const (),
-        coherent_toy_linear::build as *const (),
-        coherent_fashion_mnist::build as *const (),
-        coherent_cifar10::build as *const (),
-        coherent_mean::build as *const (),
-        coherent_winsorized::build as *const (),
-        coherent_coordinate_median::build as *const (),
-        coherent_trimmed_mean::build as *const (),
-        coherent_clip::build as *const (),
-        coherent_median_of_means::build as *const (),
-        coherent_recent_three::build_rm3 as *const (),
-        coherent_recent_three::build_ra3 as *const (),
-        coherent_geometric_median::build as *const (),
-        coherent_coherence::build as *const (),
-        coherent_gradient_diversity::build as *const (),
-        coherent_noise_scale::build as *const (),
-        coherent_gsnr::build as *const (),
-        coherent_stiffness::build as *const (),
-        coherent_gradient_confusion::build as *const (),
-        coherent_cosine_matrix::build as *const (),
-        coherent_loss_fractions::build as *const (),
-        coherent_learning_times::build as *const (),
-        coherent_early_stopping::build as *const (),
-        coherent_easy_hard::build as *const (),
-    ];
-    std::hint::black_box(builds);
-}
+coherent_core::plugin_crate!(
+    coherent_mlp::PLUGINS,
+    coherent_lenet::PLUGINS,
+    coherent_vgg::PLUGINS,
+    coherent_resnet::PLUGINS,
+    coherent_alexnet::PLUGINS,
+    coherent_mnist::PLUGINS,
+    coherent_toy_linear::PLUGINS,
+    coherent_fashion_mnist::PLUGINS,
+    coherent_cifar10::PLUGINS,
+    coherent_mean::PLUGINS,
+    coherent_winsorized::PLUGINS,
+    coherent_coordinate_median::PLUGINS,
+    coherent_trimmed_mean::PLUGINS,
+    coherent_clip::PLUGINS,
+    coherent_median_of_means::PLUGINS,
+    coherent_recent_three::PLUGINS,
+    coherent_geometric_median::PLUGINS,
+    coherent_coherence::PLUGINS,
+    coherent_gradient_diversity::PLUGINS,
+    coherent_noise_scale::PLUGINS,
+    coherent_gsnr::PLUGINS,
+    coherent_stiffness::PLUGINS,
+    coherent_gradient_confusion::PLUGINS,
+    coherent_cosine_matrix::PLUGINS,
+    coherent_loss_fractions::PLUGINS,
+    coherent_learning_times::PLUGINS,
+    coherent_early_stopping::PLUGINS,
+    coherent_easy_hard::PLUGINS,
+);
 
-/// The registry of every bundled plugin.
+/// The registry of every linked plugin (this crate's included).
 pub fn registry() -> Result<&'static Registry, RegistryError> {
-    link();
+    std::hint::black_box(&PLUGINS);
     Registry::global()
 }

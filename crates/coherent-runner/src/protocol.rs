@@ -9,7 +9,7 @@
 use crate::plan::{Planner, RunPlan};
 use crate::sweep::RunSpec;
 use crate::train::{train, TrainOptions};
-use coherent_core::{ConfigError, ParamDoc, PluginArgs};
+use coherent_core::{ConfigError, CrateId, ParamDoc, PluginArgs};
 use coherent_record::{read_json, RecordError, RunDir, Summary};
 use std::path::{Path, PathBuf};
 
@@ -59,6 +59,8 @@ pub struct ProtocolEntry {
     pub params: fn() -> Vec<ParamDoc>,
     /// Builds the protocol from its section.
     pub build: fn(&PluginArgs) -> Result<Box<dyn Protocol>, ConfigError>,
+    /// The crate that provides it (set by `coherent_core::register!`).
+    pub krate: CrateId,
 }
 
 inventory::collect!(ProtocolEntry);
@@ -136,6 +138,7 @@ pub fn listing() -> Vec<coherent_core::Listing> {
             name: e.name,
             description: e.description,
             params: (e.params)(),
+            krate: e.krate,
         })
         .collect()
 }

@@ -4,11 +4,13 @@
 //! of each example's whole-network gradient.
 
 use coherent_core::{
-    inventory, AggregatorEntry, AggregatorState, ConfigError, GradRequest, GradientAggregator,
-    Gradients, PluginArgs, PluginConfig, Rng,
+    AggregatorEntry, AggregatorState, ConfigError, GradRequest, GradientAggregator, Gradients,
+    PluginArgs, PluginConfig, Rng,
 };
 use coherent_robust::coordinatewise;
 use serde::Deserialize;
+
+coherent_core::plugin_crate!();
 
 /// Parameters of `clip`.
 #[derive(Clone, Debug, Deserialize, PluginConfig)]
@@ -101,7 +103,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn GradientAggregator>, ConfigErr
     }))
 }
 
-inventory::submit! {
+coherent_core::register! {
     AggregatorEntry {
         name: "clip",
         description: "Per-example norm clipping g_i min(1, C/|g_i|), averaged; with noise_multiplier > 0, DP-SGD.",

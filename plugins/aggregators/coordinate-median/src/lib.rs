@@ -3,11 +3,13 @@
 //! extreme case of suppressing directions supported by few examples.
 
 use coherent_core::{
-    inventory, AggregatorEntry, ConfigError, GradRequest, GradientAggregator, Gradients,
-    PluginArgs, PluginConfig,
+    AggregatorEntry, ConfigError, GradRequest, GradientAggregator, Gradients, PluginArgs,
+    PluginConfig,
 };
 use coherent_robust::{coordinatewise, median};
 use serde::Deserialize;
+
+coherent_core::plugin_crate!();
 
 /// Parameters of `coordinate_median`: none.
 #[derive(Deserialize, PluginConfig)]
@@ -34,7 +36,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn GradientAggregator>, ConfigErr
     Ok(Box::new(CoordinateMedianAggregator))
 }
 
-inventory::submit! {
+coherent_core::register! {
     AggregatorEntry {
         name: "coordinate_median",
         description: "Coordinate-wise median of the per-example gradients of the batch.",

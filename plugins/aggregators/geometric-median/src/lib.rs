@@ -6,12 +6,14 @@
 //! gradients twice, block by block: once for the distances, once for the weighted mean.
 
 use coherent_core::{
-    inventory, AggregatorEntry, ConfigError, GradRequest, GradientAggregator, Gradients,
-    PerExampleBlocks, PluginArgs, PluginConfig,
+    AggregatorEntry, ConfigError, GradRequest, GradientAggregator, Gradients, PerExampleBlocks,
+    PluginArgs, PluginConfig,
 };
 use coherent_robust::{coordinatewise, BLOCK};
 use rayon::prelude::*;
 use serde::Deserialize;
+
+coherent_core::plugin_crate!();
 
 /// Parameters of `geometric_median`.
 #[derive(Clone, Debug, Deserialize, PluginConfig)]
@@ -110,7 +112,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn GradientAggregator>, ConfigErr
     Ok(Box::new(GeometricMedianAggregator { config }))
 }
 
-inventory::submit! {
+coherent_core::register! {
     AggregatorEntry {
         name: "geometric_median",
         description: "Geometric median of the per-example gradients (Weiszfeld iterations from the mean).",

@@ -3,10 +3,12 @@
 //! `S = sum_i g_i`; it needs no per-example quantity.
 
 use coherent_core::{
-    inventory, AggregatorEntry, ConfigError, GradRequest, GradientAggregator, Gradients,
-    PluginArgs, PluginConfig,
+    AggregatorEntry, ConfigError, GradRequest, GradientAggregator, Gradients, PluginArgs,
+    PluginConfig,
 };
 use serde::Deserialize;
+
+coherent_core::plugin_crate!();
 
 /// The mean of the per-example gradients.
 #[derive(Clone, Debug, Default)]
@@ -33,7 +35,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn GradientAggregator>, ConfigErr
     Ok(Box::new(MeanAggregator))
 }
 
-inventory::submit! {
+coherent_core::register! {
     AggregatorEntry {
         name: "mean",
         description: "Plain SGD: the mean of the per-example gradients of the batch.",

@@ -5,11 +5,13 @@
 //! sums (`GradRequest::groups`), not per-example gradients.
 
 use coherent_core::{
-    inventory, AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator,
-    Gradients, PluginArgs, PluginConfig,
+    AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator, Gradients,
+    PluginArgs, PluginConfig,
 };
 use coherent_robust::median;
 use serde::Deserialize;
+
+coherent_core::plugin_crate!();
 
 /// Parameters of `median_of_means`.
 #[derive(Clone, Debug, Deserialize, PluginConfig)]
@@ -75,7 +77,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn GradientAggregator>, ConfigErr
     Ok(Box::new(MedianOfMeansAggregator { k: config.k }))
 }
 
-inventory::submit! {
+coherent_core::register! {
     AggregatorEntry {
         name: "median_of_means",
         description: "Coordinate-wise median of the means of k groups of the batch (k = 3: M3 of Zielinski et al.).",

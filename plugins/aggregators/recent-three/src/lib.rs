@@ -10,10 +10,12 @@
 //! buffered (so the optimizer applies none), and momentum is refused as unstable.
 
 use coherent_core::{
-    inventory, AggregatorEntry, AggregatorState, ConfigError, GradRequest, GradientAggregator,
-    Gradients, LayerInfo, OptimizerSettings, PluginArgs, PluginConfig,
+    AggregatorEntry, AggregatorState, ConfigError, GradRequest, GradientAggregator, Gradients,
+    LayerInfo, OptimizerSettings, PluginArgs, PluginConfig,
 };
 use serde::Deserialize;
+
+coherent_core::plugin_crate!();
 
 /// Parameters of `rm3` and `ra3`: none.
 #[derive(Deserialize, PluginConfig)]
@@ -154,7 +156,7 @@ pub fn build_ra3(args: &PluginArgs) -> Result<Box<dyn GradientAggregator>, Confi
     Ok(Box::new(RecentThree::new(false)))
 }
 
-inventory::submit! {
+coherent_core::register! {
     AggregatorEntry {
         name: "rm3",
         description: "RM3 (Zielinski et al. 2020): coordinate-wise median of the current and two previous mini-batch gradients; no momentum.",
@@ -163,7 +165,7 @@ inventory::submit! {
     }
 }
 
-inventory::submit! {
+coherent_core::register! {
     AggregatorEntry {
         name: "ra3",
         description: "RA3 (Zielinski et al. 2020): average of the current and two previous mini-batch gradients (the control for RM3); no momentum.",

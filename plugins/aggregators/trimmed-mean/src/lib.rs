@@ -2,11 +2,13 @@
 //! without the `b` largest and `b` smallest (Yin et al. 2018).
 
 use coherent_core::{
-    inventory, AggregatorEntry, ConfigError, GradRequest, GradientAggregator, Gradients,
-    PluginArgs, PluginConfig,
+    AggregatorEntry, ConfigError, GradRequest, GradientAggregator, Gradients, PluginArgs,
+    PluginConfig,
 };
 use coherent_robust::trim_all;
 use serde::Deserialize;
+
+coherent_core::plugin_crate!();
 
 /// Parameters of `trimmed_mean`.
 #[derive(Clone, Debug, Deserialize, PluginConfig)]
@@ -40,7 +42,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn GradientAggregator>, ConfigErr
     Ok(Box::new(TrimmedMeanAggregator { b: config.b }))
 }
 
-inventory::submit! {
+coherent_core::register! {
     AggregatorEntry {
         name: "trimmed_mean",
         description: "Coordinate-wise trimmed mean: drop the b largest and b smallest per-example values, average the rest.",

@@ -10,11 +10,13 @@
 //! are suppressed, and with them the memorisation of corrupt labels.
 
 use coherent_core::{
-    inventory, AggregatorEntry, ConfigError, GradRequest, GradientAggregator, Gradients,
-    PluginArgs, PluginConfig,
+    AggregatorEntry, ConfigError, GradRequest, GradientAggregator, Gradients, PluginArgs,
+    PluginConfig,
 };
 use coherent_robust::{nearest_rank, winsorize_all};
 use serde::Deserialize;
+
+coherent_core::plugin_crate!();
 
 /// Parameters of `winsorized`.
 #[derive(Clone, Debug, Deserialize, PluginConfig)]
@@ -77,7 +79,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn GradientAggregator>, ConfigErr
     Ok(Box::new(WinsorizedAggregator { config }))
 }
 
-inventory::submit! {
+coherent_core::register! {
     AggregatorEntry {
         name: "winsorized",
         description: "Winsorized gradient descent (Chatterjee 2020): clip each coordinate to its c-th/(100-c)-th percentile across the batch, then average.",

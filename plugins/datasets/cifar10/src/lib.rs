@@ -8,10 +8,12 @@
 //! is not a whole number of records, or a label out of range is reported with the file's name.
 
 use coherent_core::{
-    inventory, DataError, DataOptions, Dataset, DatasetBuildError, DatasetEntry, InputShape,
-    PluginArgs, PluginConfig, Split, Targets,
+    DataError, DataOptions, Dataset, DatasetBuildError, DatasetEntry, InputShape, PluginArgs,
+    PluginConfig, Split, Targets,
 };
 use std::path::Path;
+
+coherent_core::plugin_crate!();
 
 /// Bytes of one record.
 pub const RECORD: usize = 1 + 3 * 32 * 32;
@@ -106,7 +108,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn Dataset>, DatasetBuildError> {
     Ok(Box::new(load(dir, &options)?))
 }
 
-inventory::submit! {
+coherent_core::register! {
     DatasetEntry {
         name: "cifar10",
         description: "CIFAR-10 (binary version: data_batch_1..5.bin, test_batch.bin) from `path` (required); 3x32x32 inputs.",

@@ -3,8 +3,10 @@
 //! the `mnist` plugin's loader from the directory `path` (the program cannot download it).
 
 use coherent_core::{
-    inventory, DataOptions, Dataset, DatasetBuildError, DatasetEntry, PluginArgs, PluginConfig,
+    DataOptions, Dataset, DatasetBuildError, DatasetEntry, PluginArgs, PluginConfig,
 };
+
+coherent_core::plugin_crate!();
 
 /// Builds the `fashion_mnist` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn Dataset>, DatasetBuildError> {
@@ -17,7 +19,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn Dataset>, DatasetBuildError> {
     Ok(Box::new(coherent_mnist::load(&config, ["train", "t10k"])?))
 }
 
-inventory::submit! {
+coherent_core::register! {
     DatasetEntry {
         name: "fashion_mnist",
         description: "Fashion-MNIST clothing images from the IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (plain or .gz) in `path` (required).",

@@ -11,11 +11,13 @@
 pub mod idx;
 
 use coherent_core::{
-    inventory, read_data_file, DataError, DataOptions, Dataset, DatasetBuildError, DatasetEntry,
-    InputShape, PluginArgs, PluginConfig, Split, Targets,
+    read_data_file, DataError, DataOptions, Dataset, DatasetBuildError, DatasetEntry, InputShape,
+    PluginArgs, PluginConfig, Split, Targets,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+coherent_core::plugin_crate!();
 
 /// The parameters of IDX datasets: the shared [`DataOptions`].
 pub type IdxConfig = DataOptions;
@@ -182,7 +184,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn Dataset>, DatasetBuildError> {
     Ok(Box::new(load(&config, ["train", "t10k"])?))
 }
 
-inventory::submit! {
+coherent_core::register! {
     DatasetEntry {
         name: "mnist",
         description: "MNIST digits from the four IDX files (plain or .gz) in `path`; without `path`, the bundled 8,000/2,000 sample.",

@@ -10,10 +10,12 @@
 //! descent then generalises to example 5 on real data and not at all on random data.
 
 use coherent_core::{
-    inventory, Dataset, DatasetBuildError, DatasetEntry, InputShape, ParamType, PluginArgs,
-    PluginConfig, Split, Targets,
+    Dataset, DatasetBuildError, DatasetEntry, InputShape, ParamType, PluginArgs, PluginConfig,
+    Split, Targets,
 };
 use serde::Deserialize;
+
+coherent_core::plugin_crate!();
 
 /// Which variant of the example.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ParamType)]
@@ -82,7 +84,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn Dataset>, DatasetBuildError> {
     Ok(Box::new(ToyLinear::new(config.variant)))
 }
 
-inventory::submit! {
+coherent_core::register! {
     DatasetEntry {
         name: "toy_linear",
         description: "The illustrative example of Chatterjee & Zielinski 2022 (section 3): 4 training and 1 test example in 6 dimensions, squared loss.",

@@ -21,10 +21,12 @@
 //! default; one suffices) is streamed in chunks of 500 by default.
 
 use coherent_core::{
-    inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo,
-    Measurements, MetricEntry, PluginArgs, PluginConfig, Sampling,
+    Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo, Measurements,
+    MetricEntry, PluginArgs, PluginConfig, Sampling,
 };
 use serde::Deserialize;
+
+coherent_core::plugin_crate!();
 
 /// Parameters of the `coherence` metric: none of its own (the runner reads `every_steps`,
 /// `sample`, `chunk` and `per_layer`).
@@ -145,7 +147,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError>
     Ok(Box::new(CoherenceMetricImpl::default()))
 }
 
-inventory::submit! {
+coherent_core::register! {
     MetricEntry {
         name: "coherence",
         description: "m-coherence |sum g_i|^2 / sum |g_i|^2 (and alpha_m) of a fixed training sample, whole network and per layer.",

@@ -27,10 +27,12 @@
 //! measurements. A pair needs two examples, so the sample has `m >= 2` (default 1000).
 
 use coherent_core::{
-    inventory, zero_per_layer, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest,
-    LayerInfo, Measurements, MetricEntry, PluginArgs, PluginConfig, Sampling,
+    zero_per_layer, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo,
+    Measurements, MetricEntry, PluginArgs, PluginConfig, Sampling,
 };
 use serde::Deserialize;
+
+coherent_core::plugin_crate!();
 
 /// Parameters of the `cosine_matrix` metric: none of its own (the runner reads `every_steps`,
 /// `sample`, `chunk` and `per_layer`).
@@ -125,7 +127,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError>
     Ok(Box::new(CosineMatrixMetric::default()))
 }
 
-inventory::submit! {
+coherent_core::register! {
     MetricEntry {
         name: "cosine_matrix",
         description: "mean pairwise cosine of per-example gradients (|sum_i g_i/|g_i||^2 - m) / (m (m-1)) in O(m), zero gradients excluded, whole network and per layer.",

@@ -26,10 +26,12 @@
 //! several chunks anyway, only pairs within a chunk are seen.
 
 use coherent_core::{
-    inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo,
-    Measurements, MetricEntry, PerLayer, PluginArgs, PluginConfig, Sampling,
+    Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo, Measurements,
+    MetricEntry, PerLayer, PluginArgs, PluginConfig, Sampling,
 };
 use serde::Deserialize;
+
+coherent_core::plugin_crate!();
 
 /// Parameters of the `gradient_confusion` metric: none of its own (the runner reads
 /// `every_steps`, `sample` and `per_layer`).
@@ -121,7 +123,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError>
     Ok(Box::new(GradientConfusionMetric::default()))
 }
 
-inventory::submit! {
+coherent_core::register! {
     MetricEntry {
         name: "gradient_confusion",
         description: "gradient confusion (Sankararaman et al. 2020): min over pairs i != j of g_i . g_j and of cos(g_i, g_j) on a fixed training sample, whole network and per layer; one chunk, O(m^2) memory.",

@@ -26,10 +26,12 @@
 //! The off-diagonal coherence needs a pair, so the sample has `m >= 2` (default 1000).
 
 use coherent_core::{
-    inventory, CoherenceMetric, ConfigError, FromSums, Measurements, MetricEntry, PluginArgs,
-    PluginConfig, Sampling, SumAndSqNorms, SumsMetric,
+    CoherenceMetric, ConfigError, FromSums, Measurements, MetricEntry, PluginArgs, PluginConfig,
+    Sampling, SumAndSqNorms, SumsMetric,
 };
 use serde::Deserialize;
+
+coherent_core::plugin_crate!();
 
 /// Parameters of the `gradient_diversity` metric: none of its own (the runner reads
 /// `every_steps`, `sample`, `chunk` and `per_layer`).
@@ -74,7 +76,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError>
     Ok(Box::new(SumsMetric::new(GradientDiversity)))
 }
 
-inventory::submit! {
+coherent_core::register! {
     MetricEntry {
         name: "gradient_diversity",
         description: "gradient diversity Q / |S|^2 (Yin et al. 2018) and off-diagonal coherence (|S|^2 - Q) / ((m-1) Q) of a fixed training sample, whole network and per layer.",

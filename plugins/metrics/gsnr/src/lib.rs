@@ -32,10 +32,12 @@
 //! the sample has `m >= 2` (default 1000).
 
 use coherent_core::{
-    add_per_layer, inventory, zero_per_layer, Batch, BatchGrads, CoherenceMetric, ConfigError,
-    GradRequest, LayerInfo, Measurements, MetricEntry, PluginArgs, PluginConfig, Sampling,
+    add_per_layer, zero_per_layer, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest,
+    LayerInfo, Measurements, MetricEntry, PluginArgs, PluginConfig, Sampling,
 };
 use serde::Deserialize;
+
+coherent_core::plugin_crate!();
 
 /// Parameters of the `gsnr` metric (the runner reads `every_steps`, `sample`, `chunk` and
 /// `per_layer`).
@@ -170,7 +172,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError>
     Ok(Box::new(GsnrMetric::new(config)))
 }
 
-inventory::submit! {
+coherent_core::register! {
     MetricEntry {
         name: "gsnr",
         description: "mean gradient signal-to-noise ratio mean_j^2 / var_j over parameters (Liu et al. 2020; population variance over a fixed training sample), whole network and per layer.",

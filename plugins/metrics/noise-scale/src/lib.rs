@@ -28,10 +28,12 @@
 //! (default 1000).
 
 use coherent_core::{
-    inventory, CoherenceMetric, ConfigError, FromSums, Measurements, MetricEntry, PluginArgs,
-    PluginConfig, Sampling, SumAndSqNorms, SumsMetric,
+    CoherenceMetric, ConfigError, FromSums, Measurements, MetricEntry, PluginArgs, PluginConfig,
+    Sampling, SumAndSqNorms, SumsMetric,
 };
 use serde::Deserialize;
+
+coherent_core::plugin_crate!();
 
 /// Parameters of the `noise_scale` metric: none of its own (the runner reads `every_steps`,
 /// `sample`, `chunk` and `per_layer`).
@@ -84,7 +86,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError>
     Ok(Box::new(SumsMetric::new(NoiseScale)))
 }
 
-inventory::submit! {
+coherent_core::register! {
     MetricEntry {
         name: "noise_scale",
         description: "gradient noise scale B_simple = tr(Sigma) / |G|^2 (McCandlish et al. 2018; unbiased per-example covariance) of a fixed training sample, whole network and per layer.",

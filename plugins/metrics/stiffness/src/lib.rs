@@ -37,10 +37,12 @@ mod pairs;
 pub use pairs::{add_pairs, ClassCosines, PairSums, Stiffness};
 
 use coherent_core::{
-    inventory, Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo,
-    Measurements, MetricEntry, PerLayer, PluginArgs, PluginConfig, Sampling,
+    Batch, BatchGrads, CoherenceMetric, ConfigError, GradRequest, LayerInfo, Measurements,
+    MetricEntry, PerLayer, PluginArgs, PluginConfig, Sampling,
 };
 use serde::Deserialize;
+
+coherent_core::plugin_crate!();
 
 /// Parameters of the `stiffness` metric: none of its own (the runner reads `every_steps`,
 /// `sample` and `per_layer`).
@@ -113,7 +115,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError>
     Ok(Box::new(StiffnessMetric::default()))
 }
 
-inventory::submit! {
+coherent_core::register! {
     MetricEntry {
         name: "stiffness",
         description: "stiffness (Fort et al. 2019): mean sign and cosine of g_i . g_j over pairs of a fixed training sample, all / within / between classes, class-pair cosine matrix; one chunk, O(m^2) memory.",

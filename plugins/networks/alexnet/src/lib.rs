@@ -5,11 +5,11 @@
 //! response normalisation are left out (they would make per-example gradients random or
 //! coupled).
 
-use coherent_core::{
-    inventory, ConfigError, Model, ModelSpec, NetworkEntry, PluginArgs, PluginConfig,
-};
+use coherent_core::{ConfigError, Model, ModelSpec, NetworkEntry, PluginArgs, PluginConfig};
 use coherent_nn::{Activation, Init, NetworkBuilder, PoolKind, Sequential};
 use serde::Deserialize;
+
+coherent_core::plugin_crate!();
 
 /// Parameters of the `alexnet` network.
 #[derive(Clone, Debug, Deserialize, PluginConfig)]
@@ -66,7 +66,7 @@ pub fn build(args: &PluginArgs, spec: &ModelSpec) -> Result<Box<dyn Model>, Conf
     Ok(Box::new(network))
 }
 
-inventory::submit! {
+coherent_core::register! {
     NetworkEntry {
         name: "alexnet",
         description: "Small AlexNet-style CNN for 28x28/32x32 inputs: five convolutions, three 2x2 max pools, dense classifier.",

@@ -7,10 +7,12 @@
 //! `coherent bench` compares with PyTorch.
 
 use coherent_core::{
-    inventory, ConfigError, Model, ModelSpec, NetworkEntry, ParamType, PluginArgs, PluginConfig,
+    ConfigError, Model, ModelSpec, NetworkEntry, ParamType, PluginArgs, PluginConfig,
 };
 use coherent_nn::{Activation, Init, NetworkBuilder, PoolKind, Sequential};
 use serde::Deserialize;
+
+coherent_core::plugin_crate!();
 
 /// Pooling between convolutions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ParamType)]
@@ -116,7 +118,7 @@ pub fn build(args: &PluginArgs, spec: &ModelSpec) -> Result<Box<dyn Model>, Conf
     Ok(Box::new(network))
 }
 
-inventory::submit! {
+coherent_core::register! {
     NetworkEntry {
         name: "lenet",
         description: "LeNet-5 style CNN: [conv -> activation -> 2x2 pool] x N, dense layers.",

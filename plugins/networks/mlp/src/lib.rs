@@ -5,11 +5,11 @@
 //! Generalization Mystery in Deep Learning" (Chatterjee & Zielinski 2022, section 3); with
 //! `hidden = [2048]` the network of "Coherent Gradients" (Chatterjee 2020) experiment 1.
 
-use coherent_core::{
-    inventory, ConfigError, Model, ModelSpec, NetworkEntry, PluginArgs, PluginConfig, Rng,
-};
+use coherent_core::{ConfigError, Model, ModelSpec, NetworkEntry, PluginArgs, PluginConfig, Rng};
 use coherent_nn::{Activation, Dense, Init, Layer, Sequential};
 use serde::Deserialize;
+
+coherent_core::plugin_crate!();
 
 /// Parameters of the `mlp` network.
 #[derive(Clone, Debug, Deserialize, PluginConfig)]
@@ -80,7 +80,7 @@ pub fn build(args: &PluginArgs, spec: &ModelSpec) -> Result<Box<dyn Model>, Conf
     Ok(Box::new(config.network(spec)))
 }
 
-inventory::submit! {
+coherent_core::register! {
     NetworkEntry {
         name: "mlp",
         description: "Multi-layer perceptron: dense layers of configurable widths with ReLU or tanh.",

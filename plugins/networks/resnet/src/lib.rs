@@ -8,10 +8,12 @@
 //! GroupNorm (Wu & He 2018) normalises each example on its own.
 
 use coherent_core::{
-    inventory, ConfigError, Model, ModelSpec, NetworkEntry, ParamType, PluginArgs, PluginConfig,
+    ConfigError, Model, ModelSpec, NetworkEntry, ParamType, PluginArgs, PluginConfig,
 };
 use coherent_nn::{Activation, Init, NetworkBuilder, Sequential};
 use serde::Deserialize;
+
+coherent_core::plugin_crate!();
 
 /// Normalisation after each convolution.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ParamType)]
@@ -127,7 +129,7 @@ pub fn build(args: &PluginArgs, spec: &ModelSpec) -> Result<Box<dyn Model>, Conf
     Ok(Box::new(network))
 }
 
-inventory::submit! {
+coherent_core::register! {
     NetworkEntry {
         name: "resnet",
         description: "CIFAR-style ResNet of depth 6n+2 (ResNet-8/20) with GroupNorm or no normalisation.",

@@ -4,11 +4,11 @@
 //! Each stage is a run of 3x3 convolutions (padding 1) with ReLU (optionally GroupNorm), then
 //! 2x2 max pooling while the feature map is at least 2x2; then the dense classifier.
 
-use coherent_core::{
-    inventory, ConfigError, Model, ModelSpec, NetworkEntry, PluginArgs, PluginConfig,
-};
+use coherent_core::{ConfigError, Model, ModelSpec, NetworkEntry, PluginArgs, PluginConfig};
 use coherent_nn::{Activation, Init, NetworkBuilder, PoolKind, Sequential};
 use serde::Deserialize;
+
+coherent_core::plugin_crate!();
 
 /// Parameters of the `vgg` network.
 #[derive(Clone, Debug, Deserialize, PluginConfig)]
@@ -87,7 +87,7 @@ pub fn build(args: &PluginArgs, spec: &ModelSpec) -> Result<Box<dyn Model>, Conf
     Ok(Box::new(network))
 }
 
-inventory::submit! {
+coherent_core::register! {
     NetworkEntry {
         name: "vgg",
         description: "VGG-style CNN: stages of 3x3 convolutions and 2x2 max pooling (VGG-11 layout, narrow widths), dense classifier.",

@@ -15,11 +15,13 @@
 //! table.
 
 use coherent_core::{
-    inventory, ConfigError, Evaluation, Measurements, ObserverEntry, ObserverOutput, PluginArgs,
-    PluginConfig, RunEnd, RunObserver,
+    ConfigError, Evaluation, Measurements, ObserverEntry, ObserverOutput, PluginArgs, PluginConfig,
+    RunEnd, RunObserver,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+
+coherent_core::plugin_crate!();
 
 /// Parameters of `early_stopping`.
 #[derive(Clone, Debug, Deserialize, PluginConfig)]
@@ -191,7 +193,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn RunObserver>, ConfigError> {
     }))
 }
 
-inventory::submit! {
+coherent_core::register! {
     ObserverEntry {
         name: "early_stopping",
         description: "The step of peak test accuracy against the step at which the corrupt examples' accuracy starts to rise, with the m-coherence at both.",

@@ -13,12 +13,14 @@
 //! pristine and the corrupt ones (over those learned).
 
 use coherent_core::{
-    inventory, ConfigError, Evaluation, Measurements, ObserverEntry, ObserverOutput, PluginArgs,
-    PluginConfig, RunEnd, RunObserver, Split, Targets,
+    ConfigError, Evaluation, Measurements, ObserverEntry, ObserverOutput, PluginArgs, PluginConfig,
+    RunEnd, RunObserver, Split, Targets,
 };
 use coherent_record::learning_times::{to_csv, LearningTime};
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+coherent_core::plugin_crate!();
 
 /// Parameters of `learning_times` (none besides `enabled`, which the runner reads).
 #[derive(Clone, Debug, Deserialize, PluginConfig)]
@@ -133,7 +135,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn RunObserver>, ConfigError> {
     Ok(Box::new(LearningTimes::default()))
 }
 
-inventory::submit! {
+coherent_core::register! {
     ObserverEntry {
         name: "learning_times",
         description: "The step at which each evaluated training example is learned for good (learning_times.csv), and the median learning time of pristine and corrupt examples.",

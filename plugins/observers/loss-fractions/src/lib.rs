@@ -23,11 +23,13 @@
 //! product per layer and group, every `every` steps.
 
 use coherent_core::{
-    inventory, ConfigError, Evaluation, GradRequest, Measurements, ObserverEntry, PluginArgs,
-    PluginConfig, Rng, RunInfo, RunObserver, StepGrads, StepInfo,
+    ConfigError, Evaluation, GradRequest, Measurements, ObserverEntry, PluginArgs, PluginConfig,
+    Rng, RunInfo, RunObserver, StepGrads, StepInfo,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+coherent_core::plugin_crate!();
 
 /// Parameters of `loss_fractions`.
 #[derive(Clone, Debug, Deserialize, PluginConfig)]
@@ -205,7 +207,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn RunObserver>, ConfigError> {
     Ok(Box::new(LossFractions::new(config.every)))
 }
 
-inventory::submit! {
+coherent_core::register! {
     ObserverEntry {
         name: "loss_fractions",
         description: "Under label noise, the share of each step's loss reduction the pristine and the corrupt examples supply, against a null world (f_pristine, f_corrupt).",

@@ -20,13 +20,13 @@
 use coherent_core::{ConfigError, Dataset, InputShape, PluginArgs, PluginConfig, Rng, Split};
 use coherent_record::learning_times::{order_by_learning_time, read};
 use coherent_record::{files, write_atomic, write_json_atomic, RecordError, Summary};
-use coherent_runner::{
-    inventory, Protocol, ProtocolContext, ProtocolEntry, ProtocolIssue, RunPlan,
-};
+use coherent_runner::{Protocol, ProtocolContext, ProtocolEntry, ProtocolIssue, RunPlan};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+coherent_core::plugin_crate!();
 
 /// Parameters of `[easy_hard]`.
 #[derive(Clone, Debug, Deserialize, PluginConfig)]
@@ -232,7 +232,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn Protocol>, ConfigError> {
     Ok(Box::new(EasyHard { config }))
 }
 
-inventory::submit! {
+coherent_core::register! {
     ProtocolEntry {
         name: "easy_hard",
         description: "Easy vs hard examples: a probe run's earliest- and latest-learned training examples each train a fresh model, and their held-out accuracies are compared.",

@@ -5,11 +5,12 @@
 //! against a brute-force computation from per-example gradients.
 
 use coherent_core::{
-    inventory, Batch, BatchGrads, ConfigError, Evaluation, GradRequest, Measurements,
-    ObserverEntry, ObserverOutput, PluginArgs, PluginConfig, RunEnd, RunInfo, RunObserver, Split,
-    Targets,
+    Batch, BatchGrads, ConfigError, Evaluation, GradRequest, Measurements, ObserverEntry,
+    ObserverOutput, PluginArgs, PluginConfig, RunEnd, RunInfo, RunObserver, Split, Targets,
 };
 use serde::Deserialize;
+
+coherent_core::plugin_crate!();
 
 /// Parameters of `class_coherence`.
 #[derive(Clone, Debug, Deserialize, PluginConfig)]
@@ -105,7 +106,7 @@ pub fn build(args: &PluginArgs) -> Result<Box<dyn RunObserver>, ConfigError> {
     }))
 }
 
-inventory::submit! {
+coherent_core::register! {
     ObserverEntry {
         name: "class_coherence",
         description: "m-coherence of the first examples of one class (a test observer).",

@@ -39,7 +39,7 @@ pub use comparison::Table;
 pub use error::RecordError;
 pub use io::{read_json, remove_stale, write_atomic, write_json_atomic};
 pub use learning_times::LearningTime;
-pub use meta::{LayerMeta, RunId, RunMeta};
+pub use meta::{CrateMeta, LayerMeta, PluginUse, RunId, RunMeta};
 pub use metrics::MetricsLine;
 pub use ordered::Text;
 pub use run_dir::{mark_failed, RunDir};

@@ -35,6 +35,27 @@ pub struct RunId {
     pub params: Vec<(String, Text)>,
 }
 
+/// A crate by name and version.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrateMeta {
+    /// The package name (`coherent-mlp`).
+    pub name: String,
+    /// Its version.
+    pub version: String,
+}
+
+/// One plugin a run used, and the crate that provided it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginUse {
+    /// Its role: `dataset`, `model`, `aggregator`, `metric`, `observer` or `protocol`.
+    pub role: String,
+    /// Its registry name.
+    pub plugin: String,
+    /// The crate that provided it.
+    #[serde(rename = "crate")]
+    pub krate: CrateMeta,
+}
+
 /// The contents of `run.json`, written when a run starts and again when it ends.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunMeta {
@@ -47,9 +68,16 @@ pub struct RunMeta {
     /// coherent's version.
     #[serde(default)]
     pub version: String,
-    /// The framework's git commit, if known.
+    /// The framework's git commit, captured when the program was built (if it was built from a
+    /// git checkout).
     #[serde(default)]
     pub git_commit: Option<String>,
+    /// Every crate of plugins linked into the program, with its version.
+    #[serde(default)]
+    pub plugin_crates: Vec<CrateMeta>,
+    /// Each plugin the run used, and the crate that provided it.
+    #[serde(default)]
+    pub plugins: Vec<PluginUse>,
     /// The machine.
     #[serde(default)]
     pub host: String,
@@ -96,6 +124,8 @@ impl Default for RunMeta {
             program: String::new(),
             version: String::new(),
             git_commit: None,
+            plugin_crates: Vec::new(),
+            plugins: Vec::new(),
             host: String::new(),
             id: RunId::default(),
             seed: 0,

@@ -1,17 +1,6 @@
-//! Run metadata: program, commit, host, times.
+//! Run metadata: the host and the times.
 
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// The commit of the working directory's git checkout, if any.
-pub fn git_commit() -> Option<String> {
-    std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-}
 
 /// The name of this machine.
 pub fn hostname() -> String {

@@ -22,6 +22,7 @@ use coherent_core::{
     ConfigError, DataError, Dataset, GradientAggregator, InputShape, LossKind, Model, ModelSpec,
     OptimizerSettings, PluginArgs, Registry, Targets,
 };
+use coherent_record::{CrateMeta, PluginUse};
 pub use metrics::{MetricSchedule, PlannedMetric};
 pub use observers::PlannedObserver;
 use sections::Sections;
@@ -55,6 +56,18 @@ pub struct RunPlan {
     pub protocol: Option<PlannedProtocol>,
     /// The manifest of this run, sweep values applied, as TOML.
     pub resolved: String,
+    /// The plugins the run uses and the crates that provide them, and every crate of plugins
+    /// the program links.
+    pub provenance: Provenance,
+}
+
+/// What `run.json` records of the plugins behind a run.
+#[derive(Clone, Debug, Default)]
+pub struct Provenance {
+    /// Each plugin the run uses, with its crate.
+    pub uses: Vec<PluginUse>,
+    /// Every crate of plugins linked into the program.
+    pub crates: Vec<CrateMeta>,
 }
 
 /// Why a run could not be planned.
@@ -163,6 +176,11 @@ impl<'a> Planner<'a> {
             evaluation: evaluation.expect("no error means evaluation settings"),
             protocol: protocol.expect("no error means a protocol choice"),
             resolved: resolved(self.manifest, root),
+            provenance: Provenance::default(),
+        };
+        let plan = RunPlan {
+            provenance: provenance(&plan, root, self.registry),
+            ..plan
         };
         if let Some(p) = &plan.protocol {
             for e in p.protocol.check(&plan) {
@@ -315,4 +333,71 @@ pub fn protocol_for(spec: &RunSpec) -> Option<Box<dyn crate::Protocol>> {
         let section = get(&spec.table, entry.name)?;
         (entry.build)(&PluginArgs::new(section.clone())).ok()
     })
+}
+
+/// The crate of the plugin named in the table `value` (through a renamed name too).
+fn crate_of<E: Copy>(
+    value: Option<&toml::Spanned<toml::de::DeValue<'static>>>,
+    entries: &std::collections::BTreeMap<&'static str, E>,
+    krate: impl Fn(E) -> coherent_core::CrateId,
+) -> Option<(String, coherent_core::CrateId)> {
+    let name = match get(value?, "plugin")?.get_ref() {
+        toml::de::DeValue::String(s) => s.to_string(),
+        _ => return None,
+    };
+    let name = coherent_core::renamed(&name).map_or(name, str::to_string);
+    entries.get(name.as_str()).map(|e| (name, krate(*e)))
+}
+
+/// The plugins `plan` uses, with their crates, and the program's plugin crates.
+fn provenance(
+    plan: &RunPlan,
+    root: &toml::Spanned<toml::de::DeValue<'static>>,
+    registry: &Registry,
+) -> Provenance {
+    use crate::provenance::plugin_use;
+    let mut uses = Vec::new();
+    let tables = [
+        (
+            "dataset",
+            crate_of(get(root, "dataset"), &registry.datasets, |e| e.krate),
+        ),
+        (
+            "model",
+            crate_of(get(root, "model"), &registry.networks, |e| e.krate),
+        ),
+        (
+            "aggregator",
+            crate_of(get(root, "aggregator"), &registry.aggregators, |e| e.krate).or_else(|| {
+                registry
+                    .aggregators
+                    .get("mean")
+                    .map(|e| ("mean".into(), e.krate))
+            }),
+        ),
+    ];
+    for (role, found) in tables {
+        if let Some((name, krate)) = found {
+            uses.push(plugin_use(role, &name, krate));
+        }
+    }
+    for m in &plan.metrics {
+        if let Some(e) = registry.metrics.get(m.plugin.as_str()) {
+            uses.push(plugin_use("metric", &m.plugin, e.krate));
+        }
+    }
+    for o in &plan.observers {
+        if let Some(e) = registry.observers.get(o.name.as_str()) {
+            uses.push(plugin_use("observer", &o.name, e.krate));
+        }
+    }
+    if let Some(p) = &plan.protocol {
+        if let Some(e) = ProtocolEntry::all().into_iter().find(|e| e.name == p.name) {
+            uses.push(plugin_use("protocol", p.name, e.krate));
+        }
+    }
+    Provenance {
+        uses,
+        crates: crate::provenance::linked_crates(registry),
+    }
 }

@@ -4,9 +4,10 @@
 use super::state::{invalid, restore, Progress};
 use super::{MetricRunner, Sizes, TrainOptions, Trainer, Work};
 use crate::checkpoint::{manifest_hash, Checkpoint, OLDER_VERSION};
-use crate::meta::{git_commit, hostname, utc_timestamp};
+use crate::meta::{hostname, utc_timestamp};
 use crate::optim::Sgd;
 use crate::plan::RunPlan;
+use crate::provenance;
 use coherent_core::{LayerInfo, RunInfo};
 use coherent_record::{files, read_json, LayerMeta, RecordError, RunDir, RunId, RunMeta, SCHEMA};
 use std::path::Path;
@@ -184,9 +185,11 @@ fn run_meta(
     }
     RunMeta {
         schema: SCHEMA,
-        program: "coherent".into(),
+        program: provenance::program().into(),
         version: env!("CARGO_PKG_VERSION").into(),
-        git_commit: git_commit(),
+        git_commit: provenance::git_commit().map(str::to_string),
+        plugin_crates: plan.provenance.crates.clone(),
+        plugins: plan.provenance.uses.clone(),
         host: hostname(),
         id: RunId {
             experiment: options.experiment.into(),

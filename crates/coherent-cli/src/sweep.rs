@@ -2,7 +2,7 @@
 //! N`), as a Slurm job array (`--slurm`), listed (`--list`) or checked (`--status`); the work
 //! itself is `coherent_runner::sweeping`.
 
-use crate::{load, registry};
+use crate::commands::{load, registry};
 use clap::{ArgGroup, Args};
 use coherent_runner::slurm::SlurmOptions;
 use coherent_runner::sweeping::{self, Relaunch};

@@ -1,0 +1,146 @@
+//! The commands but `sweep`: run, check, report, plugins, bench.
+
+use crate::args::BenchChoice;
+use coherent_core::{Listing, PluginKind, Registry};
+use coherent_runner::{Failure, Manifest, Planner, RunRequest};
+use std::path::{Path, PathBuf};
+
+pub(crate) fn registry() -> Result<&'static Registry, Failure> {
+    coherent_plugins::registry().map_err(Failure::run)
+}
+
+pub(crate) fn load(path: &Path) -> Result<Manifest, Failure> {
+    Manifest::load(path).map_err(|d| Failure::Usage(d.to_string()))
+}
+
+pub(crate) fn check(manifests: &[PathBuf]) -> Result<(), Failure> {
+    let registry = registry()?;
+    let mut worst: Option<Failure> = None;
+    for path in manifests {
+        let result = load(path).and_then(|m| {
+            let mut planner = Planner::new(&m, registry);
+            for spec in &m.runs {
+                planner.plan(spec)?;
+            }
+            Ok(m.runs.len())
+        });
+        match result {
+            Ok(n) => println!(
+                "ok: {} ({n} run{})",
+                path.display(),
+                if n == 1 { "" } else { "s" }
+            ),
+            Err(f) => {
+                eprintln!("{f}");
+                let invalid = format!("{} is not valid", path.display());
+                let f = match f {
+                    Failure::Usage(_) => Failure::Usage(invalid),
+                    Failure::Run(_) => Failure::Run(invalid),
+                };
+                if worst.as_ref().is_none_or(|w| f.code() > w.code()) {
+                    worst = Some(f);
+                }
+            }
+        }
+    }
+    worst.map_or(Ok(()), Err)
+}
+
+pub(crate) fn run(manifest: &Path, request: &RunRequest) -> Result<(), Failure> {
+    let registry = registry()?;
+    let m = load(manifest)?;
+    let table = coherent_runner::run_experiment(&m, registry, request)?;
+    println!("\n{}", table.to_text());
+    Ok(())
+}
+
+pub(crate) fn report(dirs: &[PathBuf], out: Option<&Path>, log_scale: bool) -> Result<(), Failure> {
+    let runs = coherent_report::expand_dirs(dirs).map_err(Failure::run)?;
+    let out = match (out, dirs) {
+        (Some(out), _) => out.to_path_buf(),
+        (None, [dir]) => dir.join("report"),
+        (None, _) => PathBuf::from("report"),
+    };
+    let options = coherent_report::ReportOptions { log_scale };
+    let files = coherent_report::render(&runs, &out, &options).map_err(Failure::run)?;
+    for svg in &files.svgs {
+        println!("{}", svg.display());
+    }
+    println!("{}", files.markdown.display());
+    println!("{}", files.html.display());
+    Ok(())
+}
+
+pub(crate) fn plugins() -> Result<(), Failure> {
+    let registry = registry()?;
+    let mut kinds: Vec<(&str, Vec<Listing>)> = PluginKind::ALL
+        .iter()
+        .map(|k| (k.plural(), registry.list(*k)))
+        .collect();
+    kinds.push(("protocols", coherent_runner::protocol::listing()));
+    for (kind, listing) in kinds {
+        println!("{kind}:");
+        for plugin in listing {
+            println!("  {}  {}", plugin.name, plugin.description);
+            for p in plugin.params {
+                println!(
+                    "      {:<14} {:<28} default {:<16} {}",
+                    p.name, p.ty, p.default, p.doc
+                );
+            }
+        }
+        println!();
+    }
+    Ok(())
+}
+
+pub(crate) fn bench(
+    json: bool,
+    reps: usize,
+    min_ms: u64,
+    batch: usize,
+    network: BenchChoice,
+) -> Result<(), Failure> {
+    if reps == 0 || batch == 0 {
+        return Err(Failure::Usage(
+            "error: --reps and --batch must be at least 1".into(),
+        ));
+    }
+    let (networks, aggregators, metrics) = match network {
+        BenchChoice::Mlp => (
+            vec![coherent_bench::BenchNetwork::mlp(&[256])],
+            false,
+            false,
+        ),
+        BenchChoice::Cnn => (vec![coherent_bench::BenchNetwork::cnn()], false, false),
+        BenchChoice::Aggregators => (vec![], true, false),
+        BenchChoice::Metrics => (vec![], false, true),
+        BenchChoice::All => (
+            vec![
+                coherent_bench::BenchNetwork::mlp(&[256]),
+                coherent_bench::BenchNetwork::cnn(),
+            ],
+            true,
+            true,
+        ),
+    };
+    let config = coherent_bench::BenchConfig {
+        networks,
+        aggregators,
+        metrics,
+        reps,
+        batch,
+        min_time: std::time::Duration::from_millis(min_ms),
+        ..Default::default()
+    };
+    let report = coherent_bench::run(&config);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serialises")
+        );
+    } else {
+        print!("{}", coherent_bench::render(&report));
+    }
+    Ok(())
+}

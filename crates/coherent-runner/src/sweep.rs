@@ -339,11 +339,7 @@ mod tests {
         assert!(errors[0].span.is_some());
     }
 
-    fn section<'a>(
-        run: &'a RunSpec,
-        name: &str,
-        text: &'static str,
-    ) -> Vec<(String, &'static str)> {
+    fn section(run: &RunSpec, name: &str, text: &'static str) -> Vec<(String, &'static str)> {
         let Some(DeValue::Table(t)) = crate::manifest::get(&run.table, name).map(|v| v.get_ref())
         else {
             return vec![];

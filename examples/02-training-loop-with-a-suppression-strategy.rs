@@ -122,7 +122,7 @@ fn run() -> Result<(Accuracies, Accuracies), Box<dyn Error>> {
     let data = (registry.datasets["mnist"].build)(&args)?;
     let corrupt = data.train().corrupted.iter().filter(|&&c| c).count();
     println!(
-        "{} training digits, {corrupt} with corrupted labels; {} test digits",
+        "{} training digits, {corrupt} of them with shuffled labels; {} test digits",
         data.train().len(),
         data.test().len()
     );

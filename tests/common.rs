@@ -101,3 +101,33 @@ pub fn fails(code: i32, args: &[&str], what: &str) -> String {
     assert_eq!(out.status.code(), Some(code), "{what}: {text}");
     text
 }
+
+/// The target directory this test binary was built in (`target/`, or `CARGO_TARGET_DIR`).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/<test binary>
+    exe.ancestors()
+        .nth(3)
+        .expect("target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Runs `cargo ARGS` in the crate directory `dir` (a crate outside the workspace) with this
+/// build's target directory, so the framework's compiled crates are shared; asserts success and
+/// returns the output.
+pub fn cargo_in(dir: &Path, args: &[&str]) -> Output {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(args)
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "cargo {args:?} in {}:\n{}",
+        dir.display(),
+        stderr(&out)
+    );
+    out
+}

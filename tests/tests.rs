@@ -16,6 +16,7 @@
 //! * `metrics.rs`   — the metric plugins on a real network, checked against each other;
 //! * `phenomena.rs` — loss-reduction fractions, learning times, easy vs hard, crash and resume;
 //! * `observers.rs` — observer plugins: one from its own crate, the defaults and their switches;
+//! * `own_plugins.rs` — the out-of-tree example crate `examples/own-plugins`, built and used;
 //! * `bench.rs`     — the engine benchmark command.
 //!
 //! Unit tests of one crate sit at the bottom of the file they test, not here.
@@ -26,6 +27,7 @@ mod data;
 mod manifests;
 mod metrics;
 mod observers;
+mod own_plugins;
 mod phenomena;
 mod properties;
 mod registry;

@@ -21,11 +21,18 @@ fn main() {
     if let Some(commit) = git(dir, &["rev-parse", "HEAD"]) {
         println!("cargo:rustc-env=COHERENT_GIT_COMMIT={commit}");
     }
-    if let Some(git_dir) = git(dir, &["rev-parse", "--absolute-git-dir"]) {
-        // a new commit moves HEAD or the branch it points to
-        println!("cargo:rerun-if-changed={git_dir}/HEAD");
-        println!("cargo:rerun-if-changed={git_dir}/refs/heads");
-        println!("cargo:rerun-if-changed={git_dir}/packed-refs");
+    // A new commit moves HEAD or the branch it points to. Only those files are watched (not
+    // the directory of every branch), so commits on other branches do not rebuild the runner.
+    // (A watched file that does not exist would rebuild every time: only existing ones are.)
+    let branch = git(dir, &["symbolic-ref", "-q", "HEAD"]);
+    let refs = ["HEAD", "packed-refs"].into_iter().chain(branch.as_deref());
+    for name in refs {
+        if let Some(file) = git(dir, &["rev-parse", "--git-path", name]) {
+            let file = dir.join(file);
+            if file.exists() {
+                println!("cargo:rerun-if-changed={}", file.display());
+            }
+        }
     }
     println!("cargo:rerun-if-changed=build.rs");
 }

@@ -78,6 +78,7 @@ pub(crate) fn plugins() -> Result<(), Failure> {
         .map(|k| (k.plural(), registry.list(*k)))
         .collect();
     kinds.push(("protocols", coherent_runner::protocol::listing()));
+    kinds.push(("runner sections", coherent_runner::settings::listing()));
     for (kind, listing) in kinds {
         println!("{kind}:");
         for plugin in listing {

@@ -1,10 +1,10 @@
 //! The runner's own manifest sections: `[training]`, `[evaluation]` and `[easy_hard]`.
 
-use coherent_core::{ConfigError, PluginArgs};
+use coherent_core::{ConfigError, ParamType, PluginArgs, PluginConfig};
 use serde::{Deserialize, Serialize};
 
 /// The optimizer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, ParamType)]
 #[serde(rename_all = "snake_case")]
 pub enum Optimizer {
     /// Stochastic gradient descent with optional momentum and weight decay (PyTorch's
@@ -13,8 +13,19 @@ pub enum Optimizer {
     Sgd,
 }
 
+/// The runner's own sections whose keys are documented from their types, listed by
+/// `coherent plugins` like plugins.
+pub fn listing() -> Vec<coherent_core::Listing> {
+    vec![coherent_core::Listing {
+        name: "[training]",
+        description: "How the model is optimised (every key optional).",
+        params: TrainingConfig::params(),
+        krate: coherent_core::this_crate!(),
+    }]
+}
+
 /// `[training]`: how the model is optimised.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, PluginConfig)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingConfig {
     /// The optimizer.
@@ -37,10 +48,11 @@ pub struct TrainingConfig {
     pub epochs: usize,
     /// Stop after this many steps, even mid-epoch.
     #[serde(default)]
+    #[param(default = "none")]
     pub max_steps: Option<usize>,
-    /// Save a checkpoint every this many steps (default: once per epoch; 0: never), for
-    /// `coherent run --resume`.
+    /// Save a checkpoint every this many steps (0: never), for `coherent run --resume`.
     #[serde(default)]
+    #[param(default = "once per epoch")]
     pub checkpoint_every: Option<usize>,
 }
 

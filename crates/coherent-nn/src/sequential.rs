@@ -662,7 +662,8 @@ mod tests {
         let e = Sequential::try_new(3, vec![Box::new(Lying(dense))], LossKind::CrossEntropy)
             .unwrap_err();
         assert!(
-            e.to_string().contains("8 parameters but its tensors hold 6"),
+            e.to_string()
+                .contains("8 parameters but its tensors hold 6"),
             "{e}"
         );
     }

@@ -4,6 +4,7 @@
 use crate::ordered;
 use crate::{read_json, RecordError};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::path::Path;
 
 /// The indices into the training split (after `train_limit`; label noise keeps the order) of
@@ -20,6 +21,19 @@ impl Samples {
             .iter()
             .find(|(p, _)| p == plugin)
             .map(|(_, s)| s.as_slice())
+    }
+
+    /// The `samples.json` text: a JSON object with one line per metric.
+    pub fn to_json(&self) -> String {
+        let lines: Vec<String> = self
+            .0
+            .iter()
+            .map(|(k, v)| format!("  {}: {}", Value::from(k.as_str()), Value::from(v.clone())))
+            .collect();
+        match lines.is_empty() {
+            true => "{}\n".into(),
+            false => format!("{{\n{}\n}}\n", lines.join(",\n")),
+        }
     }
 
     /// Reads the `samples.json` at `path`.
@@ -42,9 +56,14 @@ mod tests {
         assert_eq!(text, r#"{"gsnr":[3,1],"coherence":[3,1,2]}"#);
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("samples.json");
-        crate::write_json_atomic(&path, &s).unwrap();
+        crate::write_atomic(&path, s.to_json().as_bytes()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\n  \"gsnr\": [3,1],\n  \"coherence\": [3,1,2]\n}\n"
+        );
         let back = Samples::read(&path).unwrap();
         assert_eq!(back, s);
         assert_eq!(back.get("coherence"), Some(&[3, 1, 2][..]));
+        assert_eq!(Samples::default().to_json(), "{}\n");
     }
 }

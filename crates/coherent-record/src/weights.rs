@@ -81,7 +81,8 @@ impl TensorFile {
             .collect::<Result<Vec<_>, String>>()?;
         let metadata: HashMap<String, String> = self.metadata.clone().into_iter().collect();
         let metadata = (!metadata.is_empty()).then_some(metadata);
-        safetensors::serialize(views, metadata).map_err(|e| e.to_string())
+        let bytes = safetensors::serialize(views, metadata).map_err(|e| e.to_string())?;
+        Ok(sorted_metadata(bytes))
     }
 
     /// The file in `bytes`, or what is wrong with them (not safetensors, truncated, a tensor of
@@ -146,6 +147,34 @@ impl TensorFile {
     /// The metadata value of `key`, if the file has it.
     pub fn meta(&self, key: &str) -> Option<&str> {
         self.metadata.get(key).map(String::as_str)
+    }
+}
+
+/// The safetensors file `bytes` with its `__metadata__` entries in the order of their keys, so
+/// that the same tensors and metadata always give the same bytes (the safetensors crate
+/// writes them in the order of a hash map). Only the header changes: same length, same data.
+fn sorted_metadata(bytes: Vec<u8>) -> Vec<u8> {
+    let header_len = match bytes.get(..8) {
+        Some(n) => u64::from_le_bytes(n.try_into().expect("8 bytes")) as usize,
+        None => return bytes,
+    };
+    let Some(header) = bytes.get(8..8 + header_len) else {
+        return bytes;
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(header) else {
+        return bytes;
+    };
+    if let Some(serde_json::Value::Object(m)) = value.get_mut("__metadata__") {
+        m.sort_keys();
+    }
+    match serde_json::to_vec(&value) {
+        Ok(mut sorted) if sorted.len() <= header_len => {
+            sorted.resize(header_len, b' ');
+            let mut out = bytes;
+            out[8..8 + header_len].copy_from_slice(&sorted);
+            out
+        }
+        _ => bytes,
     }
 }
 
@@ -348,7 +377,13 @@ mod tests {
         let names: Vec<&str> = file.tensors.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]);
         assert_eq!(file.tensors[0].values, p1[..6]);
-        let back = TensorFile::decode(&file.encode().unwrap()).unwrap();
+        let bytes = file.encode().unwrap();
+        assert_eq!(
+            bytes,
+            file.encode().unwrap(),
+            "the same file, the same bytes"
+        );
+        let back = TensorFile::decode(&bytes).unwrap();
         assert_eq!(back.meta("format"), Some(FORMAT));
         assert_eq!(back.meta("step"), Some("42"));
         assert_eq!(back.meta("manifest_hash"), Some("18446744073709551614"));

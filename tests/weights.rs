@@ -52,7 +52,11 @@ fn no_numpy() -> Option<String> {
         .output();
     match out {
         Ok(o) if o.status.success() => None,
-        Ok(o) => Some(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+        Ok(o) => {
+            let text = String::from_utf8_lossy(&o.stderr);
+            let last = text.trim().lines().last().map(str::to_string);
+            Some(last.unwrap_or_else(|| format!("python3 exited with {}", o.status)))
+        }
         Err(e) => Some(format!("python3 does not start: {e}")),
     }
 }

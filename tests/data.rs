@@ -196,3 +196,29 @@ fn a_sweep_run_with_missing_data_fails_alone() {
     assert_eq!(failed.len(), 1);
     assert!(failed[0].contains("missing"), "{}", failed[0]);
 }
+
+/// A relative `path` resolves next to the manifest, from any working directory; one that only
+/// exists relative to the working directory (where it used to resolve) is a located error
+/// saying what to write.
+#[test]
+fn relative_data_paths_resolve_against_the_manifest() {
+    let dir = scratch("relative-data-path");
+    std::fs::create_dir_all(dir.join("exp/data")).unwrap();
+    write_idx_dir(&dir.join("exp/data"), 30, 10, 4, 4);
+    let m = manifest(&dir.join("exp"), Path::new("data"));
+    let out = dir.join("runs").to_string_lossy().into_owned();
+    let elsewhere = scratch("relative-data-path-cwd");
+    let run = crate::common::coherent_in(&elsewhere, &["run", &m, "--out", &out]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    // Written relative to the working directory: explained, and nothing runs.
+    std::fs::rename(dir.join("exp/data"), dir.join("data")).unwrap();
+    let run = crate::common::coherent_in(&dir, &["check", &m]);
+    let text = stderr(&run);
+    assert_eq!(run.status.code(), Some(2), "{text}");
+    assert!(text.contains("m.toml:3:8: error: `path`:"), "{text}");
+    assert!(
+        text.contains("relative paths resolve against the manifest's directory"),
+        "{text}"
+    );
+    assert!(text.contains("write `path = \"../data\"`"), "{text}");
+}

@@ -2,7 +2,10 @@
 //! index -> directory mapping, and the Slurm script (without Slurm; see `slurm.rs` for a real
 //! cluster).
 
-use crate::common::{coherent, coherent_in, run_ok_in, scratch, stderr, stdout, write_manifest};
+use crate::common::{
+    coherent, coherent_in, fails, run_ok, run_ok_in, scratch, scratch_manifest, stderr, stdout,
+    write_manifest,
+};
 use std::path::Path;
 
 /// Four tiny runs: the toy example, real and random, two seeds, 20 steps each.
@@ -254,4 +257,60 @@ fn sweep_modes_and_slurm_options_are_checked() {
         let out = coherent(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
     }
+}
+
+#[test]
+fn an_axis_of_whole_plugin_tables_runs_each_plugin_with_its_parameters() {
+    let (dir, m) = scratch_manifest(
+        "sweep-plugin-tables",
+        "tables.toml",
+        &FOUR_RUNS.replace("NAME", "tables").replace(
+            "seeds = [0, 1]",
+            "aggregator = [{ plugin = \"mean\" }, { plugin = \"winsorized\", c = 2 }]",
+        ),
+    );
+    let out = dir.join("runs");
+    run_ok(&["sweep", &m, "--jobs", "2", "--out", &out.to_string_lossy()]);
+    let names = [
+        "000-variant=real-aggregator=mean",
+        "001-variant=real-aggregator=winsorized_c2",
+        "002-variant=random-aggregator=mean",
+        "003-variant=random-aggregator=winsorized_c2",
+    ];
+    for (k, name) in names.iter().enumerate() {
+        let run = out.join("tables").join(name);
+        let resolved = std::fs::read_to_string(run.join("manifest.toml")).unwrap();
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+        let (plugin, label) = if k % 2 == 0 {
+            ("mean", "mean")
+        } else {
+            ("winsorized", "winsorized c=2")
+        };
+        assert!(
+            resolved.contains(&format!("plugin = \"{plugin}\"")),
+            "{resolved}"
+        );
+        assert_eq!(resolved.contains("c = 2"), k % 2 == 1, "{resolved}");
+        assert_eq!(meta["params"]["aggregator"], label, "{meta}");
+        let uses = meta["plugins"].as_array().unwrap();
+        assert!(uses
+            .iter()
+            .any(|u| u["role"] == "aggregator" && u["plugin"] == plugin));
+    }
+    // A bad value is located in the sweep and the error names the run and its values.
+    let (_, bad) = scratch_manifest(
+        "sweep-plugin-tables-bad",
+        "bad.toml",
+        &FOUR_RUNS.replace("NAME", "bad").replace(
+            "seeds = [0, 1]",
+            "aggregator = [{ plugin = \"mean\" }, { plugin = \"winsorized\", c = \"two\" }]",
+        ),
+    );
+    let text = fails(2, &["check", &bad], "a bad value of a table axis");
+    assert!(text.contains("bad.toml:21:65:"), "{text}");
+    assert!(
+        text.contains("note: in run 001-variant=real-aggregator=winsorized_ctwo of the sweep (dataset.variant = real, aggregator = winsorized c=two)"),
+        "{text}"
+    );
 }

@@ -1,7 +1,7 @@
 //! The commands but `sweep`: run, check, report, plugins, bench.
 
 use crate::args::BenchChoice;
-use coherent_core::{Listing, PluginKind, Registry};
+use coherent_core::{Listing, ParamDoc, PluginKind, Registry};
 use coherent_runner::{Failure, Manifest, Planner, RunRequest};
 use std::path::{Path, PathBuf};
 
@@ -81,10 +81,17 @@ pub(crate) fn plugins() -> Result<(), Failure> {
     for (kind, listing) in kinds {
         println!("{kind}:");
         for plugin in listing {
-            println!("  {}  {}", plugin.name, plugin.description);
-            for p in plugin.params {
+            let krate = plugin.krate;
+            println!(
+                "  {}  {}  [{} {}]",
+                plugin.name, plugin.description, krate.name, krate.version
+            );
+            let width = |f: fn(&ParamDoc) -> usize| plugin.params.iter().map(f).max().unwrap_or(0);
+            let (name, ty) = (width(|p| p.name.len()), width(|p| p.ty.len()));
+            let default = width(|p| p.default.len());
+            for p in &plugin.params {
                 println!(
-                    "      {:<14} {:<28} default {:<16} {}",
+                    "      {:<name$}  {:<ty$}  default {:<default$}  {}",
                     p.name, p.ty, p.default, p.doc
                 );
             }

@@ -2,6 +2,8 @@
 
 use serde::de::DeserializeOwned;
 use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
@@ -51,12 +53,44 @@ impl From<toml::de::Error> for ConfigError {
 #[derive(Clone, Debug)]
 pub struct PluginArgs {
     value: Spanned<DeValue<'static>>,
+    base_dir: Option<Arc<Path>>,
 }
 
 impl PluginArgs {
     /// Wraps a table taken from a parsed manifest.
     pub fn new(value: Spanned<DeValue<'static>>) -> PluginArgs {
-        PluginArgs { value }
+        PluginArgs {
+            value,
+            base_dir: None,
+        }
+    }
+
+    /// The same table, its relative paths resolving against `dir` (the manifest's directory;
+    /// see [`PluginArgs::resolve_path`]).
+    pub fn with_base_dir(mut self, dir: &Path) -> PluginArgs {
+        self.base_dir = Some(Arc::from(dir));
+        self
+    }
+
+    /// `path`, the value of `key`, resolved against the manifest's directory (the working
+    /// directory for tables not read from a manifest); absolute paths are kept. A relative path
+    /// that names nothing next to the manifest but exists relative to the working directory
+    /// (where relative paths used to resolve) is an error at `key` saying what to write.
+    pub fn resolve_path(&self, key: &str, path: &Path) -> Result<PathBuf, ConfigError> {
+        crate::manifest_paths::resolve(self.base_dir.as_deref(), path).map_err(|moved| {
+            self.invalid(
+                key,
+                format!(
+                    "`{}` does not exist: relative paths resolve against the manifest's directory",
+                    moved.resolved.display()
+                ),
+            )
+            .with_help(format!(
+                "`{}` exists relative to the working directory; write `{key} = \"{}\"` (relative to the manifest) or an absolute path",
+                path.display(),
+                moved.suggestion.display()
+            ))
+        })
     }
 
     /// Parameters given as TOML text (`"hidden = [64]"`), for tests and programmatic use.
@@ -109,7 +143,10 @@ impl PluginArgs {
                 side.insert(k.clone(), v.clone());
             }
         }
-        let wrap = |t| PluginArgs::new(Spanned::new(self.value.span(), DeValue::Table(t)));
+        let wrap = |t| PluginArgs {
+            value: Spanned::new(self.value.span(), DeValue::Table(t)),
+            base_dir: self.base_dir.clone(),
+        };
         (wrap(taken), wrap(rest))
     }
 
@@ -138,10 +175,10 @@ impl PluginArgs {
             Spanned::new(k.span(), std::borrow::Cow::Owned(key.to_string())),
             v.clone(),
         );
-        Ok(PluginArgs::new(Spanned::new(
-            self.value.span(),
-            DeValue::Table(table),
-        )))
+        Ok(PluginArgs {
+            value: Spanned::new(self.value.span(), DeValue::Table(table)),
+            base_dir: self.base_dir.clone(),
+        })
     }
 
     /// An error about the value of `key`.

@@ -30,6 +30,7 @@ mod data_options;
 mod dataset;
 pub mod explicit;
 mod grads;
+pub mod manifest_paths;
 mod measurements;
 mod metric;
 mod metric_support;

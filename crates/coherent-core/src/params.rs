@@ -118,6 +118,15 @@ impl ParamType for String {
     }
 }
 
+impl ParamType for char {
+    fn type_name() -> String {
+        "character".into()
+    }
+    fn render(&self) -> String {
+        format!("{:?}", self.to_string())
+    }
+}
+
 impl ParamType for PathBuf {
     fn type_name() -> String {
         "path".into()

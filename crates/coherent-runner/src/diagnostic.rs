@@ -20,6 +20,8 @@ pub struct Diagnostic {
     pub help: Option<String>,
     /// A warning (the manifest still works) rather than an error.
     pub warning: bool,
+    /// Where the problem arose, when the location alone does not say (the run of a sweep).
+    pub note: Option<String>,
     snippet: Option<(String, usize, usize)>,
 }
 
@@ -38,6 +40,7 @@ impl Diagnostic {
             message: message.into(),
             help: None,
             warning: false,
+            note: None,
             snippet: None,
         };
         if let Some(span) = span {
@@ -103,6 +106,9 @@ impl fmt::Display for Diagnostic {
                 " ".repeat(column - 1),
                 "^".repeat(*width)
             )?;
+        }
+        if let Some(note) = &self.note {
+            writeln!(f, "  = note: {note}")?;
         }
         if let Some(help) = &self.help {
             writeln!(f, "  = help: {help}")?;

@@ -42,6 +42,14 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The directory holding the manifest, against which its relative paths resolve.
+    pub fn dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
     /// Reads and checks the structure of the manifest at `path` (plugins are checked when a
     /// run is planned, see [`crate::plan()`]).
     pub fn load(path: &Path) -> Result<Manifest, Diagnostics> {

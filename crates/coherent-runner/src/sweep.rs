@@ -4,11 +4,13 @@
 //! [sweep]
 //! "dataset.label_noise" = [0.0, 1.0]   # any `section.key` of dataset, model, training,
 //! seeds = [0, 1]                        # aggregator or evaluation; `seeds` sets `seed`
+//! aggregator = [{ plugin = "mean" }, { plugin = "winsorized", c = 2 }]   # whole sections
 //! ```
 //!
 //! Runs are the Cartesian product of the axes in file order, `seeds` last, the last axis
 //! varying fastest; run `i` of a manifest is the same on every invocation, so a Slurm array
-//! task id names exactly one run.
+//! task id names exactly one run. A whole-section axis replaces the section's table; it is
+//! applied before the `section.key` axes, which can so set keys shared by all its values.
 
 use coherent_core::ConfigError;
 use std::borrow::Cow;
@@ -39,7 +41,13 @@ impl RunSpec {
         let mut name = format!("{:03}", self.index);
         for (key, value) in &self.params {
             let short = key.rsplit('.').next().unwrap_or(key);
-            name.push_str(&format!("-{short}={}", sanitize(value)));
+            // A table's words (`winsorized c=2`) become `winsorized_c2`.
+            let words: Vec<String> = value
+                .split(' ')
+                .map(|w| sanitize(&w.replace('=', "")))
+                .collect();
+            let value = words.join("_");
+            name.push_str(&format!("-{short}={value}"));
         }
         name
     }
@@ -63,6 +71,13 @@ struct Axis {
     values: Vec<Spanned<DeValue<'static>>>,
 }
 
+impl Axis {
+    /// Whether the axis sets whole sections (`aggregator = [{ plugin = ... }, ...]`).
+    fn whole_section(&self) -> bool {
+        !self.key.contains('.') && self.key != "seed"
+    }
+}
+
 fn flatten(
     prefix: &str,
     table: &DeTable<'static>,
@@ -81,9 +96,26 @@ fn flatten(
     }
 }
 
+/// How a sweep value is shown: strings without quotes, a table as its plugin and its
+/// other keys (`winsorized c=2`), anything else as written.
 fn value_text(source: &'static str, v: &Spanned<DeValue<'static>>) -> String {
     match v.get_ref() {
         DeValue::String(s) => s.to_string(),
+        DeValue::Table(t) => {
+            let mut words: Vec<String> = t
+                .get("plugin")
+                .map(|p| value_text(source, p))
+                .into_iter()
+                .collect();
+            for (k, v) in t.iter().filter(|(k, _)| k.get_ref() != "plugin") {
+                words.push(format!(
+                    "{}={}",
+                    k.get_ref(),
+                    value_text(source, v).replace(' ', "_")
+                ));
+            }
+            words.join(" ")
+        }
         _ => source.get(v.span()).unwrap_or("?").to_string(),
     }
 }
@@ -126,11 +158,24 @@ fn axes(sweep: &Spanned<DeValue<'static>>) -> Result<Vec<Axis>, Vec<ConfigError>
             });
         } else if key.split('.').count() == 2 && SWEEPABLE.contains(&section) {
             axes.push(axis);
+        } else if !key.contains('.') && SWEEPABLE.contains(&section) {
+            match axis.values.iter().find(|v| !matches!(v.get_ref(), DeValue::Table(_))) {
+                Some(bad) => errors.push(
+                    ConfigError::new(
+                        Some(bad.span()),
+                        format!("sweep `{key}` must list whole `[{key}]` tables"),
+                    )
+                    .with_help(format!(
+                        "write e.g. {key} = [{{ plugin = \"...\" }}, ...], or sweep one key as \"{key}.KEY\""
+                    )),
+                ),
+                None => axes.push(axis),
+            }
         } else {
             errors.push(
                 ConfigError::new(Some(key_span), format!("cannot sweep `{key}`")).with_help(
                     format!(
-                        "sweep `seeds` or `SECTION.KEY` with SECTION one of {}",
+                        "sweep `seeds`, `SECTION.KEY` or whole `SECTION` tables, with SECTION one of {}",
                         SWEEPABLE.join(", ")
                     ),
                 ),
@@ -147,8 +192,8 @@ fn axes(sweep: &Spanned<DeValue<'static>>) -> Result<Vec<Axis>, Vec<ConfigError>
 
 fn set(root: &mut DeTable<'static>, axis: &Axis, value: &Spanned<DeValue<'static>>) {
     let key = |k: &str, span: Range<usize>| Spanned::new(span, Cow::Owned(k.to_string()));
-    if axis.key == "seed" {
-        root.insert(key("seed", axis.key_span.clone()), value.clone());
+    if axis.key == "seed" || axis.whole_section() {
+        root.insert(key(&axis.key, axis.key_span.clone()), value.clone());
         return;
     }
     let (section, field) = axis.key.split_once('.').expect("axis keys are section.key");
@@ -205,11 +250,16 @@ pub fn expand(
                 picks[k] = rest % axis.values.len();
                 rest /= axis.values.len();
             }
-            for (axis, &pick) in axes.iter().zip(&picks) {
-                let value = &axis.values[pick];
+            let chosen = || axes.iter().zip(&picks).map(|(a, &p)| (a, &a.values[p]));
+            // Whole sections first, so that `section.key` axes set keys inside them.
+            for (axis, value) in chosen().filter(|(a, _)| a.whole_section()) {
                 set(&mut table, axis, value);
-                let text = value_text(source, value);
-                params.push((axis.key.clone(), text));
+            }
+            for (axis, value) in chosen().filter(|(a, _)| !a.whole_section()) {
+                set(&mut table, axis, value);
+            }
+            for (axis, value) in chosen() {
+                params.push((axis.key.clone(), value_text(source, value)));
             }
             RunSpec {
                 index,
@@ -287,6 +337,53 @@ mod tests {
             errors[0].message
         );
         assert!(errors[0].span.is_some());
+    }
+
+    fn section(run: &RunSpec, name: &str, text: &'static str) -> Vec<(String, &'static str)> {
+        let Some(DeValue::Table(t)) = crate::manifest::get(&run.table, name).map(|v| v.get_ref())
+        else {
+            return vec![];
+        };
+        t.iter()
+            .map(|(k, v)| (k.get_ref().to_string(), &text[v.span()]))
+            .collect()
+    }
+
+    #[test]
+    fn whole_sections_replace_the_table_and_keys_apply_inside() {
+        let text = "[aggregator]\nplugin = \"median\"\nx = 1\n[sweep]\n\"aggregator.lr_scale\" = [1]\naggregator = [{ plugin = \"mean\" }, { plugin = \"winsorized\", c = 2 }]\n";
+        let r = runs(text).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].dir_name(), "000-lr_scale=1-aggregator=mean");
+        assert_eq!(r[1].dir_name(), "001-lr_scale=1-aggregator=winsorized_c2");
+        assert_eq!(
+            r[1].params[1],
+            ("aggregator".into(), "winsorized c=2".into())
+        );
+        assert_eq!(
+            section(&r[1], "aggregator", text),
+            vec![
+                ("plugin".into(), "\"winsorized\""),
+                ("c".into(), "2"),
+                ("lr_scale".into(), "1")
+            ]
+        );
+        assert_eq!(
+            section(&r[0], "aggregator", text).len(),
+            2,
+            "the base table is replaced"
+        );
+    }
+
+    #[test]
+    fn whole_section_axes_hold_tables() {
+        let text =
+            "[sweep]\naggregator = [{ plugin = \"mean\" }, 3]\nmetrics = [{ plugin = \"x\" }]\n";
+        let errors = runs(text).unwrap_err();
+        assert_eq!(errors.len(), 2);
+        assert_eq!(&text[errors[0].span.clone().unwrap()], "3");
+        assert!(errors[0].message.contains("whole `[aggregator]` tables"));
+        assert_eq!(&text[errors[1].span.clone().unwrap()], "metrics");
     }
 
     #[test]

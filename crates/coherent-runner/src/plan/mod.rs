@@ -130,7 +130,21 @@ impl<'a> Planner<'a> {
             self.warned = true;
         }
         if !cx.diags.is_empty() {
-            return Err(PlanError::Manifest(Diagnostics(cx.diags)));
+            let mut diags = cx.diags;
+            if !spec.params.is_empty() {
+                let values: Vec<String> = spec
+                    .params
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {v}"))
+                    .collect();
+                let note = format!(
+                    "in run {} of the sweep ({})",
+                    spec.dir_name(),
+                    values.join(", ")
+                );
+                diags.iter_mut().for_each(|d| d.note = Some(note.clone()));
+            }
+            return Err(PlanError::Manifest(Diagnostics(diags)));
         }
         result
     }

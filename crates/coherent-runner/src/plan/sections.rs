@@ -93,8 +93,13 @@ impl<'m> Sections<'m> {
                 }
             },
         };
-        let args = PluginArgs::new(value.clone());
+        let args = self.args(value);
         Some((entry, args.split_off(&["plugin"]).1))
+    }
+
+    /// The table `value` as plugin arguments, relative paths resolving next to the manifest.
+    fn args(&self, value: &Value) -> PluginArgs {
+        PluginArgs::new(value.clone()).with_base_dir(&self.manifest.dir())
     }
 
     /// One of the runner's own sections, parsed and validated, with its arguments.
@@ -122,7 +127,7 @@ impl<'m> Sections<'m> {
     /// The arguments of a section (empty if absent).
     pub fn section(&mut self, root: &Value, key: &str) -> PluginArgs {
         match get(root, key) {
-            Some(v) if matches!(v.get_ref(), DeValue::Table(_)) => PluginArgs::new(v.clone()),
+            Some(v) if matches!(v.get_ref(), DeValue::Table(_)) => self.args(v),
             Some(v) => {
                 self.error(ConfigError::new(
                     Some(v.span()),

@@ -99,8 +99,7 @@ pub fn load(dir: &Path, options: &DataOptions) -> Result<Cifar10, DataError> {
 
 /// Builds the `cifar10` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn Dataset>, DatasetBuildError> {
-    let options: DataOptions = args.parse()?;
-    options.validate(args)?;
+    let options = DataOptions::from_args(args)?;
     let dir = options.require_path(
         args,
         "data_batch_1.bin ... data_batch_5.bin and test_batch.bin",

@@ -10,8 +10,7 @@ coherent_core::plugin_crate!();
 
 /// Builds the `fashion_mnist` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn Dataset>, DatasetBuildError> {
-    let config: DataOptions = args.parse()?;
-    config.validate(args)?;
+    let config = DataOptions::from_args(args)?;
     config.require_path(
         args,
         "the four Fashion-MNIST IDX files (train-images-idx3-ubyte[.gz], ...)",

@@ -179,8 +179,7 @@ pub fn load(config: &IdxConfig, file_prefix: [&str; 2]) -> Result<IdxDataset, Da
 
 /// Builds the `mnist` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn Dataset>, DatasetBuildError> {
-    let config: IdxConfig = args.parse()?;
-    config.validate(args)?;
+    let config = IdxConfig::from_args(args)?;
     Ok(Box::new(load(&config, ["train", "t10k"])?))
 }
 

@@ -6,7 +6,7 @@
 //! `SKIPPED: ...` straight to the terminal and returns, unless `COHERENT_REQUIRE_NUMPY` is set
 //! (as `.ci/run` does once it has installed them): then it fails.
 
-use crate::common::{coherent_in, metrics, root, run_ok_in, scratch_manifest, stderr};
+use crate::common::{coherent_in, metrics, root, run_ok, run_ok_in, scratch_manifest, stderr};
 use coherent_record::{files, Samples, TensorFile};
 use std::io::Write;
 use std::path::Path;
@@ -144,7 +144,14 @@ fn a_run_starts_from_given_weights_and_what_does_not_fit_is_located() {
         &format!("hidden = [32]\nweights = \"{trained}\""),
     );
     std::fs::write(dir.join("from.toml"), &from).unwrap();
-    run_ok_in(&dir, &["run", "from.toml", "--out", "runs"]);
+    // from another working directory: the path is the manifest's
+    let out = dir.join("runs").to_string_lossy().into_owned();
+    run_ok(&[
+        "run",
+        &dir.join("from.toml").to_string_lossy(),
+        "--out",
+        &out,
+    ]);
     let (a, b) = (dir.join("runs/w/000"), dir.join("runs/from/000"));
     let read = |p: &Path| TensorFile::read(p).unwrap().tensors;
     assert_eq!(
@@ -168,7 +175,7 @@ fn a_run_starts_from_given_weights_and_what_does_not_fit_is_located() {
         .position(|l| l.starts_with("weights"))
         .unwrap()
         + 1;
-    // (the file as resolved: relative to the working directory, here the manifest's too)
+    // (the file as resolved, next to the manifest)
     assert!(
         text.contains(&format!("wider.toml:{line}:11: error: `")),
         "{text}"

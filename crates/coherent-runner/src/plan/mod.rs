@@ -153,14 +153,7 @@ impl<'a> Planner<'a> {
         let root = &spec.table;
         let seed = seed(cx, root);
         let (dataset, data_error) = self.data.build(cx, root, self.registry);
-        let model = model(
-            cx,
-            self.manifest,
-            root,
-            self.registry,
-            dataset.as_deref(),
-            seed,
-        );
+        let model = model(cx, root, self.registry, dataset.as_deref(), seed);
         let mut aggregator = aggregator(cx, root, self.registry);
         let n = dataset.as_ref().map(|d| d.train().len());
         let metrics = metrics::plan(cx, root, self.registry, n);
@@ -260,7 +253,6 @@ fn model_spec(dataset: Option<&dyn Dataset>, seed: u64) -> ModelSpec {
 /// network only when the data could be read: without it the network is a stand-in).
 fn model(
     cx: &mut Sections<'_>,
-    manifest: &Manifest,
     root: &toml::Spanned<toml::de::DeValue<'static>>,
     registry: &Registry,
     dataset: Option<&dyn Dataset>,
@@ -271,7 +263,7 @@ fn model(
     let mut model = (entry.build)(&args, &model_spec(dataset, seed))
         .map_err(|e| cx.error(e))
         .ok()?;
-    if dataset.is_some() && !weights::load(cx, manifest, &own, model.as_mut()) {
+    if dataset.is_some() && !weights::load(cx, &own, model.as_mut()) {
         return None;
     }
     Some(model)

@@ -6,13 +6,12 @@
 //! [`coherent_record::weights`]); what does not fit is reported at the `weights` value.
 
 use super::sections::Sections;
-use crate::manifest::Manifest;
 use crate::meta::layer_meta;
 use coherent_core::{ConfigError, Model, PluginArgs};
 use coherent_record::weights::unpack;
 use coherent_record::{LayerMeta, TensorFile};
 use serde::Deserialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The runner's keys of the `[model]` table.
 pub const KEYS: &[&str] = &["weights"];
@@ -27,20 +26,15 @@ struct ModelKeys {
     weights: Option<String>,
 }
 
-/// The file a `weights` value of `manifest` names. Relative paths resolve against the
-/// working directory.
-pub fn resolve(_manifest: &Manifest, path: &str) -> PathBuf {
-    PathBuf::from(path)
+/// The file the `weights` value `path` of `own` names: relative paths resolve against the
+/// manifest's directory, like every path of a manifest ([`PluginArgs::resolve_path`]).
+pub fn resolve(own: &PluginArgs, path: &str) -> Result<PathBuf, ConfigError> {
+    own.resolve_path("weights", Path::new(path))
 }
 
 /// Loads the weights file that `own` (the runner's keys of `[model]`) names, if any, into
 /// `model`; `false` (with the problems in `cx`) if it cannot be read or does not fit.
-pub fn load(
-    cx: &mut Sections<'_>,
-    manifest: &Manifest,
-    own: &PluginArgs,
-    model: &mut dyn Model,
-) -> bool {
+pub fn load(cx: &mut Sections<'_>, own: &PluginArgs, model: &mut dyn Model) -> bool {
     let keys: ModelKeys = match own.parse() {
         Ok(k) => k,
         Err(e) => {
@@ -52,7 +46,13 @@ pub fn load(
         return true;
     };
     let span = Some(own.span_of("weights"));
-    let path = resolve(manifest, &written);
+    let path = match resolve(own, &written) {
+        Ok(p) => p,
+        Err(e) => {
+            cx.error(e);
+            return false;
+        }
+    };
     let file = match TensorFile::read(&path) {
         Ok(f) => f,
         Err(e) => {

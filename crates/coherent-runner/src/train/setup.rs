@@ -49,8 +49,8 @@ impl<'o> Trainer<'o> {
         let mut progress = Progress::new(plan.seed, data.train().len());
         let name = plan.spec.dir_name();
         if let Some(c) = checkpoint {
-            let stored = (c, meta.layers.as_slice());
-            restore(&mut plan, &mut sgd, &mut progress, stored, &kept, dir)?;
+            let layers = meta.layers.as_slice();
+            restore(&mut plan, &mut sgd, &mut progress, c, layers, &kept, dir)?;
             log::info!(
                 "run {name}: resumed from the checkpoint at step {}",
                 progress.step

@@ -82,7 +82,8 @@ pub fn restore(
     plan: &mut RunPlan,
     sgd: &mut Sgd,
     progress: &mut Progress,
-    (stored, layers): (Stored, &[LayerMeta]),
+    stored: Stored,
+    layers: &[LayerMeta],
     kept: &[MetricsLine],
     dir: &Path,
 ) -> Result<(), RecordError> {

@@ -171,8 +171,15 @@ fn a_killed_run_resumes_to_the_uninterrupted_result() {
     assert_eq!(sa["early_stopping"], sb["early_stopping"]);
     let lt = |d: &std::path::Path| std::fs::read_to_string(d.join("learning_times.csv")).unwrap();
     assert_eq!(lt(&a.join("crash").join("000")), lt(&run_b));
+    let weights = |d: &std::path::Path, f: &str| std::fs::read(d.join("weights").join(f)).unwrap();
+    for f in ["initial.safetensors", "final.safetensors"] {
+        assert!(
+            weights(&a.join("crash").join("000"), f) == weights(&run_b, f),
+            "{f}: the same bytes"
+        );
+    }
     assert!(
-        !run_b.join("checkpoint.bin").exists(),
+        !run_b.join("checkpoint.safetensors").exists(),
         "the checkpoint goes once the run is done"
     );
     // what a noisy run records
@@ -193,7 +200,7 @@ fn kill_after_checkpoint(manifest: &str, out: &std::path::Path) -> std::path::Pa
         .spawn()
         .unwrap();
     let start = Instant::now();
-    while !(run.join("checkpoint.bin").exists()
+    while !(run.join("checkpoint.safetensors").exists()
         && std::fs::read_to_string(run.join("metrics.jsonl")).is_ok_and(|t| t.lines().count() >= 4))
     {
         assert!(

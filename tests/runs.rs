@@ -178,6 +178,12 @@ fn a_diverging_run_is_recorded_as_diverged() {
     assert!(at > 0 && at < 1000, "{at}");
     assert!(rd.join("DONE").exists());
     assert!(stdout(&out).contains("diverged"));
+    let weights = coherent_record::TensorFile::read(&rd.join("weights/final.safetensors")).unwrap();
+    assert_eq!(
+        weights.meta("step"),
+        Some(at.to_string().as_str()),
+        "the weights at the stop"
+    );
     for line in std::fs::read_to_string(rd.join("metrics.jsonl"))
         .unwrap()
         .lines()

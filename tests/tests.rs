@@ -17,7 +17,9 @@
 //! * `phenomena.rs` — loss-reduction fractions, learning times, easy vs hard, crash and resume;
 //! * `observers.rs` — observer plugins: one from its own crate, the defaults and their switches;
 //! * `own_plugins.rs` — the out-of-tree example crate `examples/own-plugins`, built and used;
-//! * `bench.rs`     — the engine benchmark command.
+//! * `bench.rs`     — the engine benchmark command;
+//! * `weights.rs`   — weights files and checkpoints (safetensors): a logged m-coherence
+//!   recomputed in NumPy, runs started from given weights, older checkpoints.
 //!
 //! Unit tests of one crate sit at the bottom of the file they test, not here.
 
@@ -36,3 +38,4 @@ mod runs;
 mod science;
 mod slurm;
 mod sweeps;
+mod weights;

@@ -133,11 +133,7 @@ pub fn example_layers(grads: &[Vec<Vec<f32>>]) -> Vec<LayerInfo> {
     grads[0]
         .iter()
         .enumerate()
-        .map(|(l, g)| LayerInfo {
-            name: format!("l{l}"),
-            kind: "test",
-            params: g.len(),
-        })
+        .map(|(l, g)| LayerInfo::flat(format!("l{l}"), "test", g.len()))
         .collect()
 }
 

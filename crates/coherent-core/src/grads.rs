@@ -9,6 +9,60 @@ pub struct LayerInfo {
     pub kind: &'static str,
     /// Number of parameters of the layer (weights then bias, flattened).
     pub params: usize,
+    /// The layer's parameters as named tensors, in the order of its flat parameter vector
+    /// (PyTorch's names and layouts: `weight` `[out, in]` then `bias` `[out]` for a dense
+    /// layer); their sizes add up to `params`. The full name of a tensor is
+    /// `<layer>.<tensor>` ([`LayerInfo::tensor_names`]).
+    pub tensors: Vec<TensorInfo>,
+}
+
+impl LayerInfo {
+    /// A layer whose parameters are one flat tensor `weight` `[params]`.
+    pub fn flat(name: impl Into<String>, kind: &'static str, params: usize) -> LayerInfo {
+        LayerInfo {
+            name: name.into(),
+            kind,
+            params,
+            tensors: vec![TensorInfo::new("weight", vec![params])],
+        }
+    }
+
+    /// The full names of the layer's tensors, `<layer>.<tensor>` (`fc1.weight`, `fc1.bias`).
+    pub fn tensor_names(&self) -> impl Iterator<Item = String> + '_ {
+        self.tensors
+            .iter()
+            .map(|t| format!("{}.{}", self.name, t.name))
+    }
+}
+
+/// One named parameter tensor of a layer: its name within the layer (`weight`, `bias`) and
+/// its shape (row-major, the last index varying fastest).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorInfo {
+    /// The name within the layer.
+    pub name: String,
+    /// The shape.
+    pub shape: Vec<usize>,
+}
+
+impl TensorInfo {
+    /// A tensor `name` of `shape`.
+    pub fn new(name: impl Into<String>, shape: Vec<usize>) -> TensorInfo {
+        TensorInfo {
+            name: name.into(),
+            shape,
+        }
+    }
+
+    /// Number of values (the product of the shape).
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether the tensor holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Per-batch results of [`crate::Model::forward_backward`].

@@ -215,11 +215,7 @@ mod tests {
         sizes
             .iter()
             .enumerate()
-            .map(|(l, &params)| LayerInfo {
-                name: format!("l{l}"),
-                kind: "test",
-                params,
-            })
+            .map(|(l, &params)| LayerInfo::flat(format!("l{l}"), "test", params))
             .collect()
     }
 

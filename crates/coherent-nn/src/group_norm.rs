@@ -14,6 +14,7 @@ use crate::grads::LayerGrads;
 use crate::layer::{fixed_len, Layer};
 use crate::matrix_trace::MatrixTrace;
 use crate::Activation;
+use coherent_core::TensorInfo;
 use dfdx::prelude::{Merge, PutTape, SplitTape, Tape};
 use rayon::prelude::*;
 use std::sync::{Arc, RwLock};
@@ -191,6 +192,15 @@ impl Layer for GroupNorm {
     /// `gamma` then `beta`.
     fn params(&self) -> &[f32] {
         &self.params
+    }
+
+    /// `weight` (`gamma`) `[channels]`, then `bias` (`beta`) `[channels]`, as
+    /// `nn.GroupNorm` names them.
+    fn tensors(&self) -> Vec<TensorInfo> {
+        vec![
+            TensorInfo::new("weight", vec![self.channels]),
+            TensorInfo::new("bias", vec![self.channels]),
+        ]
     }
 
     fn params_mut(&mut self) -> &mut [f32] {

@@ -46,7 +46,8 @@
 //! parameters in an `Arc<Vec<f32>>` and hand the closure a clone, so that it reads the values
 //! of its own pass. Return `Some(Box::new(trace.write().unwrap()))` from [`Layer::grads`], your
 //! kind from [`Layer::kind`] (the prefix of the layer's name defaults to it) and the
-//! parameters from [`Layer::params`] and [`Layer::params_mut`]. A layer whose per-example
+//! parameters from [`Layer::params`] and [`Layer::params_mut`] (their names and shapes from
+//! [`Layer::tensors`], if they are more than one flat tensor). A layer whose per-example
 //! gradients are too large to hold as a matrix implements [`LayerGrads`] on its own trace
 //! instead, as the dense and convolution layers do.
 //!
@@ -59,6 +60,7 @@
 
 use crate::act::{Act, CpuTape};
 use crate::grads::LayerGrads;
+use coherent_core::TensorInfo;
 use std::any::Any;
 
 /// One layer of a network: a differentiable map from `rows x inputs` to `rows x outputs`
@@ -102,6 +104,15 @@ pub trait Layer: std::fmt::Debug + Send + Sync {
     /// The flat parameters, mutably.
     fn params_mut(&mut self) -> &mut [f32] {
         &mut []
+    }
+
+    /// The parameters as named tensors in the order of the flat parameters, each in
+    /// row-major layout, their sizes adding up to the number of parameters: what weights files
+    /// hold (`<layer>.<tensor>`, e.g. `fc1.weight`). Layers use PyTorch's names and layouts
+    /// where PyTorch has the layer (a dense layer: `weight` `[out, in]`, then `bias` `[out]`).
+    /// The default is one flat tensor `weight` `[params]`.
+    fn tensors(&self) -> Vec<TensorInfo> {
+        vec![TensorInfo::new("weight", vec![self.params().len()])]
     }
 
     /// The summed and per-example gradients of the last backward pass: exclusive access to

@@ -37,7 +37,8 @@ impl std::fmt::Debug for Sequential {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("layer {index} ({op}) {problem}")]
 pub struct ShapeError {
-    /// Position of the layer (0-based).
+    /// Position of the layer (0-based; for a layer whose tensors do not cover its
+    /// parameters, its position among the parameterised layers).
     pub index: usize,
     /// The layer, in words.
     pub op: String,
@@ -69,7 +70,7 @@ impl Sequential {
             })?;
         }
         Ok(Sequential {
-            layers: layer_infos(&ops),
+            layers: layer_infos(&ops)?,
             ops,
             inputs,
             loss,
@@ -153,15 +154,17 @@ impl Sequential {
     }
 }
 
-/// The name, kind and size of every parameterised layer among `ops`: the name is the layer's
-/// prefix and a running number per prefix (`fc1`, `conv1`, `fc2`, ...).
-fn layer_infos(ops: &[Box<dyn Layer>]) -> Vec<LayerInfo> {
+/// The name, kind, size and tensors of every parameterised layer among `ops`: the name is the
+/// layer's prefix and a running number per prefix (`fc1`, `conv1`, `fc2`, ...); a layer whose
+/// tensors do not add up to its parameters does not fit.
+fn layer_infos(ops: &[Box<dyn Layer>]) -> Result<Vec<LayerInfo>, ShapeError> {
     let mut layers = Vec::new();
     layer::parameterised(ops, &mut layers);
     let mut counts: Vec<(&str, usize)> = Vec::new();
     layers
         .into_iter()
-        .map(|l| {
+        .enumerate()
+        .map(|(index, l)| {
             let prefix = l.name_prefix();
             let n = match counts.iter_mut().find(|(p, _)| *p == prefix) {
                 Some((_, n)) => {
@@ -173,11 +176,23 @@ fn layer_infos(ops: &[Box<dyn Layer>]) -> Vec<LayerInfo> {
                     1
                 }
             };
-            LayerInfo {
+            let (params, tensors) = (l.params().len(), l.tensors());
+            let described: usize = tensors.iter().map(|t| t.len()).sum();
+            if described != params {
+                return Err(ShapeError {
+                    index,
+                    op: format!("{prefix}{n}"),
+                    problem: format!(
+                        "has {params} parameters but its tensors hold {described} values"
+                    ),
+                });
+            }
+            Ok(LayerInfo {
                 name: format!("{prefix}{n}"),
                 kind: l.kind().unwrap_or("layer"),
-                params: l.params().len(),
-            }
+                params,
+                tensors,
+            })
         })
         .collect()
 }
@@ -573,6 +588,84 @@ mod tests {
         let b = batch(5, 2 * 64, 3, LossKind::CrossEntropy, 51);
         let reference = reference::per_example_by_loop(&mut m, &b);
         check_quantities(&mut m, &b, &reference);
+    }
+
+    /// Every parameterised layer describes its parameters as PyTorch's tensors, in the order
+    /// and sizes of its flat parameters.
+    #[test]
+    fn layers_describe_their_tensors_in_pytorch_layouts() {
+        let m = resnet(50, Activation::Relu);
+        let shapes = |l: &LayerInfo| -> Vec<(String, Vec<usize>)> {
+            l.tensors
+                .iter()
+                .map(|t| (t.name.clone(), t.shape.clone()))
+                .collect()
+        };
+        let layers = m.layers();
+        let w = |s: &[usize]| ("weight".to_string(), s.to_vec());
+        let b = |s: &[usize]| ("bias".to_string(), s.to_vec());
+        assert_eq!(shapes(&layers[0]), [w(&[4, 2, 3, 3])], "no bias");
+        assert_eq!(shapes(&layers[1]), [w(&[4]), b(&[4])]);
+        assert_eq!(shapes(&layers[10]), [w(&[6, 4, 1, 1])]);
+        assert_eq!(shapes(&layers[11]), [w(&[3, 6]), b(&[3])]);
+        let names: Vec<String> = layers[11].tensor_names().collect();
+        assert_eq!(names, ["fc1.weight", "fc1.bias"]);
+        for l in layers {
+            assert_eq!(l.tensors.iter().map(|t| t.len()).sum::<usize>(), l.params);
+        }
+        let c = conv_net(NormMethod::Ghost, 1);
+        assert_eq!(shapes(&c.layers()[0]), [w(&[4, 2, 3, 3]), b(&[4])]);
+        assert_eq!(shapes(&c.layers()[1]), [w(&[5, 4, 2, 2])]);
+    }
+
+    /// A dense layer's flat weights are row-major `[out, in]`: `W[o][i]` multiplies input `i`
+    /// into output `o`, as in `nn.Linear`.
+    #[test]
+    fn dense_weights_are_row_major_out_by_in() {
+        let mut m = network(&[3, 2], Activation::Relu, true, LossKind::CrossEntropy, 1);
+        let p = &mut m.params_mut()[0];
+        p.fill(0.0);
+        p[3 + 2] = 1.0; // W[1][2]
+        p[6] = 0.5; // b[0]
+        assert_eq!(m.logits(&[0.0, 0.0, 4.0], 1), [0.5, 4.0]);
+    }
+
+    /// A layer whose tensors do not cover its parameters does not fit in a network.
+    #[test]
+    fn tensors_that_miss_parameters_are_refused() {
+        #[derive(Debug)]
+        struct Lying(Dense);
+        impl Layer for Lying {
+            fn output_len(&self, input: usize) -> Result<usize, String> {
+                self.0.output_len(input)
+            }
+            fn forward(&self, x: Act<CpuTape>, input_needs_grad: bool) -> Act<CpuTape> {
+                self.0.forward(x, input_needs_grad)
+            }
+            fn forward_slice(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) {
+                self.0.forward_slice(x, rows, out)
+            }
+            fn kind(&self) -> Option<&'static str> {
+                Some("dense")
+            }
+            fn params(&self) -> &[f32] {
+                self.0.params()
+            }
+            fn tensors(&self) -> Vec<coherent_core::TensorInfo> {
+                vec![coherent_core::TensorInfo::new("weight", vec![2, 3])]
+            }
+            fn as_any(&self) -> &dyn std::any::Any {
+                self
+            }
+        }
+        let dense = Dense::new(3, 2, true, Init::Uniform, &mut Rng::new(1));
+        let e = Sequential::try_new(3, vec![Box::new(Lying(dense))], LossKind::CrossEntropy)
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("8 parameters but its tensors hold 6"),
+            "{e}"
+        );
     }
 
     /// GroupNorm's and the residual blocks' backward passes against finite differences of the

@@ -20,8 +20,25 @@ pub const SUMMARY: &str = "summary.json";
 pub const LOG: &str = "log.txt";
 /// Per-example learning times ([`crate::LearningTime`]).
 pub const LEARNING_TIMES: &str = "learning_times.csv";
-/// The state to resume from.
-pub const CHECKPOINT: &str = "checkpoint.bin";
+/// The state to resume from (safetensors, see [`crate::weights`]).
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+/// The checkpoint file of earlier versions of coherent (never resumed; removed when the run
+/// starts again).
+pub const OLD_CHECKPOINT: &str = "checkpoint.bin";
+/// The folder of a run's weights files ([`INITIAL_WEIGHTS`], [`FINAL_WEIGHTS`],
+/// [`step_weights`]).
+pub const WEIGHTS: &str = "weights";
+/// The weights before the first step, in [`WEIGHTS`].
+pub const INITIAL_WEIGHTS: &str = "initial.safetensors";
+/// The weights at the end of the run (where it stopped, for a diverged run), in [`WEIGHTS`].
+pub const FINAL_WEIGHTS: &str = "final.safetensors";
+/// The training-set indices of each metric's fixed sample ([`crate::Samples`]).
+pub const SAMPLES: &str = "samples.json";
+
+/// The weights after `step` steps (`[record] weights_every`), in [`WEIGHTS`].
+pub fn step_weights(step: usize) -> String {
+    format!("step-{step}.safetensors")
+}
 /// Completion marker, written last.
 pub const DONE: &str = "DONE";
 /// The error of an attempt that failed (removed when the run starts again).

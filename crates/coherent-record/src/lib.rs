@@ -11,7 +11,10 @@
 //!   metrics.jsonl        one MetricsLine per measurement point                [metrics]
 //!   summary.json         Summary: status, final and peak values, observers'   [summary]
 //!   learning_times.csv   LearningTime per training example                    [learning_times]
-//!   log.txt, checkpoint.bin, report/, DONE, FAILED, stdout.txt, stderr.txt    [files]
+//!   samples.json         Samples: each metric's sample of training examples   [samples]
+//!   weights/             initial, final (and every N steps) weights           [weights]
+//!   checkpoint.safetensors  the state to resume from (safetensors)            [weights]
+//!   log.txt, report/, DONE, FAILED, stdout.txt, stderr.txt                    [files]
 //! ```
 //!
 //! JSON records carry a `schema` number ([`SCHEMA`]). Readers accept the previous version
@@ -32,19 +35,23 @@ pub mod meta;
 pub mod metrics;
 mod ordered;
 mod run_dir;
+pub mod samples;
 pub mod summary;
 mod tracker;
+pub mod weights;
 
 pub use comparison::Table;
 pub use error::RecordError;
 pub use io::{read_json, remove_stale, write_atomic, write_json_atomic};
 pub use learning_times::LearningTime;
-pub use meta::{CrateMeta, LayerMeta, PluginUse, RunId, RunMeta};
+pub use meta::{CrateMeta, LayerMeta, PluginUse, RunId, RunMeta, TensorMeta};
 pub use metrics::MetricsLine;
 pub use ordered::Text;
 pub use run_dir::{mark_failed, RunDir};
+pub use samples::Samples;
 pub use summary::{Peak, RunStatus, Summary};
 pub use tracker::Tracker;
+pub use weights::{Mismatch, Tensor, TensorFile};
 
 /// The version of the JSON records this crate writes. Version 1 had no `schema` field and no
 /// `headline`; version 2 added both and the `table` cells of the comparison table.

@@ -15,6 +15,46 @@ pub struct LayerMeta {
     /// Its number of parameters.
     #[serde(default)]
     pub params: usize,
+    /// Its parameters as named tensors, in the order of its flat parameters: the tensors
+    /// `<name>.<tensor>` of its weights files (empty in records written before they were).
+    #[serde(default)]
+    pub tensors: Vec<TensorMeta>,
+}
+
+impl LayerMeta {
+    /// The layer's tensors: [`LayerMeta::tensors`] if they hold its parameters, else one flat
+    /// tensor `weight` `[params]`.
+    pub fn described(&self) -> Vec<TensorMeta> {
+        let held: usize = self.tensors.iter().map(TensorMeta::len).sum();
+        match held == self.params && !self.tensors.is_empty() {
+            true => self.tensors.clone(),
+            false => vec![TensorMeta {
+                name: "weight".into(),
+                shape: vec![self.params],
+            }],
+        }
+    }
+}
+
+/// One named parameter tensor of a layer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorMeta {
+    /// Its name within the layer (`weight`, `bias`).
+    pub name: String,
+    /// Its shape (row-major: PyTorch's layout).
+    pub shape: Vec<usize>,
+}
+
+impl TensorMeta {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether it holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Which run a record is of: its experiment, its directory name, its place and values in the
@@ -170,6 +210,17 @@ mod tests {
             ("e", "001-seed=1")
         );
         assert_eq!(meta.metric_sample("coherence"), Some(1000));
+        assert!(
+            meta.layers[0].tensors.is_empty(),
+            "records before tensors read"
+        );
+        assert_eq!(
+            meta.layers[0].described(),
+            [TensorMeta {
+                name: "weight".into(),
+                shape: vec![10]
+            }]
+        );
         let back: RunMeta = serde_json::from_str(&serde_json::to_string(&meta).unwrap()).unwrap();
         assert_eq!(back, meta);
     }

@@ -19,18 +19,31 @@ impl RunDir {
         path.join(files::DONE).exists()
     }
 
-    /// Creates (or restarts) the run directory at `path`, clearing an unfinished attempt.
+    /// Creates (or restarts) the run directory at `path`, clearing an earlier attempt (its
+    /// weights files too, and a checkpoint of an earlier version).
     pub fn create(path: &Path) -> Result<RunDir, RecordError> {
         std::fs::create_dir_all(path).map_err(RecordError::io(path))?;
         let stale = [
             files::METRICS,
             files::SUMMARY,
             files::LEARNING_TIMES,
+            files::SAMPLES,
             files::DONE,
             files::FAILED,
             files::CHECKPOINT,
+            files::OLD_CHECKPOINT,
         ];
         remove_stale(path, &stale)?;
+        let weights = path.join(files::WEIGHTS);
+        if let Ok(entries) = std::fs::read_dir(&weights) {
+            let names: Vec<String> = entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".safetensors"))
+                .collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            remove_stale(&weights, &names)?;
+        }
         RunDir::open(path)
     }
 
@@ -76,6 +89,14 @@ impl RunDir {
     /// Writes a whole file of the run atomically.
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), RecordError> {
         write_atomic(&self.path.join(name), bytes)
+    }
+
+    /// Writes the weights file `name` (see [`files::WEIGHTS`]) atomically, creating the
+    /// folder.
+    pub fn write_weights(&self, name: &str, file: &crate::TensorFile) -> Result<(), RecordError> {
+        let dir = self.path.join(files::WEIGHTS);
+        std::fs::create_dir_all(&dir).map_err(RecordError::io(&dir))?;
+        file.write(&dir.join(name))
     }
 
     /// Writes a JSON record of the run atomically.
@@ -132,7 +153,14 @@ mod tests {
         assert!(RunDir::is_done(&dir));
         mark_failed(&dir, "error: earlier attempt").unwrap();
         assert!(dir.join(files::FAILED).exists());
+        run.write_weights(files::FINAL_WEIGHTS, &crate::TensorFile::default())
+            .unwrap();
+        std::fs::write(dir.join(files::OLD_CHECKPOINT), "coherent-checkpoint 2\n").unwrap();
+        let weights = dir.join(files::WEIGHTS).join(files::FINAL_WEIGHTS);
+        assert!(weights.exists());
         let _ = RunDir::create(&dir).unwrap();
+        assert!(!weights.exists(), "a restart clears the weights");
+        assert!(!dir.join(files::OLD_CHECKPOINT).exists());
         assert!(!RunDir::is_done(&dir));
         assert!(
             !dir.join(files::FAILED).exists(),

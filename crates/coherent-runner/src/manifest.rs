@@ -17,6 +17,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "metrics",
     "observers",
     "evaluation",
+    "record",
     "sweep",
 ];
 

@@ -1,6 +1,25 @@
-//! Run metadata: the host and the times.
+//! Run metadata: the host, the times and the layers.
 
+use coherent_core::LayerInfo;
+use coherent_record::{LayerMeta, TensorMeta};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What `run.json` and weights files record of a layer.
+pub fn layer_meta(l: &LayerInfo) -> LayerMeta {
+    LayerMeta {
+        name: l.name.clone(),
+        kind: l.kind.to_string(),
+        params: l.params,
+        tensors: l
+            .tensors
+            .iter()
+            .map(|t| TensorMeta {
+                name: t.name.clone(),
+                shape: t.shape.clone(),
+            })
+            .collect(),
+    }
+}
 
 /// The name of this machine.
 pub fn hostname() -> String {

@@ -1,4 +1,4 @@
-//! The runner's own manifest sections: `[training]`, `[evaluation]` and `[easy_hard]`.
+//! The runner's own manifest sections: `[training]`, `[evaluation]` and `[record]`.
 
 use coherent_core::{ConfigError, ParamType, PluginArgs, PluginConfig};
 use serde::{Deserialize, Serialize};
@@ -150,6 +150,22 @@ impl EvaluationConfig {
             errors.push(args.invalid("train_limit", "must be at least 1"));
         }
         errors
+    }
+}
+
+/// `[record]`: what the run keeps besides its metrics (every key optional).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordConfig {
+    /// Also keep the weights every this many steps, as `weights/step-<N>.safetensors`
+    /// (default 0: only `initial` and `final`).
+    pub weights_every: usize,
+}
+
+impl RecordConfig {
+    /// Every value out of range, located in `args` (none can be, so far).
+    pub fn validate(&self, _args: &PluginArgs) -> Vec<ConfigError> {
+        Vec::new()
     }
 }
 

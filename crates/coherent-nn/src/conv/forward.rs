@@ -139,7 +139,8 @@ mod tests {
     use crate::{Init, Layer};
     use coherent_core::Rng;
 
-    /// Direct convolution by loops over every index.
+    /// Direct convolution by loops over every index: PyTorch's `conv2d` (a cross-correlation
+    /// with weights `[C_out, C_in, k, k]`), so the flat weights are `nn.Conv2d`'s.
     fn naive(g: &ConvGeometry, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32> {
         let (oh, ow, k) = (g.out_height(), g.out_width(), g.kernel);
         let mut y = vec![0.0; g.output_len()];

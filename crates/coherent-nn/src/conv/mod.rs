@@ -26,7 +26,7 @@ use crate::act::{empty_buffer, Act, CpuTape};
 use crate::grads::LayerGrads;
 use crate::layer::{fixed_len, Layer};
 use crate::{Activation, Init};
-use coherent_core::Rng;
+use coherent_core::{Rng, TensorInfo};
 use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
 use trace::ConvTrace;
 
@@ -120,6 +120,18 @@ impl Layer for Conv2d {
     /// Weights then bias.
     fn params(&self) -> &[f32] {
         &self.params
+    }
+
+    /// `weight` `[C_out, C_in, k, k]` (as `nn.Conv2d` holds it: the patch order of
+    /// [`im2col`] is channel, kernel row, kernel column), then `bias` `[C_out]`.
+    fn tensors(&self) -> Vec<TensorInfo> {
+        let g = self.geom;
+        let shape = vec![g.out_channels, g.in_channels, g.kernel, g.kernel];
+        let mut tensors = vec![TensorInfo::new("weight", shape)];
+        if self.bias {
+            tensors.push(TensorInfo::new("bias", vec![g.out_channels]));
+        }
+        tensors
     }
 
     /// Copies only if a tape still holds the old values.

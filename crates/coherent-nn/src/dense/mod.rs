@@ -10,7 +10,7 @@ use crate::grads::LayerGrads;
 use crate::kernels::{matmul, Layout, Mat};
 use crate::layer::{fixed_len, Layer};
 use crate::{Activation, Init};
-use coherent_core::Rng;
+use coherent_core::{Rng, TensorInfo};
 use dfdx::prelude::{Merge, PutTape, SplitTape, Tape};
 use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
 
@@ -172,6 +172,15 @@ impl Layer for Dense {
     /// Weights then bias.
     fn params(&self) -> &[f32] {
         &self.params
+    }
+
+    /// `weight` `[out, in]` (row-major, as `nn.Linear` holds it), then `bias` `[out]`.
+    fn tensors(&self) -> Vec<TensorInfo> {
+        let mut tensors = vec![TensorInfo::new("weight", vec![self.outputs, self.inputs])];
+        if self.bias {
+            tensors.push(TensorInfo::new("bias", vec![self.outputs]));
+        }
+        tensors
     }
 
     /// Copies only if a tape still holds the old values.

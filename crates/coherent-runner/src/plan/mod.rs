@@ -1,7 +1,8 @@
 //! Planning a run: every plugin of a [`RunSpec`] built and validated before training starts.
 //!
-//! A [`Planner`] plans the runs of one manifest. It builds each run's dataset, network,
-//! aggregator, metrics (with the schedule the runner reads from each `[[metrics]]` table),
+//! A [`Planner`] plans the runs of one manifest. It builds each run's dataset, network (with
+//! the weights `[model] weights` names), aggregator, metrics (with the schedule the runner
+//! reads from each `[[metrics]]` table),
 //! observers (the `[[observers]]` tables and the observers every run has by default) and
 //! protocol (a section named after a protocol plugin, e.g. `[easy_hard]`), and reports every
 //! problem of the manifest at once, located. Datasets are kept for the planner's lifetime and
@@ -12,11 +13,12 @@ mod data;
 mod metrics;
 mod observers;
 mod sections;
+pub mod weights;
 
 use crate::diagnostic::Diagnostics;
 use crate::manifest::{get, Manifest};
 use crate::protocol::{PlannedProtocol, ProtocolEntry};
-use crate::settings::{EvaluationConfig, TrainingConfig};
+use crate::settings::{EvaluationConfig, RecordConfig, TrainingConfig};
 use crate::sweep::RunSpec;
 use coherent_core::{
     ConfigError, DataError, Dataset, GradientAggregator, InputShape, LossKind, Model, ModelSpec,
@@ -52,6 +54,8 @@ pub struct RunPlan {
     pub optimizer: OptimizerSettings,
     /// `[evaluation]`.
     pub evaluation: EvaluationConfig,
+    /// `[record]`.
+    pub record: RecordConfig,
     /// The protocol that runs this plan, if the manifest names one (`[easy_hard]`).
     pub protocol: Option<PlannedProtocol>,
     /// The manifest of this run, sweep values applied, as TOML.
@@ -158,6 +162,7 @@ impl<'a> Planner<'a> {
             cx.settings(root, "training", |t: &TrainingConfig, a| t.validate(a));
         let (_, evaluation) =
             cx.settings(root, "evaluation", |e: &EvaluationConfig, a| e.validate(a));
+        let (_, record) = cx.settings(root, "record", |r: &RecordConfig, a| r.validate(a));
         let protocol = protocol(cx, root);
         let optimizer = optimizer(cx, root, aggregator.as_mut(), training.as_ref());
         if let (Some(t), Some(n)) = (&training, n) {
@@ -188,6 +193,7 @@ impl<'a> Planner<'a> {
             training: training.expect("no error means training settings"),
             optimizer: optimizer.expect("no error means accepted optimizer settings"),
             evaluation: evaluation.expect("no error means evaluation settings"),
+            record: record.expect("no error means record settings"),
             protocol: protocol.expect("no error means a protocol choice"),
             resolved: resolved(self.manifest, root),
             provenance: Provenance::default(),
@@ -243,6 +249,8 @@ fn model_spec(dataset: Option<&dyn Dataset>, seed: u64) -> ModelSpec {
     }
 }
 
+/// The network of `[model]`, with the weights its `weights` key names (checked against the
+/// network only when the data could be read: without it the network is a stand-in).
 fn model(
     cx: &mut Sections<'_>,
     root: &toml::Spanned<toml::de::DeValue<'static>>,
@@ -251,9 +259,14 @@ fn model(
     seed: u64,
 ) -> Option<Box<dyn Model>> {
     let (entry, args) = cx.plugin(get(root, "model")?, "[model]", &registry.networks)?;
-    (entry.build)(&args, &model_spec(dataset, seed))
+    let (own, args) = args.split_off(weights::KEYS);
+    let mut model = (entry.build)(&args, &model_spec(dataset, seed))
         .map_err(|e| cx.error(e))
-        .ok()
+        .ok()?;
+    if dataset.is_some() && !weights::load(cx, &own, model.as_mut()) {
+        return None;
+    }
+    Some(model)
 }
 
 fn aggregator(

@@ -1,4 +1,5 @@
-//! The end of a run: the observers' parts, `summary.json`, `run.json`, `DONE`.
+//! The end of a run: the final weights, the observers' parts, `summary.json`, `run.json`,
+//! `DONE`.
 
 use super::{Status, Trainer};
 use crate::meta::utc_timestamp;
@@ -10,6 +11,7 @@ impl Trainer<'_> {
     /// Writes the record of the run that ended with `status` and returns its summary.
     pub(super) fn finish(mut self, status: Status) -> Result<Summary, RecordError> {
         let name = self.plan.spec.dir_name();
+        self.write_weights(files::FINAL_WEIGHTS)?;
         let mut summary = self.summary(status);
         let train = self.data.train();
         let end = RunEnd {
@@ -37,7 +39,8 @@ impl Trainer<'_> {
         self.run.write_json(files::RUN, &self.meta)?;
         self.run.write_json(files::SUMMARY, &summary)?;
         self.run.finish()?;
-        let _ = coherent_record::remove_stale(self.run.path(), &[files::CHECKPOINT]);
+        let checkpoints = [files::CHECKPOINT, files::OLD_CHECKPOINT];
+        let _ = coherent_record::remove_stale(self.run.path(), &checkpoints);
         Ok(summary)
     }
 

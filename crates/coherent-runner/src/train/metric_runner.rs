@@ -3,6 +3,7 @@
 
 use crate::plan::PlannedMetric;
 use coherent_core::{Batch, BatchGrads, GradRequest, LayerInfo, Measurements, Model, Rng, Split};
+use coherent_record::Samples;
 
 /// What the metrics' passes go through: the model, its layers and the training split.
 pub struct Pass<'a> {
@@ -36,6 +37,12 @@ impl MetricRunner {
             batch: Batch::default(),
             grads: BatchGrads::default(),
         }
+    }
+
+    /// The training examples of each metric's sample, by plugin name (`samples.json`).
+    pub fn samples(&self, metrics: &[PlannedMetric]) -> Samples {
+        let pairs = metrics.iter().zip(&self.samples);
+        Samples(pairs.map(|(m, s)| (m.plugin.clone(), s.clone())).collect())
     }
 
     /// Measures the metrics due at `step` (of `total`) and appends their values to `out`, in

@@ -2,10 +2,12 @@
 //!
 //! ```text
 //! start    open the run directory, resume from a checkpoint, observers' begin
-//! loop     checkpoint if due; measure if due (evaluation, metrics, observers -> metrics.jsonl);
-//!          one step (batch, backward pass with what the aggregator and the observers ask for,
-//!          aggregate, observers' after_step, update)
-//! finish   summary.json (final and peak values, the observers' parts), run.json, DONE
+//!          (samples.json; weights/initial.safetensors before the first step)
+//! loop     checkpoint if due; weights if due; measure if due (evaluation, metrics, observers
+//!          -> metrics.jsonl); one step (batch, backward pass with what the aggregator and the
+//!          observers ask for, aggregate, observers' after_step, update)
+//! finish   weights/final.safetensors, summary.json (final and peak values, the observers'
+//!          parts), run.json, DONE
 //! ```
 //!
 //! Research protocols live in observers ([`coherent_core::RunObserver`]), measurements of a
@@ -18,6 +20,7 @@ mod metric_runner;
 mod setup;
 mod state;
 mod step;
+mod weights;
 
 use crate::logging;
 use crate::optim::Sgd;
@@ -79,6 +82,7 @@ struct Sizes {
     steps_per_epoch: usize,
     total: usize,
     checkpoint_every: usize,
+    weights_every: usize,
     eval_every: usize,
     eval_limit: usize,
 }
@@ -116,9 +120,13 @@ impl Trainer<'_> {
         let bar = self.options.bar;
         bar.set_length(self.sizes.total as u64);
         bar.set_position(self.progress.step as u64);
+        if self.progress.step == 0 {
+            self.write_weights(files::INITIAL_WEIGHTS)?;
+        }
         let status = loop {
             let step = self.progress.step;
             self.checkpoint_if_due(step)?;
+            self.weights_if_due(step)?;
             if self.measurement_due(step) && !self.measure(step)? {
                 break Status::Diverged(step);
             }
@@ -156,6 +164,6 @@ impl Trainer<'_> {
         if step == 0 || step >= self.sizes.total || every == 0 || !step.is_multiple_of(every) {
             return Ok(());
         }
-        self.checkpoint().save(self.run.path())
+        self.checkpoint().save(self.run.path(), &self.meta.layers)
     }
 }

@@ -3,13 +3,13 @@
 
 use super::state::{invalid, restore, Progress};
 use super::{MetricRunner, Sizes, TrainOptions, Trainer, Work};
-use crate::checkpoint::{manifest_hash, Checkpoint, OLDER_VERSION};
-use crate::meta::{hostname, utc_timestamp};
+use crate::checkpoint::{manifest_hash, Checkpoint, LoadError, Stored};
+use crate::meta::{hostname, layer_meta, utc_timestamp};
 use crate::optim::Sgd;
 use crate::plan::RunPlan;
 use crate::provenance;
 use coherent_core::{LayerInfo, RunInfo};
-use coherent_record::{files, read_json, LayerMeta, RecordError, RunDir, RunId, RunMeta, SCHEMA};
+use coherent_record::{files, read_json, RecordError, RunDir, RunId, RunMeta, SCHEMA};
 use std::path::Path;
 use std::time::{Instant, SystemTime};
 
@@ -49,7 +49,8 @@ impl<'o> Trainer<'o> {
         let mut progress = Progress::new(plan.seed, data.train().len());
         let name = plan.spec.dir_name();
         if let Some(c) = checkpoint {
-            restore(&mut plan, &mut sgd, &mut progress, c, &kept, dir)?;
+            let layers = meta.layers.as_slice();
+            restore(&mut plan, &mut sgd, &mut progress, c, layers, &kept, dir)?;
             log::info!(
                 "run {name}: resumed from the checkpoint at step {}",
                 progress.step
@@ -64,6 +65,10 @@ impl<'o> Trainer<'o> {
             sizes.steps_per_epoch
         );
         let metrics = MetricRunner::new(&plan.metrics, plan.seed, data.train().len());
+        run.write(
+            files::SAMPLES,
+            metrics.samples(&plan.metrics).to_json().as_bytes(),
+        )?;
         let work = Work {
             direction: layers.iter().map(|l| vec![0.0; l.params]).collect(),
             ..Work::default()
@@ -130,26 +135,23 @@ fn sizes(plan: &RunPlan, n: usize) -> Sizes {
         steps_per_epoch,
         total,
         checkpoint_every: t.checkpoint_every.unwrap_or(steps_per_epoch),
+        weights_every: plan.record.weights_every,
         eval_every,
         eval_limit: plan.evaluation.train_limit.unwrap_or(usize::MAX),
     }
 }
 
 /// The directory's checkpoint, if it was taken of this manifest and fits the run; another
-/// one (of an edited manifest, another run or an earlier version) is not resumed: the run
+/// one (of an edited manifest, another run or another version) is not resumed: the run
 /// starts again.
-fn usable_checkpoint(
-    dir: &Path,
-    hash: u64,
-    total: usize,
-) -> Result<Option<Checkpoint>, RecordError> {
+fn usable_checkpoint(dir: &Path, hash: u64, total: usize) -> Result<Option<Stored>, RecordError> {
     let checkpoint = match Checkpoint::load(dir) {
         Ok(c) => c,
-        Err(e) if e.ends_with(OLDER_VERSION) => {
+        Err(LoadError::OtherVersion(e)) => {
             log::warn!("{e}; the run starts again");
             return Ok(None);
         }
-        Err(e) => return Err(invalid(dir, e)),
+        Err(LoadError::Invalid(e)) => return Err(invalid(dir, e)),
     };
     Ok(checkpoint.filter(|c| {
         let fits = c.header.manifest_hash == hash && c.header.step <= total;
@@ -204,14 +206,7 @@ fn run_meta(
         },
         seed: plan.seed,
         num_params: plan.model.num_params(),
-        layers: layers
-            .iter()
-            .map(|l| LayerMeta {
-                name: l.name.clone(),
-                kind: l.kind.to_string(),
-                params: l.params,
-            })
-            .collect(),
+        layers: layers.iter().map(layer_meta).collect(),
         metric_samples,
         started: started.unwrap_or_else(now),
         resumed_at_step: resumed_at,

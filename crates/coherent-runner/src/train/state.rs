@@ -2,11 +2,11 @@
 //! through checkpoints.
 
 use super::Trainer;
-use crate::checkpoint::{Checkpoint, Header};
+use crate::checkpoint::{Checkpoint, Header, Stored};
 use crate::optim::Sgd;
 use crate::plan::RunPlan;
 use coherent_core::{AggregatorState, Rng};
-use coherent_record::{files, MetricsLine, RecordError, Tracker};
+use coherent_record::{files, LayerMeta, MetricsLine, RecordError, Tracker};
 use std::path::Path;
 
 /// Everything that changes from step to step besides the model, the optimizer, the aggregator
@@ -56,7 +56,6 @@ impl Trainer<'_> {
                     .collect(),
                 elapsed_s: self.elapsed(),
                 aggregator_numbers: state.numbers,
-                ..Header::default()
             },
             params: self
                 .plan
@@ -76,17 +75,21 @@ pub fn invalid(dir: &Path, problem: impl Into<String>) -> RecordError {
     RecordError::malformed(&dir.join(files::CHECKPOINT), None, problem)
 }
 
-/// Puts the model, optimizer, aggregator, observers and progress back to the checkpoint's
-/// state; `kept` are the `metrics.jsonl` lines before the checkpoint, replayed into the
-/// tracker of final and peak values.
+/// Puts the model, optimizer, aggregator, observers and progress back to the state of the
+/// checkpoint `stored` of the model with `layers`; `kept` are the `metrics.jsonl` lines before
+/// the checkpoint, replayed into the tracker of final and peak values.
 pub fn restore(
     plan: &mut RunPlan,
     sgd: &mut Sgd,
     progress: &mut Progress,
-    c: Checkpoint,
+    stored: Stored,
+    layers: &[LayerMeta],
     kept: &[MetricsLine],
     dir: &Path,
 ) -> Result<(), RecordError> {
+    let c = stored
+        .unpack(layers)
+        .map_err(|e| invalid(dir, format!("{e}; delete it to start the run again")))?;
     let h = c.header;
     let mut params = plan.model.params_mut();
     let fits = params.len() == c.params.len()

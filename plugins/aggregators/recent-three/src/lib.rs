@@ -199,11 +199,7 @@ mod tests {
 
     #[test]
     fn a_restored_state_continues_the_same_directions() {
-        let layers = [LayerInfo {
-            name: "l".into(),
-            kind: "test",
-            params: 3,
-        }];
+        let layers = [LayerInfo::flat("l", "test", 3)];
         let mut r = coherent_core::Rng::new(2);
         let mut g = || -> Vec<f32> { (0..3).map(|_| r.normal() as f32).collect() };
         let w = [0.5, -1.0, 2.0];
@@ -220,20 +216,13 @@ mod tests {
             assert_eq!(step(&mut a, &x, &w), step(&mut b, &x, &w));
         }
         let mut wrong = RecentThree::new(true);
-        wrong.begin(&[LayerInfo {
-            params: 4,
-            ..layers[0].clone()
-        }]);
+        wrong.begin(&[LayerInfo::flat("l", "test", 4)]);
         assert!(wrong.restore(a.state()).is_err());
     }
 
     #[test]
     fn median_and_mean_of_the_last_three_after_two_silent_steps() {
-        let layers = [LayerInfo {
-            name: "l".into(),
-            kind: "test",
-            params: 2,
-        }];
+        let layers = [LayerInfo::flat("l", "test", 2)];
         let settings = OptimizerSettings {
             lr: 0.1,
             momentum: 0.0,
@@ -279,11 +268,7 @@ mod tests {
             })
             .unwrap();
         assert_eq!(s.weight_decay, 0.0, "the optimizer applies none");
-        a.begin(&[LayerInfo {
-            name: "l".into(),
-            kind: "test",
-            params: 1,
-        }]);
+        a.begin(&[LayerInfo::flat("l", "test", 1)]);
         for _ in 0..2 {
             step(&mut a, &[1.0], &[2.0]);
         }

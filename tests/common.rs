@@ -131,3 +131,32 @@ pub fn cargo_in(dir: &Path, args: &[&str]) -> Output {
     );
     out
 }
+
+/// Whether `python3` can import `numpy` and `safetensors`. If it cannot, prints `SKIPPED:
+/// numpy: ...` for the caller to return (the closing line of `.ci/run` reports it), or panics
+/// when `COHERENT_REQUIRE_NUMPY` is set (CI, where they are installed).
+pub fn numpy_available() -> bool {
+    let out = Command::new("python3")
+        .args(["-c", "import numpy, safetensors"])
+        .output();
+    let reason = match out {
+        Ok(o) if o.status.success() => return true,
+        Ok(o) => {
+            let text = String::from_utf8_lossy(&o.stderr);
+            let last = text.trim().lines().last().map(str::to_string);
+            last.unwrap_or_else(|| format!("python3 exited with {}", o.status))
+        }
+        Err(e) => format!("python3 does not start: {e}"),
+    };
+    if std::env::var_os("COHERENT_REQUIRE_NUMPY").is_some() {
+        panic!(
+            "COHERENT_REQUIRE_NUMPY is set but numpy and safetensors cannot be imported: {reason}"
+        );
+    }
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\nSKIPPED: numpy: python3 cannot import numpy and safetensors ({reason}); pip install numpy safetensors to run it\n"
+    );
+    false
+}

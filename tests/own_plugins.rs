@@ -143,6 +143,33 @@ fn a_crate_of_own_plugins_builds_lists_runs_sweeps_and_reports() {
         "{report}"
     );
 
+    // The final weights, named as PyTorch would name them, load outside Rust: NumPy gives the
+    // same test accuracy from them.
+    let final_weights = b
+        .join("spirals")
+        .join(runs[0])
+        .join("weights/final.safetensors");
+    let file = coherent_record::weights::TensorFile::read(&final_weights).unwrap();
+    let shape = |name: &str| file.tensor(name).map(|t| t.shape.clone());
+    assert_eq!(shape("fourier1.weight"), Some(vec![128, 2]));
+    assert_eq!(shape("fc1.weight"), Some(vec![256, 128]));
+    if crate::common::numpy_available() {
+        let script = example().join("check_weights.py");
+        let run = b.join("spirals").join(runs[0]);
+        let out = Command::new("python3")
+            .arg(&script)
+            .arg(&run)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let numpy: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let logged = summary(&run)["final"]["test_acc"].as_f64().unwrap();
+        assert!(
+            (numpy["test_acc"].as_f64().unwrap() - logged).abs() < 1e-9,
+            "{numpy} vs {logged}"
+        );
+    }
+
     // What the manifest says it shows: with half of the labels shuffled, plain SGD memorises
     // more of them than norm_trimmed, and tests worse.
     let s: Vec<serde_json::Value> = runs

@@ -8,7 +8,6 @@
 
 use crate::common::{coherent_in, metrics, root, run_ok, run_ok_in, scratch_manifest, stderr};
 use coherent_record::{files, Samples, TensorFile};
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
@@ -45,22 +44,6 @@ fn last(run: &Path, key: &str) -> f64 {
     line[key].as_f64().unwrap()
 }
 
-/// Why NumPy and safetensors cannot be used from `python3`, if they cannot.
-fn no_numpy() -> Option<String> {
-    let out = Command::new("python3")
-        .args(["-c", "import numpy, safetensors"])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => None,
-        Ok(o) => {
-            let text = String::from_utf8_lossy(&o.stderr);
-            let last = text.trim().lines().last().map(str::to_string);
-            Some(last.unwrap_or_else(|| format!("python3 exited with {}", o.status)))
-        }
-        Err(e) => Some(format!("python3 does not start: {e}")),
-    }
-}
-
 #[test]
 fn a_logged_coherence_is_recomputed_from_the_weights_in_numpy() {
     let (dir, m) = scratch_manifest("weights-numpy", "w.toml", MLP);
@@ -89,14 +72,7 @@ fn a_logged_coherence_is_recomputed_from_the_weights_in_numpy() {
     let samples = Samples::read(&run.join(files::SAMPLES)).unwrap();
     assert_eq!(samples.get("coherence").unwrap().len(), 100);
 
-    if let Some(reason) = no_numpy() {
-        if std::env::var_os("COHERENT_REQUIRE_NUMPY").is_some() {
-            panic!("COHERENT_REQUIRE_NUMPY is set but numpy and safetensors cannot be imported: {reason}");
-        }
-        let _ = writeln!(
-            std::io::stderr(),
-            "\nSKIPPED: numpy: python3 cannot import numpy and safetensors ({reason}); pip install numpy safetensors to run it\n"
-        );
+    if !crate::common::numpy_available() {
         return;
     }
     let script = root().join("tests/python/coherence_from_weights.py");

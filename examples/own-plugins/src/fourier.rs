@@ -9,7 +9,7 @@
 //! into a [`MatrixTrace`], from which the engine derives every per-example quantity (norms,
 //! Gram matrices, blocks, group and subset sums) — the layer writes nothing else.
 
-use coherent_core::Rng;
+use coherent_core::{Rng, TensorInfo};
 use coherent_nn::{Act, CpuTape, Layer, LayerGrads, MatrixTrace};
 use std::sync::{Arc, RwLock};
 
@@ -117,6 +117,15 @@ impl Layer for Fourier {
 
     fn params(&self) -> &[f32] {
         &self.params
+    }
+
+    /// `weight` `[features, inputs]` and `bias` `[features]`, as `nn.Linear` would hold them
+    /// (what weights files name `fourier1.weight`, `fourier1.bias`).
+    fn tensors(&self) -> Vec<TensorInfo> {
+        vec![
+            TensorInfo::new("weight", vec![self.features, self.inputs]),
+            TensorInfo::new("bias", vec![self.features]),
+        ]
     }
 
     fn params_mut(&mut self) -> &mut [f32] {

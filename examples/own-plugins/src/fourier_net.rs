@@ -93,6 +93,12 @@ mod tests {
         let mut model = network();
         let names: Vec<&str> = model.layers().iter().map(|l| l.name.as_str()).collect();
         assert_eq!(names, ["fourier1", "fc1", "fc2"]);
+        let shapes: Vec<&[usize]> = model.layers()[0]
+            .tensors
+            .iter()
+            .map(|t| &t.shape[..])
+            .collect();
+        assert_eq!(shapes, [&[6, 2][..], &[6]]);
         let batch = random_batch(9, 2, 3, LossKind::CrossEntropy, 11);
         let by_loop = per_example_by_loop(model.as_mut(), &batch);
         check_quantities(model.as_mut(), &batch, &by_loop);

@@ -170,8 +170,13 @@ pub(crate) fn plan(
             let package = package_name(dir)?;
             let framework = check_framework(framework)?;
             let mut lib = String::new();
-            for (path, contents) in templates::project_files(&package, &framework.to_string_lossy())
-            {
+            let mut files = templates::project_files(&package, &framework.to_string_lossy());
+            // coherent's lock file: the same version of every dependency as coherent's build
+            // (which a shared target directory then reuses); cargo adds this crate to it
+            if let Ok(lock) = std::fs::read_to_string(framework.join("Cargo.lock")) {
+                files.push(("Cargo.lock", lock));
+            }
+            for (path, contents) in files {
                 if path == "src/lib.rs" {
                     lib = contents;
                 } else {
@@ -239,11 +244,31 @@ pub(crate) fn new_plugin(
     }
     let name = &names.name;
     println!(
-        "\nThe {} plugin `{name}` is {}: edit it (what to change is at its top). Next, in {}:\n  cargo test --release                          # the plugins' tests\n  cargo build --release\n  target/release/{package} plugins            # lists `{name}` with its parameters\n  target/release/{package} run {name}.toml    # trains with it\nWith CARGO_TARGET_DIR set to coherent's target directory, coherent's compiled crates are reused.",
+        "\nThe {} plugin `{name}` is in {}: edit it (what to change is at its top). Next, in {}:",
         kind.word(),
         dir.join("src").join(format!("{name}.rs")).display(),
         dir.display()
     );
+    let steps = [
+        ("cargo test --release".to_string(), "the plugins' tests"),
+        ("cargo build --release".to_string(), ""),
+        (
+            format!("target/release/{package} plugins"),
+            "lists every plugin with its parameters",
+        ),
+        (
+            format!("target/release/{package} run {name}.toml"),
+            "trains with the plugin",
+        ),
+    ];
+    let width = steps.iter().map(|(s, _)| s.len()).max().unwrap_or(0);
+    for (step, what) in steps {
+        match what {
+            "" => println!("  {step}"),
+            _ => println!("  {step:<width$}  # {what}"),
+        }
+    }
+    println!("With CARGO_TARGET_DIR set to coherent's target directory, the dependencies coherent compiled are reused (its own crates are compiled once more, for every crate outside its workspace).");
     Ok(())
 }
 
@@ -313,6 +338,7 @@ mod tests {
                 "Cargo.toml",
                 ".gitignore",
                 "src/main.rs",
+                "Cargo.lock",
                 "src/grad_norm.rs",
                 "grad_norm.toml",
                 "src/lib.rs"
@@ -335,8 +361,12 @@ mod tests {
         assert!(changes[2]
             .contents
             .contains("App::new(\"my-lab\").with(&my_lab::PLUGINS)"));
-        assert!(changes[5].contents.contains(PROJECT_MARKER));
-        assert!(changes[5]
+        assert!(
+            changes[3].contents.contains("name = \"dfdx\""),
+            "coherent's lock file"
+        );
+        assert!(changes[6].contents.contains(PROJECT_MARKER));
+        assert!(changes[6]
             .contents
             .ends_with("plugin_crate!();\n\npub mod grad_norm;\n"));
         write_all(&out, &changes).unwrap();

@@ -358,9 +358,8 @@ mod tests {
             cargo["profile"]["release"]["codegen-units"].as_integer(),
             Some(4)
         );
-        assert!(changes[2]
-            .contents
-            .contains("App::new(\"my-lab\").with(&my_lab::PLUGINS)"));
+        let main = &changes[2].contents;
+        assert!(main.contains("App::new(\"my-lab\")") && main.contains(".with(&my_lab::PLUGINS)"));
         assert!(
             changes[3].contents.contains("name = \"dfdx\""),
             "coherent's lock file"

@@ -128,12 +128,16 @@ pub(crate) fn new_plugin(root: &Path, kind: Kind, names: &Names) -> Result<(), F
         println!("{what}{}", change.path.display());
     }
     println!(
-        "\nThe {} plugin `{}` is in {}: edit its src/lib.rs (what to change is at its top). Next:\n  cargo test --release -p {}      # its tests\n  cargo run --release -- plugins   # lists it with its parameters",
+        "\nThe {} plugin `{}` is in {}: edit its src/lib.rs (what to change is at its top). Next:",
         kind.word(),
         names.name,
         folder(kind, names),
-        names.package()
     );
+    let test = format!("cargo test --release -p {}", names.package());
+    let list = "cargo run --release -- plugins";
+    let width = test.len().max(list.len());
+    println!("  {test:<width$}  # its tests");
+    println!("  {list:<width$}  # lists it with its parameters");
     Ok(())
 }
 

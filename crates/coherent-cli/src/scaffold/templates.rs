@@ -46,8 +46,16 @@ fn fill(text: &str, values: &[(&str, &str)]) -> String {
 }
 
 /// The plugin's source: with `own_crate`, the `src/lib.rs` of a crate of its own (declaring
-/// the crate's plugins); else a module of a crate of plugins.
+/// the crate's plugins); else a module of a crate of plugins. Formatted by rustfmt when it can
+/// be run (the templates are formatted for names of 8 characters, the length of `{{name}}`;
+/// other names change the length of some lines).
 pub(crate) fn plugin_source(kind: Kind, names: &Names, own_crate: bool) -> String {
+    let text = unformatted_source(kind, names, own_crate);
+    rustfmt(&text).unwrap_or(text)
+}
+
+/// [`plugin_source`] as the template has it, without rustfmt.
+fn unformatted_source(kind: Kind, names: &Names, own_crate: bool) -> String {
     let declare = if own_crate {
         "coherent_core::plugin_crate!();\n\n"
     } else {
@@ -55,6 +63,25 @@ pub(crate) fn plugin_source(kind: Kind, names: &Names, own_crate: bool) -> Strin
     };
     let text = plugin_template(kind).replace(PLUGIN_CRATE_LINE, declare);
     fill(&text, &[("name", &names.name), ("Name", &names.camel)])
+}
+
+/// `source` formatted by rustfmt (edition 2021, the settings of the working directory; this
+/// repository's are the defaults but for the edition), or `None` when rustfmt cannot be run or
+/// fails.
+pub(crate) fn rustfmt(source: &str) -> Option<String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("rustfmt")
+        .args(["--edition", "2021", "--emit", "stdout", "--quiet"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(source.as_bytes()).ok()?;
+    let out = child.wait_with_output().ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    (out.status.success() && !text.trim().is_empty()).then_some(text)
 }
 
 /// The type names the template of `kind` uses besides the ones it defines (its imports, the
@@ -142,7 +169,10 @@ pub(crate) fn project_files(package: &str, framework: &str) -> Vec<(&'static str
     vec![
         ("Cargo.toml", fill(PROJECT_CARGO, &values)),
         (".gitignore", PROJECT_GITIGNORE.to_string()),
-        ("src/main.rs", fill(PROJECT_MAIN, &values)),
+        ("src/main.rs", {
+            let main = fill(PROJECT_MAIN, &values);
+            rustfmt(&main).unwrap_or(main)
+        }),
         ("src/lib.rs", fill(PROJECT_LIB, &values)),
     ]
 }
@@ -216,6 +246,31 @@ mod tests {
         }
         for (path, text) in project_files("my-lab", "/src/coherent") {
             assert!(!text.contains("{{"), "{path}");
+        }
+    }
+
+    /// The templates as stored are formatted by rustfmt (for names of the placeholders'
+    /// length), so that a plugin is formatted even where rustfmt cannot be run.
+    #[test]
+    fn the_templates_are_formatted() {
+        let names = Names::new("abcdefgh");
+        for kind in Kind::ALL {
+            for own_crate in [true, false] {
+                let text = unformatted_source(kind, &names, own_crate);
+                let formatted = rustfmt(&text)
+                    .expect("rustfmt runs (it is part of the toolchain this project needs)");
+                if formatted != text {
+                    let line = text
+                        .lines()
+                        .zip(formatted.lines())
+                        .position(|(a, b)| a != b);
+                    panic!(
+                        "templates/plugins/{}.rs.txt is not formatted by rustfmt: line {:?} differs (own crate: {own_crate})",
+                        kind.word(),
+                        line.map(|l| l + 1)
+                    );
+                }
+            }
         }
     }
 

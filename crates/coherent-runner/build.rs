@@ -21,11 +21,24 @@ fn main() {
     if let Some(commit) = git(dir, &["rev-parse", "HEAD"]) {
         println!("cargo:rustc-env=COHERENT_GIT_COMMIT={commit}");
     }
-    if let Some(git_dir) = git(dir, &["rev-parse", "--absolute-git-dir"]) {
-        // a new commit moves HEAD or the branch it points to
-        println!("cargo:rerun-if-changed={git_dir}/HEAD");
-        println!("cargo:rerun-if-changed={git_dir}/refs/heads");
-        println!("cargo:rerun-if-changed={git_dir}/packed-refs");
+    // A new commit moves HEAD or the branch it points to. HEAD is the checkout's own (a
+    // worktree has one of its own); branches are in the common directory, shared by the
+    // worktrees. Only paths that exist are watched: Cargo reruns a build script whose watched
+    // path is missing every time, and with it everything that depends on this crate.
+    let git_dir = git(dir, &["rev-parse", "--absolute-git-dir"]);
+    let common = git(
+        dir,
+        &["rev-parse", "--path-format=absolute", "--git-common-dir"],
+    );
+    let watched = [
+        git_dir.map(|d| format!("{d}/HEAD")),
+        common.as_ref().map(|d| format!("{d}/refs/heads")),
+        common.map(|d| format!("{d}/packed-refs")),
+    ];
+    for path in watched.into_iter().flatten() {
+        if Path::new(&path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
     }
     println!("cargo:rerun-if-changed=build.rs");
 }

@@ -16,7 +16,9 @@
 //! * `metrics.rs`   — the metric plugins on a real network, checked against each other;
 //! * `phenomena.rs` — loss-reduction fractions, learning times, easy vs hard, crash and resume;
 //! * `observers.rs` — observer plugins: one from its own crate, the defaults and their switches;
-//! * `bench.rs`     — the engine benchmark command.
+//! * `bench.rs`     — the engine benchmark command;
+//! * `new_plugin.rs` — `coherent new plugin --out`: a crate of plugins of every kind, built,
+//!   tested, listed and trained with.
 //!
 //! Unit tests of one crate sit at the bottom of the file they test, not here.
 
@@ -25,6 +27,7 @@ mod common;
 mod data;
 mod manifests;
 mod metrics;
+mod new_plugin;
 mod observers;
 mod phenomena;
 mod properties;

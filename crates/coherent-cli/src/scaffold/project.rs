@@ -167,10 +167,16 @@ pub(crate) fn plan(
     let mut changes = Vec::new();
     let (package, lib) = match existing(dir)? {
         Existing::Nothing => {
-            let package = package_name(dir)?;
+            // an existing empty directory named `.` or `..` is named by its full path
+            let package = package_name(&dir.canonicalize().unwrap_or(dir.to_path_buf()))?;
             let framework = check_framework(framework)?;
             let mut lib = String::new();
-            let mut files = templates::project_files(&package, &framework.to_string_lossy());
+            // inside a TOML string
+            let quoted = framework
+                .to_string_lossy()
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"");
+            let mut files = templates::project_files(&package, &quoted);
             // coherent's lock file: the same version of every dependency as coherent's build
             // (which a shared target directory then reuses); cargo adds this crate to it
             if let Ok(lock) = std::fs::read_to_string(framework.join("Cargo.lock")) {
@@ -402,6 +408,16 @@ mod tests {
             "{e}"
         );
         let empty = tempfile::tempdir().unwrap();
+        let named = empty.path().join("lab_3");
+        std::fs::create_dir(&named).unwrap();
+        let (_, package) = plan(
+            &named.join("."),
+            &framework(),
+            Kind::Metric,
+            &Names::new("x"),
+        )
+        .expect("an empty directory is new");
+        assert_eq!(package, "lab_3");
         let bad_framework = empty.path().join("nothing");
         let e = plan(
             &empty.path().join("lab"),

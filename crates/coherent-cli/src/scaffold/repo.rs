@@ -320,7 +320,9 @@ pub(crate) fn add_to_plugin_list(
     {
         return Err(format!("`{entry}` is already in the plugin_crate! list"));
     }
-    if !body.starts_with('\n') || lines.iter().any(|l| !l.trim_end().ends_with(',')) {
+    let comment = |l: &str| l.trim_start().starts_with("//");
+    let unended = |l: &&str| !comment(l) && !l.trim_end().ends_with(',');
+    if !body.starts_with('\n') || lines.iter().any(unended) {
         return Err(format!(
             "the `{ANCHOR}` list is not one crate per line, each ending with a comma; add `{entry},` to it by hand"
         ));
@@ -617,6 +619,21 @@ mod tests {
             e.starts_with("error: Cargo.toml: `plugins/networks/my-net` is already"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_plugin_list_keeps_comments_and_refuses_other_layouts() {
+        let text = "coherent_core::plugin_crate!(\n    // networks\n    coherent_mlp::PLUGINS,\n    coherent_mean::PLUGINS,\n);\n";
+        let out = add_to_plugin_list(text, "coherent_x", &["coherent_mlp".into()]).unwrap();
+        assert_eq!(
+            out,
+            "coherent_core::plugin_crate!(\n    // networks\n    coherent_mlp::PLUGINS,\n    coherent_x::PLUGINS,\n    coherent_mean::PLUGINS,\n);\n"
+        );
+        let e = add_to_plugin_list(&out, "coherent_x", &[]).unwrap_err();
+        assert!(e.contains("already"), "{e}");
+        let one_line = "coherent_core::plugin_crate!(a::PLUGINS);\n";
+        let e = add_to_plugin_list(one_line, "coherent_x", &[]).unwrap_err();
+        assert!(e.contains("one crate per line"), "{e}");
     }
 
     #[test]

@@ -17,6 +17,8 @@
 //! * `phenomena.rs` — loss-reduction fractions, learning times, easy vs hard, crash and resume;
 //! * `observers.rs` — observer plugins: one from its own crate, the defaults and their switches;
 //! * `own_plugins.rs` — the out-of-tree example crate `examples/own-plugins`, built and used;
+//! * `new_plugin.rs` — `coherent new plugin --out`: a crate of plugins of every kind, built,
+//!   tested, listed and trained with;
 //! * `bench.rs`     — the engine benchmark command;
 //! * `weights.rs`   — weights files and checkpoints (safetensors): a logged m-coherence
 //!   recomputed in NumPy, runs started from given weights, older checkpoints.
@@ -28,6 +30,7 @@ mod common;
 mod data;
 mod manifests;
 mod metrics;
+mod new_plugin;
 mod observers;
 mod own_plugins;
 mod phenomena;

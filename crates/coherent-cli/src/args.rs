@@ -55,6 +55,8 @@ pub enum Command {
     },
     /// List every plugin by kind, with its parameters.
     Plugins,
+    /// Create a plugin from a template, in this repository or in a crate of your own (--out).
+    New(crate::scaffold::NewArgs),
     /// Benchmark the per-example gradient engine against the plain training step.
     Bench {
         /// Print the results as JSON (for tracking from release to release).

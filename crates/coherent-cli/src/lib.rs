@@ -22,10 +22,12 @@
 
 mod args;
 mod commands;
+mod scaffold;
 mod sweep;
 
 pub use args::{BenchChoice, Cli, Command};
 pub use coherent_runner::Failure;
+pub use scaffold::{check_name, Kind, Names, NewArgs, NewCommand};
 
 use clap::{CommandFactory, FromArgMatches};
 use coherent_core::{PluginCrate, PluginKind, Registry};
@@ -154,6 +156,7 @@ fn dispatch(command: &Command) -> Result<(), Failure> {
             log_scale,
         } => commands::report(dirs, out.as_deref(), *log_scale),
         Command::Plugins => commands::plugins(),
+        Command::New(args) => scaffold::new(args, commands::registry()?),
         Command::Bench {
             json,
             reps,

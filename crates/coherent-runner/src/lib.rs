@@ -22,6 +22,7 @@ pub mod experiment;
 pub mod local;
 pub mod logging;
 pub mod manifest;
+pub mod manifest_file;
 mod meta;
 mod optim;
 pub mod plan;

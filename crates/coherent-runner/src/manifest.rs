@@ -51,16 +51,11 @@ impl Manifest {
     }
 
     /// Reads and checks the structure of the manifest at `path` (plugins are checked when a
-    /// run is planned, see [`crate::plan()`]).
+    /// run is planned, see [`crate::plan()`]). The manifest must be a regular file of at most
+    /// [`crate::manifest_file::MAX_MANIFEST_BYTES`], which is checked before it is opened.
     pub fn load(path: &Path) -> Result<Manifest, Diagnostics> {
-        let bytes = std::fs::read(path).map_err(|e| {
-            Diagnostics(vec![Diagnostic::at(
-                path,
-                "",
-                None,
-                format!("cannot read the manifest: {e}"),
-            )])
-        })?;
+        let bytes = crate::manifest_file::read_manifest(path)
+            .map_err(|message| Diagnostics(vec![Diagnostic::at(path, "", None, message)]))?;
         Manifest::parse_bytes(path, bytes)
     }
 

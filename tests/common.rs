@@ -160,3 +160,75 @@ pub fn numpy_available() -> bool {
     );
     false
 }
+
+/// How a child process of [`coherent_limited`] ended.
+#[derive(Debug)]
+pub struct Limited {
+    /// Its exit code (`None`: killed by a signal, or by the timeout).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// Its peak resident memory, in KiB (`ru_maxrss` of `wait4`).
+    pub peak_kib: u64,
+    /// Whether it was killed for running longer than the timeout.
+    pub timed_out: bool,
+}
+
+/// Runs the `coherent` binary with `args` from the workspace root, killing it after `timeout`,
+/// and measures its peak memory (its own, from `wait4`, whatever else the tests run).
+// The child is reaped by `wait4`, which std does not see.
+#[allow(clippy::zombie_processes)]
+pub fn coherent_limited(args: &[&str], timeout: std::time::Duration) -> Limited {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coherent"))
+        .args(args)
+        .current_dir(root())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the coherent binary starts");
+    let pipe = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = r.read_to_end(&mut text);
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let out = pipe(Box::new(child.stdout.take().expect("piped")));
+    let err = pipe(Box::new(child.stderr.take().expect("piped")));
+    let pid = child.id() as libc::pid_t;
+    let start = std::time::Instant::now();
+    let mut timed_out = false;
+    let (status, usage) = loop {
+        let mut status = 0;
+        // SAFETY: `rusage` is plain data that wait4 fills; an all-zero value is valid.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let flags = if timed_out { 0 } else { libc::WNOHANG };
+        // SAFETY: waits for our own child, writing into the two locals.
+        let r = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
+        if r == pid {
+            break (status, usage);
+        }
+        assert!(r == 0, "wait4 failed: {}", std::io::Error::last_os_error());
+        if start.elapsed() > timeout {
+            // SAFETY: the child has not been reaped, so `pid` is still ours.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            timed_out = true;
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    };
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    Limited {
+        code,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+        peak_kib: usage.ru_maxrss.max(0) as u64,
+        timed_out,
+    }
+}

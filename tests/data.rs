@@ -222,3 +222,94 @@ fn relative_data_paths_resolve_against_the_manifest() {
     );
     assert!(text.contains("write `path = \"../data\"`"), "{text}");
 }
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A small `.gz` IDX file whose content is far longer than its header says (here 40 MB of
+/// zeros after a header of 4 labels) is refused once the announced bytes are read: quickly,
+/// in little memory, naming the file.
+#[test]
+fn a_gzip_idx_file_is_read_no_further_than_its_header() {
+    let dir = scratch("idx-gzip-long");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_idx_dir(&data, 4, 4, 2, 2);
+    let mut labels = encode(&[4], &[0, 1, 2, 3]);
+    labels.resize(40_000_000, 0);
+    let file = data.join("train-labels-idx1-ubyte.gz");
+    std::fs::remove_file(data.join("train-labels-idx1-ubyte")).unwrap();
+    std::fs::write(&file, gzip(&labels)).unwrap();
+    let m = manifest(&dir, &data);
+    let out = crate::common::coherent_limited(&["check", &m], std::time::Duration::from_secs(30));
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let want = format!(
+        "error: {}: unexpected bytes after the 4 data bytes of [4] when decompressed",
+        file.display()
+    );
+    assert!(out.stderr.contains(&want), "{}", out.stderr);
+    assert!(out.peak_kib < 100_000, "{} KiB", out.peak_kib);
+}
+
+/// A data file that is a FIFO or a directory is refused by what it is, without blocking.
+#[test]
+fn a_data_file_that_is_not_a_regular_file_is_refused() {
+    let dir = scratch("idx-fifo");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_idx_dir(&data, 4, 4, 2, 2);
+    let fifo = data.join("train-images-idx3-ubyte");
+    std::fs::remove_file(&fifo).unwrap();
+    crate::manifests::mkfifo(&fifo);
+    std::fs::create_dir(data.join("t10k-images-idx3-ubyte.gz")).unwrap();
+    let m = manifest(&dir, &data);
+    let out = crate::common::coherent_limited(&["check", &m], std::time::Duration::from_secs(30));
+    assert!(!out.timed_out, "check blocks on the FIFO");
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let want = format!(
+        "{}: is a FIFO (named pipe), not a data file",
+        fifo.display()
+    );
+    assert!(out.stderr.contains(&want), "{}", out.stderr);
+}
+
+/// A CIFAR-10 file cut at a record boundary is read with a warning that names the directory
+/// and gives every file's count and the examples read; nothing is said of complete files.
+#[test]
+fn cifar_files_with_fewer_records_are_read_with_a_warning() {
+    let dir = scratch("cifar-short");
+    crate::manifests::synthetic_cifar(&dir.join("cifar"), 30);
+    let text = format!(
+        "[dataset]\nplugin = \"cifar10\"\npath = \"{}\"\n\n[model]\nplugin = \"mlp\"\nhidden = [4]\n\n[training]\nbatch_size = 10\n",
+        dir.join("cifar").display()
+    );
+    let m = write_manifest(&dir, "c.toml", &text);
+    let out = run_ok(&["check", &m]);
+    let text = stderr(&out);
+    let want = format!(
+        "c.toml:3:8: warning: {}: the CIFAR-10 files have 10000 records each, but data_batch_1.bin has 30, data_batch_2.bin has 30, data_batch_3.bin has 30, data_batch_4.bin has 30, data_batch_5.bin has 30, test_batch.bin has 30 (cut short, or a subset); read as they are: 150 training and 30 test examples",
+        dir.join("cifar").display()
+    );
+    assert!(text.contains(&want), "{text}");
+    assert_eq!(text.matches("warning:").count(), 1, "{text}");
+}
+
+/// Every data error names its file once: no `path: path: ...`.
+#[test]
+fn data_errors_name_their_file_once() {
+    for case in ["magic", "truncated", "label", "gzip"] {
+        let dir = scratch(&format!("idx-once-{case}"));
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        write_idx_dir(&data, 4, 4, 2, 2);
+        let (bytes, file, _) = broken(case);
+        std::fs::write(data.join(file), bytes).unwrap();
+        let text = fails(1, &["check", &manifest(&dir, &data)], case);
+        let path = data.join(file).display().to_string();
+        assert_eq!(text.matches(&path).count(), 1, "{case}: {text}");
+    }
+}

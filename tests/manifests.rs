@@ -136,3 +136,53 @@ fn missing_manifest_and_bad_index_are_usage_errors() {
         stderr(&out)
     );
 }
+
+/// Makes a FIFO (named pipe) at `path`.
+pub fn mkfifo(path: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+}
+
+/// A directory, a FIFO with no writer, a device and an oversized file given as the manifest
+/// are refused by what they are, at once (no hang, no reading `/dev/zero` without end), with
+/// exit code 2, for `check` and `run` alike.
+#[test]
+fn a_manifest_that_is_not_a_small_regular_file_is_refused_by_what_it_is() {
+    let dir = scratch("not-a-file");
+    let fifo = dir.join("pipe.toml");
+    mkfifo(&fifo);
+    let big = dir.join("big.toml");
+    std::fs::write(&big, "#".repeat((1 << 20) + 1)).unwrap();
+    let cases = [
+        (dir.clone(), "is a directory, not a file"),
+        (fifo, "is a FIFO (named pipe), not a file"),
+        ("/dev/zero".into(), "is a character device, not a file"),
+        (big, "is 1048577 bytes; a manifest is at most 1 MiB"),
+    ];
+    for (path, what) in cases {
+        let path = path.to_string_lossy().into_owned();
+        for command in ["check", "run"] {
+            let args = [command, &path, "--out", "target/never-written"];
+            let out = crate::common::coherent_limited(
+                &args[..if command == "run" { 4 } else { 2 }],
+                std::time::Duration::from_secs(20),
+            );
+            assert!(!out.timed_out, "{command} {path} hangs");
+            assert_eq!(out.code, Some(2), "{command} {path}: {}", out.stderr);
+            let first = out.stderr.lines().next().unwrap_or_default();
+            assert!(
+                first.starts_with(&format!("{path}: error: the manifest {what}")),
+                "{command} {path}: {}",
+                out.stderr
+            );
+            assert!(
+                out.peak_kib < 100_000,
+                "{command} {path}: {} KiB",
+                out.peak_kib
+            );
+            assert!(!out.stdout.contains("ok:"), "{}", out.stdout);
+        }
+    }
+}

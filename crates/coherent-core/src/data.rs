@@ -41,6 +41,13 @@ impl InputShape {
     }
 }
 
+/// `channels x height x width`, as `1x28x28` (a flat input of 784 features is `1x1x784`).
+impl std::fmt::Display for InputShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}x{}", self.channels, self.height, self.width)
+    }
+}
+
 /// The targets of a split.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Targets {
@@ -252,6 +259,12 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shapes_print_as_channels_height_width() {
+        assert_eq!(InputShape::image(1, 20, 20).to_string(), "1x20x20");
+        assert_eq!(InputShape::flat(784).to_string(), "1x1x784");
+    }
 
     #[test]
     fn gather_copies_rows_and_labels() {

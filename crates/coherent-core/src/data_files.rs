@@ -5,9 +5,14 @@
 //! [`read_data_file`], which keeps each file's bytes for the life of the process, so every file
 //! is read from disk once however many datasets are built from it. A file that changed on disk
 //! (another length or modification time) is read again.
+//!
+//! A data file must be a regular file that fits in the memory available: a FIFO or a device
+//! named as a data file is refused by what it is (without blocking on it or reading it without
+//! end), and a file larger than the memory left is refused before it is read.
 
 use crate::DataError;
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -24,13 +29,35 @@ pub fn read_data_file(path: &Path) -> Result<Arc<[u8]>, DataError> {
         path: path.to_path_buf(),
         source,
     };
+    let bad = |problem: String| DataError::Malformed {
+        path: path.to_path_buf(),
+        problem,
+    };
     let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(bad(format!(
+            "is {}, not a data file",
+            crate::memory::file_kind(&meta)
+        )));
+    }
     let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let key = (canonical, meta.len(), meta.modified().ok());
     if let Some(bytes) = cache().as_ref().and_then(|m| m.get(&key)) {
         return Ok(bytes.clone());
     }
-    let bytes: Arc<[u8]> = std::fs::read(path).map_err(io)?.into();
+    crate::memory::fits(meta.len(), "reading the file").map_err(bad)?;
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(meta.len() as usize).map_err(|_| {
+        bad(format!(
+            "cannot hold its {} in memory",
+            crate::memory::bytes_text(meta.len())
+        ))
+    })?;
+    // no further than its length when it was looked at, should it grow meanwhile
+    std::fs::File::open(path)
+        .and_then(|f| f.take(meta.len()).read_to_end(&mut bytes))
+        .map_err(io)?;
+    let bytes: Arc<[u8]> = bytes.into();
     cache()
         .get_or_insert_with(HashMap::new)
         .insert(key, bytes.clone());
@@ -59,5 +86,19 @@ mod tests {
         assert_eq!(&*read_data_file(&path).unwrap(), b"second!");
         let e = read_data_file(&tmp.path().join("missing.bin")).unwrap_err();
         assert!(e.to_string().contains("missing.bin"), "{e}");
+    }
+
+    #[test]
+    fn directories_and_devices_are_refused_by_what_they_are() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = read_data_file(tmp.path()).unwrap_err().to_string();
+        assert!(e.ends_with("is a directory, not a data file"), "{e}");
+        #[cfg(unix)]
+        {
+            let e = read_data_file(Path::new("/dev/zero"))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(e, "/dev/zero: is a character device, not a data file");
+        }
     }
 }

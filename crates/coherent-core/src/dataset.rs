@@ -17,6 +17,13 @@ pub trait Dataset: Send + Sync {
     /// The test split.
     fn test(&self) -> &Split;
 
+    /// What the loader accepted but the user should know, one sentence each, naming the file
+    /// (a file with fewer examples than its format's): the runner shows them as warnings when
+    /// the dataset is built. None by default.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Number of model outputs the data needs: classes, or 1 for regression targets.
     fn outputs(&self) -> usize {
         match &self.train().targets {
@@ -30,7 +37,7 @@ pub trait Dataset: Send + Sync {
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The file could not be opened or read.
-    #[error("{path}: {source}")]
+    #[error("{}: {}", path.display(), io_advice(source))]
     Io {
         /// The file.
         path: PathBuf,
@@ -38,11 +45,22 @@ pub enum DataError {
         source: std::io::Error,
     },
     /// The file was read but its content is not what the format requires.
-    #[error("{path}: {problem}")]
+    #[error("{}: {problem}", path.display())]
     Malformed {
         /// The file.
         path: PathBuf,
         /// What is wrong, in words.
         problem: String,
     },
+}
+
+/// What went wrong reading a data file, and what to do about it.
+fn io_advice(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            format!("{e}: check the dataset's `path` (the directory holding the data files)")
+        }
+        std::io::ErrorKind::PermissionDenied => format!("{e}: make the file readable"),
+        _ => e.to_string(),
+    }
 }

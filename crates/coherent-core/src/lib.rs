@@ -32,6 +32,7 @@ pub mod explicit;
 mod grads;
 pub mod manifest_paths;
 mod measurements;
+pub mod memory;
 mod metric;
 mod metric_support;
 mod model;

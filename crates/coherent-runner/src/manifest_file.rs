@@ -37,7 +37,7 @@ fn check_kind(meta: &Metadata) -> Result<(), String> {
     if !meta.is_file() {
         return Err(format!(
             "the manifest is {}, not a file: give the path of a TOML file",
-            kind(meta)
+            coherent_core::memory::file_kind(meta)
         ));
     }
     if meta.len() > MAX_MANIFEST_BYTES {
@@ -49,31 +49,6 @@ fn check_kind(meta: &Metadata) -> Result<(), String> {
 fn too_large(len: Option<u64>) -> String {
     let size = len.map_or("more than 1 MiB".into(), |n| format!("{n} bytes"));
     format!("the manifest is {size}; a manifest is at most 1 MiB ({MAX_MANIFEST_BYTES} bytes): is this the right file?")
-}
-
-/// What a file that is not a regular file is, in words.
-fn kind(meta: &Metadata) -> &'static str {
-    let t = meta.file_type();
-    if t.is_dir() {
-        return "a directory";
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if t.is_fifo() {
-            return "a FIFO (named pipe)";
-        }
-        if t.is_char_device() {
-            return "a character device";
-        }
-        if t.is_block_device() {
-            return "a block device";
-        }
-        if t.is_socket() {
-            return "a socket";
-        }
-    }
-    "not a regular file"
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use super::sections::Sections;
 use crate::manifest::get;
-use coherent_core::{DataError, Dataset, DatasetBuildError, Registry};
+use coherent_core::{ConfigError, DataError, Dataset, DatasetBuildError, Registry};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,6 +39,9 @@ impl DataCache {
         }
         match (entry.build)(&args) {
             Ok(d) => {
+                for note in d.notes() {
+                    cx.warn(ConfigError::new(Some(args.span_of("path")), note));
+                }
                 let d: Arc<dyn Dataset> = Arc::from(d);
                 self.built.insert(key, d.clone());
                 (Some(d), None)

@@ -90,7 +90,8 @@ pub struct Planner<'a> {
     manifest: &'a Manifest,
     registry: &'a Registry,
     data: data::DataCache,
-    warned: bool,
+    /// The warnings printed so far (each is printed once, however many runs it concerns).
+    warned: std::collections::HashSet<String>,
 }
 
 /// Plans run `spec` of `manifest` on its own (a [`Planner`] for one run).
@@ -109,7 +110,7 @@ impl<'a> Planner<'a> {
             manifest,
             registry,
             data: data::DataCache::default(),
-            warned: false,
+            warned: Default::default(),
         }
     }
 
@@ -119,15 +120,16 @@ impl<'a> Planner<'a> {
     }
 
     /// Builds every plugin of run `spec`. Warnings about the manifest (deprecated keys and
-    /// names) are printed to standard error the first time, like errors.
+    /// names) and the data (a file shorter than its format's) are printed to standard error
+    /// like errors, each once.
     pub fn plan(&mut self, spec: &RunSpec) -> Result<RunPlan, PlanError> {
         let mut cx = Sections::new(self.manifest);
         let result = self.build(&mut cx, spec);
-        if !self.warned {
-            for w in &cx.warnings {
-                eprintln!("{w}");
+        for w in &cx.warnings {
+            let text = w.to_string();
+            if self.warned.insert(text.clone()) {
+                eprintln!("{text}");
             }
-            self.warned = true;
         }
         if !cx.diags.is_empty() {
             let mut diags = cx.diags;

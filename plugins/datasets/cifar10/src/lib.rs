@@ -6,6 +6,8 @@
 //! 32x32 image row by row, then the green, then the blue — channel-height-width order, which
 //! is the layout the networks use. Pixels are scaled to `[0, 1]`. A missing file, a size that
 //! is not a whole number of records, or a label out of range is reported with the file's name.
+//! A file with another number of records than the format's 10,000 (cut at a record boundary,
+//! or a subset made on purpose) is read as it is, with a note naming it and its count.
 
 use coherent_core::{
     DataError, DataOptions, Dataset, DatasetBuildError, DatasetEntry, InputShape, PluginArgs,
@@ -27,12 +29,15 @@ pub const TRAIN_FILES: [&str; 5] = [
 ];
 /// The test file.
 pub const TEST_FILE: &str = "test_batch.bin";
+/// Records of every file of the distribution.
+pub const RECORDS_PER_FILE: usize = 10_000;
 
 /// CIFAR-10 in memory.
 #[derive(Clone, Debug)]
 pub struct Cifar10 {
     train: Split,
     test: Split,
+    notes: Vec<String>,
 }
 
 impl Dataset for Cifar10 {
@@ -45,10 +50,19 @@ impl Dataset for Cifar10 {
     fn test(&self) -> &Split {
         &self.test
     }
+    fn notes(&self) -> Vec<String> {
+        self.notes.clone()
+    }
 }
 
-/// Reads the records of `files` in `dir`, stopping once `limit` examples are read.
-fn read(dir: &Path, files: &[&str], limit: usize) -> Result<Split, DataError> {
+/// Reads the records of `files` in `dir`, stopping once `limit` examples are read; a file
+/// with another number of records than the format's adds `<file> has <count>` to `counts`.
+fn read(
+    dir: &Path,
+    files: &[&str],
+    limit: usize,
+    notes: &mut Vec<String>,
+) -> Result<Split, DataError> {
     let (mut inputs, mut labels) = (Vec::new(), Vec::new());
     for name in files {
         if labels.len() >= limit {
@@ -65,6 +79,18 @@ fn read(dir: &Path, files: &[&str], limit: usize) -> Result<Split, DataError> {
                 ),
             });
         }
+        let records = bytes.len() / RECORD;
+        if records != RECORDS_PER_FILE {
+            notes.push(format!("{name} has {records}"));
+        }
+        let kept = records.min(limit - labels.len());
+        let need = (kept as u64).saturating_mul(4 * (RECORD as u64 - 1));
+        coherent_core::memory::fits(need, &format!("its {kept} images as numbers")).map_err(
+            |problem| DataError::Malformed {
+                path: path.clone(),
+                problem,
+            },
+        )?;
         for (k, record) in bytes.chunks_exact(RECORD).enumerate() {
             if labels.len() >= limit {
                 break;
@@ -91,10 +117,22 @@ fn read(dir: &Path, files: &[&str], limit: usize) -> Result<Split, DataError> {
 
 /// Loads CIFAR-10 with `options` (whose `path` must be set).
 pub fn load(dir: &Path, options: &DataOptions) -> Result<Cifar10, DataError> {
-    let mut train = read(dir, &TRAIN_FILES, options.train_limit.unwrap_or(usize::MAX))?;
-    let mut test = read(dir, &[TEST_FILE], options.test_limit.unwrap_or(usize::MAX))?;
+    let mut notes = Vec::new();
+    let limit = options.train_limit.unwrap_or(usize::MAX);
+    let mut train = read(dir, &TRAIN_FILES, limit, &mut notes)?;
+    let limit = options.test_limit.unwrap_or(usize::MAX);
+    let mut test = read(dir, &[TEST_FILE], limit, &mut notes)?;
     options.apply(&mut train, &mut test);
-    Ok(Cifar10 { train, test })
+    if !notes.is_empty() {
+        notes = vec![format!(
+            "{}: the CIFAR-10 files have {RECORDS_PER_FILE} records each, but {} (cut short, or a subset); read as they are: {} training and {} test examples",
+            dir.display(),
+            notes.join(", "),
+            train.len(),
+            test.len()
+        )];
+    }
+    Ok(Cifar10 { train, test, notes })
 }
 
 /// Builds the `cifar10` plugin from its manifest table.
@@ -155,6 +193,12 @@ mod tests {
         assert_eq!(c.train().input(0)[0], 1.0);
         assert_eq!(c.test().input(0)[3071], 0.2);
         assert_eq!(c.input_shape().len(), 3072);
+        let notes = c.notes();
+        let want = format!(
+            "{}: the CIFAR-10 files have 10000 records each, but data_batch_1.bin has 2, data_batch_2.bin has 2, data_batch_3.bin has 2, data_batch_4.bin has 2, test_batch.bin has 1 (cut short, or a subset); read as they are: 7 training and 1 test examples",
+            d.display()
+        );
+        assert_eq!(notes, [want]);
     }
 
     #[test]

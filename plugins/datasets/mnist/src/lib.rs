@@ -165,12 +165,16 @@ pub fn load(config: &IdxConfig, file_prefix: [&str; 2]) -> Result<IdxDataset, Da
     };
     let [ti, tl] = files(file_prefix[0])?;
     let [vi, vl] = files(file_prefix[1])?;
+    let (train_images, test_images) = (ti.0.clone(), vi.0.clone());
     let (shape, mut train) = split(ti, tl)?;
     let (test_shape, mut test) = split(vi, vl)?;
     if test_shape != shape {
         return Err(DataError::Malformed {
-            path: config.path.clone().unwrap_or_default(),
-            problem: format!("test images are {test_shape:?} but training images are {shape:?}"),
+            path: test_images,
+            problem: format!(
+                "its images are {test_shape} but the training images of {} are {shape}: the two must come from the same data set",
+                train_images.display()
+            ),
         });
     }
     config.apply(&mut train, &mut test);

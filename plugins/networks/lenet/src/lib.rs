@@ -107,13 +107,7 @@ pub fn build(args: &PluginArgs, spec: &ModelSpec) -> Result<Box<dyn Model>, Conf
         } else {
             "channels"
         };
-        args.invalid(
-            key,
-            format!(
-                "{e} (input {}x{}x{})",
-                spec.input.channels, spec.input.height, spec.input.width
-            ),
-        )
+        args.invalid(key, format!("{e} (input {})", spec.input))
     })?;
     Ok(Box::new(network))
 }

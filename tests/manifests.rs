@@ -75,6 +75,18 @@ const BAD: &[(&str, &[&str])] = &[
         &["easy-hard-train-limit.toml:8:15: error: `train_limit`: cannot be used with [easy_hard]", "help: the easy and hard splits rank every training example"],
     ),
     (
+        "epochs-overflow",
+        &["epochs-overflow.toml:12:10: error: `epochs`: 1,844,674,407,370,955,162 epochs are at least as many steps, more than a run may have (at most 1,000,000,000,000)", "help: a run has at most 10^12 steps"],
+    ),
+    (
+        "epochs-product",
+        &["epochs-product.toml:11:10: error: `epochs`: 200,000,000 epochs of 8,000 steps (8000 training examples in batches of 1) are 1,600,000,000,000 steps, more than a run may have"],
+    ),
+    (
+        "epochs-sweep",
+        &["epochs-sweep.toml:10:25: error: `epochs`: 9,223,372,036,854,775,807 epochs", "note: in run 001-epochs=9223372036854775807 of the sweep (training.epochs = 9223372036854775807)"],
+    ),
+    (
         "metric-twice",
         &["metric-twice.toml:12:10: error: metric `coherence` is listed twice", "help: list each metric plugin once"],
     ),

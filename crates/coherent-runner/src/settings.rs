@@ -56,6 +56,28 @@ pub struct TrainingConfig {
     pub checkpoint_every: Option<usize>,
 }
 
+/// The most steps a run may have: 10^12 (at a microsecond per step, eleven days of training;
+/// a larger count is a typing error, or an overflow).
+pub const MAX_STEPS: usize = 1_000_000_000_000;
+
+/// The steps of a run, from `[training]` and the size of the training set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Steps {
+    /// Steps per epoch (the last batch of an epoch may be smaller).
+    pub per_epoch: usize,
+    /// Steps of the whole run.
+    pub total: usize,
+}
+
+/// A value of `[training]` that cannot work: its key and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// The key.
+    pub key: &'static str,
+    /// What is wrong, in words (without the key).
+    pub message: String,
+}
+
 fn default_lr() -> f64 {
     0.1
 }
@@ -74,6 +96,37 @@ impl TrainingConfig {
             momentum: self.momentum,
             weight_decay: self.weight_decay,
         }
+    }
+
+    /// The steps of a run over `n` training examples, computed with checked arithmetic and at
+    /// most [`MAX_STEPS`]; what does not fit is refused at its key.
+    pub fn steps(&self, n: usize) -> Result<Steps, Refused> {
+        let refuse = |key, message: String| Refused { key, message };
+        let per_epoch = n.div_ceil(self.batch_size.max(1));
+        if let Some(max) = self.max_steps.filter(|&m| m > MAX_STEPS) {
+            return Err(refuse("max_steps", too_many(max as u128)));
+        }
+        let epochs = self.epochs as u128 * per_epoch as u128;
+        let total = match self.max_steps {
+            Some(max) => epochs.min(max as u128),
+            None => epochs,
+        };
+        if total > MAX_STEPS as u128 || self.epochs > MAX_STEPS {
+            let product = format!(
+                "{} epochs of {} steps ({n} training examples in batches of {})",
+                count(self.epochs as u128),
+                count(per_epoch as u128),
+                self.batch_size
+            );
+            return Err(refuse(
+                "epochs",
+                format!("{product} are {}", too_many(epochs)),
+            ));
+        }
+        Ok(Steps {
+            per_epoch,
+            total: total as usize,
+        })
     }
 
     /// Every value out of range, located in `args`.
@@ -100,11 +153,42 @@ impl TrainingConfig {
         if self.epochs == 0 {
             errors.push(args.invalid("epochs", "must be at least 1"));
         }
+        if self.epochs > MAX_STEPS {
+            let message = format!(
+                "{} epochs are at least as many steps, more than a run may have (at most {})",
+                count(self.epochs as u128),
+                count(MAX_STEPS as u128)
+            );
+            errors.push(args.invalid("epochs", message).with_help(STEPS_HELP));
+        }
         if self.max_steps == Some(0) {
             errors.push(args.invalid("max_steps", "must be at least 1"));
         }
+        if let Some(max) = self.max_steps.filter(|&m| m > MAX_STEPS) {
+            errors.push(
+                args.invalid("max_steps", too_many(max as u128))
+                    .with_help(STEPS_HELP),
+            );
+        }
         errors
     }
+}
+
+/// What to do about a run of too many steps.
+pub const STEPS_HELP: &str =
+    "a run has at most 10^12 steps; lower `epochs`, or set `max_steps` to stop the run earlier";
+
+/// `... steps, more than a run may have (at most 1,000,000,000,000)`.
+fn too_many(steps: u128) -> String {
+    format!(
+        "{} steps, more than a run may have (at most {})",
+        count(steps),
+        count(MAX_STEPS as u128)
+    )
+}
+
+fn count(n: u128) -> String {
+    coherent_core::memory::count_text(n)
 }
 
 /// `[evaluation]`: when and on what the model is evaluated (every key optional).
@@ -185,5 +269,50 @@ mod tests {
         let errors = t.validate(&args);
         assert_eq!(errors.len(), 3);
         assert_eq!(&text[errors[0].span.clone().unwrap()], "-1.0");
+    }
+
+    fn training(text: &str) -> TrainingConfig {
+        PluginArgs::from_toml(text).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn steps_are_checked_and_bounded() {
+        let t = training("batch_size = 100\nepochs = 3");
+        assert_eq!(
+            t.steps(1050),
+            Ok(Steps {
+                per_epoch: 11,
+                total: 33
+            })
+        );
+        let t = training("batch_size = 100\nepochs = 3\nmax_steps = 20");
+        assert_eq!(t.steps(1050).unwrap().total, 20);
+        // the user's report: 4 steps per epoch times this wraps around to 4 without checks
+        let t = training("epochs = 1844674407370955162");
+        let e = t.steps(400).unwrap_err();
+        assert_eq!(e.key, "epochs");
+        assert!(
+            e.message.starts_with("1,844,674,407,370,955,162 epochs of 4 steps (400 training examples in batches of 100) are 7,378,697,629,483,820,648 steps, more than a run may have (at most 1,000,000,000,000)"),
+            "{}",
+            e.message
+        );
+        let t = training("epochs = 9223372036854775807\nbatch_size = 1");
+        assert_eq!(t.steps(usize::MAX).unwrap_err().key, "epochs");
+        // a bounded number of steps makes many epochs harmless, but not absurd ones
+        let t = training("epochs = 100000000000\nmax_steps = 10");
+        assert_eq!(t.steps(8000).unwrap().total, 10);
+        let t = training("max_steps = 1000000000001");
+        assert_eq!(t.steps(8000).unwrap_err().key, "max_steps");
+        let text = "epochs = 1844674407370955162\nmax_steps = 18446744073709551615";
+        let args = PluginArgs::from_toml(text).unwrap();
+        let errors = training(text).validate(&args);
+        let spans: Vec<&str> = errors
+            .iter()
+            .map(|e| &text[e.span.clone().unwrap()])
+            .collect();
+        assert_eq!(spans, ["1844674407370955162", "18446744073709551615"]);
+        assert!(errors[0]
+            .message
+            .contains("epochs are at least as many steps"));
     }
 }

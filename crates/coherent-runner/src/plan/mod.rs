@@ -13,6 +13,7 @@ mod data;
 mod metrics;
 mod observers;
 mod sections;
+mod training;
 pub mod weights;
 
 use crate::diagnostic::Diagnostics;
@@ -160,23 +161,17 @@ impl<'a> Planner<'a> {
         let n = dataset.as_ref().map(|d| d.train().len());
         let metrics = metrics::plan(cx, root, self.registry, n);
         let observers = observers::plan(cx, root, self.registry);
+        let before = cx.diags.len();
         let (training_args, training) =
             cx.settings(root, "training", |t: &TrainingConfig, a| t.validate(a));
+        let training_valid = cx.diags.len() == before;
         let (_, evaluation) =
             cx.settings(root, "evaluation", |e: &EvaluationConfig, a| e.validate(a));
         let (_, record) = cx.settings(root, "record", |r: &RecordConfig, a| r.validate(a));
         let protocol = protocol(cx, root);
         let optimizer = optimizer(cx, root, aggregator.as_mut(), training.as_ref());
-        if let (Some(t), Some(n)) = (&training, n) {
-            if t.batch_size > n {
-                cx.error(training_args.invalid(
-                    "batch_size",
-                    format!(
-                        "{} is larger than the training set ({n} examples)",
-                        t.batch_size
-                    ),
-                ));
-            }
+        if let (Some(t), Some(n), true) = (&training, n, training_valid) {
+            training::check(cx, root, &training_args, t, n);
         }
         if !cx.diags.is_empty() {
             return Err(PlanError::Manifest(Diagnostics(Vec::new())));

@@ -24,7 +24,7 @@ impl<'o> Trainer<'o> {
         let clock = Instant::now();
         let data = plan.dataset.clone();
         let layers: Vec<LayerInfo> = plan.model.layers().to_vec();
-        let sizes = sizes(&plan, data.train().len());
+        let sizes = sizes(&plan, data.train().len())?;
         let hash = manifest_hash(&plan.resolved);
         let checkpoint = match options.resume {
             true => usable_checkpoint(dir, hash, sizes.total)?,
@@ -118,27 +118,27 @@ fn begin_observers(
     Ok(())
 }
 
-/// The run's sizes: steps, and how often it checkpoints and evaluates.
-fn sizes(plan: &RunPlan, n: usize) -> Sizes {
+/// The run's sizes: steps (checked, as the planner checked them: a plan changed since, by a
+/// protocol, could have too many), and how often it checkpoints and evaluates.
+fn sizes(plan: &RunPlan, n: usize) -> Result<Sizes, RecordError> {
     let t = &plan.training;
-    let steps_per_epoch = n.div_ceil(t.batch_size);
-    let total = t
-        .epochs
-        .saturating_mul(steps_per_epoch)
-        .min(t.max_steps.unwrap_or(usize::MAX));
+    let steps = t.steps(n).map_err(|r| {
+        let path = Path::new(files::MANIFEST);
+        RecordError::malformed(path, None, format!("[training] `{}`: {}", r.key, r.message))
+    })?;
     let eval_every = plan
         .evaluation
         .every_steps
         .or(plan.metrics.iter().map(|m| m.schedule.every_steps).min())
-        .unwrap_or(steps_per_epoch);
-    Sizes {
-        steps_per_epoch,
-        total,
-        checkpoint_every: t.checkpoint_every.unwrap_or(steps_per_epoch),
+        .unwrap_or(steps.per_epoch);
+    Ok(Sizes {
+        steps_per_epoch: steps.per_epoch,
+        total: steps.total,
+        checkpoint_every: t.checkpoint_every.unwrap_or(steps.per_epoch),
         weights_every: plan.record.weights_every,
         eval_every,
         eval_limit: plan.evaluation.train_limit.unwrap_or(usize::MAX),
-    }
+    })
 }
 
 /// The directory's checkpoint, if it was taken of this manifest and fits the run; another

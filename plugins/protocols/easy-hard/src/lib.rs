@@ -126,6 +126,18 @@ impl Protocol for EasyHard {
                 help: Some("the easy and hard splits rank every training example by its learning time, so every example is evaluated; remove `train_limit` (or `[dataset] train_limit` shrinks the training set itself)".into()),
             });
         }
+        if let Some(epochs) = self.config.epochs {
+            // the easy and hard parts train on fewer examples than the probe: bounded by it
+            let mut parts = plan.training.clone();
+            (parts.epochs, parts.max_steps) = (epochs, None);
+            if let Err(r) = parts.steps(plan.dataset.train().len()) {
+                issues.push(ProtocolIssue {
+                    key: "easy_hard.epochs",
+                    message: format!("`epochs`: {}", r.message),
+                    help: Some(coherent_runner::settings::STEPS_HELP.into()),
+                });
+            }
+        }
         if !plan.observers.iter().any(|o| o.name == "learning_times") {
             issues.push(ProtocolIssue {
                 key: "easy_hard",

@@ -59,11 +59,8 @@ fn train(
     let mut model =
         (registry.networks["mlp"].build)(&PluginArgs::from_toml("hidden = [64]")?, &spec)?;
     let mut agg = (registry.aggregators[aggregator].build)(&PluginArgs::from_toml(args)?)?;
-    let settings = OptimizerSettings {
-        lr: LR as f64,
-        momentum: 0.0,
-        weight_decay: 0.0,
-    };
+    // the aggregator checks its parameters against the batch size (trimmed_mean's `b`, ...)
+    let settings = OptimizerSettings::sgd(LR as f64, BATCH);
     agg.configure(settings)?;
     agg.begin(model.layers());
     let request = agg.needs();

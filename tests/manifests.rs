@@ -87,6 +87,22 @@ const BAD: &[(&str, &[&str])] = &[
         &["epochs-sweep.toml:10:25: error: `epochs`: 9,223,372,036,854,775,807 epochs", "note: in run 001-epochs=9223372036854775807 of the sweep (training.epochs = 9223372036854775807)"],
     ),
     (
+        "trimmed-b-batch",
+        &["trimmed-b-batch.toml:11:5: error: `b`: dropping 60 values at each end of a coordinate leaves none of a batch of 100 (`batch_size`); `b` must be in 0..=49", "help: lower `b`"],
+    ),
+    (
+        "trimmed-last-batch",
+        &["trimmed-last-batch.toml:15:5: error: `b`: dropping 120 values at each end of a coordinate leaves none of the last batch of each epoch, 200 examples (the training set is not a multiple of `batch_size = 300`); `b` must be in 0..=99"],
+    ),
+    (
+        "median-of-means-k",
+        &["median-of-means-k.toml:14:5: error: `k`: 32 groups cannot be made of a batch of 20 (`batch_size`): every group needs an example; `k` must be in 1..=20"],
+    ),
+    (
+        "winsorized-clip-count-sweep",
+        &["winsorized-clip-count-sweep.toml:14:31: error: `clip_count`: clipping 50 values at each end of a coordinate crosses the middle of a batch of 100 (`batch_size`); `clip_count` must be in 0..=49", "note: in run 001-clip_count=50 of the sweep"],
+    ),
+    (
         "metric-twice",
         &["metric-twice.toml:12:10: error: metric `coherence` is listed twice", "help: list each metric plugin once"],
     ),

@@ -88,12 +88,8 @@ pub fn run(data: &Split, reps: usize, min_time: Duration) -> AggregatorReport {
                 &PluginArgs::from_toml(args).expect("valid TOML"),
             )
             .expect("valid aggregator");
-            a.configure(OptimizerSettings {
-                lr: 0.01,
-                momentum: 0.0,
-                weight_decay: 0.0,
-            })
-            .expect("no momentum");
+            a.configure(OptimizerSettings::sgd(0.01, batch_size))
+                .expect("no momentum");
             a.begin(model.layers());
             a
         })

@@ -37,7 +37,100 @@ pub struct OptimizerSettings {
     pub momentum: f64,
     /// L2 weight decay.
     pub weight_decay: f64,
+    /// Examples per step (`[training] batch_size`).
+    pub batch_size: usize,
+    /// The fewest examples a step has: the last batch of an epoch when the training set is not
+    /// a multiple of `batch_size` (else `batch_size`).
+    pub smallest_batch: usize,
 }
+
+impl OptimizerSettings {
+    /// Plain SGD at learning rate `lr` on batches of `batch_size` examples, all full.
+    pub fn sgd(lr: f64, batch_size: usize) -> OptimizerSettings {
+        OptimizerSettings {
+            lr,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            batch_size,
+            smallest_batch: batch_size,
+        }
+    }
+
+    /// The smallest batch of the run, in words, for messages: `a batch of 100 (`batch_size`)`,
+    /// or `the last batch of each epoch, 50 examples (the training set is not a multiple of
+    /// `batch_size = 100`)`.
+    pub fn smallest_text(&self) -> String {
+        if self.smallest_batch < self.batch_size {
+            format!(
+                "the last batch of each epoch, {} examples (the training set is not a multiple of `batch_size = {}`)",
+                self.smallest_batch, self.batch_size
+            )
+        } else {
+            format!("a batch of {} (`batch_size`)", self.batch_size)
+        }
+    }
+}
+
+/// Why an aggregator refuses the run's settings (see [`GradientAggregator::configure`]): the
+/// key of its own table at fault, if one is, what is wrong, and what to do. The runner locates
+/// it at that key of `[aggregator]` (or at the table).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The parameter of the aggregator at fault (`b`), if one is.
+    pub key: Option<String>,
+    /// What is wrong (without the key).
+    pub message: String,
+    /// What to do.
+    pub help: Option<String>,
+}
+
+impl Refusal {
+    /// A refusal of the value of `key`.
+    pub fn at(key: &str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            key: Some(key.to_string()),
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    /// Adds what to do.
+    pub fn with_help(mut self, help: impl Into<String>) -> Refusal {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+impl From<String> for Refusal {
+    fn from(message: String) -> Refusal {
+        Refusal {
+            key: None,
+            message,
+            help: None,
+        }
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(message: &str) -> Refusal {
+        Refusal::from(message.to_string())
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.key {
+            Some(key) => write!(f, "`{key}`: {}", self.message)?,
+            None => write!(f, "{}", self.message)?,
+        }
+        match &self.help {
+            Some(help) => write!(f, " ({help})"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}
 
 /// What an aggregator carries from one step to the next, for checkpoints.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -57,10 +150,13 @@ pub trait GradientAggregator: Send {
     /// What the aggregator needs from the backward pass.
     fn needs(&self) -> GradRequest;
 
-    /// Checks the optimizer settings before training and returns the ones the optimizer should
-    /// apply: an aggregator that applies weight decay itself (before buffering, say) returns
-    /// `weight_decay = 0`. An `Err` explains why the settings cannot work with this aggregator.
-    fn configure(&mut self, settings: OptimizerSettings) -> Result<OptimizerSettings, String> {
+    /// Checks the optimizer settings before training (at `coherent check` too) and returns the
+    /// ones the optimizer should apply: an aggregator that applies weight decay itself (before
+    /// buffering, say) returns `weight_decay = 0`. An `Err` explains why the settings cannot
+    /// work with this aggregator: a parameter whose valid range depends on the batch size
+    /// (`settings.batch_size`, and `settings.smallest_batch` of the last batch of an epoch) is
+    /// refused here at its key ([`Refusal::at`]), never clamped.
+    fn configure(&mut self, settings: OptimizerSettings) -> Result<OptimizerSettings, Refusal> {
         Ok(settings)
     }
 

@@ -45,7 +45,7 @@ mod request;
 mod rng;
 
 pub use aggregator::{
-    aggregate_step, AggregatorState, GradientAggregator, Gradients, OptimizerSettings,
+    aggregate_step, AggregatorState, GradientAggregator, Gradients, OptimizerSettings, Refusal,
 };
 pub use args::{ConfigError, PluginArgs};
 pub use coherent_derive::{ParamType, PluginConfig};

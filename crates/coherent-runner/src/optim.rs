@@ -61,9 +61,9 @@ mod tests {
 
     fn config(momentum: f64, weight_decay: f64) -> OptimizerSettings {
         OptimizerSettings {
-            lr: 0.5,
             momentum,
             weight_decay,
+            ..OptimizerSettings::sgd(0.5, 1)
         }
     }
 

@@ -89,12 +89,16 @@ fn default_epochs() -> usize {
 }
 
 impl TrainingConfig {
-    /// The optimizer's settings.
-    pub fn optimizer(&self) -> coherent_core::OptimizerSettings {
+    /// The optimizer's settings for a training set of `n` examples (`None`: unknown, every
+    /// batch taken as full).
+    pub fn optimizer(&self, n: Option<usize>) -> coherent_core::OptimizerSettings {
+        let last = n.map_or(0, |n| n % self.batch_size.max(1));
         coherent_core::OptimizerSettings {
             lr: self.lr,
             momentum: self.momentum,
             weight_decay: self.weight_decay,
+            batch_size: self.batch_size,
+            smallest_batch: if last == 0 { self.batch_size } else { last },
         }
     }
 

@@ -8,8 +8,8 @@
 //! `sum_{i kept} g_i / (B - drop)`.
 
 use coherent_core::{
-    AggregatorEntry, ConfigError, GradRequest, GradientAggregator, Gradients, PluginArgs,
-    PluginConfig,
+    AggregatorEntry, ConfigError, GradRequest, GradientAggregator, Gradients, OptimizerSettings,
+    PluginArgs, PluginConfig, Refusal,
 };
 use coherent_robust::coordinatewise;
 use serde::Deserialize;
@@ -20,6 +20,7 @@ use serde::Deserialize;
 pub struct NormTrimmedConfig {
     /// How many of the batch's longest per-example gradients each step leaves out.
     #[serde(default = "default_drop")]
+    #[param(ty = "integer in 0..batch_size")]
     pub drop: usize,
 }
 
@@ -45,9 +46,27 @@ impl GradientAggregator for NormTrimmed {
         }
     }
 
+    /// Refuses a `drop` that would leave no example of the run's smallest batch.
+    fn configure(&mut self, settings: OptimizerSettings) -> Result<OptimizerSettings, Refusal> {
+        let n = settings.smallest_batch;
+        if self.drop >= n {
+            let message = format!(
+                "leaving out {} examples leaves none of {}; `drop` must be in 0..={}",
+                self.drop,
+                settings.smallest_text(),
+                n.saturating_sub(1)
+            );
+            return Err(
+                Refusal::at("drop", message).with_help("lower `drop`, or raise `batch_size`")
+            );
+        }
+        Ok(settings)
+    }
+
     fn aggregate(&mut self, g: &Gradients<'_>, direction: &mut [Vec<f32>]) {
         let b = g.batch_size();
-        let drop = self.drop.min(b - 1);
+        // `configure` accepted `drop` for every batch of the run
+        let drop = self.drop;
         self.order.clear();
         self.order.extend(0..b);
         let norm = |i: &usize| g.batch.example_sq_norm(*i);
@@ -117,5 +136,14 @@ mod tests {
                 assert!((g - w).abs() < 1e-5, "drop {drop}: {g} vs {w}");
             }
         }
+    }
+
+    #[test]
+    fn a_drop_that_leaves_no_example_is_refused_at_drop() {
+        let mut a = build(&PluginArgs::from_toml("drop = 12").unwrap()).unwrap();
+        let e = a.configure(OptimizerSettings::sgd(0.1, 12)).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("drop"));
+        assert!(e.message.ends_with("`drop` must be in 0..=11"), "{e}");
+        assert!(a.configure(OptimizerSettings::sgd(0.1, 13)).is_ok());
     }
 }

@@ -169,7 +169,8 @@ impl<'a> Planner<'a> {
             cx.settings(root, "evaluation", |e: &EvaluationConfig, a| e.validate(a));
         let (_, record) = cx.settings(root, "record", |r: &RecordConfig, a| r.validate(a));
         let protocol = protocol(cx, root);
-        let optimizer = optimizer(cx, root, aggregator.as_mut(), training.as_ref());
+        let n_fits = n.filter(|&n| training.as_ref().is_some_and(|t| t.batch_size <= n));
+        let optimizer = optimizer(cx, root, aggregator.as_mut(), training.as_ref(), n_fits);
         if let (Some(t), Some(n), true) = (&training, n, training_valid) {
             training::check(cx, root, &training_args, t, n);
         }
@@ -287,19 +288,29 @@ fn aggregator(
     (entry.build)(&args).map_err(|e| cx.error(e)).ok()
 }
 
-/// The optimizer settings of `[training]`, as the aggregator accepts them.
+/// The optimizer settings of `[training]` on `n` training examples, as the aggregator accepts
+/// them; a refusal is located at its key of `[aggregator]` (or at the table).
 fn optimizer(
     cx: &mut Sections<'_>,
     root: &toml::Spanned<toml::de::DeValue<'static>>,
     aggregator: Option<&mut Box<dyn GradientAggregator>>,
     training: Option<&TrainingConfig>,
+    n: Option<usize>,
 ) -> Option<OptimizerSettings> {
     let (aggregator, training) = (aggregator?, training?);
     aggregator
-        .configure(training.optimizer())
-        .map_err(|message| {
-            let span = get(root, "aggregator").map(|v| v.span());
-            cx.error(ConfigError::new(span, message));
+        .configure(training.optimizer(n))
+        .map_err(|r| {
+            let table = get(root, "aggregator");
+            let at = r.key.as_deref().and_then(|k| table.and_then(|t| get(t, k)));
+            let span = at.or(table).map(|v| v.span());
+            let message = match &r.key {
+                Some(key) => format!("`{key}`: {}", r.message),
+                None => r.message,
+            };
+            let mut e = ConfigError::new(span, message);
+            e.help = r.help;
+            cx.error(e);
         })
         .ok()
 }

@@ -21,12 +21,16 @@ coherent_core::plugin_crate!();
 pub struct GeometricMedianConfig {
     /// Weiszfeld iterations.
     #[serde(default = "default_iterations")]
+    #[param(ty = "integer in 1..=1000")]
     pub iterations: usize,
     /// Smallest distance used in a weight (avoids dividing by zero at a data point).
     #[serde(default = "default_eps")]
     #[param(ty = "float > 0")]
     pub eps: f64,
 }
+
+/// The most Weiszfeld iterations of a step (a few converge; more only slow every step).
+pub const MAX_ITERATIONS: usize = 1000;
 
 fn default_iterations() -> usize {
     8
@@ -103,8 +107,12 @@ impl GradientAggregator for GeometricMedianAggregator {
 /// Builds the `geometric_median` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn GradientAggregator>, ConfigError> {
     let config: GeometricMedianConfig = args.parse()?;
-    if config.iterations == 0 {
-        return Err(args.invalid("iterations", "must be at least 1"));
+    if !(1..=MAX_ITERATIONS).contains(&config.iterations) {
+        let message = format!(
+            "must be in 1..={MAX_ITERATIONS}, got {} (each iteration reads every per-example gradient of the batch twice)",
+            config.iterations
+        );
+        return Err(args.invalid("iterations", message));
     }
     if !(config.eps.is_finite() && config.eps > 0.0) {
         return Err(args.invalid("eps", "must be a positive number"));

@@ -6,7 +6,7 @@
 
 use coherent_core::{
     AggregatorEntry, BatchGrads, ConfigError, GradRequest, GradientAggregator, Gradients,
-    PluginArgs, PluginConfig,
+    OptimizerSettings, PluginArgs, PluginConfig, Refusal,
 };
 use coherent_robust::median;
 use serde::Deserialize;
@@ -19,7 +19,7 @@ coherent_core::plugin_crate!();
 pub struct MomConfig {
     /// Number of groups.
     #[serde(default = "default_k")]
-    #[param(ty = "integer in 1..=64")]
+    #[param(ty = "integer in 1..=min(64, batch_size)")]
     pub k: usize,
 }
 
@@ -40,6 +40,21 @@ impl GradientAggregator for MedianOfMeansAggregator {
             groups: self.k,
             ..GradRequest::SUM
         }
+    }
+
+    /// Refuses more groups than the run's smallest batch has examples (a group would be empty).
+    fn configure(&mut self, settings: OptimizerSettings) -> Result<OptimizerSettings, Refusal> {
+        let max = settings.smallest_batch.min(64);
+        if self.k > max {
+            let message = format!(
+                "{} groups cannot be made of {}: every group needs an example; `k` must be in 1..={max}",
+                self.k,
+                settings.smallest_text()
+            );
+            let help = "lower `k`, or choose a `batch_size` in [training] whose every batch has at least k examples";
+            return Err(Refusal::at("k", message).with_help(help));
+        }
+        Ok(settings)
     }
 
     fn aggregate(&mut self, g: &Gradients<'_>, direction: &mut [Vec<f32>]) {

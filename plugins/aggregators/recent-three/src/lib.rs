@@ -11,7 +11,7 @@
 
 use coherent_core::{
     AggregatorEntry, AggregatorState, ConfigError, GradRequest, GradientAggregator, Gradients,
-    LayerInfo, OptimizerSettings, PluginArgs, PluginConfig,
+    LayerInfo, OptimizerSettings, PluginArgs, PluginConfig, Refusal,
 };
 use serde::Deserialize;
 
@@ -60,12 +60,13 @@ impl GradientAggregator for RecentThree {
         GradRequest::SUM
     }
 
-    fn configure(&mut self, settings: OptimizerSettings) -> Result<OptimizerSettings, String> {
+    fn configure(&mut self, settings: OptimizerSettings) -> Result<OptimizerSettings, Refusal> {
         if settings.momentum != 0.0 {
             return Err(format!(
                 "`{}` runs without momentum (its authors found momentum unstable with stale gradients); set `momentum = 0` in [training]",
                 self.name()
-            ));
+            )
+            .into());
         }
         self.weight_decay = settings.weight_decay as f32;
         Ok(OptimizerSettings {
@@ -223,11 +224,7 @@ mod tests {
     #[test]
     fn median_and_mean_of_the_last_three_after_two_silent_steps() {
         let layers = [LayerInfo::flat("l", "test", 2)];
-        let settings = OptimizerSettings {
-            lr: 0.1,
-            momentum: 0.0,
-            weight_decay: 0.0,
-        };
+        let settings = OptimizerSettings::sgd(0.1, 1);
         for median in [true, false] {
             let mut a = RecentThree::new(median);
             a.configure(settings).unwrap();
@@ -262,9 +259,8 @@ mod tests {
         let mut a = RecentThree::new(true);
         let s = a
             .configure(OptimizerSettings {
-                lr: 0.1,
-                momentum: 0.0,
                 weight_decay: 0.5,
+                ..OptimizerSettings::sgd(0.1, 1)
             })
             .unwrap();
         assert_eq!(s.weight_decay, 0.0, "the optimizer applies none");
@@ -275,10 +271,9 @@ mod tests {
         // every buffered gradient is 1 + 0.5 * 2
         assert_eq!(step(&mut a, &[1.0], &[2.0]), vec![2.0]);
         let err = RecentThree::new(false).configure(OptimizerSettings {
-            lr: 0.1,
             momentum: 0.9,
-            weight_decay: 0.0,
+            ..OptimizerSettings::sgd(0.1, 1)
         });
-        assert!(err.unwrap_err().contains("momentum"));
+        assert!(err.unwrap_err().message.contains("momentum"));
     }
 }

@@ -2,8 +2,8 @@
 //! without the `b` largest and `b` smallest (Yin et al. 2018).
 
 use coherent_core::{
-    AggregatorEntry, ConfigError, GradRequest, GradientAggregator, Gradients, PluginArgs,
-    PluginConfig,
+    AggregatorEntry, ConfigError, GradRequest, GradientAggregator, Gradients, OptimizerSettings,
+    PluginArgs, PluginConfig, Refusal,
 };
 use coherent_robust::trim_all;
 use serde::Deserialize;
@@ -15,6 +15,7 @@ coherent_core::plugin_crate!();
 #[serde(deny_unknown_fields)]
 pub struct TrimmedConfig {
     /// Values dropped at each end of every coordinate.
+    #[param(ty = "integer in 0..=(batch_size - 1) / 2")]
     pub b: usize,
 }
 
@@ -29,10 +30,24 @@ impl GradientAggregator for TrimmedMeanAggregator {
         GradRequest::BLOCKS
     }
 
+    /// Refuses a `b` that would drop every value of a coordinate of the run's smallest batch.
+    fn configure(&mut self, settings: OptimizerSettings) -> Result<OptimizerSettings, Refusal> {
+        let max = settings.smallest_batch.saturating_sub(1) / 2;
+        if self.b > max {
+            let message = format!(
+                "dropping {} values at each end of a coordinate leaves none of {}; `b` must be in 0..={max}",
+                self.b,
+                settings.smallest_text()
+            );
+            let help = "lower `b`, or choose a `batch_size` in [training] whose every batch has more than 2 b examples";
+            return Err(Refusal::at("b", message).with_help(help));
+        }
+        Ok(settings)
+    }
+
     fn aggregate(&mut self, g: &Gradients<'_>, direction: &mut [Vec<f32>]) {
-        // a batch too small to trim (the last one of an epoch) keeps what it can
-        let b = self.b.min(g.batch_size().saturating_sub(1) / 2);
-        trim_all(g.blocks(), direction, b);
+        // `configure` accepted `b` for every batch of the run
+        trim_all(g.blocks(), direction, self.b);
     }
 }
 
@@ -71,5 +86,27 @@ mod tests {
             assert!((dir[0][c] - want).abs() < 1e-6);
         }
         assert!(build(&PluginArgs::empty()).is_err(), "b is required");
+    }
+
+    #[test]
+    fn a_b_the_batch_cannot_hold_is_refused_at_b() {
+        let mut a = build(&PluginArgs::from_toml("b = 60").unwrap()).unwrap();
+        let e = a.configure(OptimizerSettings::sgd(0.1, 100)).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("b"));
+        assert_eq!(e.message, "dropping 60 values at each end of a coordinate leaves none of a batch of 100 (`batch_size`); `b` must be in 0..=49");
+        let mut a = build(&PluginArgs::from_toml("b = 49").unwrap()).unwrap();
+        assert!(a.configure(OptimizerSettings::sgd(0.1, 100)).is_ok());
+        // the last batch of an epoch, smaller, is the one that limits `b`
+        let last = OptimizerSettings {
+            smallest_batch: 50,
+            ..OptimizerSettings::sgd(0.1, 100)
+        };
+        let e = a.configure(last).unwrap_err();
+        assert!(
+            e.message
+                .contains("the last batch of each epoch, 50 examples")
+                && e.message.ends_with("0..=24"),
+            "{e}"
+        );
     }
 }

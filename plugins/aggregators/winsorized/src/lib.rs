@@ -10,8 +10,8 @@
 //! are suppressed, and with them the memorisation of corrupt labels.
 
 use coherent_core::{
-    AggregatorEntry, ConfigError, GradRequest, GradientAggregator, Gradients, PluginArgs,
-    PluginConfig,
+    AggregatorEntry, ConfigError, GradRequest, GradientAggregator, Gradients, OptimizerSettings,
+    PluginArgs, PluginConfig, Refusal,
 };
 use coherent_robust::{nearest_rank, winsorize_all};
 use serde::Deserialize;
@@ -29,6 +29,7 @@ pub struct WinsorizedConfig {
     pub c: Option<f64>,
     /// Clip exactly this many values at each end instead of c.
     #[serde(default)]
+    #[param(ty = "integer in 0..=(batch_size - 1) / 2")]
     pub clip_count: Option<usize>,
 }
 
@@ -52,6 +53,23 @@ impl WinsorizedAggregator {
 impl GradientAggregator for WinsorizedAggregator {
     fn needs(&self) -> GradRequest {
         GradRequest::BLOCKS
+    }
+
+    /// Refuses a `clip_count` that would clip a coordinate of the run's smallest batch from both
+    /// ends past its middle (`c`, a percentile, fits any batch).
+    fn configure(&mut self, settings: OptimizerSettings) -> Result<OptimizerSettings, Refusal> {
+        let max = settings.smallest_batch.saturating_sub(1) / 2;
+        match self.config.clip_count {
+            Some(k) if k > max => {
+                let message = format!(
+                    "clipping {k} values at each end of a coordinate crosses the middle of {}; `clip_count` must be in 0..={max}",
+                    settings.smallest_text()
+                );
+                let help = "lower `clip_count`, give a percentile `c` instead, or raise `batch_size` in [training]";
+                Err(Refusal::at("clip_count", message).with_help(help))
+            }
+            _ => Ok(settings),
+        }
     }
 
     fn aggregate(&mut self, g: &Gradients<'_>, direction: &mut [Vec<f32>]) {

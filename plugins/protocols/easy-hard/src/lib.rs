@@ -83,13 +83,14 @@ fn failure(path: &Path, problem: String) -> RecordError {
 }
 
 impl EasyHard {
-    /// The plan of the `name` part (`easy` or `hard`) on the training examples `members`.
+    /// The plan of the `name` part (`easy` or `hard`) on the training examples `members`; its
+    /// aggregator is configured again for the part's batches (`Err`: it refuses them).
     fn part_plan(
         &self,
         mut p: RunPlan,
         name: &str,
         mut members: Vec<usize>,
-    ) -> (RunPlan, usize, usize) {
+    ) -> Result<(RunPlan, usize, usize), String> {
         let k = members.len();
         Rng::derived(p.seed, &format!("easy-hard-{name}")).shuffle(&mut members);
         let held = ((self.config.held_out * k as f64).round() as usize).clamp(1, k - 1);
@@ -112,7 +113,16 @@ impl EasyHard {
             (p.training.epochs, p.training.max_steps) = (epochs, None);
         }
         p.training.batch_size = p.training.batch_size.min(n);
-        (p, n, held)
+        p.optimizer = p
+            .aggregator
+            .configure(p.training.optimizer(Some(n)))
+            .map_err(|r| {
+                format!(
+                    "the {name} split ({n} training examples in batches of {}) does not fit [aggregator]: {r}",
+                    p.training.batch_size
+                )
+            })?;
+        Ok((p, n, held))
     }
 }
 
@@ -176,7 +186,9 @@ impl Protocol for EasyHard {
             ("hard", order[order.len() - k..].to_vec()),
         ] {
             let fresh = cx.replan().map_err(|e| failure(dir, e))?;
-            let (plan, n, held) = self.part_plan(fresh, name, members);
+            let (plan, n, held) = self
+                .part_plan(fresh, name, members)
+                .map_err(|e| failure(dir, e))?;
             let s = cx.train(plan, &dir.join(name))?;
             let (tr, te) = (
                 s.last.get("train_acc").copied(),

@@ -103,6 +103,25 @@ const BAD: &[(&str, &[&str])] = &[
         &["winsorized-clip-count-sweep.toml:14:31: error: `clip_count`: clipping 50 values at each end of a coordinate crosses the middle of a batch of 100 (`batch_size`); `clip_count` must be in 0..=49", "note: in run 001-clip_count=50 of the sweep"],
     ),
     (
+        "hidden-huge",
+        &["hidden-huge.toml:7:10: error: the network (`mlp` on 1x28x28 inputs) has 79,500,000,010 parameters, more than a run may have (at most 1,000,000,000)", "help: a network has at most 10^9 parameters"],
+    ),
+    (
+        "hidden-overflow",
+        &["hidden-overflow.toml:7:10: error: the network (`mlp` on 1x28x28 inputs) has more than 18,446,744,073,709,551,615 parameters"],
+    ),
+    (
+        "resnet-depth",
+        &["resnet-depth.toml:7:9: error: the network (`resnet` on 1x28x28 inputs) has more than 100,000 layers"],
+    ),
+    (
+        "hidden-sweep",
+        &[
+            "hidden-sweep.toml:9:25: error: the network (`mlp` on 1x28x28 inputs) has 79,500,000,010 parameters",
+            "note: in run 001-hidden=100000000 of the sweep",
+        ],
+    ),
+    (
         "metric-twice",
         &["metric-twice.toml:12:10: error: metric `coherence` is listed twice", "help: list each metric plugin once"],
     ),

@@ -5,6 +5,7 @@
 //! * `manifests.rs` — manifest validation: the experiments, the bad fixtures in
 //!   `fixtures/bad/`, and the exact diagnostics they produce;
 //! * `data.rs`      — missing and corrupt data files;
+//! * `limits.rs`    — the limits of a run (network size, memory) checked before allocating;
 //! * `runs.rs`      — end-to-end runs through the `coherent` binary and their run directories;
 //! * `report.rs`    — `coherent report`: plots and pages from run directories;
 //! * `sweeps.rs`    — `coherent sweep` on this machine: listing, parallel runs, state, the
@@ -28,6 +29,7 @@
 mod bench;
 mod common;
 mod data;
+mod limits;
 mod manifests;
 mod metrics;
 mod new_plugin;

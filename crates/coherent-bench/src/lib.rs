@@ -209,7 +209,7 @@ fn reference_network(network: &BenchNetwork) -> Option<Sequential> {
     let args = PluginArgs::from_toml(&network.args).expect("valid TOML");
     let config: coherent_mlp::MlpConfig =
         (network.plugin == "mlp").then(|| args.parse().ok())??;
-    Some(config.network(&spec()))
+    config.network(&spec()).ok()
 }
 
 /// The `coherence` metric (its sample is what the caller streams through it).

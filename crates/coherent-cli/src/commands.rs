@@ -13,37 +13,49 @@ pub(crate) fn load(path: &Path) -> Result<Manifest, Failure> {
     Manifest::load(path).map_err(|d| Failure::Usage(d.to_string()))
 }
 
+/// Checks every run of every manifest: a bad run does not stop the check of the others, and
+/// each problem is printed once.
 pub(crate) fn check(manifests: &[PathBuf]) -> Result<(), Failure> {
     let registry = registry()?;
     let mut worst: Option<Failure> = None;
     for path in manifests {
-        let result = load(path).and_then(|m| {
-            let mut planner = Planner::new(&m, registry);
-            for spec in &m.runs {
-                planner.plan(spec)?;
-            }
-            Ok(m.runs.len())
-        });
-        match result {
-            Ok(n) => println!(
-                "ok: {} ({n} run{})",
-                path.display(),
-                if n == 1 { "" } else { "s" }
-            ),
-            Err(f) => {
-                eprintln!("{f}");
-                let invalid = format!("{} is not valid", path.display());
-                let f = match f {
-                    Failure::Usage(_) => Failure::Usage(invalid),
-                    Failure::Run(_) => Failure::Run(invalid),
-                };
-                if worst.as_ref().is_none_or(|w| f.code() > w.code()) {
-                    worst = Some(f);
+        let failures = match load(path) {
+            Ok(m) => {
+                let failures = check_runs(&m, registry);
+                if failures.is_empty() {
+                    let n = m.runs.len();
+                    let s = if n == 1 { "" } else { "s" };
+                    println!("ok: {} ({n} run{s})", path.display());
                 }
+                failures
+            }
+            Err(f) => vec![f],
+        };
+        let mut printed = std::collections::HashSet::new();
+        for f in failures {
+            if printed.insert(f.to_string()) {
+                eprintln!("{f}");
+            }
+            let invalid = format!("{} is not valid", path.display());
+            let f = match f {
+                Failure::Usage(_) => Failure::Usage(invalid),
+                Failure::Run(_) => Failure::Run(invalid),
+            };
+            if worst.as_ref().is_none_or(|w| f.code() > w.code()) {
+                worst = Some(f);
             }
         }
     }
     worst.map_or(Ok(()), Err)
+}
+
+/// The failures of the runs of `m`, each planned (and not run).
+fn check_runs(m: &Manifest, registry: &Registry) -> Vec<Failure> {
+    let mut planner = Planner::new(m, registry).checking();
+    m.runs
+        .iter()
+        .filter_map(|spec| planner.plan(spec).err().map(Failure::from))
+        .collect()
 }
 
 pub(crate) fn run(manifest: &Path, request: &RunRequest) -> Result<(), Failure> {

@@ -43,6 +43,7 @@ mod plugin_crate;
 mod registry;
 mod request;
 mod rng;
+pub mod size;
 
 pub use aggregator::{
     aggregate_step, AggregatorState, GradientAggregator, Gradients, OptimizerSettings, Refusal,

@@ -4,10 +4,15 @@ use crate::{
     Activation, Conv2d, ConvGeometry, Dense, GroupNorm, Init, Layer, Pool2d, PoolKind, Residual,
     Sequential,
 };
+use coherent_core::size::{count, dry, product, SIZED_ONLY};
 use coherent_core::{LossKind, ModelSpec, Rng};
 
 /// Appends layers to a network, keeping track of the `channels x height x width` shape they
 /// produce; a layer that does not fit is an error in words, for the plugin to report.
+///
+/// Every layer is counted before it is allocated, with checked arithmetic (see
+/// [`coherent_core::size`]): the runner sizes a network from its configuration without building it,
+/// and a layer too large to allocate is an error, not an abort.
 #[derive(Debug)]
 pub struct NetworkBuilder {
     inputs: usize,
@@ -63,12 +68,20 @@ impl NetworkBuilder {
                 "a {kernel}x{kernel} convolution (stride {stride}, padding {padding}) to {out} channels does not fit a {c}x{h}x{w} input"
             ));
         }
+        let (oh, ow) = (geom.out_height(), geom.out_width());
+        let params = product(&[out, c, kernel, kernel])
+            .and_then(|w| w.checked_add(if self.bias { out as u64 } else { 0 }));
+        let what = format!("a {kernel}x{kernel} convolution to {out} channels");
+        count(&what, params, product(&[out, oh, ow]))?;
+        self.shape = (out, oh, ow);
+        if dry() {
+            return Ok(self);
+        }
         let mut conv = Conv2d::new(geom, self.bias, self.init, &mut self.rng);
         if let Some(a) = activation {
             conv = conv.with_activation(a);
         }
         self.layers.push(Box::new(conv));
-        self.shape = (out, geom.out_height(), geom.out_width());
         Ok(self)
     }
 
@@ -89,14 +102,25 @@ impl NetworkBuilder {
             stride: kernel,
         };
         self.shape = (c, p.out_height(), p.out_width());
-        self.layers.push(Box::new(p));
+        count(
+            "pooling",
+            Some(0),
+            product(&[c, self.shape.1, self.shape.2]),
+        )?;
+        if !dry() {
+            self.layers.push(Box::new(p));
+        }
         Ok(self)
     }
 
     /// Global average pooling to one value per channel.
     pub fn global_avg_pool(&mut self) -> &mut Self {
         let (c, h, w) = self.shape;
-        self.layers.push(Box::new(Pool2d::global_avg(c, h, w)));
+        // no parameters, fewer outputs than its input: never refused
+        let _ = count("global pooling", Some(0), Some(c as u64));
+        if !dry() {
+            self.layers.push(Box::new(Pool2d::global_avg(c, h, w)));
+        }
         self.shape = (c, 1, 1);
         self
     }
@@ -111,12 +135,20 @@ impl NetworkBuilder {
             return Err("a dense layer needs at least one output".into());
         }
         let (c, h, w) = self.shape;
-        let mut d = Dense::new(c * h * w, out, self.bias, self.init, &mut self.rng);
+        let inputs = c.saturating_mul(h).saturating_mul(w);
+        let params = product(&[c, h, w, out])
+            .and_then(|w| w.checked_add(if self.bias { out as u64 } else { 0 }));
+        let what = format!("a dense layer of {inputs} x {out}");
+        count(&what, params, Some(out as u64))?;
+        self.shape = (out, 1, 1);
+        if dry() {
+            return Ok(self);
+        }
+        let mut d = Dense::new(inputs, out, self.bias, self.init, &mut self.rng);
         if let Some(a) = activation {
             d = d.with_activation(a);
         }
         self.layers.push(Box::new(d));
-        self.shape = (out, 1, 1);
         Ok(self)
     }
 
@@ -129,6 +161,11 @@ impl NetworkBuilder {
         let (c, h, w) = self.shape;
         if groups == 0 || !c.is_multiple_of(groups) {
             return Err(format!("{groups} groups do not divide {c} channels"));
+        }
+        let params = product(&[c, 2]);
+        count("group normalisation", params, product(&[c, h, w]))?;
+        if dry() {
+            return Ok(self);
         }
         let mut g = GroupNorm::new(c, h * w, groups);
         if let Some(a) = activation {
@@ -149,7 +186,7 @@ impl NetworkBuilder {
     ) -> Result<&mut Self, String> {
         let (c, h, w) = self.shape;
         let mut inner = NetworkBuilder {
-            inputs: c * h * w,
+            inputs: c.saturating_mul(h).saturating_mul(w),
             shape: self.shape,
             layers: Vec::new(),
             rng: self.rng.clone(),
@@ -170,10 +207,28 @@ impl NetworkBuilder {
                     stride,
                     padding: 0,
                 };
-                let conv = Conv2d::new(geom, self.bias, self.init, &mut inner.rng);
-                Some(Box::new(conv) as Box<dyn Layer>)
+                if !geom.is_valid() {
+                    return Err(format!(
+                        "a 1x1 projection (stride {stride}) does not fit a {c}x{h}x{w} input"
+                    ));
+                }
+                let params = product(&[out, c])
+                    .and_then(|p| p.checked_add(if self.bias { out as u64 } else { 0 }));
+                let outputs = product(&[out, geom.out_height(), geom.out_width()]);
+                count("a 1x1 projection", params, outputs)?;
+                match dry() {
+                    true => None,
+                    false => {
+                        let conv = Conv2d::new(geom, self.bias, self.init, &mut inner.rng);
+                        Some(Box::new(conv) as Box<dyn Layer>)
+                    }
+                }
             }
         };
+        if dry() {
+            self.shape = inner.shape;
+            return Ok(self);
+        }
         self.rng = inner.rng;
         let block = Residual::new(c * h * w, inner.layers, shortcut, activation)?;
         self.layers.push(Box::new(block));
@@ -184,7 +239,16 @@ impl NetworkBuilder {
     /// Appends any layer, built elsewhere (also outside this crate), whose output shape is
     /// `shape`; [`NetworkBuilder::build`] reports a layer that does not fit.
     pub fn push(&mut self, layer: Box<dyn Layer>, shape: (usize, usize, usize)) -> &mut Self {
-        self.layers.push(layer);
+        // built already: counted, never refused here (what follows may be)
+        let params = layer.params().len() as u64;
+        let _ = count(
+            "a layer",
+            Some(params),
+            product(&[shape.0, shape.1, shape.2]),
+        );
+        if !dry() {
+            self.layers.push(layer);
+        }
         self.shape = shape;
         self
     }
@@ -194,8 +258,11 @@ impl NetworkBuilder {
         &mut self.rng
     }
 
-    /// The network.
+    /// The network (inside [`coherent_core::size::measure`]: `Err(SIZED_ONLY)`, nothing being built).
     pub fn build(self) -> Result<Sequential, String> {
+        if dry() {
+            return Err(SIZED_ONLY.into());
+        }
         Sequential::try_new(self.inputs, self.layers, self.loss).map_err(|e| e.to_string())
     }
 }

@@ -3,7 +3,7 @@
 use coherent_core::{Batch, Measurements, Model, Split};
 
 /// Examples per forward pass during evaluation.
-const CHUNK: usize = 1000;
+pub(crate) const CHUNK: usize = 1000;
 
 /// The evaluation of a model on the first examples of a split.
 #[derive(Clone, Debug, Default)]

@@ -52,10 +52,16 @@ impl ConvGeometry {
 
     /// Whether the kernel fits the padded input.
     pub fn is_valid(&self) -> bool {
+        // checked: sizes come from manifests, and a sum that wraps around must not pass
+        let span = |n: usize| self.padding.checked_mul(2).and_then(|p| p.checked_add(n));
+        let patch = self.kernel.checked_mul(self.kernel);
         self.kernel > 0
             && self.stride > 0
-            && self.height + 2 * self.padding >= self.kernel
-            && self.width + 2 * self.padding >= self.kernel
+            && span(self.height).is_some_and(|s| s >= self.kernel)
+            && span(self.width).is_some_and(|s| s >= self.kernel)
+            && patch
+                .and_then(|k| k.checked_mul(self.in_channels))
+                .is_some()
     }
 
     /// `(T, K, C_out)`: output positions, patch values and output channels.

@@ -11,6 +11,7 @@
 
 mod data;
 mod metrics;
+pub mod model;
 mod observers;
 mod sections;
 mod training;
@@ -22,8 +23,8 @@ use crate::protocol::{PlannedProtocol, ProtocolEntry};
 use crate::settings::{EvaluationConfig, RecordConfig, TrainingConfig};
 use crate::sweep::RunSpec;
 use coherent_core::{
-    ConfigError, DataError, Dataset, GradientAggregator, InputShape, LossKind, Model, ModelSpec,
-    OptimizerSettings, PluginArgs, Registry, Targets,
+    ConfigError, DataError, Dataset, GradientAggregator, Model, OptimizerSettings, PluginArgs,
+    Registry,
 };
 use coherent_record::{CrateMeta, PluginUse};
 pub use metrics::{MetricSchedule, PlannedMetric};
@@ -93,6 +94,8 @@ pub struct Planner<'a> {
     data: data::DataCache,
     /// The warnings printed so far (each is printed once, however many runs it concerns).
     warned: std::collections::HashSet<String>,
+    /// Plans are only checked, not run: a large network is sized, not built.
+    check_only: bool,
 }
 
 /// Plans run `spec` of `manifest` on its own (a [`Planner`] for one run).
@@ -112,7 +115,16 @@ impl<'a> Planner<'a> {
             registry,
             data: data::DataCache::default(),
             warned: Default::default(),
+            check_only: false,
         }
+    }
+
+    /// The same planner for `coherent check`: its plans are checked, never run, so a network
+    /// larger than [`model::CHECK_BUILD_PARAMS`] is sized and its memory checked but not built
+    /// (a stand-in without layers takes its place in the plan).
+    pub fn checking(mut self) -> Planner<'a> {
+        self.check_only = true;
+        self
     }
 
     /// The manifest.
@@ -156,7 +168,8 @@ impl<'a> Planner<'a> {
         let root = &spec.table;
         let seed = seed(cx, root);
         let (dataset, data_error) = self.data.build(cx, root, self.registry);
-        let model = model(cx, root, self.registry, dataset.as_deref(), seed);
+        let spec_of_model = model::model_spec(dataset.as_deref(), seed);
+        let sized = model::size(cx, root, self.registry, spec_of_model);
         let mut aggregator = aggregator(cx, root, self.registry);
         let n = dataset.as_ref().map(|d| d.train().len());
         let metrics = metrics::plan(cx, root, self.registry, n);
@@ -174,6 +187,13 @@ impl<'a> Planner<'a> {
         if let (Some(t), Some(n), true) = (&training, n, training_valid) {
             training::check(cx, root, &training_args, t, n);
         }
+        let model = sized.and_then(|s| {
+            let load = load(training.as_ref(), metrics.as_deref(), self.registry);
+            let small = s.size.params <= model::CHECK_BUILD_PARAMS;
+            let fits = model::check_memory(cx, &s, load);
+            let build = fits && (cx.diags.is_empty() || small);
+            build.then(|| model::build(cx, s, dataset.is_some(), self.check_only))?
+        });
         if !cx.diags.is_empty() {
             return Err(PlanError::Manifest(Diagnostics(Vec::new())));
         }
@@ -225,46 +245,34 @@ fn seed(cx: &mut Sections<'_>, root: &toml::Spanned<toml::de::DeValue<'static>>)
     })
 }
 
-/// What the network needs to know of the data (a stand-in shape without data, so that the
-/// model's parameters are still checked).
-fn model_spec(dataset: Option<&dyn Dataset>, seed: u64) -> ModelSpec {
-    match dataset {
-        Some(d) => ModelSpec {
-            input: d.input_shape(),
-            outputs: d.outputs(),
-            loss: match d.train().targets {
-                Targets::Classes { .. } => LossKind::CrossEntropy,
-                Targets::Values(_) => LossKind::Squared,
-            },
-            seed,
-        },
-        None => ModelSpec {
-            input: InputShape::flat(1),
-            outputs: 1,
-            loss: LossKind::Squared,
-            seed,
-        },
-    }
-}
-
-/// The network of `[model]`, with the weights its `weights` key names (checked against the
-/// network only when the data could be read: without it the network is a stand-in).
-fn model(
-    cx: &mut Sections<'_>,
-    root: &toml::Spanned<toml::de::DeValue<'static>>,
+/// What one pass of the run holds besides the network: the most examples of a backward pass
+/// (the batch, a metric's chunk), of a forward pass (an evaluation chunk), and the largest Gram
+/// matrix of a pairwise metric.
+fn load(
+    training: Option<&TrainingConfig>,
+    metrics: Option<&[PlannedMetric]>,
     registry: &Registry,
-    dataset: Option<&dyn Dataset>,
-    seed: u64,
-) -> Option<Box<dyn Model>> {
-    let (entry, args) = cx.plugin(get(root, "model")?, "[model]", &registry.networks)?;
-    let (own, args) = args.split_off(weights::KEYS);
-    let mut model = (entry.build)(&args, &model_spec(dataset, seed))
-        .map_err(|e| cx.error(e))
-        .ok()?;
-    if dataset.is_some() && !weights::load(cx, &own, model.as_mut()) {
-        return None;
+) -> model::Load {
+    let batch = training.map_or(100, |t| t.batch_size) as u64;
+    let metrics = metrics.unwrap_or_default();
+    let chunk = metrics.iter().map(|m| m.schedule.chunk as u64).max();
+    let gram = metrics
+        .iter()
+        .filter(|m| {
+            let entry = registry.metrics.get(m.plugin.as_str());
+            entry.is_some_and(|e| e.sampling.chunk.is_none())
+        })
+        .map(|m| {
+            (m.schedule.sample as u64)
+                .saturating_pow(2)
+                .saturating_mul(8)
+        })
+        .max();
+    model::Load {
+        examples: batch.max(chunk.unwrap_or(0)),
+        forward: crate::evaluate::CHUNK as u64,
+        gram_bytes: gram.unwrap_or(0),
     }
-    Some(model)
 }
 
 fn aggregator(

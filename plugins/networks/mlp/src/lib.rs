@@ -5,8 +5,8 @@
 //! Generalization Mystery in Deep Learning" (Chatterjee & Zielinski 2022, section 3); with
 //! `hidden = [2048]` the network of "Coherent Gradients" (Chatterjee 2020) experiment 1.
 
-use coherent_core::{ConfigError, Model, ModelSpec, NetworkEntry, PluginArgs, PluginConfig, Rng};
-use coherent_nn::{Activation, Dense, Init, Layer, Sequential};
+use coherent_core::{ConfigError, Model, ModelSpec, NetworkEntry, PluginArgs, PluginConfig};
+use coherent_nn::{Activation, Init, NetworkBuilder, Sequential};
 use serde::Deserialize;
 
 coherent_core::plugin_crate!();
@@ -50,24 +50,16 @@ impl Default for MlpConfig {
 }
 
 impl MlpConfig {
-    /// Builds the network for `spec`.
-    pub fn network(&self, spec: &ModelSpec) -> Sequential {
-        let mut rng = Rng::derived(spec.seed, "init");
-        let mut widths = vec![spec.input.len()];
-        widths.extend(&self.hidden);
-        widths.push(spec.outputs);
-        let last = widths.len() - 2;
-        let mut ops: Vec<Box<dyn Layer>> = Vec::new();
-        for (k, w) in widths.windows(2).enumerate() {
-            let dense = Dense::new(w[0], w[1], self.bias, self.init, &mut rng);
+    /// Builds the network for `spec` (with a builder, so that it is sized before it is
+    /// allocated), or says which layer cannot be.
+    pub fn network(&self, spec: &ModelSpec) -> Result<Sequential, String> {
+        let mut b = NetworkBuilder::new(spec, self.bias, self.init);
+        for &width in &self.hidden {
             // hidden layers carry their activation, fused into the dense op
-            ops.push(Box::new(if k < last {
-                dense.with_activation(self.activation)
-            } else {
-                dense
-            }));
+            b.dense(width, Some(self.activation))?;
         }
-        Sequential::new(spec.input.len(), ops, spec.loss)
+        b.dense(spec.outputs, None)?;
+        b.build()
     }
 }
 
@@ -77,7 +69,10 @@ pub fn build(args: &PluginArgs, spec: &ModelSpec) -> Result<Box<dyn Model>, Conf
     if config.hidden.contains(&0) {
         return Err(args.invalid("hidden", "every hidden width must be at least 1"));
     }
-    Ok(Box::new(config.network(spec)))
+    let network = config
+        .network(spec)
+        .map_err(|e| args.invalid("hidden", format!("{e} (input {})", spec.input)))?;
+    Ok(Box::new(network))
 }
 
 coherent_core::register! {

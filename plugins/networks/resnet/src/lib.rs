@@ -92,7 +92,9 @@ impl ResnetConfig {
         let mut b = NetworkBuilder::new(spec, !group, self.init);
         conv(&mut b, self.width, 1, relu)?;
         for stage in 0..3 {
-            let channels = self.width << stage;
+            let channels = self.width.checked_mul(1 << stage).ok_or_else(|| {
+                format!("width {} doubled twice does not fit a number", self.width)
+            })?;
             for block in 0..n {
                 let stride = if stage > 0 && block == 0 { 2 } else { 1 };
                 let projection =

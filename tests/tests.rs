@@ -2,6 +2,8 @@
 //!
 //! Where a new test goes:
 //! * `registry.rs`  — which plugins are linked (update the expected names when adding one);
+//! * `malformed.rs` — more than 150 generated malformed manifests, each refused with located
+//!   errors, exit code 2, no panic or hang, in little memory;
 //! * `manifests.rs` — manifest validation: the experiments, the bad fixtures in
 //!   `fixtures/bad/`, and the exact diagnostics they produce;
 //! * `data.rs`      — missing and corrupt data files;
@@ -30,6 +32,7 @@ mod bench;
 mod common;
 mod data;
 mod limits;
+mod malformed;
 mod manifests;
 mod metrics;
 mod new_plugin;

@@ -13,6 +13,8 @@
 //! * `sweeps.rs`    — `coherent sweep` on this machine: listing, parallel runs, state, the
 //!   Slurm script;
 //! * `slurm.rs`     — `coherent sweep --slurm` on a real (single-node) Slurm cluster;
+//! * `param_properties.rs` — property tests: generated values of every plugin parameter are
+//!   accepted or refused with a location, in-process as `check` plans them;
 //! * `properties.rs` — property tests: any manifest text is rejected with a location or
 //!   accepted, and sweeps expand to their grid;
 //! * `science.rs`   — the theory's reference values (toy example, real vs random);
@@ -38,6 +40,7 @@ mod metrics;
 mod new_plugin;
 mod observers;
 mod own_plugins;
+mod param_properties;
 mod phenomena;
 mod properties;
 mod registry;

@@ -29,6 +29,9 @@ pub struct SlurmOptions {
     pub extra: Vec<String>,
 }
 
+/// Seconds before a task's time limit at which Slurm sends it SIGTERM.
+pub const SIGNAL_BEFORE_LIMIT_S: u32 = 120;
+
 /// One array job: which runs, and the absolute paths its tasks need.
 #[derive(Clone, Debug)]
 pub struct ArrayJob {
@@ -155,6 +158,9 @@ pub fn script(job: &ArrayJob) -> Result<String, SlurmError> {
             )?
         ),
     ];
+    // SIGTERM two minutes before the time limit, to the batch script, which `exec`s the run:
+    // the run saves a checkpoint and stops, and the next submission continues it.
+    directives.push(format!("--signal=B:TERM@{SIGNAL_BEFORE_LIMIT_S}"));
     for (flag, value) in [
         ("partition", &o.partition),
         ("account", &o.account),

@@ -47,6 +47,7 @@ impl std::fmt::Display for Holder {
 pub struct RunLock {
     file: File,
     path: PathBuf,
+    taken_over: Option<Holder>,
 }
 
 /// How many times [`RunLock::acquire`] tries again when the lock file is replaced under it.
@@ -55,7 +56,8 @@ const ATTEMPTS: usize = 8;
 impl RunLock {
     /// Takes the lock of the run directory `dir` (creating it) for `me`. `Err` with
     /// [`RecordError::Busy`] when a live process holds it. A lock file left by a process that
-    /// no longer holds the lock is taken over with a warning.
+    /// no longer holds the lock is taken over ([`RunLock::taken_over`] names that process,
+    /// for the caller to warn about).
     pub fn acquire(dir: &Path, me: &Holder) -> Result<RunLock, RecordError> {
         std::fs::create_dir_all(dir).map_err(RecordError::io(dir))?;
         let path = dir.join(files::LOCK);
@@ -76,14 +78,13 @@ impl RunLock {
             if !same_file(&file, &path) {
                 continue;
             }
-            if let Some(previous) = read_holder(&mut file) {
-                log::warn!(
-                    "{}: taking over the run directory from {previous}, which no longer holds it (it was stopped or crashed)",
-                    dir.display()
-                );
-            }
+            let taken_over = read_holder(&mut file);
             write_holder(&mut file, me).map_err(RecordError::io(&path))?;
-            return Ok(RunLock { file, path });
+            return Ok(RunLock {
+                file,
+                path,
+                taken_over,
+            });
         }
         Err(RecordError::malformed(
             &path,
@@ -107,6 +108,21 @@ impl RunLock {
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The process whose lock file was left behind (it was killed or crashed), if any.
+    pub fn taken_over(&self) -> Option<&Holder> {
+        self.taken_over.as_ref()
+    }
+
+    /// The warning to give when a lock file was left behind.
+    pub fn warning(&self) -> Option<String> {
+        self.taken_over.as_ref().map(|previous| {
+            format!(
+                "{}: taking over the run directory from {previous}, which no longer holds it (it was stopped or crashed)",
+                self.path.parent().unwrap_or(&self.path).display()
+            )
+        })
     }
 }
 
@@ -194,6 +210,8 @@ mod tests {
         .unwrap();
         assert_eq!(RunLock::holder(dir), None, "nobody holds it");
         let lock = RunLock::acquire(dir, &me(8)).unwrap();
+        assert_eq!(lock.taken_over(), Some(&me(7)));
+        assert!(lock.warning().unwrap().contains("coherent (pid 7 on here"));
         let text = std::fs::read_to_string(lock.path()).unwrap();
         assert_eq!(serde_json::from_str::<Holder>(&text).unwrap(), me(8));
     }

@@ -193,7 +193,10 @@ pub fn run_experiment(
     let table = comparison(&rows.iter().map(Row::of).collect::<Vec<_>>());
     if request.index.is_none() {
         let path = experiment_dir.join(files::COMPARISON);
-        coherent_record::write_atomic(&path, table.to_text().as_bytes()).map_err(Failure::run)?;
+        if let Err(e) = coherent_record::write_atomic(&path, table.to_text().as_bytes()) {
+            // The runs are complete and recorded; the table is printed all the same.
+            log::warn!("the comparison table could not be saved: {e}");
+        }
         if plots && total > 1 {
             draw_report(&reported, &experiment_dir.join(files::REPORT));
         }

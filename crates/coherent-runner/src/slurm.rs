@@ -279,6 +279,7 @@ mod tests {
             "#SBATCH --array=0-3,7,9-10%3\n",
             "#SBATCH --output=/cluster/runs/mnist/slurm/%A_%a.out\n",
             "#SBATCH --chdir=\"/home/a/my project\"\n",
+            "#SBATCH --signal=B:TERM@120\n",
             "#SBATCH --partition=cpu\n",
             "#SBATCH --time=01:00:00\n",
             "#SBATCH --mem=8G\n",

@@ -68,7 +68,7 @@ pub fn train(
     dir: &Path,
     options: &TrainOptions<'_>,
 ) -> Result<Summary, RecordError> {
-    let _lock = RunLock::acquire(dir, &this_process())?;
+    let lock = RunLock::acquire(dir, &this_process())?;
     let log_path = dir.join(files::LOG);
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -78,8 +78,12 @@ pub fn train(
         .open(&log_path)
         .map_err(RecordError::io(&log_path))?;
     logging::set_run_log(Some(log));
+    if let Some(warning) = lock.warning() {
+        log::warn!("{warning}");
+    }
     let result = Trainer::start(plan, dir, options).and_then(Trainer::run);
     logging::set_run_log(None);
+    drop(lock);
     result
 }
 

@@ -125,6 +125,8 @@ pub(crate) fn bench(
             false,
         ),
         BenchChoice::Cnn => (vec![coherent_bench::BenchNetwork::cnn()], false, false),
+        BenchChoice::Resnet => (vec![coherent_bench::BenchNetwork::resnet(20)], false, false),
+        BenchChoice::Vgg => (vec![coherent_bench::BenchNetwork::vgg()], false, false),
         BenchChoice::Aggregators => (vec![], true, false),
         BenchChoice::Metrics => (vec![], false, true),
         BenchChoice::All => (

@@ -27,6 +27,7 @@ fn bench_reports_every_case_as_json_and_as_a_table() {
             assert!(c["vs_plain"].as_f64().unwrap() > 0.0);
         }
         assert_eq!(n["cases"][0]["vs_plain"], 1.0);
+        assert_step_arithmetic(n, &report);
         assert_eq!(n["sample"]["examples"], 10_000);
         assert!(n["sample"]["coherence"].as_f64().unwrap() > 1.0);
     }
@@ -56,6 +57,60 @@ fn bench_reports_every_case_as_json_and_as_a_table() {
     assert!(
         text.contains("vs plain") && text.contains("10000-example sample") && !text.contains("cnn")
     );
+}
+
+/// The step's operations, the achieved rate of every case and its fraction of the measured
+/// matrix-product throughput agree with each other.
+fn assert_step_arithmetic(n: &serde_json::Value, report: &serde_json::Value) {
+    let gemm = report["gemm_gflops"].as_f64().unwrap();
+    assert!(gemm > 1.0, "{gemm}");
+    let flops = n["step_flops"].as_f64().unwrap();
+    for c in n["cases"].as_array().unwrap() {
+        let ms = c["ms_per_step"].as_f64().unwrap();
+        let gflops = c["gflops"].as_f64().unwrap();
+        assert!((gflops - flops / (ms * 1e6)).abs() <= 1e-9 * gflops, "{c}");
+        let of_gemm = c["of_gemm"].as_f64().unwrap();
+        assert!((of_gemm - gflops / gemm).abs() <= 1e-9 * of_gemm, "{c}");
+    }
+    assert!(n["step_peak_mib"].as_f64().is_some_and(|m| m >= 0.0), "{n}");
+}
+
+#[test]
+fn bench_measures_the_cifar_shaped_networks() {
+    for (network, label, flops) in [
+        ("resnet", "resnet-20", 2.0 * 2.0 * (3.0 * 40.55e6)),
+        ("vgg", "vgg groupnorm", 0.0),
+    ] {
+        let out = run_ok(&[
+            "bench",
+            "--json",
+            "--reps",
+            "1",
+            "--min-ms",
+            "1",
+            "--batch",
+            "2",
+            "--network",
+            network,
+        ]);
+        let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+        let n = &report["networks"][0];
+        assert!(n["network"].as_str().unwrap().starts_with(label), "{n}");
+        let cases: Vec<&str> = n["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["case"].as_str().unwrap())
+            .collect();
+        assert_eq!(cases, ["plain", "coherence", "materialize"]);
+        assert_step_arithmetic(n, &report);
+        assert!(n["sample"].is_null());
+        let step = n["step_flops"].as_f64().unwrap();
+        if flops > 0.0 {
+            // ResNet-20: about 41M multiply-adds per image forward (He et al.)
+            assert!((step - flops).abs() < 0.02 * flops, "{step}");
+        }
+    }
 }
 
 #[test]

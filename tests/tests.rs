@@ -25,6 +25,8 @@
 //! * `new_plugin.rs` — `coherent new plugin --out`: a crate of plugins of every kind, built,
 //!   tested, listed and trained with;
 //! * `bench.rs`     — the engine benchmark command;
+//! * `reliability.rs` — run directories under a second writer, signals, a killed sweep, damaged
+//!   checkpoints and records: every `DONE` run as if uninterrupted;
 //! * `weights.rs`   — weights files and checkpoints (safetensors): a logged m-coherence
 //!   recomputed in NumPy, runs started from given weights, older checkpoints.
 //!
@@ -44,6 +46,7 @@ mod param_properties;
 mod phenomena;
 mod properties;
 mod registry;
+mod reliability;
 mod report;
 mod runs;
 mod science;

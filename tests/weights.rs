@@ -184,7 +184,7 @@ fn a_run_starts_from_given_weights_and_what_does_not_fit_is_located() {
 }
 
 #[test]
-fn checkpoints_of_earlier_versions_start_again_and_garbled_ones_are_named() {
+fn checkpoints_of_earlier_versions_and_garbled_ones_start_the_run_over() {
     let (dir, m) = scratch_manifest("weights-old-checkpoint", "w.toml", MLP);
     let run = dir.join("runs/w/000");
     std::fs::create_dir_all(&run).unwrap();
@@ -197,20 +197,37 @@ fn checkpoints_of_earlier_versions_start_again_and_garbled_ones_are_named() {
     let log = std::fs::read_to_string(run.join(files::LOG)).unwrap();
     assert!(
         log.contains(
-            "checkpoint.bin: a checkpoint of an earlier version of coherent; the run starts again"
+            "checkpoint.bin: a checkpoint of an earlier version of coherent; not resumed from it"
         ),
         "{log}"
     );
+    assert!(
+        log.contains("no usable checkpoint; the run starts over"),
+        "{log}"
+    );
     assert!(!run.join(files::OLD_CHECKPOINT).exists());
-    assert_eq!(metrics(&run)[0]["step"], 0);
+    let first = metrics(&run);
+    assert_eq!(first[0]["step"], 0);
 
+    // A garbled checkpoint never fails the run: it starts over, and says why in run.json.
     std::fs::remove_file(run.join(files::DONE)).unwrap();
     std::fs::write(run.join(files::CHECKPOINT), b"\x10\0\0\0\0\0\0\0{\"a\":").unwrap();
-    let out = coherent_in(&dir, &["run", &m, "--out", "runs", "--resume"]);
-    let text = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    run_ok_in(&dir, &["run", &m, "--out", "runs", "--resume"]);
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join(files::RUN)).unwrap()).unwrap();
+    let refused = meta["resume_refused"][0].as_str().unwrap_or_default();
     assert!(
-        text.contains("checkpoint.safetensors: not a safetensors file, or a truncated one"),
-        "{text}"
+        refused.contains("checkpoint.safetensors: not a safetensors file, or a truncated one"),
+        "{meta}"
     );
+    let without_time = |lines: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+        lines
+            .into_iter()
+            .map(|mut l| {
+                l.as_object_mut().unwrap().remove("elapsed_s");
+                l
+            })
+            .collect()
+    };
+    assert_eq!(without_time(metrics(&run)), without_time(first));
 }

@@ -22,12 +22,15 @@
 //! against the peak memory of one training step (Linux: `VmHWM`, reset with `clear_refs`).
 
 mod aggregators;
+mod gemm;
 mod memory;
 mod metrics;
+mod networks;
 mod timing;
 
 pub use aggregators::AggregatorReport;
 pub use metrics::MetricsReport;
+pub use networks::{step_flops, BenchNetwork};
 
 use coherent_core::{
     Batch, BatchGrads, CoherenceMetric, GradRequest, InputShape, Measurements, Model, ModelSpec,
@@ -38,38 +41,6 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 use timing::interleaved;
-
-/// A network to benchmark: a registered network plugin and its parameters.
-#[derive(Clone, Debug)]
-pub struct BenchNetwork {
-    /// Label in the report.
-    pub label: String,
-    /// Network plugin name.
-    pub plugin: String,
-    /// The plugin's parameters, as TOML.
-    pub args: String,
-}
-
-impl BenchNetwork {
-    /// The MLP 784-`hidden`-10.
-    pub fn mlp(hidden: &[usize]) -> BenchNetwork {
-        let widths: Vec<String> = hidden.iter().map(usize::to_string).collect();
-        BenchNetwork {
-            label: format!("mlp 784-{}-10", widths.join("-")),
-            plugin: "mlp".into(),
-            args: format!("hidden = [{}]", widths.join(", ")),
-        }
-    }
-
-    /// The CNN of PyTorch's peer benchmark (`lenet` with 16 and 32 channels).
-    pub fn cnn() -> BenchNetwork {
-        BenchNetwork {
-            label: "cnn conv16-pool-conv32-pool-fc10".into(),
-            plugin: "lenet".into(),
-            args: "channels = [16, 32]\npadding = [2, 2]\nhidden = []".into(),
-        }
-    }
-}
 
 /// What to measure and for how long.
 #[derive(Clone, Debug)]
@@ -115,6 +86,13 @@ pub struct CaseResult {
     pub ms_per_step: f64,
     /// Ratio to the plain step.
     pub vs_plain: f64,
+    /// The step's matrix-product operations (see [`step_flops`]) per second, in GFLOP/s
+    /// (network cases).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gflops: Option<f64>,
+    /// `gflops` as a fraction of the machine's measured matrix-product throughput.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub of_gemm: Option<f64>,
 }
 
 /// The streamed m-coherence of a large sample.
@@ -128,8 +106,6 @@ pub struct SampleResult {
     pub coherence: f64,
     /// Peak memory growth during the measurement, MiB (None where not measurable).
     pub peak_mib: Option<f64>,
-    /// Peak memory growth during one training step from a cold start, MiB.
-    pub step_peak_mib: Option<f64>,
 }
 
 /// What was measured for one network.
@@ -139,10 +115,15 @@ pub struct NetworkReport {
     pub network: String,
     /// Examples per step.
     pub batch: usize,
+    /// Operations of one training step (see [`step_flops`]).
+    pub step_flops: f64,
     /// Step cases.
     pub cases: Vec<CaseResult>,
-    /// Large-sample coherence.
-    pub sample: SampleResult,
+    /// Peak memory growth during one training step from a cold start, MiB (None where not
+    /// measurable).
+    pub step_peak_mib: Option<f64>,
+    /// Large-sample coherence (networks on MNIST).
+    pub sample: Option<SampleResult>,
 }
 
 /// Everything one run of the benchmark measured.
@@ -150,6 +131,9 @@ pub struct NetworkReport {
 pub struct BenchReport {
     /// Worker threads.
     pub threads: usize,
+    /// Single-precision matrix-product throughput of the machine, GFLOP/s (a square product
+    /// of side 1024 on every thread, through the layers' kernels), when networks were measured.
+    pub gemm_gflops: Option<f64>,
     /// One report per network.
     pub networks: Vec<NetworkReport>,
     /// The suppression strategies' step times, when measured.
@@ -200,8 +184,7 @@ pub(crate) fn spec() -> ModelSpec {
 }
 
 fn build_model(network: &BenchNetwork) -> Box<dyn Model> {
-    let args = PluginArgs::from_toml(&network.args).expect("valid TOML");
-    (registry().networks[network.plugin.as_str()].build)(&args, &spec()).expect("valid network")
+    Box::new(network.sequential())
 }
 
 /// The same network as a [`Sequential`] for the dfdx reference path, when dfdx can express it.
@@ -209,7 +192,7 @@ fn reference_network(network: &BenchNetwork) -> Option<Sequential> {
     let args = PluginArgs::from_toml(&network.args).expect("valid TOML");
     let config: coherent_mlp::MlpConfig =
         (network.plugin == "mlp").then(|| args.parse().ok())??;
-    config.network(&spec()).ok()
+    config.network(&network.spec()).ok()
 }
 
 /// The `coherence` metric (its sample is what the caller streams through it).
@@ -365,9 +348,7 @@ const CASES: [(&str, &str); 5] = [
 
 /// The first `n` examples of `data` as a batch.
 pub(crate) fn mnist_batch(data: &Split, n: usize) -> Batch {
-    let mut batch = Batch::default();
-    batch.gather(data, &(0..n).collect::<Vec<_>>());
-    batch
+    networks::first_batch(data, n)
 }
 
 /// Runs the benchmark.
@@ -379,31 +360,59 @@ pub fn run(config: &BenchConfig) -> BenchReport {
     let metrics = config
         .metrics
         .then(|| metrics::run(&data, config.reps, config.min_time));
+    let gemm_gflops =
+        (!config.networks.is_empty()).then(|| gemm::throughput(config.reps, config.min_time));
     BenchReport {
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        threads: rayon::current_num_threads(),
+        gemm_gflops,
         networks: config
             .networks
             .iter()
-            .map(|n| run_network(config, n, &data))
+            .map(|n| run_network(config, n, &data, gemm_gflops.unwrap_or(f64::NAN)))
             .collect(),
         aggregators,
         metrics,
     }
 }
 
-fn run_network(config: &BenchConfig, network: &BenchNetwork, data: &Split) -> NetworkReport {
-    let idx: Vec<usize> = (0..config.batch).collect();
-    let mut batch = Batch::default();
-    batch.gather(data, &idx);
-    let singles = idx
+/// The cases of `network`: the reference loops only on MNIST's small networks (`loop` only
+/// where dfdx can express the network).
+fn cases_of(network: &BenchNetwork, has_reference: bool) -> Vec<(&'static str, &'static str)> {
+    CASES
         .iter()
-        .map(|&i| {
+        .copied()
+        .filter(|(c, _)| match *c {
+            "loop" => has_reference,
+            "loop_engine" => network.on_mnist(),
+            _ => true,
+        })
+        .collect()
+}
+
+fn run_network(
+    config: &BenchConfig,
+    network: &BenchNetwork,
+    mnist: &Split,
+    gemm_gflops: f64,
+) -> NetworkReport {
+    let random;
+    let data = if network.on_mnist() {
+        mnist
+    } else {
+        random = network.random_data(config.batch);
+        &random
+    };
+    let batch = mnist_batch(data, config.batch);
+    let singles = (0..config.batch)
+        .map(|i| {
             let mut b = Batch::default();
             b.gather(data, &[i]);
             b
         })
         .collect();
-    let model = build_model(network);
+    let sequential = network.sequential();
+    let flops = step_flops(&sequential, config.batch);
+    let model: Box<dyn Model> = Box::new(sequential);
     let direction = model.layers().iter().map(|l| vec![0.0; l.params]).collect();
     let mut s = Setup {
         model,
@@ -415,50 +424,55 @@ fn run_network(config: &BenchConfig, network: &BenchNetwork, data: &Split) -> Ne
         singles,
         single_grads: BatchGrads::default(),
     };
-    let cases: Vec<(&str, &str)> = CASES
-        .iter()
-        .copied()
-        .filter(|(c, _)| *c != "loop" || s.reference.is_some())
-        .collect();
+    let cases = cases_of(network, s.reference.is_some());
     for (case, _) in &cases {
         step(&mut s, case);
     }
     let medians = interleaved(cases.len(), config.reps, config.min_time, |k| {
         step(&mut s, cases[k].0)
     });
+    drop(s);
     let results = cases
         .iter()
         .zip(&medians)
-        .map(|((case, what), &ms)| CaseResult {
-            case: case.to_string(),
-            what: what.to_string(),
-            ms_per_step: ms,
-            vs_plain: ms / medians[0],
+        .map(|((case, what), &ms)| {
+            let gflops = flops / (ms * 1e6);
+            CaseResult {
+                case: case.to_string(),
+                what: what.to_string(),
+                ms_per_step: ms,
+                vs_plain: ms / medians[0],
+                gflops: Some(gflops),
+                of_gemm: Some(gflops / gemm_gflops),
+            }
         })
         .collect();
     NetworkReport {
         network: network.label.clone(),
         batch: config.batch,
+        step_flops: flops,
         cases: results,
-        sample: sample_coherence(config, network, data),
+        step_peak_mib: step_peak(config, network, data),
+        sample: network
+            .on_mnist()
+            .then(|| sample_coherence(config, network, data)),
     }
 }
 
-fn sample_coherence(config: &BenchConfig, network: &BenchNetwork, data: &Split) -> SampleResult {
-    let m = config.sample.min(data.len());
-    // One cold training step: the memory a step needs.
+/// Peak memory growth of one cold training step.
+fn step_peak(config: &BenchConfig, network: &BenchNetwork, data: &Split) -> Option<f64> {
     let mut model = build_model(network);
     let base = memory::reset_peak();
-    let mut batch = Batch::default();
-    let idx: Vec<usize> = (0..config.batch).collect();
-    batch.gather(data, &idx);
+    let batch = mnist_batch(data, config.batch);
     let mut grads = BatchGrads::default();
     let mut direction: Vec<Vec<f32>> = model.layers().iter().map(|l| vec![0.0; l.params]).collect();
     model.forward_backward(&batch, &GradRequest::SUM, &mut grads);
     update(model.as_mut(), &grads, &mut direction);
-    let step_peak = memory::growth_since(base);
-    drop((batch, grads, direction, model));
+    memory::growth_since(base)
+}
 
+fn sample_coherence(config: &BenchConfig, network: &BenchNetwork, data: &Split) -> SampleResult {
+    let m = config.sample.min(data.len());
     let mut model = build_model(network);
     let mut metric = metric();
     let base = memory::reset_peak();
@@ -480,7 +494,6 @@ fn sample_coherence(config: &BenchConfig, network: &BenchNetwork, data: &Split) 
         seconds,
         coherence: values.get("coherence").unwrap_or(f64::NAN),
         peak_mib: peak,
-        step_peak_mib: step_peak,
     }
 }
 
@@ -513,29 +526,54 @@ pub fn render(report: &BenchReport) -> String {
         }
         out.push('\n');
     }
+    if let Some(g) = report.gemm_gflops {
+        out.push_str(&format!(
+            "matrix products: {g:.1} GFLOP/s (square, side {}, {} threads): the limit below\n\n",
+            gemm::SIDE,
+            report.threads
+        ));
+    }
+    let mib = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1} MiB"));
     for n in &report.networks {
         out.push_str(&format!(
-            "{}, batch {}, {} threads\n\n{:<12} {:>10} {:>9}  {}\n",
-            n.network, n.batch, report.threads, "case", "ms/step", "vs plain", "what"
+            "{}, batch {}, {} threads, {:.2} GFLOP per step\n\n{:<12} {:>10} {:>9} {:>8} {:>7}  {}\n",
+            n.network,
+            n.batch,
+            report.threads,
+            n.step_flops / 1e9,
+            "case",
+            "ms/step",
+            "vs plain",
+            "GFLOP/s",
+            "of max",
+            "what"
         ));
         for c in &n.cases {
             out.push_str(&format!(
-                "{:<12} {:>10.3} {:>8.2}x  {}\n",
-                c.case, c.ms_per_step, c.vs_plain, c.what
+                "{:<12} {:>10.3} {:>8.2}x {:>8.1} {:>6.0}%  {}\n",
+                c.case,
+                c.ms_per_step,
+                c.vs_plain,
+                c.gflops.unwrap_or(f64::NAN),
+                100.0 * c.of_gemm.unwrap_or(f64::NAN),
+                c.what
             ));
         }
-        let s = &n.sample;
-        let mib = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1} MiB"));
         out.push_str(&format!(
-            "\nm-coherence of a {}-example sample (streamed in batches of {}): {:.3} s, coherence {:.3}\n\
-             peak memory growth: {} for the sample vs {} for one cold training step\n\n",
-            s.examples,
-            n.batch,
-            s.seconds,
-            s.coherence,
-            mib(s.peak_mib),
-            mib(s.step_peak_mib)
+            "\npeak memory growth of one cold training step: {}\n",
+            mib(n.step_peak_mib)
         ));
+        if let Some(s) = &n.sample {
+            out.push_str(&format!(
+                "m-coherence of a {}-example sample (streamed in batches of {}): {:.3} s, coherence {:.3}, peak memory growth {}\n",
+                s.examples,
+                n.batch,
+                s.seconds,
+                s.coherence,
+                mib(s.peak_mib),
+            ));
+        }
+        out.push('\n');
     }
     out
 }

@@ -119,6 +119,8 @@ pub fn run(data: &Split, reps: usize, min_time: Duration) -> MetricsReport {
                 what: what.to_string(),
                 ms_per_step: ms,
                 vs_plain: ms / medians[0],
+                gflops: None,
+                of_gemm: None,
             })
             .collect(),
     }

@@ -71,7 +71,8 @@ pub enum Command {
         /// Examples per step.
         #[arg(long, default_value_t = 128)]
         batch: usize,
-        /// Which networks: the MLP, the CNN, or both.
+        /// What to measure: one network, the aggregators, the metrics, or the MLP, the CNN, the
+        /// aggregators and the metrics (`all`; the CIFAR-shaped networks take minutes each).
         #[arg(long, value_enum, default_value = "all")]
         network: BenchChoice,
     },
@@ -84,6 +85,10 @@ pub enum BenchChoice {
     Mlp,
     /// The CNN conv16-pool-conv32-pool-fc10.
     Cnn,
+    /// CIFAR ResNet-20 (GroupNorm, width 16) on 3x32x32 inputs.
+    Resnet,
+    /// The `vgg` plugin's default layout with GroupNorm on 3x32x32 inputs.
+    Vgg,
     /// The aggregators (suppression strategies) on FC 784-256-256-256-10.
     Aggregators,
     /// Several metrics on one sample against one metric (MLP 784-256-10).

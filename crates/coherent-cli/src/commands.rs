@@ -39,7 +39,7 @@ pub(crate) fn check(manifests: &[PathBuf]) -> Result<(), Failure> {
             let invalid = format!("{} is not valid", path.display());
             let f = match f {
                 Failure::Usage(_) => Failure::Usage(invalid),
-                Failure::Run(_) => Failure::Run(invalid),
+                _ => Failure::Run(invalid),
             };
             if worst.as_ref().is_none_or(|w| f.code() > w.code()) {
                 worst = Some(f);
@@ -60,6 +60,10 @@ fn check_runs(m: &Manifest, registry: &Registry) -> Vec<Failure> {
 
 pub(crate) fn run(manifest: &Path, request: &RunRequest) -> Result<(), Failure> {
     let registry = registry()?;
+    // SIGTERM and SIGINT stop the run at the next step with a checkpoint.
+    if let Err(e) = coherent_runner::interrupt::install() {
+        log::warn!("signals cannot be caught ({e}); a signal ends a run without a checkpoint");
+    }
     let m = load(manifest)?;
     let table = coherent_runner::run_experiment(&m, registry, request)?;
     println!("\n{}", table.to_text());
@@ -133,6 +137,8 @@ pub(crate) fn bench(
             false,
         ),
         BenchChoice::Cnn => (vec![coherent_bench::BenchNetwork::cnn()], false, false),
+        BenchChoice::Resnet => (vec![coherent_bench::BenchNetwork::resnet(20)], false, false),
+        BenchChoice::Vgg => (vec![coherent_bench::BenchNetwork::vgg()], false, false),
         BenchChoice::Aggregators => (vec![], true, false),
         BenchChoice::Metrics => (vec![], false, true),
         BenchChoice::All => (

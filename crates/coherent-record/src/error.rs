@@ -24,6 +24,22 @@ pub enum RecordError {
         /// What is wrong.
         problem: String,
     },
+    /// The run was stopped by a signal at `step`, its checkpoint saved.
+    #[error("{}: interrupted at step {step}; `coherent run --resume` or `coherent sweep` continues it", dir.display())]
+    Interrupted {
+        /// The run directory.
+        dir: PathBuf,
+        /// The step it stopped before.
+        step: usize,
+    },
+    /// Another live process writes the run directory.
+    #[error("{}: the run directory is being written by {}; wait for it to end or stop it", dir.display(), holder.as_ref().map_or("another process".to_string(), |h| h.to_string()))]
+    Busy {
+        /// The run directory.
+        dir: PathBuf,
+        /// Who holds it, if its lock file says.
+        holder: Option<crate::lock::Holder>,
+    },
 }
 
 impl RecordError {
@@ -42,6 +58,16 @@ impl RecordError {
             line,
             problem: problem.into(),
         }
+    }
+
+    /// Whether another process writes the run directory (nothing was written to it).
+    pub fn is_busy(&self) -> bool {
+        matches!(self, RecordError::Busy { .. })
+    }
+
+    /// Whether the run was stopped by a signal (and marked so).
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, RecordError::Interrupted { .. })
     }
 
     /// Whether the file does not exist.

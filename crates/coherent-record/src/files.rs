@@ -43,6 +43,13 @@ pub fn step_weights(step: usize) -> String {
 pub const DONE: &str = "DONE";
 /// The error of an attempt that failed (removed when the run starts again).
 pub const FAILED: &str = "FAILED";
+/// Who writes the run directory, while a run does ([`crate::RunLock`]).
+pub const LOCK: &str = "LOCK";
+/// The marker of a run stopped by a signal after saving its checkpoint (removed when it
+/// continues).
+pub const INTERRUPTED: &str = "INTERRUPTED";
+/// The checkpoint before the last one, kept in case the last one is damaged.
+pub const PREVIOUS_CHECKPOINT: &str = "checkpoint.previous.safetensors";
 /// A run's terminal output under `coherent sweep --jobs`.
 pub const STDOUT: &str = "stdout.txt";
 /// A run's error output under `coherent sweep --jobs`.

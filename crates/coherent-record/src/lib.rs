@@ -15,6 +15,7 @@
 //!   weights/             initial, final (and every N steps) weights           [weights]
 //!   checkpoint.safetensors  the state to resume from (safetensors)            [weights]
 //!   log.txt, report/, DONE, FAILED, stdout.txt, stderr.txt                    [files]
+//!   LOCK                 who writes the directory, while a run does          [lock]
 //! ```
 //!
 //! JSON records carry a `schema` number ([`SCHEMA`]). Readers accept the previous version
@@ -31,6 +32,7 @@ mod error;
 pub mod files;
 mod io;
 pub mod learning_times;
+pub mod lock;
 pub mod meta;
 pub mod metrics;
 mod ordered;
@@ -44,10 +46,11 @@ pub use comparison::Table;
 pub use error::RecordError;
 pub use io::{read_json, remove_stale, write_atomic, write_json_atomic};
 pub use learning_times::LearningTime;
+pub use lock::{Holder, RunLock};
 pub use meta::{CrateMeta, LayerMeta, PluginUse, RunId, RunMeta, TensorMeta};
 pub use metrics::MetricsLine;
 pub use ordered::Text;
-pub use run_dir::{mark_failed, RunDir};
+pub use run_dir::{mark_failed, MetricsMark, RunDir};
 pub use samples::Samples;
 pub use summary::{Peak, RunStatus, Summary};
 pub use tracker::Tracker;

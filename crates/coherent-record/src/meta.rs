@@ -145,6 +145,10 @@ pub struct RunMeta {
     /// When the resumed attempt started.
     #[serde(default)]
     pub resumed: Option<String>,
+    /// Why the checkpoints found when resuming could not be used (the run then started over):
+    /// one line per checkpoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resume_refused: Vec<String>,
     /// When the run ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended: Option<String>,
@@ -175,6 +179,7 @@ impl Default for RunMeta {
             started: String::new(),
             resumed_at_step: None,
             resumed: None,
+            resume_refused: Vec::new(),
             ended: None,
             status: None,
         }

@@ -1,16 +1,35 @@
 //! Writing a run directory: whole files atomically, `metrics.jsonl` line by line.
+//!
+//! The run keeps count of what it appended to `metrics.jsonl` (lines, bytes and their CRC-32),
+//! so a checkpoint can say which record it continues ([`MetricsMark`]), a resume can check
+//! that the file still holds exactly that, and a run can check before it marks itself `DONE`
+//! that nobody deleted or changed the file under it.
 
 use crate::{files, remove_stale, write_atomic, write_json_atomic, MetricsLine, RecordError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// How much of `metrics.jsonl` a run had written: its first `lines` lines, `bytes` bytes
+/// whose CRC-32 is `crc`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricsMark {
+    /// Complete lines.
+    pub lines: usize,
+    /// Bytes.
+    pub bytes: u64,
+    /// CRC-32 (IEEE) of those bytes.
+    pub crc: u32,
+}
 
 /// An open run directory, for the run writing it.
 #[derive(Debug)]
 pub struct RunDir {
     path: PathBuf,
     metrics: File,
+    mark: MetricsMark,
+    crc: crc32fast::Hasher,
 }
 
 impl RunDir {
@@ -30,7 +49,9 @@ impl RunDir {
             files::SAMPLES,
             files::DONE,
             files::FAILED,
+            files::INTERRUPTED,
             files::CHECKPOINT,
+            files::PREVIOUS_CHECKPOINT,
             files::OLD_CHECKPOINT,
         ];
         remove_stale(path, &stale)?;
@@ -44,10 +65,10 @@ impl RunDir {
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             remove_stale(&weights, &names)?;
         }
-        RunDir::open(path)
+        RunDir::open(path, MetricsMark::default())
     }
 
-    fn open(path: &Path) -> Result<RunDir, RecordError> {
+    fn open(path: &Path, mark: MetricsMark) -> Result<RunDir, RecordError> {
         let file = path.join(files::METRICS);
         let metrics = OpenOptions::new()
             .create(true)
@@ -57,28 +78,108 @@ impl RunDir {
         Ok(RunDir {
             path: path.to_path_buf(),
             metrics,
+            mark,
+            crc: crc32fast::Hasher::new_with_initial_len(mark.crc, mark.bytes),
         })
     }
 
-    /// Reopens the run directory at `path` to continue from a checkpoint taken at `step`:
-    /// keeps the complete `metrics.jsonl` lines of earlier steps byte for byte (the step itself
-    /// is measured again), drops later ones and a torn last line, and returns the lines kept.
-    pub fn resume(path: &Path, step: usize) -> Result<(RunDir, Vec<MetricsLine>), RecordError> {
+    /// The lines of `metrics.jsonl` in `path` that a checkpoint taken at `step` with `mark`
+    /// continues: the file must begin with exactly the bytes the run had written then, lines
+    /// of earlier steps in order. Reads only; `Err` says what differs.
+    pub fn check_resume(
+        path: &Path,
+        step: usize,
+        mark: &MetricsMark,
+    ) -> Result<Vec<MetricsLine>, String> {
         let file = path.join(files::METRICS);
-        let text = std::fs::read_to_string(&file).unwrap_or_default();
-        let (mut kept, mut kept_text) = (Vec::new(), String::new());
-        for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
-            let Ok(parsed) = MetricsLine::parse(line.trim_end()) else {
-                continue;
-            };
-            if parsed.step < step {
-                kept_text.push_str(line);
-                kept.push(parsed);
-            }
+        let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", files::METRICS))?;
+        let len = usize::try_from(mark.bytes).map_err(|_| "the checkpoint's mark is too large")?;
+        let Some(prefix) = bytes.get(..len) else {
+            return Err(format!(
+                "{} holds {} bytes, fewer than the {len} written before the checkpoint (deleted or cut)",
+                files::METRICS,
+                bytes.len()
+            ));
+        };
+        if crc32fast::hash(prefix) != mark.crc {
+            return Err(format!(
+                "the first {} lines of {} differ from those written before the checkpoint (edited or damaged)",
+                mark.lines,
+                files::METRICS
+            ));
         }
-        write_atomic(&file, kept_text.as_bytes())?;
-        remove_stale(path, &[files::SUMMARY, files::DONE, files::FAILED])?;
-        Ok((RunDir::open(path)?, kept))
+        let text = std::str::from_utf8(prefix).map_err(|_| "metrics.jsonl is not UTF-8")?;
+        let mut kept: Vec<MetricsLine> = Vec::with_capacity(mark.lines);
+        for (k, line) in text.lines().enumerate() {
+            let parsed = MetricsLine::parse(line).map_err(|e| format!("line {}: {e}", k + 1))?;
+            if kept.last().is_some_and(|l| l.step >= parsed.step) || parsed.step >= step {
+                return Err(format!("line {}: step {} out of order", k + 1, parsed.step));
+            }
+            kept.push(parsed);
+        }
+        if kept.len() != mark.lines {
+            return Err(format!(
+                "{} lines before the checkpoint, {} expected",
+                kept.len(),
+                mark.lines
+            ));
+        }
+        Ok(kept)
+    }
+
+    /// Reopens the run directory at `path` to continue from a checkpoint whose record was
+    /// `mark` (checked with [`RunDir::check_resume`]): `metrics.jsonl` is cut back to what was
+    /// written before the checkpoint (the checkpoint's step is measured again), and the
+    /// markers of the earlier attempt's end are removed.
+    pub fn resume(path: &Path, mark: MetricsMark) -> Result<RunDir, RecordError> {
+        let file = path.join(files::METRICS);
+        let bytes = std::fs::read(&file).map_err(RecordError::io(&file))?;
+        let len = usize::try_from(mark.bytes)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        write_atomic(&file, &bytes[..len])?;
+        let ends = [
+            files::SUMMARY,
+            files::DONE,
+            files::FAILED,
+            files::INTERRUPTED,
+        ];
+        remove_stale(path, &ends)?;
+        RunDir::open(path, mark)
+    }
+
+    /// What the run has written to `metrics.jsonl` so far.
+    pub fn mark(&self) -> MetricsMark {
+        MetricsMark {
+            crc: self.crc.clone().finalize(),
+            ..self.mark
+        }
+    }
+
+    /// Checks that `metrics.jsonl` still holds exactly what the run wrote: `Err` when it was
+    /// deleted, cut, extended or edited by something else.
+    pub fn verify_metrics(&self) -> Result<(), RecordError> {
+        let file = self.path.join(files::METRICS);
+        let changed = |what: String| {
+            RecordError::malformed(
+                &file,
+                None,
+                format!("{what} while the run was writing it, so the record is not the run's: run it again with --force"),
+            )
+        };
+        let bytes = std::fs::read(&file).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => changed("was deleted".into()),
+            _ => RecordError::io(&file)(e),
+        })?;
+        let mark = self.mark();
+        if bytes.len() as u64 != mark.bytes || crc32fast::hash(&bytes) != mark.crc {
+            return Err(changed(format!(
+                "changed ({} bytes, {} written)",
+                bytes.len(),
+                mark.bytes
+            )));
+        }
+        Ok(())
     }
 
     /// The directory.
@@ -107,15 +208,29 @@ impl RunDir {
     /// Appends one measurement point to `metrics.jsonl` (flushed to disk).
     pub fn append_metrics(&mut self, line: &MetricsLine) -> Result<(), RecordError> {
         let file = self.path.join(files::METRICS);
+        let text = line.to_line();
         self.metrics
-            .write_all(line.to_line().as_bytes())
+            .write_all(text.as_bytes())
             .map_err(RecordError::io(&file))?;
+        self.crc.update(text.as_bytes());
+        self.mark.lines += 1;
+        self.mark.bytes += text.len() as u64;
         self.metrics.sync_data().map_err(RecordError::io(&file))
     }
 
-    /// Marks the run complete (the last file written).
+    /// Marks the run complete (the last file written), once `metrics.jsonl` is checked to hold
+    /// exactly what the run wrote.
     pub fn finish(&self) -> Result<(), RecordError> {
+        self.verify_metrics()?;
         self.write(files::DONE, b"")
+    }
+
+    /// Marks the run interrupted (by a signal, after its checkpoint was saved) with `message`.
+    pub fn interrupted(&self, message: &str) -> Result<(), RecordError> {
+        self.write(
+            files::INTERRUPTED,
+            format!("{}\n", message.trim_end()).as_bytes(),
+        )
     }
 }
 
@@ -172,22 +287,65 @@ mod tests {
         );
     }
 
+    /// A run that wrote lines 0, 10, 20, took a checkpoint at step 20 after line 10, and was
+    /// killed while writing line 30: its directory and the checkpoint's mark.
+    fn killed_run(dir: &Path) -> (MetricsMark, String) {
+        let mut run = RunDir::create(dir).unwrap();
+        run.append_metrics(&line(0)).unwrap();
+        run.append_metrics(&line(10)).unwrap();
+        let mark = run.mark();
+        run.append_metrics(&line(20)).unwrap();
+        let before = std::fs::read_to_string(dir.join(files::METRICS)).unwrap();
+        let torn = format!("{before}{{\"step\":30,\"lo");
+        std::fs::write(dir.join(files::METRICS), torn).unwrap();
+        (mark, before)
+    }
+
     #[test]
-    fn resume_keeps_earlier_complete_lines_byte_for_byte() {
+    fn resume_keeps_the_lines_before_the_checkpoint_byte_for_byte() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
-        let text = "{\"step\":0, \"x\":1.0}\n{\"step\":10}\n{\"step\":20}\n{\"step\":30,\"lo";
-        std::fs::write(dir.join(files::METRICS), text).unwrap();
-        let (mut run, kept) = RunDir::resume(dir, 20).unwrap();
-        assert_eq!(kept.len(), 2);
+        let (mark, before) = killed_run(dir);
+        let kept = RunDir::check_resume(dir, 20, &mark).unwrap();
+        assert_eq!(kept.iter().map(|l| l.step).collect::<Vec<_>>(), [0, 10]);
+        let mut run = RunDir::resume(dir, mark).unwrap();
         run.append_metrics(&line(20)).unwrap();
         let now = std::fs::read_to_string(dir.join(files::METRICS)).unwrap();
+        assert_eq!(now, before);
+        run.verify_metrics().unwrap();
+        assert_eq!(run.mark().lines, 3);
+    }
+
+    #[test]
+    fn a_record_that_differs_from_the_checkpoints_is_not_resumed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (mark, before) = killed_run(dir);
+        let file = dir.join(files::METRICS);
+        std::fs::remove_file(&file).unwrap();
+        let e = RunDir::check_resume(dir, 20, &mark).unwrap_err();
+        assert!(e.contains("metrics.jsonl"), "{e}");
+        std::fs::write(&file, before.replacen("10", "11", 1)).unwrap();
+        let e = RunDir::check_resume(dir, 20, &mark).unwrap_err();
+        assert!(e.contains("differ"), "{e}");
+        std::fs::write(&file, &before[..5]).unwrap();
+        let e = RunDir::check_resume(dir, 20, &mark).unwrap_err();
+        assert!(e.contains("fewer than"), "{e}");
+    }
+
+    #[test]
+    fn a_record_changed_under_the_run_stops_it_from_finishing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut run = RunDir::create(dir).unwrap();
+        run.append_metrics(&line(0)).unwrap();
+        std::fs::remove_file(dir.join(files::METRICS)).unwrap();
+        run.append_metrics(&line(1)).unwrap();
+        let e = run.finish().unwrap_err().to_string();
         assert!(
-            now.starts_with("{\"step\":0, \"x\":1.0}\n{\"step\":10}\n{\"step\":20,"),
-            "{now}"
+            e.contains("was deleted while the run was writing it"),
+            "{e}"
         );
-        // a torn line is dropped even when it would have been kept
-        std::fs::write(dir.join(files::METRICS), "{\"step\":0}\n{\"st").unwrap();
-        assert_eq!(RunDir::resume(dir, 50).unwrap().1.len(), 1);
+        assert!(!RunDir::is_done(dir));
     }
 }

@@ -15,6 +15,9 @@ pub enum RunStatus {
     Completed,
     /// A loss or an update became NaN or infinite; training stopped there.
     Diverged,
+    /// Stopped by a signal after saving a checkpoint (in `run.json` only: an interrupted run
+    /// has no summary).
+    Interrupted,
 }
 
 impl RunStatus {
@@ -23,6 +26,7 @@ impl RunStatus {
         match self {
             RunStatus::Completed => "completed",
             RunStatus::Diverged => "diverged",
+            RunStatus::Interrupted => "interrupted",
         }
     }
 }

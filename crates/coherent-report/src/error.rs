@@ -55,6 +55,12 @@ impl From<coherent_record::RecordError> for ReportError {
                 line,
                 message: problem,
             },
+            other @ (coherent_record::RecordError::Busy { .. }
+            | coherent_record::RecordError::Interrupted { .. }) => ReportError::Malformed {
+                path: PathBuf::new(),
+                line: None,
+                message: other.to_string(),
+            },
         }
     }
 }

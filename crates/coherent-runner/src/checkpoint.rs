@@ -7,22 +7,31 @@
 //! before the first step) and the aggregator's vectors (`aggregator.0`, `aggregator.1`, ...).
 //! Its `__metadata__` holds `format` = `coherent-checkpoint`, `format_version` = `3` and each
 //! field of the [`Header`] under its name as JSON text (`step`, `shuffle`, `order`,
-//! `observers`, `elapsed_s`, `aggregator_numbers`, `manifest_hash`). A checkpoint of another
-//! version (an older `checkpoint.bin`, or another `format_version`) is not resumed: the run
-//! starts again. The file is written atomically (temporary file, fsync, rename), so a reader
-//! finds the previous checkpoint or the new one, never a part.
+//! `observers`, `elapsed_s`, `aggregator_numbers`, `manifest_hash`, `metrics`) and `checksum`,
+//! the CRC-32 of everything else in the file (metadata and tensors), so a damaged file is
+//! recognised. A checkpoint of another version (an older `checkpoint.bin`, or another
+//! `format_version`) is not resumed: the run starts again.
+//!
+//! The file is written atomically (temporary file, fsync, rename), and the one it replaces is
+//! kept as `checkpoint.previous.safetensors`: when the last checkpoint is damaged or does not
+//! check out (its step, its order of examples, its weights, the record it continues), the run
+//! resumes from the previous one; when neither can be used, it starts over and says why in its
+//! log and its `run.json` (`resume_refused`). A checkpoint never makes a run fail for good.
 
-use coherent_record::files::{CHECKPOINT as FILE, OLD_CHECKPOINT};
+use coherent_record::files::{CHECKPOINT as FILE, OLD_CHECKPOINT, PREVIOUS_CHECKPOINT};
 use coherent_record::weights::{layer_tensors, unpack, Mismatch};
-use coherent_record::{LayerMeta, RecordError, Tensor, TensorFile};
+use coherent_record::{LayerMeta, MetricsMark, RecordError, Tensor, TensorFile};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The `format` metadata value of a checkpoint.
 const FORMAT: &str = "coherent-checkpoint";
-/// The `format_version` of the checkpoints this version writes (2 was `checkpoint.bin`).
-const VERSION: &str = "3";
+/// The `format_version` of the checkpoints this version writes (2 was `checkpoint.bin`, 3 had
+/// no checksum and no mark of the record).
+const VERSION: &str = "4";
+/// The metadata key of the checksum.
+const CHECKSUM: &str = "checksum";
 /// The prefix of the optimizer's velocity tensors.
 const VELOCITY: &str = "optimizer.velocity.";
 /// The prefix of the aggregator's vectors.
@@ -46,6 +55,8 @@ pub struct Header {
     pub elapsed_s: f64,
     /// The aggregator's integers.
     pub aggregator_numbers: Vec<u64>,
+    /// What the run had written to `metrics.jsonl` when the checkpoint was taken.
+    pub metrics: MetricsMark,
 }
 
 /// FNV-1a (64 bits) of `text`: stable across machines and versions.
@@ -90,9 +101,18 @@ pub struct Stored {
 }
 
 impl Checkpoint {
-    /// Writes the checkpoint of a model with `layers` into `dir` atomically.
+    /// Writes the checkpoint of a model with `layers` into `dir` atomically, keeping the one
+    /// it replaces as the previous checkpoint.
     pub fn save(&self, dir: &Path, layers: &[LayerMeta]) -> Result<(), RecordError> {
-        self.file(layers).write(&dir.join(FILE))
+        let mut file = self.file(layers);
+        seal(&mut file);
+        let (path, previous) = (dir.join(FILE), dir.join(PREVIOUS_CHECKPOINT));
+        match std::fs::rename(&path, &previous) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(RecordError::io(&path)(e)),
+        }
+        file.write(&path)
     }
 
     /// The checkpoint as a tensor file.
@@ -117,30 +137,66 @@ impl Checkpoint {
         TensorFile { tensors, metadata }
     }
 
-    /// Reads the checkpoint of `dir`: `Ok(None)` when there is none.
-    pub fn load(dir: &Path) -> Result<Option<Stored>, LoadError> {
-        let path = dir.join(FILE);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let old = dir.join(OLD_CHECKPOINT);
-                return match old.exists() {
-                    true => Err(LoadError::OtherVersion(format!(
-                        "{}: {OLDER_VERSION}",
-                        old.display()
-                    ))),
-                    false => Ok(None),
-                };
+    /// The checkpoints of `dir` to try, newest first: the last one and the one before it,
+    /// each as read (or why it cannot be), named by its path. Empty when there is none; a
+    /// checkpoint of an earlier version is listed as [`LoadError::OtherVersion`].
+    pub fn candidates(dir: &Path) -> Vec<(PathBuf, Result<Stored, LoadError>)> {
+        let mut found = Vec::new();
+        for name in [FILE, PREVIOUS_CHECKPOINT] {
+            let path = dir.join(name);
+            match std::fs::read(&path) {
+                Ok(bytes) => found.push((path, Stored::decode(&bytes))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => found.push((path, Err(LoadError::Invalid(e.to_string())))),
             }
-            Err(e) => return Err(LoadError::Invalid(e.to_string())),
-        };
-        Stored::decode(&bytes).map(Some).map_err(|e| match e {
-            LoadError::OtherVersion(m) => {
-                LoadError::OtherVersion(format!("{}: {m}", path.display()))
-            }
-            invalid => invalid,
-        })
+        }
+        let old = dir.join(OLD_CHECKPOINT);
+        if found.is_empty() && old.exists() {
+            found.push((old, Err(LoadError::OtherVersion(OLDER_VERSION.into()))));
+        }
+        found
     }
+}
+
+/// Adds the checksum of everything else in `file` to its metadata.
+pub fn seal(file: &mut TensorFile) {
+    file.metadata.remove(CHECKSUM);
+    let crc = content_crc(file);
+    file.metadata.insert(CHECKSUM.into(), crc.to_string());
+}
+
+/// CRC-32 of the metadata (but the checksum) and the tensors (by name), as a file holds them.
+fn content_crc(file: &TensorFile) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    for (k, v) in file.metadata.iter().filter(|(k, _)| k.as_str() != CHECKSUM) {
+        h.update(k.as_bytes());
+        h.update(&[0]);
+        h.update(v.as_bytes());
+        h.update(&[0]);
+    }
+    let mut tensors: Vec<&Tensor> = file.tensors.iter().collect();
+    tensors.sort_by(|a, b| a.name.cmp(&b.name));
+    for t in tensors {
+        h.update(t.name.as_bytes());
+        h.update(&[0]);
+        for d in &t.shape {
+            h.update(&(*d as u64).to_le_bytes());
+        }
+        for v in &t.values {
+            h.update(&v.to_le_bytes());
+        }
+    }
+    h.finalize()
+}
+
+/// Why a checkpoint that was read is not resumed.
+#[derive(Debug, PartialEq)]
+pub enum Rejection {
+    /// It was taken of another manifest (an edited one, or another run's): the run starts
+    /// again, as intended.
+    OtherManifest,
+    /// It does not check out; the message says what is wrong.
+    Invalid(String),
 }
 
 impl Stored {
@@ -165,10 +221,17 @@ impl Stored {
                 )))
             }
         }
+        let sum = file.meta(CHECKSUM).and_then(|c| c.parse::<u32>().ok());
+        if sum != Some(content_crc(&file)) {
+            return Err(LoadError::Invalid(match sum {
+                None => "it has no checksum".into(),
+                Some(_) => "its checksum does not match its contents: the file is damaged".into(),
+            }));
+        }
         let fields: Result<Map<String, Value>, String> = file
             .metadata
             .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "format" | "format_version"))
+            .filter(|(k, _)| !matches!(k.as_str(), "format" | "format_version" | CHECKSUM))
             .map(|(k, v)| {
                 serde_json::from_str(v)
                     .map(|v| (k.clone(), v))
@@ -183,7 +246,46 @@ impl Stored {
         Ok(Stored { header, file })
     }
 
-    /// The checkpoint of a model with `layers`, or what in it does not fit the model.
+    /// Whether the checkpoint can continue the run of the manifest with `hash` over
+    /// `examples` training examples and `total` steps: its step, its order of examples (a
+    /// permutation of them) and its clock.
+    pub fn check(&self, hash: u64, examples: usize, total: usize) -> Result<(), Rejection> {
+        let h = &self.header;
+        if h.manifest_hash != hash {
+            return Err(Rejection::OtherManifest);
+        }
+        let invalid = |m: String| Err(Rejection::Invalid(m));
+        if h.step == 0 || h.step > total {
+            return invalid(format!(
+                "step {} is not within the run's 1..={total}",
+                h.step
+            ));
+        }
+        if h.order.len() != examples {
+            let n = h.order.len();
+            return invalid(format!(
+                "its order holds {n} examples, the run has {examples}"
+            ));
+        }
+        let mut seen = vec![false; examples];
+        for &i in &h.order {
+            match seen.get_mut(i as usize) {
+                Some(s) if !*s => *s = true,
+                _ => {
+                    return invalid(format!(
+                        "its order of examples is not a permutation (entry {i})"
+                    ))
+                }
+            }
+        }
+        if !(h.elapsed_s.is_finite() && h.elapsed_s >= 0.0) {
+            return invalid(format!("elapsed_s {} is not a duration", h.elapsed_s));
+        }
+        Ok(())
+    }
+
+    /// The checkpoint of a model with `layers`, or what in it does not fit the model (or is
+    /// not a finite number).
     pub fn unpack(self, layers: &[LayerMeta]) -> Result<Checkpoint, String> {
         let Stored { header, file } = self;
         let theirs = |t: &&Tensor| !t.name.starts_with(VELOCITY) && !t.name.starts_with(AGGREGATOR);
@@ -205,6 +307,11 @@ impl Stored {
                 .tensor(&name)
                 .ok_or_else(|| format!("tensor `{name}` is missing"))?;
             aggregator_vectors.push(t.values.clone());
+        }
+        for t in &file.tensors {
+            if let Some(v) = t.values.iter().find(|v| !v.is_finite()) {
+                return Err(format!("tensor `{}` holds {v}", t.name));
+            }
         }
         Ok(Checkpoint {
             header,
@@ -262,6 +369,11 @@ mod tests {
                 observers,
                 elapsed_s: 0.1 + 0.2,
                 aggregator_numbers: vec![7],
+                metrics: MetricsMark {
+                    lines: 3,
+                    bytes: 300,
+                    crc: 7,
+                },
             },
             params: vec![vec![1.5, -0.0, f32::MIN_POSITIVE], vec![3.25]],
             velocity: vec![],
@@ -269,8 +381,14 @@ mod tests {
         }
     }
 
+    fn sealed(c: &Checkpoint) -> TensorFile {
+        let mut file = c.file(&layers());
+        seal(&mut file);
+        file
+    }
+
     fn round_trip(c: &Checkpoint) -> Checkpoint {
-        let bytes = c.file(&layers()).encode().unwrap();
+        let bytes = sealed(c).encode().unwrap();
         let stored = Stored::decode(&bytes).unwrap();
         stored.unpack(&layers()).unwrap()
     }
@@ -290,6 +408,7 @@ mod tests {
             c.header.elapsed_s.to_bits()
         );
         assert_eq!(back.header.aggregator_numbers, vec![7]);
+        assert_eq!(back.header.metrics, c.header.metrics);
         let bits = |v: &[Vec<f32>]| -> Vec<Vec<u32>> {
             v.iter()
                 .map(|l| l.iter().map(|x| x.to_bits()).collect())
@@ -320,7 +439,7 @@ mod tests {
 
     #[test]
     fn truncated_garbled_older_and_foreign_files_are_named() {
-        let bytes = checkpoint().file(&layers()).encode().unwrap();
+        let bytes = sealed(&checkpoint()).encode().unwrap();
         let invalid = |b: &[u8]| match Stored::decode(b) {
             Err(LoadError::Invalid(m)) => m,
             other => panic!("{other:?}"),
@@ -331,14 +450,24 @@ mod tests {
         assert!(
             invalid(&weights).contains("not a coherent checkpoint (metadata `format` is missing)")
         );
-        let mut other = checkpoint().file(&layers());
+        let mut other = sealed(&checkpoint());
         other.metadata.insert("step".into(), "\"x\"".into());
+        assert!(invalid(&other.encode().unwrap()).contains("checksum does not match"));
+        seal(&mut other);
         assert!(invalid(&other.encode().unwrap()).contains("malformed header"));
+        let mut unsealed = checkpoint().file(&layers());
+        assert!(invalid(&unsealed.encode().unwrap()).contains("no checksum"));
+        unsealed.tensors[0].values[0] = f32::NAN;
+        seal(&mut unsealed);
+        let e = Stored::decode(&unsealed.encode().unwrap())
+            .unwrap()
+            .unpack(&layers());
+        assert_eq!(e.unwrap_err(), "tensor `fc1.weight` holds NaN");
         let older = Stored::decode(b"coherent-checkpoint 2\n{}\n").unwrap_err();
         assert!(matches!(older, LoadError::OtherVersion(m) if m == OLDER_VERSION));
-        other.metadata.insert("format_version".into(), "4".into());
+        other.metadata.insert("format_version".into(), "5".into());
         let newer = Stored::decode(&other.encode().unwrap()).unwrap_err();
-        assert!(matches!(newer, LoadError::OtherVersion(m) if m.contains("format_version 4")));
+        assert!(matches!(newer, LoadError::OtherVersion(m) if m.contains("format_version 5")));
         // a checkpoint of another model
         let mut wider = layers();
         wider[1].params = 2;
@@ -351,25 +480,42 @@ mod tests {
     }
 
     #[test]
-    fn load_names_the_file_and_finds_none_where_there_is_none() {
+    fn a_checkpoint_must_fit_the_run() {
+        let stored = Stored::decode(&sealed(&checkpoint()).encode().unwrap()).unwrap();
+        let hash = u64::MAX - 7;
+        assert_eq!(stored.check(hash, 3, 100), Ok(()));
+        assert_eq!(stored.check(1, 3, 100), Err(Rejection::OtherManifest));
+        let invalid = |r: Result<(), Rejection>| match r {
+            Err(Rejection::Invalid(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert!(invalid(stored.check(hash, 3, 41)).contains("step 42 is not within"));
+        assert!(invalid(stored.check(hash, 4, 100)).contains("holds 3 examples"));
+        let mut twice = checkpoint();
+        twice.header.order = vec![2, 2, 1];
+        let stored = Stored::decode(&sealed(&twice).encode().unwrap()).unwrap();
+        assert!(invalid(stored.check(hash, 3, 100)).contains("not a permutation"));
+    }
+
+    #[test]
+    fn the_previous_checkpoint_is_kept_and_listed_after_the_last() {
         let tmp = tempfile::tempdir().unwrap();
-        assert!(Checkpoint::load(tmp.path()).unwrap().is_none());
-        std::fs::write(tmp.path().join(FILE), b"garbage").unwrap();
-        match Checkpoint::load(tmp.path()).unwrap_err() {
-            LoadError::Invalid(m) => assert!(m.starts_with("not a safetensors"), "{m}"),
-            other => panic!("{other:?}"),
-        }
-        std::fs::remove_file(tmp.path().join(FILE)).unwrap();
-        std::fs::write(tmp.path().join(OLD_CHECKPOINT), b"coherent-checkpoint 2\n").unwrap();
-        match Checkpoint::load(tmp.path()).unwrap_err() {
-            LoadError::OtherVersion(m) => assert!(
-                m.contains("checkpoint.bin: a checkpoint of an earlier version"),
-                "{m}"
-            ),
-            other => panic!("{other:?}"),
-        }
-        checkpoint().save(tmp.path(), &layers()).unwrap();
-        let stored = Checkpoint::load(tmp.path()).unwrap().unwrap();
-        assert_eq!(stored.header.step, 42);
+        let dir = tmp.path();
+        assert!(Checkpoint::candidates(dir).is_empty());
+        std::fs::write(dir.join(OLD_CHECKPOINT), b"coherent-checkpoint 2\n").unwrap();
+        let found = Checkpoint::candidates(dir);
+        assert!(matches!(&found[0].1, Err(LoadError::OtherVersion(m)) if m == OLDER_VERSION));
+        let mut c = checkpoint();
+        c.save(dir, &layers()).unwrap();
+        c.header.step = 43;
+        c.save(dir, &layers()).unwrap();
+        std::fs::write(dir.join(FILE), b"garbage").unwrap();
+        let found = Checkpoint::candidates(dir);
+        assert_eq!(found.len(), 2);
+        assert!(
+            matches!(&found[0].1, Err(LoadError::Invalid(m)) if m.starts_with("not a safetensors"))
+        );
+        assert_eq!(found[1].0, dir.join(PREVIOUS_CHECKPOINT));
+        assert_eq!(found[1].1.as_ref().unwrap().header.step, 42);
     }
 }

@@ -9,7 +9,7 @@ use crate::train::{train, TrainOptions};
 use crate::{logging, Manifest};
 use coherent_core::Registry;
 use coherent_record::comparison::{comparison, Row};
-use coherent_record::{files, mark_failed, read_json, RunDir, Summary, Table};
+use coherent_record::{files, mark_failed, read_json, RecordError, RunDir, Summary, Table};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
@@ -22,6 +22,14 @@ pub enum Failure {
     /// A run failed: bad data, an error while training (exit code 1).
     #[error("{0}")]
     Run(String),
+    /// The run's directory is someone else's — another live process writes it, or it holds a
+    /// complete run of another manifest: nothing was done (exit code 1).
+    #[error("{0}")]
+    Busy(String),
+    /// The run was stopped by a signal, its checkpoint saved and marked `INTERRUPTED` (exit
+    /// code 1).
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl Failure {
@@ -29,13 +37,23 @@ impl Failure {
     pub fn code(&self) -> u8 {
         match self {
             Failure::Usage(_) => 2,
-            Failure::Run(_) => 1,
+            Failure::Run(_) | Failure::Busy(_) | Failure::Interrupted(_) => 1,
         }
     }
 
     /// A failure of a run (exit code 1) with `error: ` before the message.
     pub fn run(message: impl std::fmt::Display) -> Failure {
         Failure::Run(format!("error: {message}"))
+    }
+
+    /// How a run's record error ends the command: a busy directory and an interrupted run are
+    /// not failures of the run (nothing marks it `FAILED`).
+    pub fn of_record(e: RecordError) -> Failure {
+        match &e {
+            RecordError::Busy { .. } => Failure::Busy(format!("error: {e}")),
+            RecordError::Interrupted { .. } => Failure::Interrupted(format!("stopped: {e}")),
+            _ => Failure::run(e),
+        }
     }
 }
 
@@ -147,6 +165,12 @@ pub fn run_experiment(
         plots |= run.plan.evaluation.plots();
         reported.push(run.run_dirs()[0].clone());
         if RunDir::is_done(&run.dir) && !request.force {
+            if !crate::status::same_manifest(&run.dir, &run.spec) {
+                return Err(Failure::Busy(format!(
+                    "error: {}: holds a complete run of another manifest (its manifest.toml differs from this run's); --force replaces it, or choose another --out",
+                    run.dir.display()
+                )));
+            }
             log::info!(
                 "{}: already complete, skipped (use --force to run it again)",
                 run.dir.display()
@@ -169,7 +193,10 @@ pub fn run_experiment(
     let table = comparison(&rows.iter().map(Row::of).collect::<Vec<_>>());
     if request.index.is_none() {
         let path = experiment_dir.join(files::COMPARISON);
-        coherent_record::write_atomic(&path, table.to_text().as_bytes()).map_err(Failure::run)?;
+        if let Err(e) = coherent_record::write_atomic(&path, table.to_text().as_bytes()) {
+            // The runs are complete and recorded; the table is printed all the same.
+            log::warn!("the comparison table could not be saved: {e}");
+        }
         if plots && total > 1 {
             draw_report(&reported, &experiment_dir.join(files::REPORT));
         }
@@ -205,7 +232,7 @@ fn carry_out(
             }
             None => train(plan, &dir, &options),
         }
-        .map_err(Failure::run)
+        .map_err(Failure::of_record)
     }));
     logging::set_progress_bar(None);
     attempt.unwrap_or_else(|payload| Err(Failure::Run(panic_message(payload.as_ref()))))

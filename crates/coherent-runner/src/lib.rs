@@ -15,10 +15,11 @@
 //! The run directory itself — its files and their schema — is `coherent-record`; the
 //! command-line program is a thin layer over this crate.
 
-mod checkpoint;
+pub mod checkpoint;
 pub mod diagnostic;
 pub mod evaluate;
 pub mod experiment;
+pub mod interrupt;
 pub mod local;
 pub mod logging;
 pub mod manifest;

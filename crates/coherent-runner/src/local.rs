@@ -4,9 +4,14 @@
 //! crashes — takes no other run with it; its output goes to `stdout.txt` and `stderr.txt` in
 //! its run directory. A child that ends in failure without recording it (a crash, a signal)
 //! gets a `FAILED` marker from here, so the run directory always tells how the attempt ended.
+//!
+//! Children die with the sweep: each is asked (on Linux, `PR_SET_PDEATHSIG`) to receive
+//! SIGTERM when the process that started it ends, however it ends, and so saves a checkpoint
+//! and stops. A run whose directory a live process still holds (a child of an earlier sweep
+//! that is still stopping) is not started again: nothing of it is touched.
 
 use crate::status::RunState;
-use coherent_record::{mark_failed, RecordError};
+use coherent_record::{files, mark_failed, RecordError, RunLock};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::path::PathBuf;
@@ -57,8 +62,10 @@ pub fn run_local(
                     break;
                 };
                 let clock = Instant::now();
-                let exit = spawn_and_wait(&run, command(&run));
-                let state = settle(&run, exit);
+                let state = match RunLock::holder(&run.dir) {
+                    Some(holder) => RunState::Running(holder),
+                    None => settle(&run, spawn_and_wait(&run, command(&run))),
+                };
                 let outcome = Outcome {
                     run,
                     state,
@@ -85,7 +92,8 @@ fn spawn_and_wait(run: &LocalRun, mut command: Command) -> Result<ExitStatus, St
         File::create(&path).map_err(|e| format!("{}: {e}", path.display()))
     };
     std::fs::create_dir_all(&run.dir).map_err(|e| format!("{}: {e}", run.dir.display()))?;
-    let (stdout, stderr) = (open("stdout.txt")?, open("stderr.txt")?);
+    let (stdout, stderr) = (open(files::STDOUT)?, open(files::STDERR)?);
+    die_with_this_process(&mut command);
     command
         .stdin(Stdio::null())
         .stdout(stdout)
@@ -94,11 +102,36 @@ fn spawn_and_wait(run: &LocalRun, mut command: Command) -> Result<ExitStatus, St
         .map_err(|e| format!("cannot start {:?}: {e}", command.get_program()))
 }
 
+/// Makes the child receive SIGTERM when this process ends (Linux; elsewhere nothing).
+#[cfg(target_os = "linux")]
+fn die_with_this_process(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the child between fork and exec and calls only
+    // async-signal-safe functions (prctl, getppid, raise), touching no memory of the parent.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have ended before the request was made.
+            if libc::getppid() != parent {
+                libc::raise(libc::SIGTERM);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_this_process(_command: &mut Command) {}
+
 /// The run's state once its child has exited, recording a failure the child did not record.
 fn settle(run: &LocalRun, exit: Result<ExitStatus, String>) -> RunState {
     let state = RunState::of(&run.dir);
     let problem = match (&exit, &state) {
-        (_, RunState::Done) | (_, RunState::Failed(_)) => None,
+        (_, RunState::Done | RunState::Failed(_) | RunState::Interrupted(_)) => None,
+        (_, RunState::Running(_)) => None,
         (Ok(status), _) if status.success() => {
             Some("error: the run exited without marking itself complete".to_string())
         }

@@ -29,6 +29,9 @@ pub struct SlurmOptions {
     pub extra: Vec<String>,
 }
 
+/// Seconds before a task's time limit at which Slurm sends it SIGTERM.
+pub const SIGNAL_BEFORE_LIMIT_S: u32 = 120;
+
 /// One array job: which runs, and the absolute paths its tasks need.
 #[derive(Clone, Debug)]
 pub struct ArrayJob {
@@ -155,6 +158,9 @@ pub fn script(job: &ArrayJob) -> Result<String, SlurmError> {
             )?
         ),
     ];
+    // SIGTERM two minutes before the time limit, to the batch script, which `exec`s the run:
+    // the run saves a checkpoint and stops, and the next submission continues it.
+    directives.push(format!("--signal=B:TERM@{SIGNAL_BEFORE_LIMIT_S}"));
     for (flag, value) in [
         ("partition", &o.partition),
         ("account", &o.account),
@@ -273,6 +279,7 @@ mod tests {
             "#SBATCH --array=0-3,7,9-10%3\n",
             "#SBATCH --output=/cluster/runs/mnist/slurm/%A_%a.out\n",
             "#SBATCH --chdir=\"/home/a/my project\"\n",
+            "#SBATCH --signal=B:TERM@120\n",
             "#SBATCH --partition=cpu\n",
             "#SBATCH --time=01:00:00\n",
             "#SBATCH --mem=8G\n",

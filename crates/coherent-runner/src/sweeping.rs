@@ -75,7 +75,7 @@ pub fn status(manifest: &Manifest, out: &Path) -> Result<(), Failure> {
     let counts = Counts::of(&runs);
     println!("{counts}");
     if counts.started > 0 {
-        println!("started: running now, or stopped without recording an outcome (killed, out of time or memory); see its log.txt or slurm/*.out");
+        println!("started: stopped without recording an outcome (killed, out of time or memory); see its log.txt or slurm/*.out");
     }
     if counts.done == counts.total() {
         return Ok(());
@@ -133,11 +133,10 @@ pub fn conclude(manifest: &Manifest, out: &Path, runs: &[RunStatus]) -> Result<T
         .collect();
     let table = comparison(&rows);
     let experiment_dir = out.join(&manifest.name);
-    write_atomic(
-        &experiment_dir.join(files::COMPARISON),
-        table.to_text().as_bytes(),
-    )
-    .map_err(Failure::run)?;
+    let path = experiment_dir.join(files::COMPARISON);
+    if let Err(e) = write_atomic(&path, table.to_text().as_bytes()) {
+        log::warn!("the comparison table could not be saved: {e}");
+    }
     let done: Vec<PathBuf> = runs
         .iter()
         .filter(|r| r.state == RunState::Done)
@@ -168,7 +167,7 @@ pub fn local(
 ) -> Result<(), Failure> {
     let out = &relaunch.out;
     let runs = sweep_status(&out.join(&manifest.name), &manifest.runs);
-    let pending: Vec<&RunStatus> = runs.iter().filter(|r| r.state != RunState::Done).collect();
+    let pending: Vec<&RunStatus> = runs.iter().filter(|r| r.state.startable()).collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = (cores / jobs).max(1);
     if pending.is_empty() {
@@ -232,7 +231,32 @@ pub fn local(
             counts.total()
         )));
     }
-    Ok(())
+    not_done_elsewhere(&counts)
+}
+
+/// An error when runs are left that this sweep could not finish: written by other processes,
+/// interrupted, or holding another manifest's record.
+fn not_done_elsewhere(c: &Counts) -> Result<(), Failure> {
+    let mut left = Vec::new();
+    if c.running > 0 {
+        left.push(format!("{} still written by other processes (a sweep stopped earlier?); run the sweep again once they end", c.running));
+    }
+    if c.interrupted > 0 {
+        left.push(format!(
+            "{} interrupted; run the sweep again to continue them",
+            c.interrupted
+        ));
+    }
+    if c.conflict > 0 {
+        left.push(format!("{} hold a complete run of another manifest; --force with `coherent run --index N` replaces one, or use another --out", c.conflict));
+    }
+    match left.is_empty() {
+        true => Ok(()),
+        false => Err(Failure::run(format!(
+            "not every run is done: {}",
+            left.join("; ")
+        ))),
+    }
 }
 
 fn absolute(path: &Path) -> Result<PathBuf, Failure> {
@@ -250,7 +274,7 @@ pub fn submit(
 ) -> Result<(), Failure> {
     let out = &relaunch.out;
     let runs = sweep_status(&out.join(&manifest.name), &manifest.runs);
-    let mut pending: Vec<&RunStatus> = runs.iter().filter(|r| r.state != RunState::Done).collect();
+    let mut pending: Vec<&RunStatus> = runs.iter().filter(|r| r.state.startable()).collect();
     let name = manifest.name.clone();
     let mut busy = 0;
     if let Some(queued) = slurm::queued_indices(&name) {

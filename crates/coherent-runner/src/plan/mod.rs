@@ -213,7 +213,7 @@ impl<'a> Planner<'a> {
             evaluation: evaluation.expect("no error means evaluation settings"),
             record: record.expect("no error means record settings"),
             protocol: protocol.expect("no error means a protocol choice"),
-            resolved: resolved(self.manifest, root),
+            resolved: resolved(self.manifest, spec),
             provenance: Provenance::default(),
         };
         let plan = RunPlan {
@@ -361,11 +361,16 @@ fn protocol(
 }
 
 /// The run's manifest as TOML (sweep values applied, `[sweep]` removed).
-fn resolved(manifest: &Manifest, root: &toml::Spanned<toml::de::DeValue<'static>>) -> String {
-    toml::Value::deserialize(ValueDeserializer::from(root.clone()))
+fn resolved(manifest: &Manifest, spec: &RunSpec) -> String {
+    resolved_text(spec).unwrap_or_else(|| manifest.source.to_string())
+}
+
+/// The manifest of run `spec` as its run directory records it (`manifest.toml`: sweep values
+/// applied, `[sweep]` removed), without planning the run.
+pub fn resolved_text(spec: &RunSpec) -> Option<String> {
+    toml::Value::deserialize(ValueDeserializer::from(spec.table.clone()))
         .ok()
         .and_then(|v| toml::to_string(&v).ok())
-        .unwrap_or_else(|| manifest.source.to_string())
 }
 
 /// The protocol that carries out run `spec`, if its manifest names one (built from its section

@@ -39,7 +39,11 @@ impl Trainer<'_> {
         self.run.write_json(files::RUN, &self.meta)?;
         self.run.write_json(files::SUMMARY, &summary)?;
         self.run.finish()?;
-        let checkpoints = [files::CHECKPOINT, files::OLD_CHECKPOINT];
+        let checkpoints = [
+            files::CHECKPOINT,
+            files::PREVIOUS_CHECKPOINT,
+            files::OLD_CHECKPOINT,
+        ];
         let _ = coherent_record::remove_stale(self.run.path(), &checkpoints);
         Ok(summary)
     }

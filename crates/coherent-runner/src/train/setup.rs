@@ -1,15 +1,17 @@
 //! Starting a run: its sizes, its directory and `run.json`, the observers, and a resume from
 //! its checkpoint.
 
-use super::state::{invalid, restore, Progress};
+use super::state::{restore, Progress};
 use super::{MetricRunner, Sizes, TrainOptions, Trainer, Work};
-use crate::checkpoint::{manifest_hash, Checkpoint, LoadError, Stored};
+use crate::checkpoint::{manifest_hash, Checkpoint, LoadError, Rejection};
 use crate::meta::{hostname, layer_meta, utc_timestamp};
 use crate::optim::Sgd;
 use crate::plan::RunPlan;
 use crate::provenance;
 use coherent_core::{LayerInfo, RunInfo};
-use coherent_record::{files, read_json, RecordError, RunDir, RunId, RunMeta, SCHEMA};
+use coherent_record::{
+    files, read_json, LayerMeta, MetricsLine, RecordError, RunDir, RunId, RunMeta, SCHEMA,
+};
 use std::path::Path;
 use std::time::{Instant, SystemTime};
 
@@ -26,22 +28,24 @@ impl<'o> Trainer<'o> {
         let layers: Vec<LayerInfo> = plan.model.layers().to_vec();
         let sizes = sizes(&plan, data.train().len())?;
         let hash = manifest_hash(&plan.resolved);
-        let checkpoint = match options.resume {
-            true => usable_checkpoint(dir, hash, sizes.total)?,
-            false => None,
+        let layer_metas: Vec<LayerMeta> = layers.iter().map(layer_meta).collect();
+        let (resumable, refused) = match options.resume {
+            true => usable_checkpoint(dir, hash, data.train().len(), sizes.total, &layer_metas),
+            false => (None, Vec::new()),
         };
-        let (run, kept) = match &checkpoint {
-            Some(c) => RunDir::resume(dir, c.header.step)?,
-            None => (RunDir::create(dir)?, Vec::new()),
+        let (run, checkpoint, kept) = match resumable {
+            Some((c, kept)) => (RunDir::resume(dir, c.header.metrics)?, Some(c), kept),
+            None => (RunDir::create(dir)?, None, Vec::new()),
         };
         run.write(files::MANIFEST, plan.resolved.as_bytes())?;
-        let meta = run_meta(
+        let mut meta = run_meta(
             &plan,
             options,
             &layers,
             checkpoint.as_ref().map(|c| c.header.step),
             dir,
         );
+        meta.resume_refused = refused;
         run.write_json(files::RUN, &meta)?;
         begin_observers(&mut plan, &layers, &sizes, dir)?;
         plan.aggregator.begin(&layers);
@@ -49,8 +53,7 @@ impl<'o> Trainer<'o> {
         let mut progress = Progress::new(plan.seed, data.train().len());
         let name = plan.spec.dir_name();
         if let Some(c) = checkpoint {
-            let layers = meta.layers.as_slice();
-            restore(&mut plan, &mut sgd, &mut progress, c, layers, &kept, dir)?;
+            restore(&mut plan, &mut sgd, &mut progress, c, &kept, dir)?;
             log::info!(
                 "run {name}: resumed from the checkpoint at step {}",
                 progress.step
@@ -141,28 +144,56 @@ fn sizes(plan: &RunPlan, n: usize) -> Result<Sizes, RecordError> {
     })
 }
 
-/// The directory's checkpoint, if it was taken of this manifest and fits the run; another
-/// one (of an edited manifest, another run or another version) is not resumed: the run
-/// starts again.
-fn usable_checkpoint(dir: &Path, hash: u64, total: usize) -> Result<Option<Stored>, RecordError> {
-    let checkpoint = match Checkpoint::load(dir) {
-        Ok(c) => c,
-        Err(LoadError::OtherVersion(e)) => {
-            log::warn!("{e}; the run starts again");
-            return Ok(None);
-        }
-        Err(LoadError::Invalid(e)) => return Err(invalid(dir, e)),
-    };
-    Ok(checkpoint.filter(|c| {
-        let fits = c.header.manifest_hash == hash && c.header.step <= total;
-        if !fits {
-            log::warn!(
-                "{}: the checkpoint was taken with a different manifest; the run starts again",
-                dir.display()
-            );
-        }
-        fits
-    }))
+/// A checkpoint to resume from and the `metrics.jsonl` lines written before it.
+type Resumable = (Checkpoint, Vec<MetricsLine>);
+
+/// The newest checkpoint of `dir` that continues this run (the manifest with `hash`, over
+/// `examples` training examples and `total` steps, of a model with `layers`) and the record
+/// it continues, and why newer ones could not be used. A checkpoint of another manifest (an
+/// edited one) is not resumed either: the run starts again.
+fn usable_checkpoint(
+    dir: &Path,
+    hash: u64,
+    examples: usize,
+    total: usize,
+    layers: &[LayerMeta],
+) -> (Option<Resumable>, Vec<String>) {
+    let mut refused = Vec::new();
+    for (path, loaded) in Checkpoint::candidates(dir) {
+        let why = match loaded {
+            Err(LoadError::OtherVersion(m) | LoadError::Invalid(m)) => m,
+            Ok(stored) => match stored.check(hash, examples, total) {
+                Err(Rejection::OtherManifest) => {
+                    log::warn!(
+                        "{}: the checkpoint was taken with a different manifest; the run starts again",
+                        dir.display()
+                    );
+                    return (None, refused);
+                }
+                Err(Rejection::Invalid(m)) => m,
+                Ok(()) => {
+                    let (step, mark) = (stored.header.step, stored.header.metrics);
+                    match RunDir::check_resume(dir, step, &mark) {
+                        Err(m) => format!("it continues another record: {m}"),
+                        Ok(kept) => match stored.unpack(layers) {
+                            Ok(c) => return (Some((c, kept)), refused),
+                            Err(m) => m,
+                        },
+                    }
+                }
+            },
+        };
+        let why = format!("{}: {why}", path.display());
+        log::warn!("{why}; not resumed from it");
+        refused.push(why);
+    }
+    if !refused.is_empty() {
+        log::warn!(
+            "{}: no usable checkpoint; the run starts over",
+            dir.display()
+        );
+    }
+    (None, refused)
 }
 
 /// `run.json` of a run starting (or resuming at `resumed_at`).
@@ -211,6 +242,7 @@ fn run_meta(
         started: started.unwrap_or_else(now),
         resumed_at_step: resumed_at,
         resumed: resumed_at.map(|_| now()),
+        resume_refused: Vec::new(),
         ended: None,
         status: None,
     }

@@ -2,11 +2,11 @@
 //! through checkpoints.
 
 use super::Trainer;
-use crate::checkpoint::{Checkpoint, Header, Stored};
+use crate::checkpoint::{Checkpoint, Header};
 use crate::optim::Sgd;
 use crate::plan::RunPlan;
 use coherent_core::{AggregatorState, Rng};
-use coherent_record::{files, LayerMeta, MetricsLine, RecordError, Tracker};
+use coherent_record::{files, remove_stale, MetricsLine, RecordError, Tracker};
 use std::path::Path;
 
 /// Everything that changes from step to step besides the model, the optimizer, the aggregator
@@ -56,6 +56,7 @@ impl Trainer<'_> {
                     .collect(),
                 elapsed_s: self.elapsed(),
                 aggregator_numbers: state.numbers,
+                metrics: self.run.mark(),
             },
             params: self
                 .plan
@@ -76,20 +77,25 @@ pub fn invalid(dir: &Path, problem: impl Into<String>) -> RecordError {
 }
 
 /// Puts the model, optimizer, aggregator, observers and progress back to the state of the
-/// checkpoint `stored` of the model with `layers`; `kept` are the `metrics.jsonl` lines before
-/// the checkpoint, replayed into the tracker of final and peak values.
+/// checkpoint `c` (checked and unpacked for this model); `kept` are the `metrics.jsonl` lines
+/// before the checkpoint, replayed into the tracker of final and peak values. When the
+/// aggregator or an observer refuses its state, the checkpoints are removed, so that the next
+/// attempt starts the run over instead of failing again.
 pub fn restore(
     plan: &mut RunPlan,
     sgd: &mut Sgd,
     progress: &mut Progress,
-    stored: Stored,
-    layers: &[LayerMeta],
+    c: Checkpoint,
     kept: &[MetricsLine],
     dir: &Path,
 ) -> Result<(), RecordError> {
-    let c = stored
-        .unpack(layers)
-        .map_err(|e| invalid(dir, format!("{e}; delete it to start the run again")))?;
+    let refused = |e: String| {
+        let _ = remove_stale(dir, &[files::CHECKPOINT, files::PREVIOUS_CHECKPOINT]);
+        invalid(
+            dir,
+            format!("{e}; the checkpoints were removed, so the next attempt starts the run over"),
+        )
+    };
     let h = c.header;
     let mut params = plan.model.params_mut();
     let fits = params.len() == c.params.len()
@@ -99,10 +105,7 @@ pub fn restore(
             .all(|(p, q)| p.len() == q.len())
         && h.order.len() == progress.order.len();
     if !fits {
-        return Err(invalid(
-            dir,
-            "does not fit this run's model or data; delete it to start the run again",
-        ));
+        return Err(refused("it does not fit this run's model or data".into()));
     }
     for (p, q) in params.iter_mut().zip(&c.params) {
         p.copy_from_slice(q);
@@ -112,15 +115,13 @@ pub fn restore(
         numbers: h.aggregator_numbers,
         vectors: c.aggregator_vectors,
     };
-    plan.aggregator
-        .restore(state)
-        .map_err(|e| invalid(dir, e))?;
+    plan.aggregator.restore(state).map_err(refused)?;
     let mut states = h.observers;
     for o in &mut plan.observers {
         let state = states.remove(&o.name).unwrap_or_default();
         o.observer
             .restore(state)
-            .map_err(|e| invalid(dir, format!("observer `{}`: {e}", o.name)))?;
+            .map_err(|e| refused(format!("observer `{}`: {e}", o.name)))?;
     }
     progress.step = h.step;
     progress.shuffle = Rng::from_state(h.shuffle);

@@ -54,7 +54,7 @@ fn json(path: &Path) -> serde_json::Value {
 fn a_crate_of_own_plugins_builds_lists_runs_sweeps_and_reports() {
     // The example's own tests (each plugin against a brute-force reference), then its binary.
     let tests = stdout(&cargo_in(&example(), &["test", "--release"]));
-    assert!(tests.contains("test result: ok. 7 passed"), "{tests}");
+    assert!(tests.contains("test result: ok. 8 passed"), "{tests}");
     cargo_in(&example(), &["build", "--release"]);
 
     // `plugins` lists the crate's plugins with their parameters' docs and their crate.

@@ -121,7 +121,10 @@ mod tests {
             for _ in 0..200 {
                 im2col(&g, &x, &mut u);
             }
-            println!("{c}x{hw}x{hw}: {:.1} us per example", start.elapsed().as_secs_f64() * 5e3);
+            println!(
+                "{c}x{hw}x{hw}: {:.1} us per example",
+                start.elapsed().as_secs_f64() * 5e3
+            );
         }
     }
 

@@ -84,8 +84,10 @@ fn product(
         Layout::Transposed => (1, k as isize),
     };
     let (c_rs, c_cs) = (n as isize, 1);
-    let parallel = parallel && m * n * k >= 1 << 18 && rayon::current_num_threads() > 1;
-    if !parallel {
+    // The kernel is chosen by the shape alone, never by the number of threads, so that a run
+    // computes the same numbers on any number of threads (`gemm` splits its work without
+    // changing any sum's order).
+    if !parallel || m * n * k < 1 << 18 {
         // SAFETY: as below.
         unsafe {
             serial_product(

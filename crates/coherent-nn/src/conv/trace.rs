@@ -31,12 +31,27 @@ pub struct ConvTrace {
     pub grad: Vec<f32>,
     /// Materialised per-example gradients (`rows x params`), for blocks.
     materialized: Vec<f32>,
+    /// One partial sum per group of [`GROUP`] examples.
+    partials: Vec<f32>,
     /// `|g_i|^2` of the weights (without the bias), from the backward pass.
     pub(super) weight_norms: Vec<f32>,
     pub(super) geom: ConvGeometry,
     pub(super) rows: usize,
     pub(super) bias: bool,
     pub(super) method: NormMethod,
+}
+
+/// Examples per partial sum. The groups are fixed, summed in parallel (each in the order of its
+/// examples) and then in order, so every sum is the same on any number of threads: a run is
+/// reproducible bit for bit whatever the machine's cores.
+const GROUP: usize = 8;
+
+/// `out = ` the sum of the consecutive `out.len()`-long partial sums in `partials`, in order.
+fn add_groups(partials: &[f32], out: &mut [f32]) {
+    out.fill(0.0);
+    for part in partials.chunks_exact(out.len()) {
+        out.iter_mut().zip(part).for_each(|(o, v)| *o += v);
+    }
 }
 
 impl ConvTrace {
@@ -71,35 +86,33 @@ impl ConvTrace {
     fn compute_sum(&mut self) {
         let (_, kk, co) = self.geom.dims();
         let p = self.params();
-        // dW = sum_i G_i U_i: per-thread partial sums of the per-example products, each
-        // product materialised once, so its squared norm comes almost for free
+        // dW = sum_i G_i U_i, each product materialised once, so its squared norm comes almost
+        // for free
         let mut norms = std::mem::take(&mut self.weight_norms);
         norms.resize(self.rows, 0.0);
+        let mut partials = std::mem::take(&mut self.partials);
+        partials.clear();
+        partials.resize(self.rows.div_ceil(GROUP) * co * kk, 0.0);
         let this = &*self;
-        let total = norms
-            .par_iter_mut()
+        partials
+            .par_chunks_mut(co * kk)
+            .zip(norms.par_chunks_mut(GROUP))
             .enumerate()
-            .fold(
-                || (vec![0.0f32; co * kk], vec![0.0f32; co * kk], Vec::new()),
-                |(mut acc, mut gi_w, mut u), (i, norm)| {
-                    this.example_weights(i, &mut gi_w, &mut u);
-                    *norm = sq_norm(&gi_w);
-                    acc.iter_mut().zip(&gi_w).for_each(|(a, v)| *a += v);
-                    (acc, gi_w, u)
-                },
-            )
-            .map(|(acc, _, _)| acc)
-            .reduce(
-                || vec![0.0; co * kk],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                    a
+            .for_each_init(
+                || (vec![0.0f32; co * kk], Vec::new()),
+                |(gi_w, u), (group, (acc, norms))| {
+                    for (k, norm) in norms.iter_mut().enumerate() {
+                        this.example_weights(group * GROUP + k, gi_w, u);
+                        *norm = sq_norm(gi_w);
+                        acc.iter_mut().zip(gi_w.iter()).for_each(|(a, v)| *a += v);
+                    }
                 },
             );
         self.weight_norms = norms;
         self.grad.resize(p, 0.0);
         let (gw, gb) = self.grad.split_at_mut(co * kk);
-        gw.copy_from_slice(&total);
+        add_groups(&partials, gw);
+        self.partials = partials;
         if self.bias {
             gb.fill(0.0);
             for gi in self.delta.chunks_exact(co * self.geom.positions()) {
@@ -176,26 +189,21 @@ impl LayerGrads for ConvTrace {
 
     fn coord_sum_sq(&mut self, out: &mut [f32]) {
         let p = self.params();
+        let mut partials = std::mem::take(&mut self.partials);
+        partials.clear();
+        partials.resize(self.rows.div_ceil(GROUP) * p, 0.0);
         let this = &*self;
-        let total = (0..self.rows)
-            .into_par_iter()
-            .fold(
-                || (vec![0.0f32; p], vec![0.0f32; p], Vec::new()),
-                |(mut acc, mut g, mut u), i| {
-                    this.example(i, &mut g, &mut u);
-                    acc.iter_mut().zip(&g).for_each(|(a, v)| *a += v * v);
-                    (acc, g, u)
-                },
-            )
-            .map(|(acc, _, _)| acc)
-            .reduce(
-                || vec![0.0; p],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                    a
-                },
-            );
-        out.copy_from_slice(&total);
+        partials.par_chunks_mut(p).enumerate().for_each_init(
+            || (vec![0.0f32; p], Vec::new()),
+            |(g, u), (group, acc)| {
+                for i in group * GROUP..((group + 1) * GROUP).min(this.rows) {
+                    this.example(i, g, u);
+                    acc.iter_mut().zip(g.iter()).for_each(|(a, v)| *a += v * v);
+                }
+            },
+        );
+        add_groups(&partials, out);
+        self.partials = partials;
     }
 
     fn gram(&mut self, out: &mut [f32]) {

@@ -26,10 +26,18 @@ pub struct TrimmedMeanAggregator {
 
 impl GradientAggregator for TrimmedMeanAggregator {
     fn needs(&self) -> GradRequest {
-        GradRequest::BLOCKS
+        // nothing trimmed is plain SGD, which needs no per-example gradients
+        if self.b == 0 {
+            GradRequest::SUM
+        } else {
+            GradRequest::BLOCKS
+        }
     }
 
     fn aggregate(&mut self, g: &Gradients<'_>, direction: &mut [Vec<f32>]) {
+        if self.b == 0 {
+            return g.batch.mean_into(direction);
+        }
         // a batch too small to trim (the last one of an epoch) keeps what it can
         let b = self.b.min(g.batch_size().saturating_sub(1) / 2);
         trim_all(g.blocks(), direction, b);

@@ -47,14 +47,27 @@ impl WinsorizedAggregator {
             (None, None) => (0, 0),
         }
     }
+
+    /// Whether nothing is ever clipped (`c = 0` or `clip_count = 0`): plain SGD, which needs
+    /// no per-example gradients.
+    fn clips_nothing(&self) -> bool {
+        self.config.clip_count == Some(0) || self.config.c == Some(0.0)
+    }
 }
 
 impl GradientAggregator for WinsorizedAggregator {
     fn needs(&self) -> GradRequest {
-        GradRequest::BLOCKS
+        if self.clips_nothing() {
+            GradRequest::SUM
+        } else {
+            GradRequest::BLOCKS
+        }
     }
 
     fn aggregate(&mut self, g: &Gradients<'_>, direction: &mut [Vec<f32>]) {
+        if self.clips_nothing() {
+            return g.batch.mean_into(direction);
+        }
         let src = g.blocks();
         let (lo, hi) = self.ranks(g.batch_size());
         winsorize_all(src, direction, lo, hi);

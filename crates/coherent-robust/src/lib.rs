@@ -388,6 +388,9 @@ pub fn nearest_rank(q: f64, n: usize) -> usize {
 pub use coherent_core::explicit::ExplicitBlocks;
 
 #[cfg(test)]
+mod exactness;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -79,5 +79,7 @@ mod tests {
             assert!((dir[0][c] - want).abs() < 1e-6);
         }
         assert!(build(&PluginArgs::empty()).is_err(), "b is required");
+        let plain = build(&PluginArgs::from_toml("b = 0").unwrap()).unwrap();
+        assert!(!plain.needs().blocks, "b = 0 is plain SGD");
     }
 }

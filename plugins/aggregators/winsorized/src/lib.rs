@@ -112,7 +112,6 @@ mod tests {
 
     fn run(args: &str, g: &[Vec<Vec<f32>>]) -> Vec<Vec<f32>> {
         let mut a = build(&PluginArgs::from_toml(args).unwrap()).unwrap();
-        assert!(a.needs().blocks);
         aggregate_examples(a.as_mut(), g, 0)
     }
 
@@ -155,6 +154,10 @@ mod tests {
             .map(|c| g.iter().map(|e| e[0][c]).sum::<f32>() / 13.0)
             .collect();
         close(&run("c = 0", &g), &[mean]);
+        for (args, blocks) in [("c = 0", false), ("clip_count = 0", false), ("c = 1", true)] {
+            let a = build(&PluginArgs::from_toml(args).unwrap()).unwrap();
+            assert_eq!(a.needs().blocks, blocks, "{args}");
+        }
         // 13 values: 10% -> index round(1.2) = 1, 90% -> round(10.8) = 11 = 13 - 1 - 1
         close(&run("c = 10", &g), &brute(&g, 1, 1));
     }

@@ -39,12 +39,17 @@ pub fn coordinatewise(
 }
 
 /// Writes `sum_i weights[i] g_i` into `direction` (one slice per layer): a weighted batch
-/// gradient, read block by block as example rows, each row added once (a vectorised
-/// `axpy`), on all threads.
+/// gradient. A layer that can form it directly does
+/// ([`PerExampleBlocks::weighted_sum`]: for a dense layer one matrix product, nothing
+/// materialised); the others are read block by block as example rows, each row added once (a
+/// vectorised `axpy`), on all threads.
 pub fn weighted_sum_all(src: &dyn PerExampleBlocks, direction: &mut [Vec<f32>], weights: &[f32]) {
     let b = src.batch();
     assert_eq!(weights.len(), b, "one weight per example");
     for (layer, out) in direction.iter_mut().enumerate() {
+        if src.weighted_sum(layer, weights, out) {
+            continue;
+        }
         out.par_chunks_mut(BLOCK)
             .enumerate()
             .for_each_init(Vec::new, |rows, (k, chunk)| {

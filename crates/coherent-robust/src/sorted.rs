@@ -2,11 +2,12 @@
 //! eight coordinates at a time is sorted by one comparator network, each SIMD lane being one
 //! coordinate, so that every comparator is one vector `min` and one vector `max`.
 //!
-//! The network is Batcher's odd-even merge sort for the next power of two, without the
-//! comparators that only touch padding (`n log^2 n / 4` comparators, about 1,100 for a batch
-//! of 100). Its cost is the same for every rank, which makes it the kernel of large clip or
-//! trim counts and of the median.
+//! With AVX2 the network is an all-ascending bitonic sort whose short-distance levels run in
+//! registers ([`crate::bitonic`]); otherwise Batcher's odd-even merge sort ([`network`]). Either
+//! way the cost is the same for every rank, which makes it the kernel of large clip or trim
+//! counts and of the median.
 
+use crate::bitonic;
 use coherent_core::PerExampleBlocks;
 use rayon::prelude::*;
 
@@ -47,58 +48,43 @@ pub fn network(n: usize) -> Vec<(u32, u32)> {
     out
 }
 
-/// [`network`]`(n)`, ready to sort the lanes of `n` values.
+/// How to sort the lanes of `n` values: with AVX2 the bitonic sort of [`crate::bitonic`],
+/// otherwise [`network`]`(n)` lane by lane.
 #[derive(Clone, Debug)]
 pub struct SortPlan {
+    n: usize,
     comparators: Vec<(u32, u32)>,
+    memory_levels: Vec<Vec<(u32, u32)>>,
 }
 
 impl SortPlan {
     /// The plan for `n` values.
     pub fn new(n: usize) -> SortPlan {
         SortPlan {
+            n,
             comparators: network(n),
+            memory_levels: bitonic::memory_levels(Self::padded(n)),
         }
     }
 
-    /// Sorts every lane of `values` ascending (`values` holds at least the `n` of
-    /// [`SortPlan::new`]; the first `n` are sorted).
+    /// Rows of the buffer that [`SortPlan::sort`] takes: `n` rounded up to whole chunks.
+    pub fn padded(n: usize) -> usize {
+        n.div_ceil(bitonic::CHUNK) * bitonic::CHUNK
+    }
+
+    /// Sorts every lane of `values[..n]` ascending; `values` has [`SortPlan::padded`]`(n)` rows
+    /// and its rows from `n` on are overwritten (with `+inf`).
     pub fn sort(&self, values: &mut [Lanes]) {
-        assert!(
-            self.comparators
-                .iter()
-                .all(|&(_, j)| (j as usize) < values.len()),
-            "the plan is for more than {} values",
-            values.len()
-        );
+        assert_eq!(values.len(), Self::padded(self.n), "rows of the buffer");
+        values[self.n..].fill([f32::INFINITY; LANES]);
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the processor supports AVX2 (checked just above) and every index of the
-            // plan is within `values` (asserted above).
-            unsafe { self.sort_avx2(values) };
+            // SAFETY: the processor supports AVX2 (checked just above), the buffer has whole
+            // chunks with `+inf` padding, and the levels were made for its length.
+            unsafe { bitonic::sort_avx2(values, &self.memory_levels) };
             return;
         }
         run(values, &self.comparators);
-    }
-
-    /// [`SortPlan::sort`] with AVX2: every comparator is one `vminps` and one `vmaxps`.
-    ///
-    /// # Safety
-    /// The processor supports AVX2 and the plan's indices are within `values`.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn sort_avx2(&self, values: &mut [Lanes]) {
-        use std::arch::x86_64::*;
-        let base = values.as_mut_ptr().cast::<f32>();
-        for &(i, j) in &self.comparators {
-            // SAFETY: `i < j < values.len()` (the caller's contract).
-            unsafe {
-                let (pi, pj) = (base.add(i as usize * LANES), base.add(j as usize * LANES));
-                let (a, b) = (_mm256_loadu_ps(pi), _mm256_loadu_ps(pj));
-                _mm256_storeu_ps(pi, _mm256_min_ps(a, b));
-                _mm256_storeu_ps(pj, _mm256_max_ps(a, b));
-            }
-        }
     }
 }
 
@@ -127,7 +113,7 @@ pub fn sorted_groups(
     let plan = SortPlan::new(b);
     for (layer, out) in direction.iter_mut().enumerate() {
         out.par_chunks_mut(GROUP_BLOCK).enumerate().for_each_init(
-            || (Vec::new(), vec![[0.0; LANES]; b]),
+            || (Vec::new(), vec![[0.0; LANES]; SortPlan::padded(b)]),
             |(rows, sorted), (k, chunk)| {
                 let (start, len) = (k * GROUP_BLOCK, chunk.len());
                 rows.resize(b * len, 0.0);
@@ -135,7 +121,7 @@ pub fn sorted_groups(
                 for (g, place) in chunk.chunks_mut(LANES).enumerate() {
                     gather(rows, len, g * LANES, sorted);
                     plan.sort(sorted);
-                    let result = finish(sorted);
+                    let result = finish(&sorted[..b]);
                     place.copy_from_slice(&result[..place.len()]);
                 }
             },
@@ -172,16 +158,19 @@ mod tests {
         let mut r = coherent_core::Rng::new(11);
         for n in 1..=130 {
             let plan = SortPlan::new(n);
-            let mut v: Vec<Lanes> = (0..n)
+            let mut v: Vec<Lanes> = (0..SortPlan::padded(n))
                 .map(|_| std::array::from_fn(|l| (r.normal() * 3.0).round() as f32 + l as f32))
                 .collect();
             let mut want: Vec<Vec<f32>> = (0..LANES)
-                .map(|l| v.iter().map(|x| x[l]).collect())
+                .map(|l| v[..n].iter().map(|x| x[l]).collect())
                 .collect();
             want.iter_mut().for_each(|w| w.sort_by(f32::total_cmp));
+            let mut portable = v[..n].to_vec();
+            run(&mut portable, &network(n));
             plan.sort(&mut v);
+            assert_eq!(portable, v[..n], "n {n}: the network and the plan agree");
             for l in 0..LANES {
-                let got: Vec<f32> = v.iter().map(|x| x[l]).collect();
+                let got: Vec<f32> = v[..n].iter().map(|x| x[l]).collect();
                 assert_eq!(got, want[l], "n {n} lane {l}");
             }
         }

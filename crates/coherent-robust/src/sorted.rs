@@ -17,8 +17,9 @@ pub const LANES: usize = 8;
 /// The values of eight coordinates for one example (or one rank, once sorted).
 pub type Lanes = [f32; LANES];
 
-/// Coordinates per block of [`sorted_groups`]: a multiple of [`LANES`].
-const GROUP_BLOCK: usize = 256;
+/// Coordinates per block of [`sorted_groups`] (a multiple of [`LANES`]): the block's values
+/// for all examples stay in the L1 cache while its groups are gathered.
+const GROUP_BLOCK: usize = 64;
 
 /// The comparators `(i, j)`, `i < j`, of Batcher's odd-even merge sort of `n` values: applied
 /// in order, each putting the smaller value at `i` and the larger at `j`, they sort any input.

@@ -36,6 +36,19 @@ pub fn matmul(
 /// [`matmul`] on the calling thread only when `parallel` is false (for products that are
 /// already one of many running in parallel).
 pub fn matmul_on(
+    shape: (usize, usize, usize),
+    a: Mat<'_>,
+    b: Mat<'_>,
+    c: &mut [f32],
+    accumulate: bool,
+    parallel: bool,
+) {
+    product(shape, a, b, c, accumulate, parallel);
+}
+
+/// `c = [c +] op(a) op(b)`, all row-major: on this thread by `matrixmultiply`, or, for a large
+/// product asked to run in parallel, by `gemm` on rayon's threads.
+fn product(
     (m, k, n): (usize, usize, usize),
     Mat {
         data: a,
@@ -70,11 +83,21 @@ pub fn matmul_on(
         Layout::Normal => (n as isize, 1),
         Layout::Transposed => (1, k as isize),
     };
-    let parallelism = if parallel && m * n * k >= 1 << 18 && rayon::current_num_threads() > 1 {
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
-    } else {
-        gemm::Parallelism::None
-    };
+    let (c_rs, c_cs) = (n as isize, 1);
+    let parallel = parallel && m * n * k >= 1 << 18 && rayon::current_num_threads() > 1;
+    if !parallel {
+        // SAFETY: as below.
+        unsafe {
+            serial_product(
+                (m, k, n),
+                (a, a_rs, a_cs),
+                (b, b_rs, b_cs),
+                (c, c_rs, c_cs),
+                accumulate,
+            )
+        };
+        return;
+    }
     // SAFETY: the assertion above guarantees every index the strides reach is in bounds:
     // a reaches (m-1, k-1), b reaches (k-1, n-1) and c reaches (m-1, n-1) of matrices of
     // exactly those sizes, and c does not alias a or b (it is a unique borrow).
@@ -84,8 +107,8 @@ pub fn matmul_on(
             n,
             k,
             c.as_mut_ptr(),
-            1,
-            n as isize,
+            c_cs,
+            c_rs,
             accumulate,
             a.as_ptr(),
             a_cs,
@@ -98,9 +121,48 @@ pub fn matmul_on(
             false,
             false,
             false,
-            parallelism,
+            gemm::Parallelism::Rayon(rayon::current_num_threads()),
         );
     }
+}
+
+/// A strided operand: values, row stride, column stride.
+type Strided<'a> = (&'a [f32], isize, isize);
+
+/// A product on the calling thread, by `matrixmultiply`, which packs both operands whatever
+/// their strides: the per-example products of a layer (many small and medium products, one
+/// per example, in parallel) run 1.5-3x faster than through `gemm`, whose kernels read some
+/// operand layouts unpacked.
+///
+/// # Safety
+/// Every index the strides reach for the shape `(m, k, n)` must be inside its slice.
+unsafe fn serial_product(
+    (m, k, n): (usize, usize, usize),
+    (a, a_rs, a_cs): Strided<'_>,
+    (b, b_rs, b_cs): Strided<'_>,
+    (c, c_rs, c_cs): (&mut [f32], isize, isize),
+    accumulate: bool,
+) {
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    // SAFETY: the caller's contract.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            a_rs,
+            a_cs,
+            b.as_ptr(),
+            b_rs,
+            b_cs,
+            beta,
+            c.as_mut_ptr(),
+            c_rs,
+            c_cs,
+        )
+    };
 }
 
 /// Squared Euclidean norm of every row of a row-major `rows x cols` matrix.

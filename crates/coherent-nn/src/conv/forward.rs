@@ -40,20 +40,8 @@ fn example(conv: &Conv2d, x: &[f32], u: &mut [f32], y: &mut [f32]) {
     }
 }
 
-/// Forward pass of `rows` examples into `out`, keeping every unfolded input in `cols`
-/// (the backward pass and the per-example quantities need them).
-fn forward_into(conv: &Conv2d, x: &[f32], rows: usize, cols: &mut Vec<f32>, out: &mut Vec<f32>) {
-    let g = conv.geom;
-    cols.resize(rows * g.positions() * g.patch(), 0.0);
-    out.resize(rows * g.output_len(), 0.0);
-    out.par_chunks_mut(g.output_len())
-        .zip(cols.par_chunks_mut(g.positions() * g.patch()))
-        .zip(x.par_chunks(g.input_len()))
-        .for_each(|((y, u), x)| example(conv, x, u, y));
-}
-
-/// Forward pass on plain slices (one unfolded example per thread at a time).
-pub(super) fn on_slices(conv: &Conv2d, x: &[f32], rows: usize, out: &mut Vec<f32>) {
+/// Forward pass of `rows` examples into `out` (one unfolded example per thread at a time).
+fn forward_into(conv: &Conv2d, x: &[f32], rows: usize, out: &mut Vec<f32>) {
     let g = conv.geom;
     out.resize(rows * g.output_len(), 0.0);
     out.par_chunks_mut(g.output_len())
@@ -64,21 +52,20 @@ pub(super) fn on_slices(conv: &Conv2d, x: &[f32], rows: usize, out: &mut Vec<f32
         );
 }
 
+/// Forward pass on plain slices.
+pub(super) fn on_slices(conv: &Conv2d, x: &[f32], rows: usize, out: &mut Vec<f32>) {
+    forward_into(conv, x, rows, out);
+}
+
 /// Forward pass recorded on the tape.
 pub(super) fn on_tape(conv: &Conv2d, x: Act<CpuTape>, input_needs_grad: bool) -> Act<CpuTape> {
     let rows = x.rows;
-    let (out, cols) = {
+    let out = {
         let mut out = conv.output.lock().expect("conv output lock");
-        let mut cols = conv.cols.lock().expect("conv cols lock");
-        forward_into(
-            conv,
-            &x.data,
-            rows,
-            Arc::make_mut(&mut cols),
-            Arc::make_mut(&mut out),
-        );
-        (out.clone(), cols.clone())
+        forward_into(conv, &x.data, rows, Arc::make_mut(&mut out));
+        out.clone()
     };
+    let input = x.data.clone();
     let dev = x.tensor.device().clone();
     let (x_tensor, tape) = x.tensor.split_tape();
     let mut y = Act::shared(&dev, out, rows, conv.geom.output_len(), CpuTape::default());
@@ -98,7 +85,7 @@ pub(super) fn on_tape(conv: &Conv2d, x: Act<CpuTape>, input_needs_grad: bool) ->
         let dy = grads.get_or_alloc_mut(&y_id)?;
         let act = activation.zip(output.as_deref().map(Vec::as_slice));
         crate::activation::pre_activation_grad(act, dy, &mut tr.delta);
-        tr.record(cols, geom, rows, bias);
+        tr.record(input, geom, rows, bias);
         if input_needs_grad {
             let dx = grads.get_or_alloc_mut(&x_tensor)?;
             let (t, kk, co) = geom.dims();

@@ -41,8 +41,6 @@ pub struct Conv2d {
     trace: Arc<RwLock<ConvTrace>>,
     /// The output buffer, reused from pass to pass once nothing else holds it.
     output: Mutex<Arc<Vec<f32>>>,
-    /// The unfolded inputs of the pass, reused likewise.
-    cols: Mutex<Arc<Vec<f32>>>,
 }
 
 impl Conv2d {
@@ -60,7 +58,6 @@ impl Conv2d {
             params: Arc::new(params),
             trace: Arc::default(),
             output: Mutex::default(),
-            cols: Mutex::default(),
         }
     }
 
@@ -143,9 +140,9 @@ impl Layer for Conv2d {
         Some(Box::new(self.trace()))
     }
 
-    /// Lets go of the previous pass's unfolded inputs.
+    /// Lets go of the previous pass's input.
     fn release_input(&self) {
-        self.trace().cols = empty_buffer();
+        self.trace().input = empty_buffer();
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

@@ -50,14 +50,14 @@ impl ConvTrace {
         };
         if !ghost {
             out.par_iter_mut().enumerate().for_each(|(i, norm)| {
-                *norm = self.weight_norms[i] + bias_norm(self.example_factors(i).0);
+                *norm = self.weight_norms[i] + bias_norm(self.output_grad(i));
             });
             return;
         }
         out.par_iter_mut().enumerate().for_each_init(
-            || (vec![0.0; t * t], vec![0.0; t * t]),
-            |(uu, gg), (i, norm)| {
-                let (gi, ui) = self.example_factors(i);
+            || (vec![0.0; t * t], vec![0.0; t * t], Vec::new()),
+            |(uu, gg, u), (i, norm)| {
+                let (gi, ui) = (self.output_grad(i), self.unfold(i, u));
                 matmul_on(
                     (t, kk, t),
                     Mat {

@@ -1,23 +1,30 @@
-//! What a convolution records in its backward pass (the unfolded inputs `U` and the output
-//! gradients `G`), its summed gradient, and the per-example quantities that follow: example
-//! `i`'s gradient `g_i = G_i U_i` (weights) and `G_i 1` (bias), materialised one example at a
-//! time where a quantity needs it (sums over subsets, coordinate sums of squares) or all at
-//! once for Gram matrices and coordinate blocks. Squared norms are in `norms`.
+//! What a convolution records in its backward pass (its input `X` and the output gradients
+//! `G`), its summed gradient, and the per-example quantities that follow: example `i`'s
+//! gradient `g_i = G_i U_i` (weights) and `G_i 1` (bias), with `U_i` the unfolding of `X_i`,
+//! materialised one example at a time where a quantity needs it (sums over subsets, coordinate
+//! sums of squares) or all at once for Gram matrices and coordinate blocks. Squared norms are
+//! in `norms`.
+//!
+//! The unfoldings are not kept: `U_i` is `k^2` times the size of `X_i` (a CIFAR ResNet's
+//! first stage would hold 75 MB per layer at batch 128), and unfolding an example again costs
+//! less than reading its unfolding back from memory. Each product unfolds its example into a
+//! buffer of its thread, where it stays in cache for the product.
 
 use super::geometry::ConvGeometry;
 use super::norms::NormMethod;
+use super::unfold::im2col;
 use crate::grads::LayerGrads;
 use crate::kernels::{matmul, matmul_on, sq_norm, Layout, Mat};
 use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::Arc;
 
-/// What a convolution records in the backward pass: the unfolded inputs `U` (`rows x T x K`),
-/// the pre-activation output gradients `G` (`rows x C_out x T`) and the summed gradient.
+/// What a convolution records in the backward pass: the inputs `X` (`rows x C_in H W`), the
+/// pre-activation output gradients `G` (`rows x C_out x T`) and the summed gradient.
 #[derive(Debug, Default)]
 pub struct ConvTrace {
-    /// Unfolded inputs of every example (`K x T` each).
-    pub cols: Arc<Vec<f32>>,
+    /// The inputs of every example.
+    pub input: Arc<Vec<f32>>,
     /// Output gradients, one `C_out x T` block per example.
     pub delta: Vec<f32>,
     /// Summed gradient: weights then bias.
@@ -33,26 +40,32 @@ pub struct ConvTrace {
 }
 
 impl ConvTrace {
-    /// Takes the unfolded inputs of the pass (`delta` is already filled) and computes the
-    /// summed gradient.
+    /// Takes the inputs of the pass (`delta` is already filled) and computes the summed
+    /// gradient.
     pub(super) fn record(
         &mut self,
-        cols: Arc<Vec<f32>>,
+        input: Arc<Vec<f32>>,
         geom: ConvGeometry,
         rows: usize,
         bias: bool,
     ) {
-        (self.cols, self.geom, self.rows, self.bias) = (cols, geom, rows, bias);
+        (self.input, self.geom, self.rows, self.bias) = (input, geom, rows, bias);
         self.compute_sum();
     }
 
-    /// `G_i` (`C_out x T`) and `U_i` (`K x T`) of example `i`.
-    pub(super) fn example_factors(&self, i: usize) -> (&[f32], &[f32]) {
-        let (t, kk, co) = self.geom.dims();
-        (
-            &self.delta[i * co * t..(i + 1) * co * t],
-            &self.cols[i * t * kk..(i + 1) * t * kk],
-        )
+    /// `G_i` (`C_out x T`) of example `i`.
+    pub(super) fn output_grad(&self, i: usize) -> &[f32] {
+        let (t, _, co) = self.geom.dims();
+        &self.delta[i * co * t..(i + 1) * co * t]
+    }
+
+    /// `U_i` (`K x T`), the unfolding of example `i`'s input, into `u`.
+    pub(super) fn unfold<'u>(&self, i: usize, u: &'u mut Vec<f32>) -> &'u [f32] {
+        let (t, kk, _) = self.geom.dims();
+        let n = self.geom.input_len();
+        u.resize(t * kk, 0.0);
+        im2col(&self.geom, &self.input[i * n..(i + 1) * n], u);
+        u
     }
 
     fn compute_sum(&mut self) {
@@ -67,15 +80,15 @@ impl ConvTrace {
             .par_iter_mut()
             .enumerate()
             .fold(
-                || (vec![0.0f32; co * kk], vec![0.0f32; co * kk]),
-                |(mut acc, mut gi_w), (i, norm)| {
-                    this.example_weights(i, &mut gi_w);
+                || (vec![0.0f32; co * kk], vec![0.0f32; co * kk], Vec::new()),
+                |(mut acc, mut gi_w, mut u), (i, norm)| {
+                    this.example_weights(i, &mut gi_w, &mut u);
                     *norm = sq_norm(&gi_w);
                     acc.iter_mut().zip(&gi_w).for_each(|(a, v)| *a += v);
-                    (acc, gi_w)
+                    (acc, gi_w, u)
                 },
             )
-            .map(|(acc, _)| acc)
+            .map(|(acc, _, _)| acc)
             .reduce(
                 || vec![0.0; co * kk],
                 |mut a, b| {
@@ -97,10 +110,11 @@ impl ConvTrace {
         }
     }
 
-    /// The weight part `G_i U_i` of example `i`'s gradient into `out` (`C_out x K`).
-    fn example_weights(&self, i: usize, out: &mut [f32]) {
+    /// The weight part `G_i U_i` of example `i`'s gradient into `out` (`C_out x K`), through
+    /// the unfolding buffer `u`.
+    fn example_weights(&self, i: usize, out: &mut [f32], u: &mut Vec<f32>) {
         let (t, kk, co) = self.geom.dims();
-        let (gi, ui) = self.example_factors(i);
+        let (gi, ui) = (self.output_grad(i), self.unfold(i, u));
         matmul_on(
             (co, t, kk),
             Mat {
@@ -117,13 +131,13 @@ impl ConvTrace {
         );
     }
 
-    /// `g_i` of example `i` into `out` (`params` values).
-    fn example(&self, i: usize, out: &mut [f32]) {
+    /// `g_i` of example `i` into `out` (`params` values), through the unfolding buffer `u`.
+    fn example(&self, i: usize, out: &mut [f32], u: &mut Vec<f32>) {
         let (t, kk, co) = self.geom.dims();
         let (w, b) = out.split_at_mut(co * kk);
-        self.example_weights(i, w);
+        self.example_weights(i, w, u);
         if self.bias {
-            let gi = self.example_factors(i).0;
+            let gi = self.output_grad(i);
             for (g, row) in b.iter_mut().zip(gi.chunks_exact(t)) {
                 *g = row.iter().sum();
             }
@@ -137,7 +151,7 @@ impl ConvTrace {
         m.resize(self.rows * p, 0.0);
         m.par_chunks_mut(p)
             .enumerate()
-            .for_each(|(i, out)| self.example(i, out));
+            .for_each_init(Vec::new, |u, (i, out)| self.example(i, out, u));
         self.materialized = m;
     }
 }
@@ -166,14 +180,14 @@ impl LayerGrads for ConvTrace {
         let total = (0..self.rows)
             .into_par_iter()
             .fold(
-                || (vec![0.0f32; p], vec![0.0f32; p]),
-                |(mut acc, mut g), i| {
-                    this.example(i, &mut g);
+                || (vec![0.0f32; p], vec![0.0f32; p], Vec::new()),
+                |(mut acc, mut g, mut u), i| {
+                    this.example(i, &mut g, &mut u);
                     acc.iter_mut().zip(&g).for_each(|(a, v)| *a += v * v);
-                    (acc, g)
+                    (acc, g, u)
                 },
             )
-            .map(|(acc, _)| acc)
+            .map(|(acc, _, _)| acc)
             .reduce(
                 || vec![0.0; p],
                 |mut a, b| {
@@ -206,14 +220,14 @@ impl LayerGrads for ConvTrace {
         let p = self.params();
         out.par_chunks_mut(p)
             .enumerate()
-            .for_each(|(i, o)| self.example(i, o));
+            .for_each_init(Vec::new, |u, (i, o)| self.example(i, o, u));
     }
 
     fn subset_sum(&mut self, rows: &[usize], out: &mut [f32]) {
-        let mut g = vec![0.0; self.params()];
+        let (mut g, mut u) = (vec![0.0; self.params()], Vec::new());
         out.fill(0.0);
         for &i in rows {
-            self.example(i, &mut g);
+            self.example(i, &mut g, &mut u);
             out.iter_mut().zip(&g).for_each(|(o, v)| *o += v);
         }
     }

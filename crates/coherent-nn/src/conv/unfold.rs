@@ -6,33 +6,34 @@ use super::geometry::{valid, ConvGeometry};
 /// Unfolds one example `x` (`C_in x H x W`) into `u` (`K x T`: row `(c, ki, kj)` holds that
 /// patch value at every output position), the layout in which rows are copied contiguously.
 pub fn im2col(g: &ConvGeometry, x: &[f32], u: &mut [f32]) {
+    let t = g.positions();
+    for (r, row) in u.chunks_exact_mut(t).take(g.patch()).enumerate() {
+        im2col_row(g, x, r, row);
+    }
+}
+
+/// Row `r` (patch value `(c, ki, kj)`) of the unfolding of `x` into `out` (`T` floats).
+pub(super) fn im2col_row(g: &ConvGeometry, x: &[f32], r: usize, out: &mut [f32]) {
     let (k, s, pad) = (g.kernel, g.stride, g.padding);
+    let (c, ki, kj) = (r / (k * k), r / k % k, r % k);
     let (oh, ow) = (g.out_height(), g.out_width());
-    let t = oh * ow;
-    for c in 0..g.in_channels {
-        let plane = &x[c * g.height * g.width..(c + 1) * g.height * g.width];
-        for ki in 0..k {
-            let rows = valid(oh, s, ki, pad, g.height);
-            for kj in 0..k {
-                let cols = valid(ow, s, kj, pad, g.width);
-                let row = &mut u[((c * k + ki) * k + kj) * t..][..t];
-                for (r, out) in row.chunks_exact_mut(ow).enumerate() {
-                    if !rows.contains(&r) {
-                        out.fill(0.0);
-                        continue;
-                    }
-                    let line = &plane[(r * s + ki - pad) * g.width..][..g.width];
-                    out[..cols.start].fill(0.0);
-                    out[cols.end..].fill(0.0);
-                    if s == 1 {
-                        let start = cols.start + kj - pad;
-                        out[cols.clone()].copy_from_slice(&line[start..start + cols.len()]);
-                    } else {
-                        for q in cols.clone() {
-                            out[q] = line[q * s + kj - pad];
-                        }
-                    }
-                }
+    let plane = &x[c * g.height * g.width..(c + 1) * g.height * g.width];
+    let rows = valid(oh, s, ki, pad, g.height);
+    let cols = valid(ow, s, kj, pad, g.width);
+    for (row, out) in out.chunks_exact_mut(ow).enumerate() {
+        if !rows.contains(&row) {
+            out.fill(0.0);
+            continue;
+        }
+        let line = &plane[(row * s + ki - pad) * g.width..][..g.width];
+        out[..cols.start].fill(0.0);
+        out[cols.end..].fill(0.0);
+        if s == 1 {
+            let start = cols.start + kj - pad;
+            out[cols.clone()].copy_from_slice(&line[start..start + cols.len()]);
+        } else {
+            for q in cols.clone() {
+                out[q] = line[q * s + kj - pad];
             }
         }
     }

@@ -1,6 +1,6 @@
 //! The engine benchmark runs and reports every case of both networks, in both forms.
 
-use crate::common::{coherent, run_ok, stdout};
+use crate::common::{coherent, root, run_ok, scratch, stderr, stdout};
 
 #[test]
 fn bench_reports_every_case_as_json_and_as_a_table() {
@@ -127,4 +127,44 @@ fn bench_measures_the_cifar_shaped_networks() {
 fn bench_rejects_zero_repetitions() {
     let out = coherent(&["bench", "--reps", "0"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn side_by_side_script_tabulates_coherent_and_rewrites_the_readme_block() {
+    let readme = scratch("side-by-side").join("README.md");
+    std::fs::write(
+        &readme,
+        "# t\n\nbefore\n<!-- side-by-side -->\nold table\n<!-- /side-by-side -->\nafter\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(root().join("bench/side_by_side.py"))
+        .args([
+            "--rounds",
+            "1",
+            "--networks",
+            "mlp",
+            "--reps",
+            "1",
+            "--coherent",
+        ])
+        .arg(env!("CARGO_BIN_EXE_coherent"))
+        .arg("--readme")
+        .arg(&readme)
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    for case in [
+        "| plain |",
+        "| coherence |",
+        "| materialize |",
+        "peak memory",
+    ] {
+        assert!(table.contains(case), "{case}: {table}");
+    }
+    assert!(table.contains("mlp 784-256-10, 128"), "{table}");
+    let text = std::fs::read_to_string(&readme).unwrap();
+    assert!(text.starts_with("# t\n\nbefore\n<!-- side-by-side -->\n| network"));
+    assert!(text.ends_with("<!-- /side-by-side -->\nafter\n") && !text.contains("old table"));
 }

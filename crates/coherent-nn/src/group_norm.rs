@@ -17,7 +17,7 @@ use crate::Activation;
 use coherent_core::TensorInfo;
 use dfdx::prelude::{Merge, PutTape, SplitTape, Tape};
 use rayon::prelude::*;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// A GroupNorm layer over `channels x positions` inputs. Parameters: `gamma` (`channels`,
 /// initially 1) then `beta` (`channels`, initially 0).
@@ -30,6 +30,13 @@ pub struct GroupNorm {
     activation: Option<Activation>,
     params: Arc<Vec<f32>>,
     trace: Arc<RwLock<MatrixTrace>>,
+    /// The pass's output, normalised values and inverse deviations, reused from pass to pass
+    /// once nothing else holds them.
+    output: Mutex<Arc<Vec<f32>>>,
+    xhat: Mutex<Arc<Vec<f32>>>,
+    inv_std: Mutex<Arc<Vec<f32>>>,
+    /// The backward pass's pre-activation gradient.
+    dz: Arc<Mutex<Vec<f32>>>,
 }
 
 impl GroupNorm {
@@ -49,6 +56,10 @@ impl GroupNorm {
             activation: None,
             params: Arc::new(params),
             trace: Arc::default(),
+            output: Mutex::default(),
+            xhat: Mutex::default(),
+            inv_std: Mutex::default(),
+            dz: Arc::default(),
         }
     }
 
@@ -73,8 +84,8 @@ impl GroupNorm {
     fn example(&self, x: &[f32], xhat: &mut [f32], y: &mut [f32], inv_std: &mut [f32]) {
         let n = (self.channels / self.groups) * self.positions;
         for ((xg, hg), s) in x.chunks(n).zip(xhat.chunks_mut(n)).zip(inv_std.iter_mut()) {
-            let mean = xg.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
-            let var = xg.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+            let mean = lanes_f64(xg, |v| v) / n as f64;
+            let var = lanes_f64(xg, |v| (v - mean) * (v - mean)) / n as f64;
             *s = (1.0 / (var + self.eps as f64).sqrt()) as f32;
             for (h, v) in hg.iter_mut().zip(xg) {
                 *h = (*v - mean as f32) * *s;
@@ -113,68 +124,51 @@ impl Layer for GroupNorm {
 
     fn forward(&self, x: Act<CpuTape>, input_needs_grad: bool) -> Act<CpuTape> {
         let (rows, len, groups) = (x.rows, self.len(), self.groups);
-        let mut out = vec![0.0; rows * len];
-        let mut xhat = vec![0.0; rows * len];
-        let mut inv_std = vec![0.0; rows * groups];
-        out.par_chunks_mut(len)
-            .zip(xhat.par_chunks_mut(len))
-            .zip(inv_std.par_chunks_mut(groups))
+        let [out, xhat, inv_std] = [
+            (&self.output, len),
+            (&self.xhat, len),
+            (&self.inv_std, groups),
+        ]
+        .map(|(buffer, per_example)| {
+            let mut buffer = buffer.lock().expect("group norm buffer lock");
+            Arc::make_mut(&mut buffer).resize(rows * per_example, 0.0);
+            buffer
+        });
+        let [mut out, mut xhat, mut inv_std] = [out, xhat, inv_std];
+        Arc::make_mut(&mut out)
+            .par_chunks_mut(len)
+            .zip(Arc::make_mut(&mut xhat).par_chunks_mut(len))
+            .zip(Arc::make_mut(&mut inv_std).par_chunks_mut(groups))
             .zip(x.data.par_chunks(len))
             .for_each(|(((y, h), s), x)| self.example(x, h, y, s));
+        let saved = Saved {
+            xhat: xhat.clone(),
+            inv_std: inv_std.clone(),
+            output: out.clone(),
+            params: self.params.clone(),
+            trace: self.trace.clone(),
+            dz: self.dz.clone(),
+            shape: (self.channels, self.positions, groups),
+            activation: self.activation,
+        };
         let dev = x.tensor.device().clone();
         let (x_tensor, tape) = x.tensor.split_tape();
-        let mut y = Act::new(&dev, out, rows, len, CpuTape::default());
+        let mut y = Act::shared(&dev, out.clone(), rows, len, CpuTape::default());
         let (y_tensor, mut y_tape) = y.tensor.split_tape();
         let y_id = y_tensor.clone();
-        let (trace, params, output) = (self.trace.clone(), self.params.clone(), y.data.clone());
-        let (channels, positions, activation) = (self.channels, self.positions, self.activation);
         y_tape.add_backward_op(move |grads| {
             let dy = grads.get_or_alloc_mut(&y_id)?;
-            let mut dz = Vec::with_capacity(dy.len());
+            let mut dz = saved.dz.lock().expect("group norm gradient lock");
             crate::activation::pre_activation_grad(
-                activation.map(|f| (f, &output[..])),
+                saved.activation.map(|f| (f, &saved.output[..])),
                 dy,
                 &mut dz,
             );
-            let (gamma, _) = params.split_at(channels);
-            {
-                let mut tr = trace.write().expect("group norm trace lock");
-                let tr = &mut *tr;
-                tr.reset(rows, 2 * channels)
-                    .par_chunks_mut(2 * channels)
-                    .zip(dz.par_chunks(len))
-                    .zip(xhat.par_chunks(len))
-                    .for_each(|((g, dzi), hi)| {
-                        for c in 0..channels {
-                            let (d, h) = (
-                                &dzi[c * positions..][..positions],
-                                &hi[c * positions..][..positions],
-                            );
-                            g[c] = d.iter().zip(h).map(|(a, b)| a * b).sum();
-                            g[channels + c] = d.iter().sum();
-                        }
-                    });
-                tr.compute_sum();
-            }
-            if input_needs_grad {
-                let dx = grads.get_or_alloc_mut(&x_tensor)?;
-                let n = (channels / groups) * positions;
-                dx.par_chunks_mut(len)
-                    .zip(dz.par_chunks(len))
-                    .zip(xhat.par_chunks(len))
-                    .zip(inv_std.par_chunks(groups))
-                    .for_each(|(((dxi, dzi), hi), si)| {
-                        for (g, s) in si.iter().enumerate() {
-                            let range = g * n..(g + 1) * n;
-                            let dxhat = |k: usize| dzi[k] * gamma[k / positions];
-                            let sum: f32 = range.clone().map(dxhat).sum();
-                            let dot: f32 = range.clone().map(|k| dxhat(k) * hi[k]).sum();
-                            for k in range {
-                                dxi[k] += s / n as f32 * (n as f32 * dxhat(k) - sum - hi[k] * dot);
-                            }
-                        }
-                    });
-            }
+            let dx = match input_needs_grad {
+                true => Some(&mut grads.get_or_alloc_mut(&x_tensor)?[..]),
+                false => None,
+            };
+            saved.backward(rows, &dz, dx);
             Ok(())
         });
         y.tensor = y_tensor.put_tape(tape.merge(y_tape));
@@ -214,6 +208,118 @@ impl Layer for GroupNorm {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
+}
+
+/// What the backward pass of one forward pass needs.
+struct Saved {
+    xhat: Arc<Vec<f32>>,
+    inv_std: Arc<Vec<f32>>,
+    output: Arc<Vec<f32>>,
+    params: Arc<Vec<f32>>,
+    trace: Arc<RwLock<MatrixTrace>>,
+    dz: Arc<Mutex<Vec<f32>>>,
+    /// Channels, positions, groups.
+    shape: (usize, usize, usize),
+    activation: Option<Activation>,
+}
+
+impl Saved {
+    /// From the pre-activation gradient `dz`: every example's `dgamma` and `dbeta` into the
+    /// trace, and, when asked, the input gradient added into `dx`.
+    fn backward(&self, rows: usize, dz: &[f32], dx: Option<&mut [f32]>) {
+        let (channels, positions, groups) = self.shape;
+        let len = channels * positions;
+        let mut tr = self.trace.write().expect("group norm trace lock");
+        let per_example = tr.reset(rows, 2 * channels);
+        let parts = per_example
+            .par_chunks_mut(2 * channels)
+            .zip(dz.par_chunks(len))
+            .zip(self.xhat.par_chunks(len))
+            .zip(self.inv_std.par_chunks(groups));
+        match dx {
+            Some(dx) => {
+                parts
+                    .zip(dx.par_chunks_mut(len))
+                    .for_each(|((((g, dzi), hi), si), dxi)| {
+                        self.example(g, dzi, hi, Some((si, dxi)));
+                    })
+            }
+            None => parts.for_each(|(((g, dzi), hi), _)| self.example(g, dzi, hi, None)),
+        }
+        tr.compute_sum();
+    }
+
+    /// One example: `g` (`dgamma` then `dbeta`) from `dz` and `xhat`; with its inverse
+    /// deviations `s`, its input gradient added into `dx`.
+    fn example(&self, g: &mut [f32], dz: &[f32], xhat: &[f32], dx: Option<(&[f32], &mut [f32])>) {
+        let (channels, positions, groups) = self.shape;
+        let gamma = &self.params[..channels];
+        for c in 0..channels {
+            let (d, h) = (
+                &dz[c * positions..][..positions],
+                &xhat[c * positions..][..positions],
+            );
+            g[c] = lanes_dot(d, h);
+            g[channels + c] = lanes_dot(d, &[]);
+        }
+        let Some((s, dx)) = dx else { return };
+        // dx = s / n (n dxhat - sum(dxhat) - xhat sum(dxhat xhat)), dxhat = gamma_c dz, per group
+        let per_group = channels / groups;
+        let n = (per_group * positions) as f32;
+        for (k, s) in s.iter().enumerate() {
+            let cs = k * per_group..(k + 1) * per_group;
+            let sum: f32 = cs.clone().map(|c| gamma[c] * g[channels + c]).sum();
+            let dot: f32 = cs.clone().map(|c| gamma[c] * g[c]).sum();
+            for c in cs {
+                let range = c * positions..(c + 1) * positions;
+                let scale = s / n;
+                for ((dxk, dzk), hk) in dx[range.clone()]
+                    .iter_mut()
+                    .zip(&dz[range.clone()])
+                    .zip(&xhat[range])
+                {
+                    *dxk += scale * (n * gamma[c] * dzk - sum - hk * dot);
+                }
+            }
+        }
+    }
+}
+
+/// `sum_k f(x_k)` in double precision, in eight independent lanes (vectorised).
+fn lanes_f64(x: &[f32], f: impl Fn(f64) -> f64) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let mut parts = x.chunks_exact(8);
+    for part in &mut parts {
+        for (l, v) in lanes.iter_mut().zip(part) {
+            *l += f(*v as f64);
+        }
+    }
+    let tail: f64 = parts.remainder().iter().map(|v| f(*v as f64)).sum();
+    lanes.iter().sum::<f64>() + tail
+}
+
+/// `a . b` in eight independent lanes (vectorised), or `sum(a)` when `b` is empty.
+fn lanes_dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let mut parts = a.chunks_exact(8);
+    let tail: f32 = if b.is_empty() {
+        for part in &mut parts {
+            for (l, v) in lanes.iter_mut().zip(part) {
+                *l += v;
+            }
+        }
+        parts.remainder().iter().sum()
+    } else {
+        let mut other = b.chunks_exact(8);
+        for (part, o) in (&mut parts).zip(&mut other) {
+            for ((l, v), w) in lanes.iter_mut().zip(part).zip(o) {
+                *l += v * w;
+            }
+        }
+        let rest = a.len() - a.len() % 8;
+        a[rest..].iter().zip(&b[rest..]).map(|(v, w)| v * w).sum()
+    };
+    lanes.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]

@@ -5,6 +5,11 @@ use crate::act::{Act, CpuTape};
 use crate::layer::{fixed_len, Layer};
 use crate::Activation;
 use dfdx::prelude::{Merge, PutTape, SplitTape, Tape};
+use rayon::prelude::*;
+use std::sync::{Arc, Mutex};
+
+/// Elements per parallel task of the sum and its gradient.
+const CHUNK: usize = 1 << 14;
 
 /// A residual block. Its layers (the body's, then the shortcut's) are layers of the network.
 #[derive(Debug)]
@@ -16,6 +21,10 @@ pub struct Residual {
     activation: Option<Activation>,
     input_len: usize,
     output_len: usize,
+    /// The sum's output, reused from pass to pass once nothing else holds it.
+    output: Mutex<Arc<Vec<f32>>>,
+    /// The backward pass's pre-activation gradient of the sum.
+    dz: Arc<Mutex<Vec<f32>>>,
 }
 
 impl Residual {
@@ -48,6 +57,8 @@ impl Residual {
             activation,
             input_len,
             output_len: width,
+            output: Mutex::default(),
+            dz: Arc::default(),
         })
     }
 
@@ -121,7 +132,7 @@ impl Layer for Residual {
             Some(layer) => (layer.forward(skip, input_needs_grad), true),
             None => (skip, input_needs_grad),
         };
-        add(h, skip, self.activation, skip_needs_grad)
+        self.add(h, skip, skip_needs_grad)
     }
 
     /// The body's layers, then the shortcut.
@@ -138,41 +149,54 @@ impl Layer for Residual {
     }
 }
 
-/// `f(a + b)` on the tape; `b` receives its gradient only when `b_needs_grad`.
-fn add(
-    a: Act<CpuTape>,
-    b: Act<CpuTape>,
-    activation: Option<Activation>,
-    b_needs_grad: bool,
-) -> Act<CpuTape> {
-    let (rows, cols) = (a.rows, a.cols);
-    let mut out: Vec<f32> = a
-        .data
-        .iter()
-        .zip(b.data.iter())
-        .map(|(x, y)| x + y)
-        .collect();
-    if let Some(f) = activation {
-        f.apply_in_place(&mut out);
+impl Residual {
+    /// `f(a + b)` on the tape; `b` receives its gradient only when `b_needs_grad`.
+    fn add(&self, a: Act<CpuTape>, b: Act<CpuTape>, b_needs_grad: bool) -> Act<CpuTape> {
+        let (rows, cols, activation) = (a.rows, a.cols, self.activation);
+        let out = {
+            let mut buffer = self.output.lock().expect("residual output lock");
+            let out = Arc::make_mut(&mut buffer);
+            out.resize(a.data.len(), 0.0);
+            out.par_chunks_mut(CHUNK)
+                .zip(a.data.par_chunks(CHUNK).zip(b.data.par_chunks(CHUNK)))
+                .for_each(|(o, (x, y))| {
+                    for ((o, x), y) in o.iter_mut().zip(x).zip(y) {
+                        *o = x + y;
+                    }
+                    if let Some(f) = activation {
+                        f.apply_in_place(o);
+                    }
+                });
+            buffer.clone()
+        };
+        let dev = a.tensor.device().clone();
+        let (a_tensor, a_tape) = a.tensor.split_tape();
+        let (b_tensor, b_tape) = b.tensor.split_tape();
+        let mut y = Act::shared(&dev, out, rows, cols, CpuTape::default());
+        let (y_tensor, mut y_tape) = y.tensor.split_tape();
+        let (y_id, output, dz) = (y_tensor.clone(), y.data.clone(), self.dz.clone());
+        y_tape.add_backward_op(move |grads| {
+            let dy = grads.get_or_alloc_mut(&y_id)?;
+            let mut dz = dz.lock().expect("residual gradient lock");
+            crate::activation::pre_activation_grad(
+                activation.map(|f| (f, &output[..])),
+                dy,
+                &mut dz,
+            );
+            add_into(grads.get_or_alloc_mut(&a_tensor)?, &dz);
+            if b_needs_grad {
+                add_into(grads.get_or_alloc_mut(&b_tensor)?, &dz);
+            }
+            Ok(())
+        });
+        y.tensor = y_tensor.put_tape(a_tape.merge(b_tape).merge(y_tape));
+        y
     }
-    let dev = a.tensor.device().clone();
-    let (a_tensor, a_tape) = a.tensor.split_tape();
-    let (b_tensor, b_tape) = b.tensor.split_tape();
-    let mut y = Act::new(&dev, out, rows, cols, CpuTape::default());
-    let (y_tensor, mut y_tape) = y.tensor.split_tape();
-    let (y_id, output) = (y_tensor.clone(), y.data.clone());
-    y_tape.add_backward_op(move |grads| {
-        let dy = grads.get_or_alloc_mut(&y_id)?;
-        let mut dz = Vec::with_capacity(dy.len());
-        crate::activation::pre_activation_grad(activation.map(|f| (f, &output[..])), dy, &mut dz);
-        let da = grads.get_or_alloc_mut(&a_tensor)?;
-        da.iter_mut().zip(&dz).for_each(|(g, d)| *g += d);
-        if b_needs_grad {
-            let db = grads.get_or_alloc_mut(&b_tensor)?;
-            db.iter_mut().zip(&dz).for_each(|(g, d)| *g += d);
-        }
-        Ok(())
-    });
-    y.tensor = y_tensor.put_tape(a_tape.merge(b_tape).merge(y_tape));
-    y
+}
+
+/// `g += d`, in parallel.
+fn add_into(g: &mut [f32], d: &[f32]) {
+    g.par_chunks_mut(CHUNK)
+        .zip(d.par_chunks(CHUNK))
+        .for_each(|(g, d)| g.iter_mut().zip(d).for_each(|(g, d)| *g += d));
 }

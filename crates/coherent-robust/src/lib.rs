@@ -68,7 +68,7 @@ pub fn weighted_sum_all(src: &dyn PerExampleBlocks, direction: &mut [Vec<f32>], 
 /// Largest clip count per side that [`winsorize_all`] and [`trim_all`] handle by keeping the
 /// extremes in registers; larger counts sort the batch dimension ([`sorted_groups`]), whose
 /// cost does not depend on the count.
-pub const MAX_FAST_CLIP: usize = 6;
+pub const MAX_FAST_CLIP: usize = 3;
 
 /// The winsorized mean of every coordinate (clip to the `lo`-th smallest and `hi`-th largest
 /// value of the coordinate, 0-based from each end, then average), for all layers.
@@ -196,7 +196,7 @@ fn accumulate_any(s: &mut Scratch, len: usize) {
             }
         };
     }
-    in_registers!(1 2 3 4 5 6 7);
+    in_registers!(1 2 3 4);
     let Scratch {
         rows,
         sum,

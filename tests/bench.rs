@@ -42,12 +42,22 @@ fn bench_reports_every_case_as_json_and_as_a_table() {
         aggregators,
         [
             "mean",
-            "winsorized",
+            "winsorized c=0",
+            "winsorized c=1",
+            "winsorized c=2",
+            "winsorized c=4",
+            "winsorized c=8",
+            "winsorized c=10",
+            "winsorized c=25",
             "coordinate_median",
-            "trimmed_mean",
-            "median_of_means",
+            "trimmed_mean b=0",
+            "trimmed_mean b=2",
+            "trimmed_mean b=8",
+            "trimmed_mean b=20",
+            "median_of_means k=3",
             "rm3",
-            "clip"
+            "clip max_norm=1.0",
+            "geometric_median"
         ]
     );
 

@@ -11,17 +11,27 @@ use serde::Serialize;
 use std::time::Duration;
 
 /// The aggregators measured: plugin, parameters, description.
-const CASES: [(&str, &str, &str); 7] = [
+const CASES: [(&str, &str, &str); 17] = [
     (
         "mean",
         "",
         "plain SGD step (forward, backward, mean, update)",
     ),
+    ("winsorized", "c = 0", "winsorized GD, c = 0 (plain SGD)"),
+    ("winsorized", "c = 1", "winsorized GD, c = 1"),
     (
         "winsorized",
         "c = 2",
         "winsorized GD, c = 2 (per-coordinate percentile clipping)",
     ),
+    ("winsorized", "c = 4", "winsorized GD, c = 4"),
+    ("winsorized", "c = 8", "winsorized GD, c = 8"),
+    (
+        "winsorized",
+        "c = 10",
+        "winsorized GD, c = 10 (the authors' default)",
+    ),
+    ("winsorized", "c = 25", "winsorized GD, c = 25"),
     (
         "coordinate_median",
         "",
@@ -29,8 +39,19 @@ const CASES: [(&str, &str, &str); 7] = [
     ),
     (
         "trimmed_mean",
+        "b = 0",
+        "trimmed mean, nothing dropped (plain SGD)",
+    ),
+    (
+        "trimmed_mean",
         "b = 2",
         "coordinate-wise trimmed mean, 2 dropped per side",
+    ),
+    ("trimmed_mean", "b = 8", "trimmed mean, 8 dropped per side"),
+    (
+        "trimmed_mean",
+        "b = 20",
+        "trimmed mean, 20 dropped per side",
     ),
     (
         "median_of_means",
@@ -46,6 +67,11 @@ const CASES: [(&str, &str, &str); 7] = [
         "clip",
         "max_norm = 1.0",
         "per-example norm clipping (DP-SGD without noise)",
+    ),
+    (
+        "geometric_median",
+        "",
+        "geometric median of the per-example gradients (Weiszfeld)",
     ),
 ];
 
@@ -114,8 +140,8 @@ pub fn run(data: &Split, reps: usize, min_time: Duration) -> AggregatorReport {
         cases: CASES
             .iter()
             .zip(&medians)
-            .map(|((name, _, what), &ms)| CaseResult {
-                case: name.to_string(),
+            .map(|((name, args, what), &ms)| CaseResult {
+                case: case_name(name, args),
                 what: what.to_string(),
                 ms_per_step: ms,
                 vs_plain: ms / medians[0],
@@ -123,5 +149,15 @@ pub fn run(data: &Split, reps: usize, min_time: Duration) -> AggregatorReport {
                 of_gemm: None,
             })
             .collect(),
+    }
+}
+
+/// The name of a case in the report: the plugin, with its parameters when it has some
+/// (`winsorized c=2`).
+fn case_name(plugin: &str, args: &str) -> String {
+    if args.is_empty() {
+        plugin.to_string()
+    } else {
+        format!("{plugin} {}", args.replace(" = ", "="))
     }
 }

@@ -142,6 +142,15 @@ pub trait PerExampleBlocks: Sync {
         self.block(layer, coords, &mut cols);
         columns_to_rows(&cols, self.batch(), out);
     }
+
+    /// Writes the weighted sum `sum_i weights[i] g_i` of `layer` into `out` (`layer_params`
+    /// values) without materialising the per-example gradients, when the layer knows how (a
+    /// dense layer: one matrix product `Delta^T diag(w) A`), and returns whether it did. The
+    /// default returns `false`: the caller reads the blocks instead.
+    fn weighted_sum(&self, layer: usize, weights: &[f32], out: &mut [f32]) -> bool {
+        let _ = (layer, weights, out);
+        false
+    }
 }
 
 /// Turns a coordinate-major block (`batch` values per coordinate) into the example-major one.

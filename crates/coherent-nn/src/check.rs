@@ -131,6 +131,14 @@ pub fn check_quantities(model: &mut dyn Model, b: &Batch, by_loop: &[Vec<Vec<f32
                 assert_close(&got, &want, &format!("{} rows {start}..{end}", info.name));
                 start = end;
             }
+            let weights: Vec<f32> = (0..rows).map(|i| 0.5 - 0.25 * i as f32).collect();
+            let mut got = vec![f32::NAN; p];
+            if src.weighted_sum(l, &weights, &mut got) {
+                let want: Vec<f32> = (0..p)
+                    .map(|c| (0..rows).map(|i| weights[i] * by_loop[i][l][c]).sum())
+                    .collect();
+                assert_close(&got, &want, &format!("{} weighted sum", info.name));
+            }
         }
     });
     let (mut losses, mut correct) = (vec![], vec![]);

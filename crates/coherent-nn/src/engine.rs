@@ -115,4 +115,8 @@ impl PerExampleBlocks for Blocks<'_> {
     fn block_rows(&self, layer: usize, coords: Range<usize>, out: &mut [f32]) {
         self.traces[layer].block_rows(coords, out);
     }
+
+    fn weighted_sum(&self, layer: usize, weights: &[f32], out: &mut [f32]) -> bool {
+        self.traces[layer].weighted_sum(weights, out)
+    }
 }

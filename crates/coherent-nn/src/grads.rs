@@ -64,6 +64,14 @@ pub trait LayerGrads: Sync {
         self.block(coords, &mut cols);
         coherent_core::columns_to_rows(&cols, self.batch(), out);
     }
+
+    /// `sum_i weights[i] g_i` into `out` (`params` values) without materialising the `g_i`,
+    /// returning whether the layer can; the default cannot (see
+    /// [`coherent_core::PerExampleBlocks::weighted_sum`]).
+    fn weighted_sum(&self, weights: &[f32], out: &mut [f32]) -> bool {
+        let _ = (weights, out);
+        false
+    }
 }
 
 /// Forwards every method (also those with defaults) to the guarded trace, so that
@@ -106,6 +114,9 @@ macro_rules! forward_layer_grads {
             }
             fn block_rows(&self, coords: Range<usize>, out: &mut [f32]) {
                 (**self).block_rows(coords, out)
+            }
+            fn weighted_sum(&self, weights: &[f32], out: &mut [f32]) -> bool {
+                (**self).weighted_sum(weights, out)
             }
         }
     };

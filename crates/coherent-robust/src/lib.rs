@@ -10,6 +10,10 @@
 use coherent_core::PerExampleBlocks;
 use rayon::prelude::*;
 
+mod bitonic;
+mod sorted;
+pub use sorted::{lane_sum, network, sorted_groups, Lanes, SortPlan, LANES};
+
 /// Coordinates per block: `BLOCK x batch` values stay in the L2 cache.
 pub const BLOCK: usize = 256;
 
@@ -35,8 +39,36 @@ pub fn coordinatewise(
     }
 }
 
-/// Largest clip count per side that [`winsorize_all`] handles in one pass.
-pub const MAX_FAST_CLIP: usize = 16;
+/// Writes `sum_i weights[i] g_i` into `direction` (one slice per layer): a weighted batch
+/// gradient. A layer that can form it directly does
+/// ([`PerExampleBlocks::weighted_sum`]: for a dense layer one matrix product, nothing
+/// materialised); the others are read block by block as example rows, each row added once (a
+/// vectorised `axpy`), on all threads.
+pub fn weighted_sum_all(src: &dyn PerExampleBlocks, direction: &mut [Vec<f32>], weights: &[f32]) {
+    let b = src.batch();
+    assert_eq!(weights.len(), b, "one weight per example");
+    for (layer, out) in direction.iter_mut().enumerate() {
+        if src.weighted_sum(layer, weights, out) {
+            continue;
+        }
+        out.par_chunks_mut(BLOCK)
+            .enumerate()
+            .for_each_init(Vec::new, |rows, (k, chunk)| {
+                let (start, len) = (k * BLOCK, chunk.len());
+                rows.resize(b * len, 0.0);
+                src.block_rows(layer, start..start + len, rows);
+                chunk.fill(0.0);
+                for (row, &w) in rows.chunks_exact(len).zip(weights) {
+                    chunk.iter_mut().zip(row).for_each(|(o, v)| *o += w * v);
+                }
+            });
+    }
+}
+
+/// Largest clip count per side that [`winsorize_all`] and [`trim_all`] handle by keeping the
+/// extremes in registers; larger counts sort the batch dimension ([`sorted_groups`]), whose
+/// cost does not depend on the count.
+pub const MAX_FAST_CLIP: usize = 3;
 
 /// The winsorized mean of every coordinate (clip to the `lo`-th smallest and `hi`-th largest
 /// value of the coordinate, 0-based from each end, then average), for all layers.
@@ -45,11 +77,23 @@ pub const MAX_FAST_CLIP: usize = 16;
 /// the running sum and the `lo + 1` smallest and `hi + 1` largest values seen (insertion
 /// networks of `min`/`max`, which vectorise), then
 /// `sum - (lo smallest) - (hi largest) + lo * (lo-th smallest) + hi * (hi-th largest)`.
-/// Falls back to [`winsorized_mean`] per coordinate for large clip counts or tiny batches.
+/// Larger or unequal clip counts sort the batch dimension instead ([`sorted_groups`]); tiny
+/// batches (fewer than `lo + hi + 2` examples) fall back to [`winsorized_mean`] per coordinate.
 pub fn winsorize_all(src: &dyn PerExampleBlocks, direction: &mut [Vec<f32>], lo: usize, hi: usize) {
     let b = src.batch();
-    if lo > MAX_FAST_CLIP || hi > MAX_FAST_CLIP || b < lo + hi + 2 {
+    if b < lo + hi + 2 {
         coordinatewise(src, direction, |v| winsorized_mean(v, lo, hi));
+        return;
+    }
+    if lo != hi || lo > MAX_FAST_CLIP {
+        let kept = lo..b - hi;
+        sorted_groups(src, direction, |s| {
+            let inner = lane_sum(&s[kept.clone()]);
+            let (low, high) = (s[lo], s[b - 1 - hi]);
+            std::array::from_fn(|l| {
+                (inner[l] + lo as f32 * low[l] + hi as f32 * high[l]) / b as f32
+            })
+        });
         return;
     }
     extremes(src, direction, lo, hi, |s, c| {
@@ -62,17 +106,36 @@ pub fn winsorize_all(src: &dyn PerExampleBlocks, direction: &mut [Vec<f32>], lo:
 }
 
 /// The trimmed mean of every coordinate (drop the `t` largest and `t` smallest values, average
-/// the rest), for all layers, by the same one-pass method as [`winsorize_all`].
+/// the rest), for all layers, by the same methods as [`winsorize_all`].
 pub fn trim_all(src: &dyn PerExampleBlocks, direction: &mut [Vec<f32>], t: usize) {
     let b = src.batch();
     assert!(2 * t < b, "cannot trim {t} from each side of {b} values");
-    if t == 0 || t > MAX_FAST_CLIP || b < 2 * t + 2 {
+    if t == 0 || b < 2 * t + 2 {
         coordinatewise(src, direction, |v| trimmed_mean(v, t));
+        return;
+    }
+    if t > MAX_FAST_CLIP {
+        let kept = (b - 2 * t) as f32;
+        sorted_groups(src, direction, |s| lane_sum(&s[t..b - t]).map(|x| x / kept));
         return;
     }
     extremes(src, direction, t - 1, t - 1, |s, c| {
         let dropped: f32 = s.top.iter().chain(&s.bottom).map(|r| r[c]).sum();
         (s.sum[c] - dropped) / (b - 2 * t) as f32
+    });
+}
+
+/// The median of every coordinate (the mean of the two middle values for an even batch), for
+/// all layers, by sorting the batch dimension ([`sorted_groups`]): as [`median`] per
+/// coordinate, without a selection per coordinate.
+pub fn median_all(src: &dyn PerExampleBlocks, direction: &mut [Vec<f32>]) {
+    let b = src.batch();
+    sorted_groups(src, direction, |s| {
+        if b % 2 == 1 {
+            s[b / 2]
+        } else {
+            std::array::from_fn(|l| (s[b / 2 - 1][l] + s[b / 2][l]) / 2.0)
+        }
     });
 }
 
@@ -133,7 +196,7 @@ fn accumulate_any(s: &mut Scratch, len: usize) {
             }
         };
     }
-    in_registers!(1 2 3 4 5 6 7 8 9);
+    in_registers!(1 2 3 4);
     let Scratch {
         rows,
         sum,
@@ -329,6 +392,9 @@ pub fn nearest_rank(q: f64, n: usize) -> usize {
 
 /// Per-example gradients held explicitly, for tests (defined in `coherent-core`).
 pub use coherent_core::explicit::ExplicitBlocks;
+
+#[cfg(test)]
+mod exactness;
 
 #[cfg(test)]
 mod tests {

@@ -266,6 +266,18 @@ impl LayerGrads for DenseTrace {
         }
     }
 
+    /// `Delta^T diag(w) A` (and `Delta^T w` for the bias): one matrix product on the deltas
+    /// scaled row by row.
+    fn weighted_sum(&self, weights: &[f32], out: &mut [f32]) -> bool {
+        let (b, i, o) = (self.rows, self.inputs, self.outputs);
+        let mut scaled = self.delta[..b * o].to_vec();
+        for (row, w) in scaled.chunks_exact_mut(o).zip(weights) {
+            row.iter_mut().for_each(|d| *d *= w);
+        }
+        outer_product_sum(&scaled, &self.input[..b * i], b, i, o, self.bias, out);
+        true
+    }
+
     /// Row `e` is `Delta[e, o] A[e, ..]` for weights of output `o`, so each piece is one
     /// scaled copy (needs no [`LayerGrads::prepare_blocks`]).
     fn block_rows(&self, coords: Range<usize>, out: &mut [f32]) {

@@ -7,7 +7,7 @@ use coherent_core::{
     AggregatorEntry, AggregatorState, ConfigError, GradRequest, GradientAggregator, Gradients,
     PluginArgs, PluginConfig, Rng,
 };
-use coherent_robust::coordinatewise;
+use coherent_robust::weighted_sum_all;
 use serde::Deserialize;
 
 coherent_core::plugin_crate!();
@@ -70,10 +70,7 @@ impl GradientAggregator for ClipAggregator {
             let norm = g.batch.example_sq_norm(i).sqrt();
             (if norm > c { c / norm } else { 1.0 } / b as f64) as f32
         }));
-        let scales = &self.scales;
-        coordinatewise(g.blocks(), direction, |v| {
-            v.iter().zip(scales).map(|(x, s)| x * s).sum()
-        });
+        weighted_sum_all(g.blocks(), direction, &self.scales);
         let sigma = self.config.noise_multiplier * c / b as f64;
         if sigma > 0.0 {
             for x in direction.iter_mut().flatten() {

@@ -6,7 +6,7 @@ use coherent_core::{
     AggregatorEntry, ConfigError, GradRequest, GradientAggregator, Gradients, PluginArgs,
     PluginConfig,
 };
-use coherent_robust::{coordinatewise, median};
+use coherent_robust::median_all;
 use serde::Deserialize;
 
 coherent_core::plugin_crate!();
@@ -26,7 +26,7 @@ impl GradientAggregator for CoordinateMedianAggregator {
     }
 
     fn aggregate(&mut self, g: &Gradients<'_>, direction: &mut [Vec<f32>]) {
-        coordinatewise(g.blocks(), direction, median);
+        median_all(g.blocks(), direction);
     }
 }
 

@@ -27,7 +27,12 @@ pub struct TrimmedMeanAggregator {
 
 impl GradientAggregator for TrimmedMeanAggregator {
     fn needs(&self) -> GradRequest {
-        GradRequest::BLOCKS
+        // nothing trimmed is plain SGD, which needs no per-example gradients
+        if self.b == 0 {
+            GradRequest::SUM
+        } else {
+            GradRequest::BLOCKS
+        }
     }
 
     /// Refuses a `b` that would drop every value of a coordinate of the run's smallest batch.
@@ -46,6 +51,9 @@ impl GradientAggregator for TrimmedMeanAggregator {
     }
 
     fn aggregate(&mut self, g: &Gradients<'_>, direction: &mut [Vec<f32>]) {
+        if self.b == 0 {
+            return g.batch.mean_into(direction);
+        }
         // `configure` accepted `b` for every batch of the run
         trim_all(g.blocks(), direction, self.b);
     }
@@ -86,6 +94,8 @@ mod tests {
             assert!((dir[0][c] - want).abs() < 1e-6);
         }
         assert!(build(&PluginArgs::empty()).is_err(), "b is required");
+        let plain = build(&PluginArgs::from_toml("b = 0").unwrap()).unwrap();
+        assert!(!plain.needs().blocks, "b = 0 is plain SGD");
     }
 
     #[test]

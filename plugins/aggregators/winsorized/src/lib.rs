@@ -48,11 +48,21 @@ impl WinsorizedAggregator {
             (None, None) => (0, 0),
         }
     }
+
+    /// Whether nothing is ever clipped (`c = 0` or `clip_count = 0`): plain SGD, which needs
+    /// no per-example gradients.
+    fn clips_nothing(&self) -> bool {
+        self.config.clip_count == Some(0) || self.config.c == Some(0.0)
+    }
 }
 
 impl GradientAggregator for WinsorizedAggregator {
     fn needs(&self) -> GradRequest {
-        GradRequest::BLOCKS
+        if self.clips_nothing() {
+            GradRequest::SUM
+        } else {
+            GradRequest::BLOCKS
+        }
     }
 
     /// Refuses a `clip_count` that would clip a coordinate of the run's smallest batch from both
@@ -73,6 +83,9 @@ impl GradientAggregator for WinsorizedAggregator {
     }
 
     fn aggregate(&mut self, g: &Gradients<'_>, direction: &mut [Vec<f32>]) {
+        if self.clips_nothing() {
+            return g.batch.mean_into(direction);
+        }
         let src = g.blocks();
         let (lo, hi) = self.ranks(g.batch_size());
         winsorize_all(src, direction, lo, hi);
@@ -117,7 +130,6 @@ mod tests {
 
     fn run(args: &str, g: &[Vec<Vec<f32>>]) -> Vec<Vec<f32>> {
         let mut a = build(&PluginArgs::from_toml(args).unwrap()).unwrap();
-        assert!(a.needs().blocks);
         aggregate_examples(a.as_mut(), g, 0)
     }
 
@@ -160,6 +172,10 @@ mod tests {
             .map(|c| g.iter().map(|e| e[0][c]).sum::<f32>() / 13.0)
             .collect();
         close(&run("c = 0", &g), &[mean]);
+        for (args, blocks) in [("c = 0", false), ("clip_count = 0", false), ("c = 1", true)] {
+            let a = build(&PluginArgs::from_toml(args).unwrap()).unwrap();
+            assert_eq!(a.needs().blocks, blocks, "{args}");
+        }
         // 13 values: 10% -> index round(1.2) = 1, 90% -> round(10.8) = 11 = 13 - 1 - 1
         close(&run("c = 10", &g), &brute(&g, 1, 1));
     }

@@ -79,10 +79,55 @@ pub fn remove_stale(dir: &Path, names: &[&str]) -> Result<(), RecordError> {
     Ok(())
 }
 
+/// Removes the temporary files ([`write_atomic`]'s `<name>.<pid>.tmp`) of `dir` and of its
+/// `weights/`: called by the holder of a run directory's lock, the only writer, these are what
+/// an earlier writer left when it was killed in the middle of a write.
+pub fn remove_temporaries(dir: &Path) -> Result<(), RecordError> {
+    for d in [dir.to_path_buf(), dir.join("weights")] {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let temporary = path.extension().is_some_and(|e| e == "tmp");
+            if temporary && path.is_file() {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(RecordError::io(&path)(e)),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde::Deserialize;
+
+    #[test]
+    fn temporaries_of_earlier_writers_are_removed_and_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        std::fs::create_dir(dir.join("weights")).unwrap();
+        for name in [
+            "checkpoint.safetensors.123.tmp",
+            "weights/final.safetensors.9.tmp",
+        ] {
+            std::fs::write(dir.join(name), b"cut short").unwrap();
+        }
+        for name in ["metrics.jsonl", "weights/initial.safetensors", "notes.tmpx"] {
+            std::fs::write(dir.join(name), b"kept").unwrap();
+        }
+        remove_temporaries(dir).unwrap();
+        assert!(!dir.join("checkpoint.safetensors.123.tmp").exists());
+        assert!(!dir.join("weights/final.safetensors.9.tmp").exists());
+        for name in ["metrics.jsonl", "weights/initial.safetensors", "notes.tmpx"] {
+            assert!(dir.join(name).exists(), "{name}");
+        }
+    }
 
     #[derive(Debug, Deserialize, PartialEq)]
     struct Thing {

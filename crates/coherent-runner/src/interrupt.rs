@@ -11,8 +11,13 @@ use std::sync::{Arc, OnceLock};
 
 static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
-/// The signals a run treats as a request to stop.
+/// The signals a run treats as a request to stop; a second one ends the process.
 const SIGNALS: [i32; 2] = [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT];
+
+/// The signal a run receives when the sweep that started it ends, or its terminal closes: a
+/// request to stop, however often it comes (the kernel may send a parent-death signal more than
+/// once), never an immediate end.
+pub const HANGUP: i32 = signal_hook::consts::SIGHUP;
 
 /// Exit code of a process ended by a second signal (128 + SIGTERM, as a shell reports it).
 const FORCED_EXIT: i32 = 143;
@@ -30,6 +35,7 @@ pub fn install() -> std::io::Result<()> {
         signal_hook::flag::register_conditional_shutdown(signal, FORCED_EXIT, flag.clone())?;
         signal_hook::flag::register(signal, flag.clone())?;
     }
+    signal_hook::flag::register(HANGUP, flag.clone())?;
     let _ = FLAG.set(flag);
     Ok(())
 }

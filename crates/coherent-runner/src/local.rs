@@ -102,7 +102,8 @@ fn spawn_and_wait(run: &LocalRun, mut command: Command) -> Result<ExitStatus, St
         .map_err(|e| format!("cannot start {:?}: {e}", command.get_program()))
 }
 
-/// Makes the child receive SIGTERM when this process ends (Linux; elsewhere nothing).
+/// Makes the child receive SIGHUP when this process ends (Linux; elsewhere nothing): a run
+/// treats it as a request to save a checkpoint and stop (see `interrupt`).
 #[cfg(target_os = "linux")]
 fn die_with_this_process(command: &mut Command) {
     use std::os::unix::process::CommandExt;
@@ -111,12 +112,12 @@ fn die_with_this_process(command: &mut Command) {
     // async-signal-safe functions (prctl, getppid, raise), touching no memory of the parent.
     unsafe {
         command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGHUP) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             // The parent may have ended before the request was made.
             if libc::getppid() != parent {
-                libc::raise(libc::SIGTERM);
+                libc::raise(libc::SIGHUP);
             }
             Ok(())
         });

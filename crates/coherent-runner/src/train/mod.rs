@@ -69,6 +69,8 @@ pub fn train(
     options: &TrainOptions<'_>,
 ) -> Result<Summary, RecordError> {
     let lock = RunLock::acquire(dir, &this_process())?;
+    // the only writer now: what an earlier writer killed in a write left goes
+    coherent_record::remove_temporaries(dir)?;
     let log_path = dir.join(files::LOG);
     let log = std::fs::OpenOptions::new()
         .create(true)

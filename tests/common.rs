@@ -232,3 +232,24 @@ pub fn coherent_limited(args: &[&str], timeout: std::time::Duration) -> Limited 
         timed_out,
     }
 }
+
+/// One run of about a thousand steps, a checkpoint every 20 steps, a measurement every 30.
+pub const LONG: &str = r#"
+name = "long"
+seed = 4
+[dataset]
+plugin = "mnist"
+label_noise = 0.5
+[model]
+plugin = "mlp"
+hidden = [64]
+[training]
+lr = 0.1
+batch_size = 100
+epochs = 12
+checkpoint_every = 20
+[[metrics]]
+plugin = "coherence"
+every_steps = 30
+sample = 300
+"#;

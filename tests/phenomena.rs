@@ -1,7 +1,7 @@
 //! The measurements of the theory's phenomena (loss-reduction fractions, learning times,
 //! early stopping) and the crash safety of the runs that record them.
 
-use crate::common::{metrics, run_ok, scratch_manifest, summary, write_manifest};
+use crate::common::{metrics, run_ok, scratch_manifest, summary, write_manifest, LONG};
 use coherent_core::{
     Batch, BatchGrads, Evaluation, GradRequest, Measurements, ModelSpec, PluginArgs, Rng, RunInfo,
     StepGrads, StepInfo,
@@ -114,26 +114,6 @@ fn loss_fractions_match_sums_of_per_example_gradients() {
     assert!(want > share, "f_p {want} vs pristine share {share}");
 }
 
-const LONG: &str = r#"
-name = "crash"
-seed = 4
-[dataset]
-plugin = "mnist"
-label_noise = 0.5
-[model]
-plugin = "mlp"
-hidden = [64]
-[training]
-lr = 0.1
-batch_size = 100
-epochs = 12
-checkpoint_every = 20
-[[metrics]]
-plugin = "coherence"
-every_steps = 30
-sample = 300
-"#;
-
 /// A run killed with SIGKILL mid-training and resumed ends where the uninterrupted run ends.
 #[test]
 fn a_killed_run_resumes_to_the_uninterrupted_result() {
@@ -146,7 +126,7 @@ fn a_killed_run_resumes_to_the_uninterrupted_result() {
     run_ok(&["run", &m, "--out", &b.to_string_lossy(), "--resume"]);
     let log = std::fs::read_to_string(run_b.join("log.txt")).unwrap();
     assert!(log.contains("resumed from the checkpoint at step"), "{log}");
-    let (ma, mb) = (metrics(&a.join("crash").join("000")), metrics(&run_b));
+    let (ma, mb) = (metrics(&a.join("long").join("000")), metrics(&run_b));
     let steps = |m: &[serde_json::Value]| {
         m.iter()
             .map(|v| v["step"].as_u64().unwrap())
@@ -166,15 +146,15 @@ fn a_killed_run_resumes_to_the_uninterrupted_result() {
             assert!(v == w, "{k} at step {}: {v} vs {w}", x["step"]);
         }
     }
-    let (sa, sb) = (summary(&a.join("crash").join("000")), summary(&run_b));
+    let (sa, sb) = (summary(&a.join("long").join("000")), summary(&run_b));
     assert_eq!(sa["final"], sb["final"]);
     assert_eq!(sa["early_stopping"], sb["early_stopping"]);
     let lt = |d: &std::path::Path| std::fs::read_to_string(d.join("learning_times.csv")).unwrap();
-    assert_eq!(lt(&a.join("crash").join("000")), lt(&run_b));
+    assert_eq!(lt(&a.join("long").join("000")), lt(&run_b));
     let weights = |d: &std::path::Path, f: &str| std::fs::read(d.join("weights").join(f)).unwrap();
     for f in ["initial.safetensors", "final.safetensors"] {
         assert!(
-            weights(&a.join("crash").join("000"), f) == weights(&run_b, f),
+            weights(&a.join("long").join("000"), f) == weights(&run_b, f),
             "{f}: the same bytes"
         );
     }
@@ -191,7 +171,7 @@ fn a_killed_run_resumes_to_the_uninterrupted_result() {
 /// Starts `coherent run MANIFEST --out OUT`, kills it with SIGKILL once a checkpoint past the
 /// first few measurements is on disk, and returns the run directory.
 fn kill_after_checkpoint(manifest: &str, out: &std::path::Path) -> std::path::PathBuf {
-    let run = out.join("crash").join("000");
+    let run = out.join("long").join("000");
     let mut child = Command::new(env!("CARGO_BIN_EXE_coherent"))
         .args(["run", manifest, "--out", &out.to_string_lossy()])
         .env("RUST_LOG", "warn")

@@ -1,32 +1,11 @@
 //! Run directories under concurrent writers, killed processes, signals and damaged files: a
 //! `DONE` run directory always holds what an uninterrupted run writes, and nothing else.
 
-use crate::common::{coherent, metrics, run_ok, scratch_manifest, stderr, stdout, summary};
+use crate::common::{coherent, metrics, run_ok, scratch_manifest, stderr, stdout, summary, LONG};
 use coherent_record::{files, TensorFile};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// One run of about a thousand steps, a checkpoint every 20 steps, a measurement every 30.
-const LONG: &str = r#"
-name = "long"
-seed = 4
-[dataset]
-plugin = "mnist"
-label_noise = 0.5
-[model]
-plugin = "mlp"
-hidden = [64]
-[training]
-lr = 0.1
-batch_size = 100
-epochs = 12
-checkpoint_every = 20
-[[metrics]]
-plugin = "coherence"
-every_steps = 30
-sample = 300
-"#;
 
 /// Four shorter runs (two seeds, two label noises).
 const SWEEP: &str = r#"

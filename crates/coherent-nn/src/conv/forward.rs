@@ -40,8 +40,9 @@ fn example(conv: &Conv2d, x: &[f32], u: &mut [f32], y: &mut [f32]) {
     }
 }
 
-/// Forward pass of `rows` examples into `out` (one unfolded example per thread at a time).
-fn forward_into(conv: &Conv2d, x: &[f32], rows: usize, out: &mut Vec<f32>) {
+/// Forward pass of `rows` examples into `out`, on plain slices (one unfolded example per
+/// thread at a time); the pass on the tape runs it too.
+pub(super) fn on_slices(conv: &Conv2d, x: &[f32], rows: usize, out: &mut Vec<f32>) {
     let g = conv.geom;
     out.resize(rows * g.output_len(), 0.0);
     out.par_chunks_mut(g.output_len())
@@ -52,17 +53,12 @@ fn forward_into(conv: &Conv2d, x: &[f32], rows: usize, out: &mut Vec<f32>) {
         );
 }
 
-/// Forward pass on plain slices.
-pub(super) fn on_slices(conv: &Conv2d, x: &[f32], rows: usize, out: &mut Vec<f32>) {
-    forward_into(conv, x, rows, out);
-}
-
 /// Forward pass recorded on the tape.
 pub(super) fn on_tape(conv: &Conv2d, x: Act<CpuTape>, input_needs_grad: bool) -> Act<CpuTape> {
     let rows = x.rows;
     let out = {
         let mut out = conv.output.lock().expect("conv output lock");
-        forward_into(conv, &x.data, rows, Arc::make_mut(&mut out));
+        on_slices(conv, &x.data, rows, Arc::make_mut(&mut out));
         out.clone()
     };
     let input = x.data.clone();

@@ -103,32 +103,6 @@ mod tests {
     use coherent_core::Rng;
 
     #[test]
-    #[ignore = "timing probe: cargo test --release -p coherent-nn unfold_speed -- --ignored --nocapture"]
-    fn unfold_speed() {
-        for (c, hw) in [(16, 32), (32, 16), (64, 8)] {
-            let g = ConvGeometry {
-                in_channels: c,
-                height: hw,
-                width: hw,
-                out_channels: c,
-                kernel: 3,
-                stride: 1,
-                padding: 1,
-            };
-            let x = vec![1.0; g.input_len()];
-            let mut u = vec![0.0; g.positions() * g.patch()];
-            let start = std::time::Instant::now();
-            for _ in 0..200 {
-                im2col(&g, &x, &mut u);
-            }
-            println!(
-                "{c}x{hw}x{hw}: {:.1} us per example",
-                start.elapsed().as_secs_f64() * 5e3
-            );
-        }
-    }
-
-    #[test]
     fn col2im_is_the_adjoint_of_im2col() {
         // <im2col(x), u> = <x, col2im(u)> for all x, u
         let g = ConvGeometry {

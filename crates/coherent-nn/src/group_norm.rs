@@ -260,7 +260,7 @@ impl Saved {
                 &xhat[c * positions..][..positions],
             );
             g[c] = lanes_dot(d, h);
-            g[channels + c] = lanes_dot(d, &[]);
+            g[channels + c] = lanes_sum(d);
         }
         let Some((s, dx)) = dx else { return };
         // dx = s / n (n dxhat - sum(dxhat) - xhat sum(dxhat xhat)), dxhat = gamma_c dz, per group
@@ -298,27 +298,28 @@ fn lanes_f64(x: &[f32], f: impl Fn(f64) -> f64) -> f64 {
     lanes.iter().sum::<f64>() + tail
 }
 
-/// `a . b` in eight independent lanes (vectorised), or `sum(a)` when `b` is empty.
-fn lanes_dot(a: &[f32], b: &[f32]) -> f32 {
+/// `sum(a)` in eight independent lanes (vectorised).
+fn lanes_sum(a: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let mut parts = a.chunks_exact(8);
-    let tail: f32 = if b.is_empty() {
-        for part in &mut parts {
-            for (l, v) in lanes.iter_mut().zip(part) {
-                *l += v;
-            }
+    for part in &mut parts {
+        for (l, v) in lanes.iter_mut().zip(part) {
+            *l += v;
         }
-        parts.remainder().iter().sum()
-    } else {
-        let mut other = b.chunks_exact(8);
-        for (part, o) in (&mut parts).zip(&mut other) {
-            for ((l, v), w) in lanes.iter_mut().zip(part).zip(o) {
-                *l += v * w;
-            }
+    }
+    lanes.iter().sum::<f32>() + parts.remainder().iter().sum::<f32>()
+}
+
+/// `a . b` in eight independent lanes (vectorised).
+fn lanes_dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    for (part, o) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        for ((l, v), w) in lanes.iter_mut().zip(part).zip(o) {
+            *l += v * w;
         }
-        let rest = a.len() - a.len() % 8;
-        a[rest..].iter().zip(&b[rest..]).map(|(v, w)| v * w).sum()
-    };
+    }
+    let rest = a.len() - a.len() % 8;
+    let tail: f32 = a[rest..].iter().zip(&b[rest..]).map(|(v, w)| v * w).sum();
     lanes.iter().sum::<f32>() + tail
 }
 

@@ -7,6 +7,8 @@
 //! * `manifests.rs` — manifest validation: the experiments, the bad fixtures in
 //!   `fixtures/bad/`, and the exact diagnostics they produce;
 //! * `data.rs`      — missing and corrupt data files;
+//! * `fashion_mnist.rs` — the full Fashion-MNIST of Debian's `dataset-fashion-mnist`, read as
+//!   installed;
 //! * `limits.rs`    — the limits of a run (network size, memory) checked before allocating;
 //! * `runs.rs`      — end-to-end runs through the `coherent` binary and their run directories;
 //! * `report.rs`    — `coherent report`: plots and pages from run directories;
@@ -35,6 +37,7 @@
 mod bench;
 mod common;
 mod data;
+mod fashion_mnist;
 mod limits;
 mod malformed;
 mod manifests;

@@ -18,9 +18,10 @@ const ROW: u32 = 22;
 const TITLE: u32 = 34;
 const FONT: &str = "sans-serif";
 
-/// The colour of series `i` (d3's category10, cycled).
+/// The colour of series `i`: d3's category10, then the light halves of its category20, cycled
+/// after twenty.
 pub fn color(i: usize) -> RGBColor {
-    const C: [(u8, u8, u8); 10] = [
+    const C: [(u8, u8, u8); 20] = [
         (0x1f, 0x77, 0xb4),
         (0xff, 0x7f, 0x0e),
         (0x2c, 0xa0, 0x2c),
@@ -31,6 +32,16 @@ pub fn color(i: usize) -> RGBColor {
         (0x7f, 0x7f, 0x7f),
         (0xbc, 0xbd, 0x22),
         (0x17, 0xbe, 0xcf),
+        (0xae, 0xc7, 0xe8),
+        (0xff, 0xbb, 0x78),
+        (0x98, 0xdf, 0x8a),
+        (0xff, 0x98, 0x96),
+        (0xc5, 0xb0, 0xd5),
+        (0xc4, 0x9c, 0x94),
+        (0xf7, 0xb6, 0xd2),
+        (0xc7, 0xc7, 0xc7),
+        (0xdb, 0xdb, 0x8d),
+        (0x9e, 0xda, 0xe5),
     ];
     let (r, g, b) = C[i % C.len()];
     RGBColor(r, g, b)
@@ -127,6 +138,32 @@ pub fn tick(v: f64) -> String {
         return format!("{v:.1e}");
     }
     let digits = (3 - a.log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// Tick text on a linear axis spanning `span`: as [`tick`], but a value within a billionth of
+/// the span of zero is the axis's rounding noise and reads `0`, and no tick gets fewer decimals
+/// than the spacing of about six ticks needs.
+pub fn axis_tick(v: f64, span: f64) -> String {
+    if !(span > 0.0 && span.is_finite() && v.is_finite()) {
+        return tick(v);
+    }
+    if v.abs() < span * 1e-9 {
+        return "0".into();
+    }
+    let a = v.abs();
+    if !(1e-3..1e6).contains(&a) {
+        return tick(v);
+    }
+    let spacing = span / 6.0;
+    let needed = (1 - spacing.log10().floor() as i32).clamp(0, 9) as usize;
+    let significant = (3 - a.log10().floor() as i32).max(0) as usize;
+    let digits = needed.max(significant.min(needed + 1));
     let s = format!("{v:.digits$}");
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -263,9 +300,10 @@ fn draw_panel<DB: DrawingBackend>(
 ) -> Result<(), String> {
     let (x, y) = extent(panel);
     if panel.log_y {
-        draw_in(area, panel, x, y.log_scale())
+        draw_in(area, panel, x, y.log_scale(), None)
     } else {
-        draw_in(area, panel, x, y)
+        let span = y.end - y.start;
+        draw_in(area, panel, x, y, Some(span))
     }
 }
 
@@ -274,6 +312,7 @@ fn draw_in<DB, Y>(
     panel: &Panel,
     x: Range<f64>,
     y: Y,
+    y_span: Option<f64>,
 ) -> Result<(), String>
 where
     DB: DrawingBackend,
@@ -294,15 +333,19 @@ where
         .y_label_area_size(62)
         .build_cartesian_2d(x, y)
         .map_err(fail)?;
-    let fmt = |v: &f64| tick(*v);
+    let x_fmt = |v: &f64| axis_tick(*v, x1 - x0);
+    let y_fmt = |v: &f64| match y_span {
+        Some(span) => axis_tick(*v, span),
+        None => tick(*v),
+    };
     chart
         .configure_mesh()
         .x_desc(panel.x_label.as_str())
         .y_desc(panel.y_label.as_str())
         .x_labels(6)
         .y_labels(6)
-        .x_label_formatter(&fmt)
-        .y_label_formatter(&fmt)
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
         .label_style((FONT, 12))
         .axis_desc_style((FONT, 13))
         .bold_line_style(BLACK.mix(0.08))
@@ -372,6 +415,19 @@ mod tests {
         assert_eq!(tick(1000.0), "1000");
         assert_eq!(tick(12.5), "12.5");
         assert_eq!(tick(2e6), "2.0e6");
+    }
+
+    #[test]
+    fn axis_ticks_never_print_rounding_noise() {
+        assert_eq!(axis_tick(-5.551115123125783e-17, 1.0), "0");
+        assert_eq!(axis_tick(0.30000000000000004, 1.0), "0.3");
+        assert_eq!(axis_tick(0.1 + 0.2, 0.5), "0.3");
+        assert_eq!(axis_tick(4000.0, 8000.0), "4000");
+        // a narrow axis far from zero keeps the digits that tell its ticks apart
+        assert_eq!(axis_tick(1234.5, 0.6), "1234.5");
+        assert_eq!(axis_tick(1234.6, 0.6), "1234.6");
+        assert_eq!(axis_tick(0.02, 0.1), "0.02");
+        assert_eq!(axis_tick(2e-5, 1e-4), "2.0e-5");
     }
 
     #[test]

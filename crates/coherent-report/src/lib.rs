@@ -29,6 +29,7 @@ mod page;
 mod plots;
 pub mod run;
 pub mod spearman;
+mod style;
 pub mod table;
 
 pub use error::ReportError;
@@ -105,11 +106,7 @@ pub fn render(
         .map(|d| Run::load(d))
         .collect::<Result<Vec<_>, _>>()?;
     let labels = legend::labels(&runs);
-    let cx = plots::Context {
-        runs: &runs,
-        labels: &labels,
-        options,
-    };
+    let cx = plots::Context::new(&runs, &labels, options);
     let plots = plots::all(&cx);
     std::fs::create_dir_all(out).map_err(ReportError::io(out))?;
     let mut svgs = Vec::new();

@@ -1,8 +1,8 @@
 //! The plots of a report, one module each. A plot reads the runs and returns a [`Figure`] to
 //! draw, or `None` when no run recorded its data; the drawing itself is in `chart.rs`.
 //!
-//! Every plot gives run `i` the colour `chart::color(i)`, so a run looks the same throughout
-//! the report. To add a plot: a module here with `pub fn figure(&Context) -> Option<Figure>`,
+//! Every plot draws run `i` in its style (`Context::styles`, see `style.rs`), so a run looks
+//! the same throughout the report. To add a plot: a module here with `pub fn figure(&Context) -> Option<Figure>`,
 //! and one line in [`PLOTS`].
 
 mod accuracy;
@@ -12,8 +12,9 @@ mod layers;
 mod learning;
 mod other;
 
-use crate::chart::{color, Entry, Figure, Line};
+use crate::chart::{Entry, Figure, Line};
 use crate::run::Run;
+use crate::style::{self, Style};
 use crate::ReportOptions;
 
 /// What every plot is given.
@@ -24,9 +25,21 @@ pub struct Context<'a> {
     pub labels: &'a [String],
     /// The options of the report.
     pub options: &'a ReportOptions,
+    /// How each run is drawn.
+    pub styles: Vec<Style>,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    /// The context of a report over `runs`, labelled `labels`.
+    pub fn new(runs: &'a [Run], labels: &'a [String], options: &'a ReportOptions) -> Context<'a> {
+        Context {
+            runs,
+            labels,
+            options,
+            styles: style::styles(runs, labels),
+        }
+    }
+
     /// The runs (with their index) that measured `key`.
     pub fn with<'b>(&'b self, key: &'b str) -> impl Iterator<Item = (usize, &'b Run)> + 'b {
         self.runs
@@ -35,25 +48,46 @@ impl Context<'_> {
             .filter(move |(_, r)| r.metrics.series(key).is_some())
     }
 
-    /// One line per run that measured `key`, in the run's colour.
+    /// One line per run that measured `key`, in the run's style (`dashed` dashes them all).
     pub fn run_lines(&self, key: &str, dashed: bool) -> Vec<Line> {
-        self.with(key)
-            .map(|(i, r)| Line {
-                points: r.metrics.series(key).unwrap_or_default().to_vec(),
-                color: color(i),
-                dashed,
+        let which = self.with(key).map(|(i, _)| i);
+        self.lines_of(which, key, dashed.then_some(true))
+    }
+
+    /// One line of `key` for each of the runs `which` that measured it, in the run's colour,
+    /// solid or dashed as `dashed` says or else as the run's style.
+    pub fn lines_of(
+        &self,
+        which: impl Iterator<Item = usize>,
+        key: &str,
+        dashed: Option<bool>,
+    ) -> Vec<Line> {
+        which
+            .filter_map(|i| {
+                Some(Line {
+                    points: self.runs[i].metrics.series(key)?.to_vec(),
+                    color: self.styles[i].color,
+                    dashed: dashed.unwrap_or(self.styles[i].dashed),
+                })
             })
             .collect()
     }
 
     /// Legend entries of the runs that measured any of `keys`.
     pub fn run_legend(&self, keys: &[&str]) -> Vec<Entry> {
-        self.runs
+        let shown = self
+            .runs
             .iter()
             .enumerate()
             .filter(|(_, r)| keys.iter().any(|k| r.metrics.series(k).is_some()))
-            .map(|(i, _)| Entry::line(self.labels[i].clone(), color(i)))
-            .collect()
+            .map(|(i, _)| i);
+        self.legend_of(shown, true)
+    }
+
+    /// Legend entries of the runs `which`: their colours, and their line styles if
+    /// `line_styles`.
+    pub fn legend_of(&self, which: impl Iterator<Item = usize>, line_styles: bool) -> Vec<Entry> {
+        style::legend(&self.styles, which, line_styles)
     }
 }
 

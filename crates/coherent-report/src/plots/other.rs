@@ -21,12 +21,6 @@ const KNOWN: &[&str] = &[
     "alpha_m",
     "sample_loss",
     "sample_acc",
-    "f_pristine",
-    "f_corrupt",
-    "f_pristine_null",
-    "f_corrupt_null",
-    "f_pristine_cum",
-    "f_corrupt_cum",
 ];
 
 /// The remaining quantities, in the order they first appear.
@@ -34,7 +28,11 @@ pub fn others(cx: &Context) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for run in cx.runs {
         for name in run.metrics.names() {
-            let known = KNOWN.contains(&name.as_str()) || name.starts_with("coherence/");
+            let fraction = super::fractions::PANELS
+                .iter()
+                .any(|(_, key, null)| key == name || *null == Some(name.as_str()));
+            let known =
+                KNOWN.contains(&name.as_str()) || name.starts_with("coherence/") || fraction;
             if !known && !names.contains(name) {
                 names.push(name.clone());
             }

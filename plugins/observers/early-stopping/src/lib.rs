@@ -9,7 +9,7 @@
 //! looked like there.
 //!
 //! Adds `early_stopping` to `summary.json` (`peak_test_step`, `peak_test_acc`,
-//! `final_test_acc`, `corrupt_rise_step`, `corrupt_rise_threshold`,
+//! `corrupt_acc_at_peak_test`, `final_test_acc`, `corrupt_rise_step`, `corrupt_rise_threshold`,
 //! `test_acc_at_corrupt_rise`, `<quantity>_at_peak_test`, `<quantity>_at_corrupt_rise`,
 //! `peak_before_rise`) and the cells `peak test (step)` and `corrupt rise` to the comparison
 //! table.
@@ -107,6 +107,10 @@ impl EarlyStopping {
         let mut part = Map::new();
         part.insert("peak_test_step".into(), json!(peak_step));
         part.insert("peak_test_acc".into(), json!(peak));
+        part.insert(
+            "corrupt_acc_at_peak_test".into(),
+            json!(at(Some(peak_step), |p| p.corrupt_acc)),
+        );
         part.insert(
             "final_test_acc".into(),
             json!(points.iter().rev().find_map(|p| p.test_acc)),
@@ -238,6 +242,7 @@ mod tests {
         assert_eq!(corrupt_rise_step(&o.points, 0.05), Some(40));
         let (v, cells) = o.analyse().unwrap();
         assert_eq!(v["peak_test_step"], 30);
+        assert_eq!(v["corrupt_acc_at_peak_test"], 0.1);
         assert_eq!(v["corrupt_rise_step"], 40);
         assert_eq!(v["coherence_at_peak_test"], 3.0);
         assert_eq!(v["coherence_at_corrupt_rise"], 4.0);

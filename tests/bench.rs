@@ -1,6 +1,6 @@
 //! The engine benchmark runs and reports every case of both networks, in both forms.
 
-use crate::common::{coherent, root, run_ok, scratch, stderr, stdout};
+use crate::common::{coherent, root, run_ok, scratch, stderr, stdout, strings_of_each};
 
 #[test]
 fn bench_reports_every_case_as_json_and_as_a_table() {
@@ -15,12 +15,7 @@ fn bench_reports_every_case_as_json_and_as_a_table() {
         &["plain", "coherence", "materialize", "loop_engine"],
     ];
     for (n, want) in networks.iter().zip(expected) {
-        let cases: Vec<&str> = n["cases"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["case"].as_str().unwrap())
-            .collect();
+        let cases = strings_of_each(&n["cases"], "case");
         assert_eq!(cases, want, "{}", n["network"]);
         for c in n["cases"].as_array().unwrap() {
             assert!(c["ms_per_step"].as_f64().unwrap() > 0.0);
@@ -32,12 +27,7 @@ fn bench_reports_every_case_as_json_and_as_a_table() {
         assert!(n["sample"]["coherence"].as_f64().unwrap() > 1.0);
     }
 
-    let aggregators: Vec<&str> = report["aggregators"]["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["case"].as_str().unwrap())
-        .collect();
+    let aggregators = strings_of_each(&report["aggregators"]["cases"], "case");
     assert_eq!(
         aggregators,
         [
@@ -106,12 +96,7 @@ fn bench_measures_the_cifar_shaped_networks() {
         let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
         let n = &report["networks"][0];
         assert!(n["network"].as_str().unwrap().starts_with(label), "{n}");
-        let cases: Vec<&str> = n["cases"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["case"].as_str().unwrap())
-            .collect();
+        let cases = strings_of_each(&n["cases"], "case");
         assert_eq!(cases, ["plain", "coherence", "materialize"]);
         assert_step_arithmetic(n, &report);
         assert!(n["sample"].is_null());

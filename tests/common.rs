@@ -1,16 +1,37 @@
 //! Helpers shared by the integration tests.
 
+use coherent_core::PluginKind;
+use coherent_runner::Diagnostics;
+use proptest::test_runner::TestCaseError;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Each kind of plugin with the manifest section that holds its plugins.
+pub const PLUGIN_SECTIONS: [(PluginKind, &str); 5] = [
+    (PluginKind::Network, "model"),
+    (PluginKind::Dataset, "dataset"),
+    (PluginKind::Metric, "metrics"),
+    (PluginKind::Aggregator, "aggregator"),
+    (PluginKind::Observer, "observers"),
+];
+
+/// Every diagnostic of a rejection of the manifest `file` is located, and rendered as
+/// `file:line:col: error: ...` (a property of a proptest).
+pub fn prop_located(diagnostics: &Diagnostics, file: &str) -> Result<(), TestCaseError> {
+    proptest::prop_assert!(!diagnostics.0.is_empty());
+    for d in &diagnostics.0 {
+        let (Some(line), Some(column)) = (d.line, d.column) else {
+            return Err(TestCaseError::fail(format!("no location: {d}")));
+        };
+        let prefix = format!("{file}:{line}:{column}: error: ");
+        proptest::prop_assert!(d.to_string().starts_with(&prefix), "{}", d);
+    }
+    Ok(())
+}
+
 /// Runs the `coherent` binary with `args` from the workspace root.
 pub fn coherent(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coherent"))
-        .args(args)
-        .current_dir(root())
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the coherent binary runs")
+    coherent_in(&root(), args)
 }
 
 /// Runs the `coherent` binary with `args` from the directory `dir`.
@@ -102,6 +123,17 @@ pub fn fails(code: i32, args: &[&str], what: &str) -> String {
     text
 }
 
+/// The string `key` of every element of the JSON array `array` (the names of a report's
+/// cases, of a run's plugin crates, ...).
+pub fn strings_of_each<'a>(array: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
+    array
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|element| element[key].as_str().expect("a string"))
+        .collect()
+}
+
 /// The target directory this test binary was built in (`target/`, or `CARGO_TARGET_DIR`).
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
@@ -113,8 +145,8 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// Runs `cargo ARGS` in the crate directory `dir` (a crate outside the workspace) with this
-/// build's target directory, so the framework's compiled crates are shared; asserts success and
-/// returns the output.
+/// build's target directory, so the framework's compiled crates are shared; asserts success
+/// (showing the last 40 lines of stderr and the stdout if not) and returns the output.
 pub fn cargo_in(dir: &Path, args: &[&str]) -> Output {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
@@ -123,11 +155,14 @@ pub fn cargo_in(dir: &Path, args: &[&str]) -> Output {
         .env("CARGO_TARGET_DIR", target_dir())
         .output()
         .expect("cargo runs");
+    let err = stderr(&out);
+    let tail: Vec<&str> = err.lines().rev().take(40).collect();
     assert!(
         out.status.success(),
-        "cargo {args:?} in {}:\n{}",
+        "cargo {args:?} in {}:\n{}\n{}",
         dir.display(),
-        stderr(&out)
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        stdout(&out)
     );
     out
 }

@@ -1,7 +1,8 @@
 //! The malformed manifests of `malformed.rs`, generated from the registry's parameter docs and
 //! from tables.
 
-use coherent_core::{Listing, ParamDoc, PluginKind};
+use crate::common::PLUGIN_SECTIONS;
+use coherent_core::{Listing, ParamDoc};
 
 /// A manifest to refuse: its name and bytes, and a piece of the diagnostics, if one is known.
 pub struct Case {
@@ -116,13 +117,7 @@ fn out_of_range(ty: &str) -> Vec<&'static str> {
 fn sections() -> Vec<(&'static str, Listing)> {
     let registry = coherent_plugins::registry().unwrap();
     let mut out = Vec::new();
-    for (kind, section) in [
-        (PluginKind::Network, "model"),
-        (PluginKind::Dataset, "dataset"),
-        (PluginKind::Metric, "metrics"),
-        (PluginKind::Aggregator, "aggregator"),
-        (PluginKind::Observer, "observers"),
-    ] {
+    for (kind, section) in PLUGIN_SECTIONS {
         // this test program also links a test observer the binary does not have
         let linked = registry.list(kind).into_iter();
         out.extend(

@@ -8,9 +8,8 @@
 //! dependency outside a crate's workspace by its absolute path), but only once per target
 //! directory: later runs of this test compile the crate of plugins alone.
 
-use crate::common::{fails, run_ok, scratch, stderr, stdout};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use crate::common::{cargo_in, fails, run_ok, scratch, stderr, stdout, target_dir};
+use std::process::Command;
 use std::time::Instant;
 
 /// The crate of plugins, named after its directory.
@@ -55,37 +54,6 @@ const PLUGINS: [(&str, &str, &str, &str, &str); 5] = [
     ),
 ];
 
-/// The target directory of this test's own build (`<target>/release/coherent`).
-fn target_dir() -> PathBuf {
-    let binary = Path::new(env!("CARGO_BIN_EXE_coherent"));
-    binary
-        .ancestors()
-        .nth(2)
-        .expect("<target>/<profile>/coherent")
-        .to_path_buf()
-}
-
-/// `cargo args...` in `dir` with the repository's target directory; asserts success.
-fn cargo(dir: &Path, args: &[&str]) -> Output {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(args)
-        .current_dir(dir)
-        .env("CARGO_TARGET_DIR", target_dir())
-        .output()
-        .expect("cargo runs");
-    let err = stderr(&out);
-    let tail: Vec<&str> = err.lines().rev().take(40).collect();
-    assert!(
-        out.status.success(),
-        "cargo {args:?} in {}:\n{}\n{}",
-        dir.display(),
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
-        stdout(&out)
-    );
-    out
-}
-
 /// The sum of `N passed` and of `N failed` over the `test result:` lines of cargo's output.
 fn test_counts(text: &str) -> (usize, usize) {
     let count = |line: &str, word: &str| -> usize {
@@ -122,7 +90,7 @@ fn a_crate_of_plugins_of_every_kind_is_tested_listed_and_trains() {
     let generated = start.elapsed();
 
     // the plugins' own tests, each against its brute-force reference
-    let test = cargo(&lab, &["test", "--release"]);
+    let test = cargo_in(&lab, &["test", "--release"]);
     let text = stdout(&test);
     let (passed, failed) = test_counts(&text);
     assert_eq!(failed, 0, "{text}");
@@ -135,7 +103,7 @@ fn a_crate_of_plugins_of_every_kind_is_tested_listed_and_trains() {
         assert!(ok >= 2, "{name}: {ok} tests passed:\n{text}");
     }
     let tested = start.elapsed();
-    cargo(&lab, &["build", "--release"]);
+    cargo_in(&lab, &["build", "--release"]);
     let built = start.elapsed();
 
     // the program lists each plugin, from this crate, with its parameters

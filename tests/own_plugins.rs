@@ -2,7 +2,9 @@
 //! each kind and a five-line binary, built as a user builds it (its own workspace, path
 //! dependencies, the framework's target directory shared) and used through every command.
 
-use crate::common::{cargo_in, root, scratch, stderr, stdout, summary, target_dir};
+use crate::common::{
+    cargo_in, root, scratch, stderr, stdout, strings_of_each, summary, target_dir,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -85,12 +87,7 @@ fn a_crate_of_own_plugins_builds_lists_runs_sweeps_and_reports() {
     let runs = ["000-aggregator=mean", "001-aggregator=norm_trimmed_drop10"];
     let meta = json(&a.join("spirals").join(runs[1]).join("run.json"));
     assert_eq!(meta["program"], "own-coherent");
-    let crates: Vec<&str> = meta["plugin_crates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let crates = strings_of_each(&meta["plugin_crates"], "name");
     assert!(
         crates.contains(&"own-plugins") && crates.contains(&"coherent-mlp"),
         "{crates:?}"

@@ -5,8 +5,9 @@
 //! accepted or refused with errors that are all located (`file:line:col`); nothing panics or
 //! aborts, and no network larger than `check` builds is allocated.
 
-use coherent_core::{Listing, PluginKind};
-use coherent_runner::{Diagnostics, Manifest, PlanError, Planner};
+use crate::common::{prop_located, PLUGIN_SECTIONS};
+use coherent_core::Listing;
+use coherent_runner::{Manifest, PlanError, Planner};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use std::path::Path;
@@ -16,13 +17,7 @@ use std::path::Path;
 fn params() -> Vec<(&'static str, Option<&'static str>, &'static str)> {
     let registry = coherent_plugins::registry().unwrap();
     let mut listings: Vec<(&str, bool, Listing)> = Vec::new();
-    for (kind, section) in [
-        (PluginKind::Network, "model"),
-        (PluginKind::Dataset, "dataset"),
-        (PluginKind::Metric, "metrics"),
-        (PluginKind::Aggregator, "aggregator"),
-        (PluginKind::Observer, "observers"),
-    ] {
+    for (kind, section) in PLUGIN_SECTIONS {
         listings.extend(registry.list(kind).into_iter().map(|l| (section, true, l)));
     }
     let protocols = coherent_runner::protocol::listing().into_iter();
@@ -113,29 +108,17 @@ fn planned(text: &str) -> Result<(), TestCaseError> {
     let path = Path::new("p.toml");
     let manifest = match Manifest::parse(path, text.to_string()) {
         Ok(m) => m,
-        Err(d) => return located(&d),
+        Err(d) => return prop_located(&d, "p.toml"),
     };
     let mut planner = Planner::new(&manifest, registry).checking();
     for spec in &manifest.runs {
         match planner.plan(spec) {
             Ok(_) => {}
-            Err(PlanError::Manifest(d)) => located(&d)?,
+            Err(PlanError::Manifest(d)) => prop_located(&d, "p.toml")?,
             Err(PlanError::Data(e)) => {
                 return Err(TestCaseError::fail(format!("a data error: {e}")));
             }
         }
-    }
-    Ok(())
-}
-
-fn located(d: &Diagnostics) -> Result<(), TestCaseError> {
-    prop_assert!(!d.0.is_empty());
-    for d in &d.0 {
-        let (Some(line), Some(column)) = (d.line, d.column) else {
-            return Err(TestCaseError::fail(format!("no location: {d}")));
-        };
-        let prefix = format!("p.toml:{line}:{column}: error: ");
-        prop_assert!(d.to_string().starts_with(&prefix), "{}", d);
     }
     Ok(())
 }

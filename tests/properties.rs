@@ -3,6 +3,7 @@
 //! and a generated grid expands to exactly its product of runs, in the documented order, with
 //! unique, stable directory names.
 
+use crate::common::prop_located;
 use coherent_runner::{Diagnostics, Manifest};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -33,15 +34,7 @@ fn check_located(result: Result<Manifest, Diagnostics>) -> Result<(), TestCaseEr
     let Err(diagnostics) = result else {
         return Ok(());
     };
-    prop_assert!(!diagnostics.0.is_empty());
-    for d in &diagnostics.0 {
-        let (Some(line), Some(column)) = (d.line, d.column) else {
-            return Err(TestCaseError::fail(format!("no location: {d}")));
-        };
-        let prefix = format!("m.toml:{line}:{column}: error: ");
-        prop_assert!(d.to_string().starts_with(&prefix), "{}", d);
-    }
-    Ok(())
+    prop_located(&diagnostics, "m.toml")
 }
 
 #[derive(Clone, Debug)]

@@ -45,6 +45,13 @@ pub fn four_runs(dir: &Path, name: &str) -> String {
     write_manifest(dir, "sweep.toml", &FOUR_RUNS.replace("NAME", name))
 }
 
+/// [`FOUR_RUNS`] named `name`, with the sweep's `seeds` line replaced by `axes`.
+fn four_runs_sweeping(name: &str, axes: &str) -> String {
+    FOUR_RUNS
+        .replace("NAME", name)
+        .replace("seeds = [0, 1]", axes)
+}
+
 #[test]
 fn parallel_runs_survive_a_failing_run_and_a_rerun_does_only_what_is_missing() {
     let dir = scratch("sweep-jobs");
@@ -124,10 +131,7 @@ fn parallel_runs_survive_a_failing_run_and_a_rerun_does_only_what_is_missing() {
 #[test]
 fn a_run_index_names_the_same_directory_on_every_invocation() {
     let dir = scratch("sweep-stable");
-    let text = FOUR_RUNS.replace("NAME", "stable").replace(
-        "seeds = [0, 1]",
-        "\"training.lr\" = [0.01, 0.02]\nseeds = [7, 3]",
-    );
+    let text = four_runs_sweeping("stable", "\"training.lr\" = [0.01, 0.02]\nseeds = [7, 3]");
     let m = write_manifest(&dir, "stable.toml", &text);
     let names = |out: &std::process::Output| -> Vec<String> {
         stdout(out)
@@ -158,9 +162,7 @@ fn a_run_index_names_the_same_directory_on_every_invocation() {
 #[test]
 fn the_slurm_script_covers_only_the_runs_not_done() {
     let dir = scratch("sweep-dry");
-    let text = FOUR_RUNS
-        .replace("NAME", "dry-run")
-        .replace("seeds = [0, 1]", "seeds = [0, 1, 2]");
+    let text = four_runs_sweeping("dry-run", "seeds = [0, 1, 2]");
     write_manifest(&dir, "m.toml", &text);
     for index in ["1", "2"] {
         let _out = run_ok_in(&dir, &["run", "m.toml", "--index", index, "--out", "rel"]);
@@ -264,8 +266,8 @@ fn an_axis_of_whole_plugin_tables_runs_each_plugin_with_its_parameters() {
     let (dir, m) = scratch_manifest(
         "sweep-plugin-tables",
         "tables.toml",
-        &FOUR_RUNS.replace("NAME", "tables").replace(
-            "seeds = [0, 1]",
+        &four_runs_sweeping(
+            "tables",
             "aggregator = [{ plugin = \"mean\" }, { plugin = \"winsorized\", c = 2 }]",
         ),
     );
@@ -302,8 +304,8 @@ fn an_axis_of_whole_plugin_tables_runs_each_plugin_with_its_parameters() {
     let (_, bad) = scratch_manifest(
         "sweep-plugin-tables-bad",
         "bad.toml",
-        &FOUR_RUNS.replace("NAME", "bad").replace(
-            "seeds = [0, 1]",
+        &four_runs_sweeping(
+            "bad",
             "aggregator = [{ plugin = \"mean\" }, { plugin = \"winsorized\", c = \"two\" }]",
         ),
     );

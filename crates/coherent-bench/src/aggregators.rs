@@ -140,13 +140,8 @@ pub fn run(data: &Split, reps: usize, min_time: Duration) -> AggregatorReport {
         cases: CASES
             .iter()
             .zip(&medians)
-            .map(|((name, args, what), &ms)| CaseResult {
-                case: case_name(name, args),
-                what: what.to_string(),
-                ms_per_step: ms,
-                vs_plain: ms / medians[0],
-                gflops: None,
-                of_gemm: None,
+            .map(|((name, args, what), &ms)| {
+                CaseResult::timed(case_name(name, args), what, ms, medians[0])
             })
             .collect(),
     }

@@ -95,6 +95,21 @@ pub struct CaseResult {
     pub of_gemm: Option<f64>,
 }
 
+impl CaseResult {
+    /// A case that took `ms` milliseconds per step, against `plain_ms` for the plain step; no
+    /// FLOP rate.
+    pub fn timed(case: String, what: &str, ms: f64, plain_ms: f64) -> CaseResult {
+        CaseResult {
+            case,
+            what: what.to_string(),
+            ms_per_step: ms,
+            vs_plain: ms / plain_ms,
+            gflops: None,
+            of_gemm: None,
+        }
+    }
+}
+
 /// The streamed m-coherence of a large sample.
 #[derive(Clone, Debug, Serialize)]
 pub struct SampleResult {
@@ -438,12 +453,9 @@ fn run_network(
         .map(|((case, what), &ms)| {
             let gflops = flops / (ms * 1e6);
             CaseResult {
-                case: case.to_string(),
-                what: what.to_string(),
-                ms_per_step: ms,
-                vs_plain: ms / medians[0],
                 gflops: Some(gflops),
                 of_gemm: Some(gflops / gemm_gflops),
+                ..CaseResult::timed(case.to_string(), what, ms, medians[0])
             }
         })
         .collect();

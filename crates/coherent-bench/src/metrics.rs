@@ -114,13 +114,8 @@ pub fn run(data: &Split, reps: usize, min_time: Duration) -> MetricsReport {
         cases: CASES
             .iter()
             .zip(&medians)
-            .map(|((name, _, _, what), &ms)| CaseResult {
-                case: name.to_string(),
-                what: what.to_string(),
-                ms_per_step: ms,
-                vs_plain: ms / medians[0],
-                gflops: None,
-                of_gemm: None,
+            .map(|((name, _, _, what), &ms)| {
+                CaseResult::timed(name.to_string(), what, ms, medians[0])
             })
             .collect(),
     }

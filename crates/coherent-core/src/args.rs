@@ -115,6 +115,14 @@ impl PluginArgs {
         T::deserialize(ValueDeserializer::from(self.value.clone())).map_err(ConfigError::from)
     }
 
+    /// Builds a plugin that has no parameters of its own: the table is checked against the
+    /// plugin's configuration `C` (so that an unknown key is an error), then `T::default()` is
+    /// returned.
+    pub fn checked_default<C: DeserializeOwned, T: Default>(&self) -> Result<T, ConfigError> {
+        self.parse::<C>()?;
+        Ok(T::default())
+    }
+
     /// Span of the value of `key` (or of the whole table if the key is absent).
     pub fn span_of(&self, key: &str) -> Range<usize> {
         if let DeValue::Table(t) = self.value.get_ref() {

@@ -258,6 +258,22 @@ impl NetworkBuilder {
         &mut self.rng
     }
 
+    /// Ends the network with a classifier and builds it: a dense layer of each width in
+    /// `hidden`, each with `activation` fused into it, then a dense layer to `outputs` without
+    /// activation.
+    pub fn build_with_classifier(
+        mut self,
+        hidden: &[usize],
+        activation: Option<Activation>,
+        outputs: usize,
+    ) -> Result<Sequential, String> {
+        for &width in hidden {
+            self.dense(width, activation)?;
+        }
+        self.dense(outputs, None)?;
+        self.build()
+    }
+
     /// The network (inside [`coherent_core::size::measure`]: `Err(SIZED_ONLY)`, nothing being built).
     pub fn build(self) -> Result<Sequential, String> {
         if dry() {

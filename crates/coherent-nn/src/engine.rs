@@ -22,34 +22,35 @@ pub(crate) fn collect(
         // the trace refills the caller's old buffer in its next backward pass
         t.swap_sum(s);
     }
-    fill(
-        request.sq_norms,
-        &mut out.sq_norms,
-        traces,
-        |t| t.batch(),
-        |t, o| t.sq_norms(o),
-    );
-    fill(
-        request.coord_sum_sq,
-        &mut out.coord_sum_sq,
-        traces,
-        |t| t.params(),
-        |t, o| t.coord_sum_sq(o),
-    );
-    fill(
-        request.gram,
-        &mut out.gram,
-        traces,
-        |t| t.batch() * t.batch(),
-        |t, o| t.gram(o),
-    );
-    fill(
-        request.per_example,
-        &mut out.per_example,
-        traces,
-        |t| t.batch() * t.params(),
-        |t, o| t.per_example(o),
-    );
+    let quantities: [(bool, &mut Vec<Vec<f32>>, Len, Compute); 4] = [
+        (
+            request.sq_norms,
+            &mut out.sq_norms,
+            |t| t.batch(),
+            |t, o| t.sq_norms(o),
+        ),
+        (
+            request.coord_sum_sq,
+            &mut out.coord_sum_sq,
+            |t| t.params(),
+            |t, o| t.coord_sum_sq(o),
+        ),
+        (
+            request.gram,
+            &mut out.gram,
+            |t| t.batch() * t.batch(),
+            |t, o| t.gram(o),
+        ),
+        (
+            request.per_example,
+            &mut out.per_example,
+            |t| t.batch() * t.params(),
+            |t, o| t.per_example(o),
+        ),
+    ];
+    for (wanted, buffers, len, compute) in quantities {
+        fill(wanted, buffers, traces, len, compute);
+    }
     let k = request.groups.min(rows);
     out.group_sums.resize_with(k, Vec::new);
     for (g, sums) in out.group_sums.iter_mut().enumerate() {
@@ -69,13 +70,19 @@ pub(crate) fn collect(
     }
 }
 
+/// The length of one layer's buffer of a quantity.
+type Len = fn(&dyn LayerGrads) -> usize;
+
+/// Writes one layer's quantity into its buffer.
+type Compute = fn(&mut dyn LayerGrads, &mut [f32]);
+
 /// One quantity of every layer into `out` (one buffer per layer), or nothing if not `wanted`.
 fn fill(
     wanted: bool,
     out: &mut Vec<Vec<f32>>,
     traces: &mut Traces<'_>,
-    len: impl Fn(&dyn LayerGrads) -> usize,
-    compute: impl Fn(&mut dyn LayerGrads, &mut [f32]),
+    len: Len,
+    compute: Compute,
 ) {
     if !wanted {
         out.clear();

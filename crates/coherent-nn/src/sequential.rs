@@ -314,16 +314,30 @@ mod tests {
         check_quantities(model, b, &reference);
     }
 
+    /// A dense network and the batch to check it on: `(widths, activation, bias, loss, batch
+    /// rows, seed)`.
+    type DenseCase = (&'static [usize], Activation, bool, LossKind, usize, u64);
+
+    /// Dense networks against one dfdx backward pass per example: relu and tanh, with and
+    /// without bias, cross-entropy and squared loss (a linear model too), a batch of one and an
+    /// MNIST-sized layer. The batch's seed is the network's plus one.
     #[test]
-    fn relu_mlp_matches_one_backward_per_example() {
-        let mut m = network(
-            &[13, 17, 9, 5],
-            Activation::Relu,
-            true,
-            LossKind::CrossEntropy,
-            1,
-        );
-        check_against_reference(&mut m, &batch(11, 13, 5, LossKind::CrossEntropy, 2));
+    fn dense_networks_match_one_backward_per_example() {
+        use Activation::{Relu, Tanh};
+        use LossKind::{CrossEntropy, Squared};
+        let cases: [DenseCase; 6] = [
+            (&[13, 17, 9, 5], Relu, true, CrossEntropy, 11, 1),
+            (&[6, 8, 3], Tanh, false, CrossEntropy, 7, 3),
+            (&[6, 1], Relu, false, Squared, 4, 5),
+            (&[5, 7, 1], Relu, true, Squared, 9, 7),
+            (&[10, 12, 4], Relu, true, CrossEntropy, 1, 9),
+            (&[784, 64, 10], Relu, true, CrossEntropy, 32, 13),
+        ];
+        for (widths, act, bias, loss, rows, seed) in cases {
+            let mut m = network(widths, act, bias, loss, seed);
+            let outputs = widths[widths.len() - 1];
+            check_against_reference(&mut m, &batch(rows, widths[0], outputs, loss, seed + 1));
+        }
     }
 
     #[test]
@@ -340,38 +354,6 @@ mod tests {
                 assert_close(a, b, "fused vs unfused");
             }
         }
-    }
-
-    #[test]
-    fn tanh_mlp_without_bias_matches_reference() {
-        let mut m = network(
-            &[6, 8, 3],
-            Activation::Tanh,
-            false,
-            LossKind::CrossEntropy,
-            3,
-        );
-        check_against_reference(&mut m, &batch(7, 6, 3, LossKind::CrossEntropy, 4));
-    }
-
-    #[test]
-    fn squared_loss_and_linear_model_match_reference() {
-        let mut m = network(&[6, 1], Activation::Relu, false, LossKind::Squared, 5);
-        check_against_reference(&mut m, &batch(4, 6, 1, LossKind::Squared, 6));
-        let mut m = network(&[5, 7, 1], Activation::Relu, true, LossKind::Squared, 7);
-        check_against_reference(&mut m, &batch(9, 5, 1, LossKind::Squared, 8));
-    }
-
-    #[test]
-    fn batch_of_one_matches_reference() {
-        let mut m = network(
-            &[10, 12, 4],
-            Activation::Relu,
-            true,
-            LossKind::CrossEntropy,
-            9,
-        );
-        check_against_reference(&mut m, &batch(1, 10, 4, LossKind::CrossEntropy, 10));
     }
 
     #[test]
@@ -393,18 +375,6 @@ mod tests {
         let pre = m.logits(&b.inputs[..8], 1);
         assert!(pre.iter().all(|v| v.is_finite()));
         check_against_reference(&mut m, &b);
-    }
-
-    #[test]
-    fn larger_batch_mnist_sized_layer_matches_reference() {
-        let mut m = network(
-            &[784, 64, 10],
-            Activation::Relu,
-            true,
-            LossKind::CrossEntropy,
-            13,
-        );
-        check_against_reference(&mut m, &batch(32, 784, 10, LossKind::CrossEntropy, 14));
     }
 
     #[test]

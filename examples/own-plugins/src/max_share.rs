@@ -62,8 +62,9 @@ impl CoherenceMetric for MaxShare {
 
 /// Builds the `max_share` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError> {
-    let _: MaxShareConfig = args.parse()?;
-    Ok(Box::new(MaxShare::default()))
+    Ok(Box::new(
+        args.checked_default::<MaxShareConfig, MaxShare>()?,
+    ))
 }
 
 coherent_core::register! {

@@ -73,8 +73,9 @@ impl RunObserver for UpdateNorm {
 
 /// Builds the `update_norm` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn RunObserver>, ConfigError> {
-    let _: UpdateNormConfig = args.parse()?;
-    Ok(Box::new(UpdateNorm::default()))
+    Ok(Box::new(
+        args.checked_default::<UpdateNormConfig, UpdateNorm>()?,
+    ))
 }
 
 coherent_core::register! {

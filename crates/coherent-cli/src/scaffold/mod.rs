@@ -338,22 +338,26 @@ mod tests {
         ] {
             refused(name, Kind::Metric, "is not a plugin name");
         }
-        refused(
-            "mlp",
-            Kind::Network,
-            "already registered (by the crate coherent-mlp)",
-        );
-        refused("coherence", Kind::Metric, "already registered");
-        refused("type", Kind::Observer, "Rust keyword");
-        refused(
-            "serde",
-            Kind::Observer,
-            "Rust keyword or the name of a crate",
-        );
-        refused("split", Kind::Dataset, "the type `Split`");
-        refused("data_options", Kind::Dataset, "the type `DataOptions`");
-        refused("sums_metric", Kind::Metric, "the type `SumsMetric`");
-        refused("result", Kind::Aggregator, "the type `Result`");
+        for (name, kind, reason) in [
+            (
+                "mlp",
+                Kind::Network,
+                "already registered (by the crate coherent-mlp)",
+            ),
+            ("coherence", Kind::Metric, "already registered"),
+            ("type", Kind::Observer, "Rust keyword"),
+            (
+                "serde",
+                Kind::Observer,
+                "Rust keyword or the name of a crate",
+            ),
+            ("split", Kind::Dataset, "the type `Split`"),
+            ("data_options", Kind::Dataset, "the type `DataOptions`"),
+            ("sums_metric", Kind::Metric, "the type `SumsMetric`"),
+            ("result", Kind::Aggregator, "the type `Result`"),
+        ] {
+            refused(name, kind, reason);
+        }
         // the usage line lists the kinds
         let e = check_name("Bad", Kind::Metric, registry()).unwrap_err();
         assert!(

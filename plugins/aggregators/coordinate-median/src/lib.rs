@@ -32,8 +32,9 @@ impl GradientAggregator for CoordinateMedianAggregator {
 
 /// Builds the `coordinate_median` plugin (it has no parameters).
 pub fn build(args: &PluginArgs) -> Result<Box<dyn GradientAggregator>, ConfigError> {
-    let _: MedianConfig = args.parse()?;
-    Ok(Box::new(CoordinateMedianAggregator))
+    Ok(Box::new(
+        args.checked_default::<MedianConfig, CoordinateMedianAggregator>()?,
+    ))
 }
 
 coherent_core::register! {

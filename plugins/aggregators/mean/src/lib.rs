@@ -31,8 +31,9 @@ impl GradientAggregator for MeanAggregator {
 
 /// Builds the `mean` plugin (it has no parameters).
 pub fn build(args: &PluginArgs) -> Result<Box<dyn GradientAggregator>, ConfigError> {
-    let _: MeanConfig = args.parse()?;
-    Ok(Box::new(MeanAggregator))
+    Ok(Box::new(
+        args.checked_default::<MeanConfig, MeanAggregator>()?,
+    ))
 }
 
 coherent_core::register! {

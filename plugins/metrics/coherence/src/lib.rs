@@ -143,8 +143,9 @@ impl CoherenceMetric for CoherenceMetricImpl {
 
 /// Builds the `coherence` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError> {
-    let _: CoherenceConfig = args.parse()?;
-    Ok(Box::new(CoherenceMetricImpl::default()))
+    Ok(Box::new(
+        args.checked_default::<CoherenceConfig, CoherenceMetricImpl>()?,
+    ))
 }
 
 coherent_core::register! {

@@ -123,8 +123,9 @@ impl CoherenceMetric for CosineMatrixMetric {
 
 /// Builds the `cosine_matrix` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError> {
-    let _: CosineMatrixConfig = args.parse()?;
-    Ok(Box::new(CosineMatrixMetric::default()))
+    Ok(Box::new(
+        args.checked_default::<CosineMatrixConfig, CosineMatrixMetric>()?,
+    ))
 }
 
 coherent_core::register! {

@@ -119,8 +119,9 @@ impl CoherenceMetric for GradientConfusionMetric {
 
 /// Builds the `gradient_confusion` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError> {
-    let _: GradientConfusionConfig = args.parse()?;
-    Ok(Box::new(GradientConfusionMetric::default()))
+    Ok(Box::new(
+        args.checked_default::<GradientConfusionConfig, GradientConfusionMetric>()?,
+    ))
 }
 
 coherent_core::register! {

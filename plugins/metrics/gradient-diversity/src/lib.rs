@@ -72,8 +72,9 @@ impl FromSums for GradientDiversity {
 
 /// Builds the `gradient_diversity` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError> {
-    let _: GradientDiversityConfig = args.parse()?;
-    Ok(Box::new(SumsMetric::new(GradientDiversity)))
+    Ok(Box::new(
+        args.checked_default::<GradientDiversityConfig, SumsMetric<GradientDiversity>>()?,
+    ))
 }
 
 coherent_core::register! {

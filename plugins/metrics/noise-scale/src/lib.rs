@@ -82,8 +82,9 @@ impl FromSums for NoiseScale {
 
 /// Builds the `noise_scale` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError> {
-    let _: NoiseScaleConfig = args.parse()?;
-    Ok(Box::new(SumsMetric::new(NoiseScale)))
+    Ok(Box::new(
+        args.checked_default::<NoiseScaleConfig, SumsMetric<NoiseScale>>()?,
+    ))
 }
 
 coherent_core::register! {

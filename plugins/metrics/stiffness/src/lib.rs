@@ -111,8 +111,9 @@ impl CoherenceMetric for StiffnessMetric {
 
 /// Builds the `stiffness` plugin from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn CoherenceMetric>, ConfigError> {
-    let _: StiffnessConfig = args.parse()?;
-    Ok(Box::new(StiffnessMetric::default()))
+    Ok(Box::new(
+        args.checked_default::<StiffnessConfig, StiffnessMetric>()?,
+    ))
 }
 
 coherent_core::register! {

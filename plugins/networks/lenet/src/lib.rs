@@ -90,11 +90,7 @@ impl LenetConfig {
             b.conv(c, self.kernel, 1, p, Some(self.activation))?;
             b.pool(pool, 2)?;
         }
-        for &h in &self.hidden {
-            b.dense(h, Some(self.activation))?;
-        }
-        b.dense(spec.outputs, None)?;
-        b.build()
+        b.build_with_classifier(&self.hidden, Some(self.activation), spec.outputs)
     }
 }
 

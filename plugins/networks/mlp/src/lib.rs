@@ -53,13 +53,12 @@ impl MlpConfig {
     /// Builds the network for `spec` (with a builder, so that it is sized before it is
     /// allocated), or says which layer cannot be.
     pub fn network(&self, spec: &ModelSpec) -> Result<Sequential, String> {
-        let mut b = NetworkBuilder::new(spec, self.bias, self.init);
-        for &width in &self.hidden {
-            // hidden layers carry their activation, fused into the dense op
-            b.dense(width, Some(self.activation))?;
-        }
-        b.dense(spec.outputs, None)?;
-        b.build()
+        // hidden layers carry their activation, fused into the dense op
+        NetworkBuilder::new(spec, self.bias, self.init).build_with_classifier(
+            &self.hidden,
+            Some(self.activation),
+            spec.outputs,
+        )
     }
 }
 

@@ -63,11 +63,7 @@ impl VggConfig {
                 b.pool(PoolKind::Max, 2)?;
             }
         }
-        for &h in &self.hidden {
-            b.dense(h, relu)?;
-        }
-        b.dense(spec.outputs, None)?;
-        b.build()
+        b.build_with_classifier(&self.hidden, relu, spec.outputs)
     }
 }
 

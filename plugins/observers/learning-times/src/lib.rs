@@ -131,8 +131,9 @@ impl RunObserver for LearningTimes {
 
 /// Builds the `learning_times` observer from its manifest table.
 pub fn build(args: &PluginArgs) -> Result<Box<dyn RunObserver>, ConfigError> {
-    let LearningTimesConfig {} = args.parse()?;
-    Ok(Box::new(LearningTimes::default()))
+    Ok(Box::new(
+        args.checked_default::<LearningTimesConfig, LearningTimes>()?,
+    ))
 }
 
 coherent_core::register! {

@@ -92,34 +92,48 @@ pub fn styles(runs: &[Run], labels: &[String]) -> Vec<Style> {
             combos.push(combo);
         }
     }
+    // A run without every axis (from another experiment) is drawn apart, under its own label.
+    let complete = |run: &Run| axes.iter().all(|(key, _)| run.param(key).is_some());
     if combos.len() > 2 {
         let all: Vec<&(String, Vec<String>)> = axes.iter().collect();
-        return by_value(runs, |run| describe(run, &all), |_| None);
+        return by_value(runs, labels, complete, |run| describe(run, &all), |_| None);
     }
     let main_axis = [&axes[main]];
     by_value(
         runs,
+        labels,
+        complete,
         |run| describe(run, &main_axis),
         |run| (combos.len() == 2).then(|| describe(run, &others)),
     )
 }
 
-/// One colour per distinct `color_label`, dashed for the second distinct `dash_label`.
+/// One colour per distinct `color_label`, dashed for the second distinct `dash_label`; the
+/// runs that are not `complete` have their own label (after their experiment's name) and a
+/// solid line.
 fn by_value(
     runs: &[Run],
+    labels: &[String],
+    complete: impl Fn(&Run) -> bool,
     color_label: impl Fn(&Run) -> String,
     dash_label: impl Fn(&Run) -> Option<String>,
 ) -> Vec<Style> {
     let mut colors: Vec<String> = Vec::new();
     let mut dashes: Vec<String> = Vec::new();
     runs.iter()
-        .map(|run| {
-            let label = color_label(run);
+        .zip(labels)
+        .map(|(run, own)| {
+            let complete = complete(run);
+            let label = match complete {
+                true => color_label(run),
+                false if own.starts_with(&run.experiment) => own.clone(),
+                false => format!("{}: {own}", run.experiment),
+            };
             let k = colors.iter().position(|c| *c == label).unwrap_or_else(|| {
                 colors.push(label.clone());
                 colors.len() - 1
             });
-            let dash = dash_label(run);
+            let dash = if complete { dash_label(run) } else { None };
             let dashed = dash.as_ref().is_some_and(|d| {
                 if !dashes.contains(d) {
                     dashes.push(d.clone());
@@ -230,6 +244,19 @@ mod tests {
                 "dashed: label_noise=0.5"
             ]
         );
+    }
+
+    #[test]
+    fn a_run_without_the_axes_keeps_its_own_label() {
+        let runs = [
+            run("000-plugin=mean", &[("aggregator.plugin", "mean")]),
+            run("001-plugin=rm3", &[("aggregator.plugin", "rm3")]),
+            Run::named("baseline", "000"),
+        ];
+        let s = styles(&runs, &labels(&runs));
+        assert_eq!(s[2].color_label, "baseline: 000");
+        assert_ne!(s[2].color, s[0].color);
+        assert_ne!(s[2].color, s[1].color);
     }
 
     #[test]

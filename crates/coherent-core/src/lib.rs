@@ -62,7 +62,10 @@ pub use metric_support::{
     add_per_layer, zero_per_layer, FromSums, PerLayer, SqSums, SumAndSqNorms, SumsMetric,
 };
 pub use model::{LossKind, Model, ModelSpec};
-pub use observer::{Evaluation, ObserverOutput, RunEnd, RunInfo, RunObserver, StepGrads, StepInfo};
+pub use observer::{
+    load_state, save_state, Evaluation, ObserverOutput, RunEnd, RunInfo, RunObserver, StepGrads,
+    StepInfo,
+};
 pub use params::{ParamDoc, ParamType, PluginConfig};
 pub use plugin_crate::{CrateId, PluginCrate};
 pub use registry::{

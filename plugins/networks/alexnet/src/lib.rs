@@ -74,11 +74,10 @@ coherent_core::register! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_core::InputShape;
 
     #[test]
     fn layers_on_cifar_shape() {
-        let spec = ModelSpec::classifier(InputShape::image(3, 32, 32), 10);
+        let spec = ModelSpec::ten_class_images(3, 32);
         let m = build(&PluginArgs::empty(), &spec).unwrap();
         assert_eq!(m.layers().len(), 8);
         // 32 -> 16 -> 8 -> 4: the classifier sees 64 x 4 x 4

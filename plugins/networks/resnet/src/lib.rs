@@ -143,10 +143,9 @@ coherent_core::register! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_core::InputShape;
 
     fn spec() -> ModelSpec {
-        ModelSpec::classifier(InputShape::image(3, 32, 32), 10)
+        ModelSpec::ten_class_images(3, 32)
     }
 
     #[test]

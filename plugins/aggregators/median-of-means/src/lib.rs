@@ -100,14 +100,11 @@ coherent_core::register! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_core::explicit::aggregate_examples;
+    use coherent_core::explicit::{aggregate_examples, random_examples};
 
     #[test]
     fn m3_matches_brute_force() {
-        let mut r = coherent_core::Rng::new(7);
-        let g: Vec<Vec<Vec<f32>>> = (0..10)
-            .map(|_| vec![(0..25).map(|_| r.normal() as f32).collect()])
-            .collect();
+        let g = random_examples(10, &[25], 7, 0.0);
         let mut a = build(&PluginArgs::empty()).unwrap();
         assert_eq!(
             (a.needs().groups, a.needs().blocks),

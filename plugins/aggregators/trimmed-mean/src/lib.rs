@@ -73,14 +73,11 @@ coherent_core::register! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_core::explicit::aggregate_examples;
+    use coherent_core::explicit::{aggregate_examples, random_examples};
 
     #[test]
     fn matches_brute_force() {
-        let mut r = coherent_core::Rng::new(4);
-        let g: Vec<Vec<Vec<f32>>> = (0..11)
-            .map(|_| vec![(0..30).map(|_| r.normal() as f32).collect()])
-            .collect();
+        let g = random_examples(11, &[30], 4, 0.0);
         let mut a = build(&PluginArgs::from_toml("b = 3").unwrap()).unwrap();
         let dir = aggregate_examples(a.as_mut(), &g, 0);
         for c in 0..30 {

@@ -121,8 +121,7 @@ impl RunObserver for LearningTimes {
     }
 
     fn restore(&mut self, state: Value) -> Result<(), String> {
-        *self = load_state(state)?;
-        Ok(())
+        load_state(state).map(|saved| *self = saved)
     }
 }
 

@@ -55,7 +55,9 @@ pub use data_files::read_data_file;
 pub use data_options::DataOptions;
 pub use dataset::{DataError, Dataset};
 pub use explicit::{example_layers, measure_examples, random_examples};
-pub use grads::{columns_to_rows, BatchGrads, LayerInfo, PerExampleBlocks, TensorInfo};
+pub use grads::{
+    columns_to_rows, squared_norm, BatchGrads, LayerInfo, PerExampleBlocks, TensorInfo,
+};
 pub use measurements::Measurements;
 pub use metric::CoherenceMetric;
 pub use metric_support::{

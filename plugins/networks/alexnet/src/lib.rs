@@ -22,7 +22,7 @@ pub struct AlexnetConfig {
     #[serde(default = "default_hidden")]
     pub hidden: Vec<usize>,
     /// Initialisation.
-    #[serde(default = "default_init")]
+    #[serde(default = "Init::he")]
     pub init: Init,
 }
 
@@ -32,10 +32,6 @@ fn default_channels() -> [usize; 5] {
 fn default_hidden() -> Vec<usize> {
     vec![256, 256]
 }
-fn default_init() -> Init {
-    Init::He
-}
-
 impl AlexnetConfig {
     /// Builds the network for `spec`, or says what does not fit.
     pub fn network(&self, spec: &ModelSpec) -> Result<Sequential, String> {

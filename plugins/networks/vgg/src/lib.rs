@@ -24,7 +24,7 @@ pub struct VggConfig {
     #[serde(default)]
     pub groups: usize,
     /// Initialisation.
-    #[serde(default = "default_init")]
+    #[serde(default = "Init::he")]
     pub init: Init,
 }
 
@@ -40,10 +40,6 @@ fn default_stages() -> Vec<Vec<usize>> {
 fn default_hidden() -> Vec<usize> {
     vec![128]
 }
-fn default_init() -> Init {
-    Init::He
-}
-
 impl VggConfig {
     /// Builds the network for `spec`, or says what does not fit.
     pub fn network(&self, spec: &ModelSpec) -> Result<Sequential, String> {

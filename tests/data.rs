@@ -1,8 +1,8 @@
 //! Missing and corrupt data files: a clear error naming the file, never a panic.
 
 use crate::common::{coherent, fails, run_ok, scratch, stderr, stdout, write_manifest};
-use coherent_mnist::idx::encode;
-use std::path::Path;
+use coherent_mnist::idx::{encode, gzip};
+use std::path::{Path, PathBuf};
 
 /// Writes an MNIST-format directory of `n` train / `m` test images of `rows x cols`.
 fn write_idx_dir(dir: &Path, n: usize, m: usize, rows: usize, cols: usize) {
@@ -24,6 +24,30 @@ fn write_idx_dir(dir: &Path, n: usize, m: usize, rows: usize, cols: usize) {
     }
 }
 
+/// The scratch directory of `test` and its `data` folder, an MNIST-format directory of
+/// `n` train / `m` test images of `rows x cols` ([`write_idx_dir`]).
+fn scratch_idx(test: &str, (n, m, rows, cols): (usize, usize, usize, usize)) -> (PathBuf, PathBuf) {
+    let dir = scratch(test);
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_idx_dir(&data, n, m, rows, cols);
+    (dir, data)
+}
+
+/// The scratch directory of `test` with a synthetic CIFAR-10 copy of 30 records a file in
+/// `cifar`, and the manifest `c.toml` of the `cifar10` dataset there whose `[dataset]` table
+/// goes on with `rest`.
+fn scratch_cifar(test: &str, rest: &str) -> (PathBuf, String) {
+    let dir = scratch(test);
+    crate::manifests::synthetic_cifar(&dir.join("cifar"), 30);
+    let text = format!(
+        "[dataset]\nplugin = \"cifar10\"\npath = \"{}\"\n{rest}",
+        dir.join("cifar").display()
+    );
+    let m = write_manifest(&dir, "c.toml", &text);
+    (dir, m)
+}
+
 fn manifest(dir: &Path, data: &Path) -> String {
     let text = format!(
         "[dataset]\nplugin = \"mnist\"\npath = \"{}\"\n\n[model]\nplugin = \"mlp\"\nhidden = [8]\n\n[training]\nbatch_size = 10\n\n[[metrics]]\nplugin = \"coherence\"\nevery_steps = 2\nsample = 20\n",
@@ -34,10 +58,7 @@ fn manifest(dir: &Path, data: &Path) -> String {
 
 #[test]
 fn images_of_any_size_are_read_from_the_headers() {
-    let dir = scratch("idx-any-size");
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    write_idx_dir(&data, 40, 20, 5, 7);
+    let (dir, data) = scratch_idx("idx-any-size", (40, 20, 5, 7));
     let m = manifest(&dir, &data);
     let out = run_ok(&["run", &m, "--out", &dir.join("runs").to_string_lossy()]);
     let meta: serde_json::Value =
@@ -84,10 +105,7 @@ fn broken(case: &str) -> (Vec<u8>, &'static str, &'static [&'static str]) {
 #[test]
 fn corrupt_files_are_named_with_the_problem() {
     for case in ["magic", "truncated", "count", "label", "gzip"] {
-        let dir = scratch(&format!("idx-{case}"));
-        let data = dir.join("data");
-        std::fs::create_dir_all(&data).unwrap();
-        write_idx_dir(&data, 4, 4, 2, 2);
+        let (dir, data) = scratch_idx(&format!("idx-{case}"), (4, 4, 2, 2));
         let (bytes, file, pieces) = broken(case);
         std::fs::write(data.join(file), bytes).unwrap();
         let m = manifest(&dir, &data);
@@ -137,13 +155,7 @@ fn a_missing_directory_is_reported() {
 /// The CIFAR-10 loader on a synthetic copy, end to end: a ResNet-8 with GroupNorm trains on it.
 #[test]
 fn synthetic_cifar10_trains_a_resnet() {
-    let dir = scratch("cifar-resnet");
-    crate::manifests::synthetic_cifar(&dir.join("cifar"), 30);
-    let text = format!(
-        "[dataset]\nplugin = \"cifar10\"\npath = \"{}\"\nlabel_noise = 0.5\n\n[model]\nplugin = \"resnet\"\nwidth = 8\ngroups = 4\n\n[training]\nbatch_size = 16\nepochs = 1\n\n[[metrics]]\nplugin = \"coherence\"\nevery_steps = 1\nsample = 20\n",
-        dir.join("cifar").display()
-    );
-    let m = write_manifest(&dir, "c.toml", &text);
+    let (dir, m) = scratch_cifar("cifar-resnet", "label_noise = 0.5\n\n[model]\nplugin = \"resnet\"\nwidth = 8\ngroups = 4\n\n[training]\nbatch_size = 16\nepochs = 1\n\n[[metrics]]\nplugin = \"coherence\"\nevery_steps = 1\nsample = 20\n");
     run_ok(&["run", &m, "--out", &dir.join("runs").to_string_lossy()]);
     let lines = std::fs::read_to_string(dir.join("runs/c/000/metrics.jsonl")).unwrap();
     let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
@@ -223,22 +235,12 @@ fn relative_data_paths_resolve_against_the_manifest() {
     assert!(text.contains("write `path = \"../data\"`"), "{text}");
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(bytes).unwrap();
-    gz.finish().unwrap()
-}
-
 /// A small `.gz` IDX file whose content is far longer than its header says (here 40 MB of
 /// zeros after a header of 4 labels) is refused once the announced bytes are read: quickly,
 /// in little memory, naming the file.
 #[test]
 fn a_gzip_idx_file_is_read_no_further_than_its_header() {
-    let dir = scratch("idx-gzip-long");
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    write_idx_dir(&data, 4, 4, 2, 2);
+    let (dir, data) = scratch_idx("idx-gzip-long", (4, 4, 2, 2));
     let mut labels = encode(&[4], &[0, 1, 2, 3]);
     labels.resize(40_000_000, 0);
     let file = data.join("train-labels-idx1-ubyte.gz");
@@ -258,10 +260,7 @@ fn a_gzip_idx_file_is_read_no_further_than_its_header() {
 /// A data file that is a FIFO or a directory is refused by what it is, without blocking.
 #[test]
 fn a_data_file_that_is_not_a_regular_file_is_refused() {
-    let dir = scratch("idx-fifo");
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    write_idx_dir(&data, 4, 4, 2, 2);
+    let (dir, data) = scratch_idx("idx-fifo", (4, 4, 2, 2));
     let fifo = data.join("train-images-idx3-ubyte");
     std::fs::remove_file(&fifo).unwrap();
     crate::manifests::mkfifo(&fifo);
@@ -281,13 +280,10 @@ fn a_data_file_that_is_not_a_regular_file_is_refused() {
 /// and gives every file's count and the examples read; nothing is said of complete files.
 #[test]
 fn cifar_files_with_fewer_records_are_read_with_a_warning() {
-    let dir = scratch("cifar-short");
-    crate::manifests::synthetic_cifar(&dir.join("cifar"), 30);
-    let text = format!(
-        "[dataset]\nplugin = \"cifar10\"\npath = \"{}\"\n\n[model]\nplugin = \"mlp\"\nhidden = [4]\n\n[training]\nbatch_size = 10\n",
-        dir.join("cifar").display()
+    let (dir, m) = scratch_cifar(
+        "cifar-short",
+        "\n[model]\nplugin = \"mlp\"\nhidden = [4]\n\n[training]\nbatch_size = 10\n",
     );
-    let m = write_manifest(&dir, "c.toml", &text);
     let out = run_ok(&["check", &m]);
     let text = stderr(&out);
     let want = format!(
@@ -302,10 +298,7 @@ fn cifar_files_with_fewer_records_are_read_with_a_warning() {
 #[test]
 fn data_errors_name_their_file_once() {
     for case in ["magic", "truncated", "label", "gzip"] {
-        let dir = scratch(&format!("idx-once-{case}"));
-        let data = dir.join("data");
-        std::fs::create_dir_all(&data).unwrap();
-        write_idx_dir(&data, 4, 4, 2, 2);
+        let (dir, data) = scratch_idx(&format!("idx-once-{case}"), (4, 4, 2, 2));
         let (bytes, file, _) = broken(case);
         std::fs::write(data.join(file), bytes).unwrap();
         let text = fails(1, &["check", &manifest(&dir, &data)], case);

@@ -113,21 +113,49 @@ fn reference(dir: &Path, manifest: &str) -> PathBuf {
     out.join("long/000")
 }
 
+/// A run of [`LONG`] that a test interrupts, and the record it must end with.
+struct LongRun {
+    /// The manifest's path.
+    manifest: String,
+    /// The run directory of the uninterrupted run.
+    want: PathBuf,
+    /// The `--out` directory of the interrupted run.
+    out: PathBuf,
+    /// Its run directory.
+    run: PathBuf,
+}
+
+impl LongRun {
+    /// Writes [`LONG`] in the scratch directory of `test`, runs it once uninterrupted for the
+    /// reference, and starts it again into `runs`: the run and its process.
+    fn start(test: &str) -> (LongRun, Child) {
+        let (dir, manifest) = scratch_manifest(test, "long.toml", LONG);
+        let want = reference(&dir, &manifest);
+        let out = dir.join("runs");
+        let run = out.join("long/000");
+        let child = start(&["run", &manifest, "--out", &out.to_string_lossy()]);
+        let long = LongRun {
+            manifest,
+            want,
+            out,
+            run,
+        };
+        (long, child)
+    }
+}
+
 #[test]
 fn a_second_writer_is_refused_and_the_first_run_is_untouched() {
-    let (dir, m) = scratch_manifest("two-writers", "long.toml", LONG);
-    let want = reference(&dir, &m);
-    let out = dir.join("runs");
-    let run = out.join("long/000");
-    let first = start(&["run", &m, "--out", &out.to_string_lossy()]);
-    wait_for("a first measurement", || lines(&run) >= 1);
+    let (long, first) = LongRun::start("two-writers");
+    let (m, want, out, run) = (&long.manifest, &long.want, &long.out, &long.run);
+    wait_for("a first measurement", || lines(run) >= 1);
     // An edited copy of the manifest, same name, same --out.
     let (_, edited) = scratch_manifest(
         "two-writers-edited",
         "long.toml",
         &LONG.replace("lr = 0.1", "lr = 0.05"),
     );
-    for manifest in [&m, &edited] {
+    for manifest in [m, &edited] {
         let second = coherent(&["run", manifest, "--out", &out.to_string_lossy(), "--resume"]);
         let text = stderr(&second);
         assert_eq!(second.status.code(), Some(1), "{text}");
@@ -143,7 +171,7 @@ fn a_second_writer_is_refused_and_the_first_run_is_untouched() {
         "{}",
         String::from_utf8_lossy(&done.stderr)
     );
-    same_record(&run, &want);
+    same_record(run, want);
     // Once it is done, the edited manifest does not pass its run off as its own.
     let other = coherent(&["run", &edited, "--out", &out.to_string_lossy()]);
     let text = stderr(&other);
@@ -152,7 +180,7 @@ fn a_second_writer_is_refused_and_the_first_run_is_untouched() {
         text.contains("holds a complete run of another manifest"),
         "{text}"
     );
-    same_record(&run, &want);
+    same_record(run, want);
     let status = coherent(&[
         "sweep",
         &edited,
@@ -165,12 +193,9 @@ fn a_second_writer_is_refused_and_the_first_run_is_untouched() {
 
 #[test]
 fn sigterm_saves_a_checkpoint_and_the_run_continues_to_the_same_result() {
-    let (dir, m) = scratch_manifest("sigterm", "long.toml", LONG);
-    let want = reference(&dir, &m);
-    let out = dir.join("runs");
-    let run = out.join("long/000");
-    let child = start(&["run", &m, "--out", &out.to_string_lossy()]);
-    wait_for("three measurements", || lines(&run) >= 3);
+    let (long, child) = LongRun::start("sigterm");
+    let (m, want, out, run) = (&long.manifest, &long.want, &long.out, &long.run);
+    wait_for("three measurements", || lines(run) >= 3);
     signal(&child, "TERM");
     let stopped = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&stopped.stderr);
@@ -181,16 +206,16 @@ fn sigterm_saves_a_checkpoint_and_the_run_continues_to_the_same_result() {
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join(files::RUN)).unwrap()).unwrap();
     assert_eq!(meta["status"], "interrupted");
-    let status = coherent(&["sweep", &m, "--status", "--out", &out.to_string_lossy()]);
+    let status = coherent(&["sweep", m, "--status", "--out", &out.to_string_lossy()]);
     assert!(
         stdout(&status).contains("interrupted: interrupted at step"),
         "{}",
         stdout(&status)
     );
-    run_ok(&["run", &m, "--out", &out.to_string_lossy(), "--resume"]);
+    run_ok(&["run", m, "--out", &out.to_string_lossy(), "--resume"]);
     let log = std::fs::read_to_string(run.join(files::LOG)).unwrap();
     assert!(log.contains("resumed from the checkpoint at step"), "{log}");
-    same_record(&run, &want);
+    same_record(run, want);
 }
 
 #[test]

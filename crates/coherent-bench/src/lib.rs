@@ -33,7 +33,7 @@ pub use metrics::MetricsReport;
 pub use networks::{step_flops, BenchNetwork};
 
 use coherent_core::{
-    Batch, BatchGrads, CoherenceMetric, GradRequest, InputShape, Measurements, Model, ModelSpec,
+    Batch, BatchGrads, CoherenceMetric, GradRequest, Measurements, Model, ModelSpec,
     PerExampleBlocks, PluginArgs, Registry, Split, Targets,
 };
 use coherent_nn::{reference, Sequential};
@@ -195,7 +195,7 @@ pub(crate) fn registry() -> &'static Registry {
 }
 
 pub(crate) fn spec() -> ModelSpec {
-    ModelSpec::classifier(InputShape::image(1, 28, 28), 10)
+    ModelSpec::ten_class_images(1, 28)
 }
 
 fn build_model(network: &BenchNetwork) -> Box<dyn Model> {

@@ -3,6 +3,7 @@
 
 use coherent_core::{Batch, InputShape, ModelSpec, PluginArgs, Rng, Split, Targets};
 use coherent_nn::{Conv2d, Dense, Layer, Sequential};
+use serde::de::DeserializeOwned;
 
 /// A network to benchmark: a registered network plugin, its parameters and its input.
 #[derive(Clone, Debug)]
@@ -75,25 +76,23 @@ impl BenchNetwork {
         let args = PluginArgs::from_toml(&self.args).expect("valid TOML");
         let spec = self.spec();
         let built = match self.plugin.as_str() {
-            "mlp" => args
-                .parse::<coherent_mlp::MlpConfig>()
-                .expect("mlp")
-                .network(&spec),
-            "lenet" => args
-                .parse::<coherent_lenet::LenetConfig>()
-                .expect("lenet")
-                .network(&spec),
-            "resnet" => args
-                .parse::<coherent_resnet::ResnetConfig>()
-                .expect("resnet")
-                .network(&spec),
-            "vgg" => args
-                .parse::<coherent_vgg::VggConfig>()
-                .expect("vgg")
-                .network(&spec),
+            "mlp" => self.configured(&args, &spec, coherent_mlp::MlpConfig::network),
+            "lenet" => self.configured(&args, &spec, coherent_lenet::LenetConfig::network),
+            "resnet" => self.configured(&args, &spec, coherent_resnet::ResnetConfig::network),
+            "vgg" => self.configured(&args, &spec, coherent_vgg::VggConfig::network),
             other => unreachable!("no bench network {other}"),
         };
         built.unwrap_or_else(|e| panic!("{}: {e}", self.label))
+    }
+
+    /// `network` of the plugin's configuration `C`, read from `args`.
+    fn configured<C: DeserializeOwned>(
+        &self,
+        args: &PluginArgs,
+        spec: &ModelSpec,
+        network: fn(&C, &ModelSpec) -> Result<Sequential, String>,
+    ) -> Result<Sequential, String> {
+        network(&args.parse::<C>().expect(&self.plugin), spec)
     }
 
     /// `n` examples of uniform random inputs in `[0, 1)` with random labels, for networks not

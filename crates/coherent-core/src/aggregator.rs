@@ -1,6 +1,7 @@
 //! The `GradientAggregator` trait: how per-example gradients become one update direction.
 
 use crate::{BatchGrads, GradRequest, LayerInfo, Model, PerExampleBlocks};
+use std::ops::RangeInclusive;
 
 /// What an aggregator reads of a step: the batch's gradient quantities and, when it asked for
 /// [`GradRequest::blocks`], the per-example gradients block by block.
@@ -68,6 +69,30 @@ impl OptimizerSettings {
         } else {
             format!("a batch of {} (`batch_size`)", self.batch_size)
         }
+    }
+
+    /// Accepts the settings when `value`, the aggregator's parameter `key`, is at most the end
+    /// of `allowed` (a bound the run's smallest batch sets); otherwise refuses it at `key`:
+    /// what `problem` says of the smallest batch in words ([`OptimizerSettings::smallest_text`]),
+    /// then `` `key` must be in start..=end``, with `help`.
+    pub fn check_batch_bound(
+        self,
+        key: &str,
+        value: usize,
+        allowed: RangeInclusive<usize>,
+        problem: impl FnOnce(String) -> String,
+        help: &str,
+    ) -> Result<OptimizerSettings, Refusal> {
+        if value <= *allowed.end() {
+            return Ok(self);
+        }
+        let message = format!(
+            "{}; `{key}` must be in {}..={}",
+            problem(self.smallest_text()),
+            allowed.start(),
+            allowed.end()
+        );
+        Err(Refusal::at(key, message).with_help(help))
     }
 }
 

@@ -153,6 +153,12 @@ pub trait PerExampleBlocks: Sync {
     }
 }
 
+/// The squared norm `|g|^2` of a gradient held layer by layer (`g[l]`, as a step's direction
+/// or a batch's summed gradient), accumulated in f64.
+pub fn squared_norm(layers: &[Vec<f32>]) -> f64 {
+    layers.iter().flatten().map(|&v| (v as f64).powi(2)).sum()
+}
+
 /// Turns a coordinate-major block (`batch` values per coordinate) into the example-major one.
 pub fn columns_to_rows(cols: &[f32], batch: usize, out: &mut [f32]) {
     let len = cols.len() / batch.max(1);

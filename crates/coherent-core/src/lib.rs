@@ -55,14 +55,19 @@ pub use data_files::read_data_file;
 pub use data_options::DataOptions;
 pub use dataset::{DataError, Dataset};
 pub use explicit::{example_layers, measure_examples, random_examples};
-pub use grads::{columns_to_rows, BatchGrads, LayerInfo, PerExampleBlocks, TensorInfo};
+pub use grads::{
+    columns_to_rows, squared_norm, BatchGrads, LayerInfo, PerExampleBlocks, TensorInfo,
+};
 pub use measurements::Measurements;
 pub use metric::CoherenceMetric;
 pub use metric_support::{
     add_per_layer, zero_per_layer, FromSums, PerLayer, SqSums, SumAndSqNorms, SumsMetric,
 };
 pub use model::{LossKind, Model, ModelSpec};
-pub use observer::{Evaluation, ObserverOutput, RunEnd, RunInfo, RunObserver, StepGrads, StepInfo};
+pub use observer::{
+    load_state, save_state, Evaluation, ObserverOutput, RunEnd, RunInfo, RunObserver, StepGrads,
+    StepInfo,
+};
 pub use params::{ParamDoc, ParamType, PluginConfig};
 pub use plugin_crate::{CrateId, PluginCrate};
 pub use registry::{

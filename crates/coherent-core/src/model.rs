@@ -37,6 +37,12 @@ impl ModelSpec {
         }
     }
 
+    /// A classifier of ten classes on square images of `channels x side x side` (MNIST's
+    /// `1, 28`, CIFAR-10's `3, 32`).
+    pub fn ten_class_images(channels: usize, side: usize) -> ModelSpec {
+        ModelSpec::classifier(InputShape::image(channels, side, side), 10)
+    }
+
     /// The same with the initial weights drawn from `seed`.
     pub fn with_seed(self, seed: u64) -> ModelSpec {
         ModelSpec { seed, ..self }

@@ -19,6 +19,7 @@
 //! [`crate::ObserverEntry`]; a manifest enables it with an `[[observers]]` table.
 
 use crate::{BatchGrads, GradRequest, LayerInfo, Measurements, Model, Split};
+use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
 
 /// What an observer knows of the run it watches, given to [`RunObserver::begin`].
@@ -203,4 +204,20 @@ pub trait RunObserver: Send {
             _ => Err("this observer keeps no state, but the checkpoint holds some".into()),
         }
     }
+}
+
+/// What a checkpoint keeps of an observer whose state is the serialisable `state`: the value
+/// for [`RunObserver::state`].
+///
+/// # Panics
+///
+/// If `state` does not serialise to JSON (a map whose keys are not strings).
+pub fn save_state(state: &impl Serialize) -> Value {
+    serde_json::to_value(state).expect("an observer's state serialises")
+}
+
+/// A state saved by [`save_state`], read back for [`RunObserver::restore`]; the error says
+/// why `state` is not an `S`.
+pub fn load_state<S: DeserializeOwned>(state: Value) -> Result<S, String> {
+    serde_json::from_value(state).map_err(|e| e.to_string())
 }

@@ -122,16 +122,18 @@ fn doc_of(attrs: &[Attribute]) -> String {
     paragraph.join(" ")
 }
 
+/// The error `message`, at the tokens of `at`.
+fn refuse<T>(at: impl quote::ToTokens, message: &str) -> syn::Result<T> {
+    Err(syn::Error::new_spanned(at, message))
+}
+
 fn expand_config(input: &DeriveInput) -> syn::Result<Tokens> {
     let name = &input.ident;
     let Data::Struct(data) = &input.data else {
-        return Err(syn::Error::new_spanned(name, "PluginConfig needs a struct"));
+        return refuse(name, "PluginConfig needs a struct");
     };
     let Fields::Named(fields) = &data.fields else {
-        return Err(syn::Error::new_spanned(
-            name,
-            "PluginConfig needs named fields",
-        ));
+        return refuse(name, "PluginConfig needs named fields");
     };
     let container = options(&input.attrs)?;
     let mut docs = Vec::new();
@@ -209,20 +211,14 @@ fn rename(ident: &str, rule: Option<&str>) -> String {
 fn expand_enum(input: &DeriveInput) -> syn::Result<Tokens> {
     let name = &input.ident;
     let Data::Enum(data) = &input.data else {
-        return Err(syn::Error::new_spanned(
-            name,
-            "ParamType can be derived for enums only",
-        ));
+        return refuse(name, "ParamType can be derived for enums only");
     };
     let container = options(&input.attrs)?;
     let mut arms = Vec::new();
     let mut spelled = Vec::new();
     for variant in &data.variants {
         if !matches!(variant.fields, Fields::Unit) {
-            return Err(syn::Error::new_spanned(
-                variant,
-                "ParamType needs unit variants",
-            ));
+            return refuse(variant, "ParamType needs unit variants");
         }
         let o = options(&variant.attrs)?;
         let text = o

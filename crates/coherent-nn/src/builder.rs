@@ -54,15 +54,7 @@ impl NetworkBuilder {
         activation: Option<Activation>,
     ) -> Result<&mut Self, String> {
         let (c, h, w) = self.shape;
-        let geom = ConvGeometry {
-            in_channels: c,
-            height: h,
-            width: w,
-            out_channels: out,
-            kernel,
-            stride,
-            padding,
-        };
+        let geom = ConvGeometry::new((c, h, w), out, kernel, stride, padding);
         if out == 0 || !geom.is_valid() {
             return Err(format!(
                 "a {kernel}x{kernel} convolution (stride {stride}, padding {padding}) to {out} channels does not fit a {c}x{h}x{w} input"
@@ -77,12 +69,9 @@ impl NetworkBuilder {
         if dry() {
             return Ok(self);
         }
-        let mut conv = Conv2d::new(geom, self.bias, self.init, &mut self.rng);
-        if let Some(a) = activation {
-            conv = conv.with_activation(a);
-        }
-        self.layers.push(Box::new(conv));
-        Ok(self)
+        let conv =
+            Conv2d::new(geom, self.bias, self.init, &mut self.rng).with_activation(activation);
+        Ok(self.append(Box::new(conv)))
     }
 
     /// Max or average pooling over `kernel x kernel` windows with stride `kernel`.
@@ -144,12 +133,9 @@ impl NetworkBuilder {
         if dry() {
             return Ok(self);
         }
-        let mut d = Dense::new(inputs, out, self.bias, self.init, &mut self.rng);
-        if let Some(a) = activation {
-            d = d.with_activation(a);
-        }
-        self.layers.push(Box::new(d));
-        Ok(self)
+        let d = Dense::new(inputs, out, self.bias, self.init, &mut self.rng)
+            .with_activation(activation);
+        Ok(self.append(Box::new(d)))
     }
 
     /// Group normalisation with `groups` groups, followed by `activation`.
@@ -167,12 +153,8 @@ impl NetworkBuilder {
         if dry() {
             return Ok(self);
         }
-        let mut g = GroupNorm::new(c, h * w, groups);
-        if let Some(a) = activation {
-            g = g.with_activation(a);
-        }
-        self.layers.push(Box::new(g));
-        Ok(self)
+        let g = GroupNorm::new(c, h * w, groups).with_activation(activation);
+        Ok(self.append(Box::new(g)))
     }
 
     /// A residual block: `activation(body(x) + shortcut(x))`. The body is built by `body` on a
@@ -198,15 +180,7 @@ impl NetworkBuilder {
         let shortcut = match projection {
             None => None,
             Some((out, stride)) => {
-                let geom = ConvGeometry {
-                    in_channels: c,
-                    height: h,
-                    width: w,
-                    out_channels: out,
-                    kernel: 1,
-                    stride,
-                    padding: 0,
-                };
+                let geom = ConvGeometry::new((c, h, w), out, 1, stride, 0);
                 if !geom.is_valid() {
                     return Err(format!(
                         "a 1x1 projection (stride {stride}) does not fit a {c}x{h}x{w} input"
@@ -231,9 +205,14 @@ impl NetworkBuilder {
         }
         self.rng = inner.rng;
         let block = Residual::new(c * h * w, inner.layers, shortcut, activation)?;
-        self.layers.push(Box::new(block));
         self.shape = inner.shape;
-        Ok(self)
+        Ok(self.append(Box::new(block)))
+    }
+
+    /// Appends a layer built and counted here.
+    fn append(&mut self, layer: Box<dyn Layer>) -> &mut Self {
+        self.layers.push(layer);
+        self
     }
 
     /// Appends any layer, built elsewhere (also outside this crate), whose output shape is

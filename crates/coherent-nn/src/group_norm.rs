@@ -63,9 +63,9 @@ impl GroupNorm {
         }
     }
 
-    /// The same layer followed by `activation`.
-    pub fn with_activation(mut self, activation: Activation) -> GroupNorm {
-        self.activation = Some(activation);
+    /// The same layer followed by `activation` (`None`: by none).
+    pub fn with_activation(mut self, activation: impl Into<Option<Activation>>) -> GroupNorm {
+        self.activation = activation.into();
         self
     }
 

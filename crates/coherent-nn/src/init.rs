@@ -18,6 +18,12 @@ pub enum Init {
 }
 
 impl Init {
+    /// He initialisation: the default of the convolutional networks
+    /// (`#[serde(default = "Init::he")]`).
+    pub fn he() -> Init {
+        Init::He
+    }
+
     /// Fills a layer's weights and biases.
     pub fn fill(self, weights: &mut [f32], bias: &mut [f32], fan_in: usize, rng: &mut Rng) {
         let bound = 1.0 / (fan_in.max(1) as f64).sqrt();

@@ -35,20 +35,10 @@ pub fn matmul(
 
 /// [`matmul`] on the calling thread only when `parallel` is false (for products that are
 /// already one of many running in parallel).
-pub fn matmul_on(
-    shape: (usize, usize, usize),
-    a: Mat<'_>,
-    b: Mat<'_>,
-    c: &mut [f32],
-    accumulate: bool,
-    parallel: bool,
-) {
-    product(shape, a, b, c, accumulate, parallel);
-}
-
+///
 /// `c = [c +] op(a) op(b)`, all row-major: on this thread by `matrixmultiply`, or, for a large
 /// product asked to run in parallel, by `gemm` on rayon's threads.
-fn product(
+pub fn matmul_on(
     (m, k, n): (usize, usize, usize),
     Mat {
         data: a,
@@ -205,59 +195,49 @@ mod tests {
         c
     }
 
+    /// `len` values cycling through `modulo` levels centred on 0:
+    /// `(i * step % modulo - modulo / 2) / scale`.
+    fn levels(len: usize, step: usize, modulo: usize, scale: f32) -> Vec<f32> {
+        let centre = (modulo / 2) as f32;
+        (0..len)
+            .map(|i| ((i * step % modulo) as f32 - centre) / scale)
+            .collect()
+    }
+
     #[test]
     fn matmul_matches_naive_in_every_layout() {
         let (m, k, n) = (7, 13, 5);
-        let a: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0)
-            .collect();
-        let b: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 17 % 7) as f32 - 3.0) / 2.0)
-            .collect();
+        let (a, b) = (levels(m * k, 37, 11, 3.0), levels(k * n, 17, 7, 2.0));
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             let want = naive(m, k, n, &a, ta, &b, tb);
-            let la = if ta {
-                Layout::Transposed
-            } else {
-                Layout::Normal
+            let layout = |t: bool| {
+                if t {
+                    Layout::Transposed
+                } else {
+                    Layout::Normal
+                }
             };
-            let lb = if tb {
-                Layout::Transposed
-            } else {
-                Layout::Normal
-            };
+            let (la, lb) = (layout(ta), layout(tb));
             let mut c = vec![1.0; m * n];
-            matmul(
-                (m, k, n),
-                Mat {
-                    data: &a,
-                    layout: la,
-                },
-                Mat {
-                    data: &b,
-                    layout: lb,
-                },
-                &mut c,
-                false,
-            );
-            for (x, y) in c.iter().zip(&want) {
-                assert!((x - y).abs() < 1e-4, "{ta} {tb}: {x} vs {y}");
-            }
-            matmul(
-                (m, k, n),
-                Mat {
-                    data: &a,
-                    layout: la,
-                },
-                Mat {
-                    data: &b,
-                    layout: lb,
-                },
-                &mut c,
-                true,
-            );
-            for (x, y) in c.iter().zip(&want) {
-                assert!((x - 2.0 * y).abs() < 1e-4);
+            // written over, then added to: the product, then twice the product
+            for (accumulate, times) in [(false, 1.0), (true, 2.0)] {
+                matmul(
+                    (m, k, n),
+                    Mat {
+                        data: &a,
+                        layout: la,
+                    },
+                    Mat {
+                        data: &b,
+                        layout: lb,
+                    },
+                    &mut c,
+                    accumulate,
+                );
+                for (x, y) in c.iter().zip(&want) {
+                    let what = format!("{ta} {tb} accumulate {accumulate}");
+                    assert!((x - times * y).abs() < 1e-4, "{what}: {x} vs {y}");
+                }
             }
         }
     }
@@ -276,12 +256,7 @@ mod tests {
     #[test]
     fn large_parallel_product_matches_naive() {
         let (m, k, n) = (70, 90, 80);
-        let a: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 31 % 13) as f32 - 6.0) / 7.0)
-            .collect();
-        let b: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 7 % 5) as f32 - 2.0) / 3.0)
-            .collect();
+        let (a, b) = (levels(m * k, 31, 13, 7.0), levels(k * n, 7, 5, 3.0));
         let want = naive(m, k, n, &a, false, &b, true);
         let mut c = vec![0.0; m * n];
         matmul(

@@ -263,48 +263,28 @@ mod tests {
     };
     use coherent_core::Rng;
 
+    /// Dense layers of `widths` drawn from `seed`, with `act` between them: as layers of their
+    /// own, or (`fused`) fused into the dense layer before.
     fn network(
         widths: &[usize],
         act: Activation,
         bias: bool,
         loss: LossKind,
         seed: u64,
+        fused: bool,
     ) -> Sequential {
         let mut rng = Rng::new(seed);
         let mut ops: Vec<Box<dyn Layer>> = Vec::new();
+        let last = widths.len() - 2;
         for (k, w) in widths.windows(2).enumerate() {
-            if k > 0 {
+            if k > 0 && !fused {
                 ops.push(Box::new(act));
             }
-            ops.push(Box::new(Dense::new(
-                w[0],
-                w[1],
-                bias,
-                Init::Uniform,
-                &mut rng,
-            )));
+            let d = Dense::new(w[0], w[1], bias, Init::Uniform, &mut rng);
+            ops.push(Box::new(
+                d.with_activation((fused && k < last).then_some(act)),
+            ));
         }
-        Sequential::new(widths[0], ops, loss)
-    }
-
-    /// The same network with each activation fused into the dense layer before it.
-    fn fused(
-        widths: &[usize],
-        act: Activation,
-        bias: bool,
-        loss: LossKind,
-        seed: u64,
-    ) -> Sequential {
-        let mut rng = Rng::new(seed);
-        let n = widths.len() - 1;
-        let ops = widths
-            .windows(2)
-            .enumerate()
-            .map(|(k, w)| {
-                let d = Dense::new(w[0], w[1], bias, Init::Uniform, &mut rng);
-                Box::new(if k + 1 < n { d.with_activation(act) } else { d }) as Box<dyn Layer>
-            })
-            .collect();
         Sequential::new(widths[0], ops, loss)
     }
 
@@ -334,7 +314,7 @@ mod tests {
             (&[784, 64, 10], Relu, true, CrossEntropy, 32, 13),
         ];
         for (widths, act, bias, loss, rows, seed) in cases {
-            let mut m = network(widths, act, bias, loss, seed);
+            let mut m = network(widths, act, bias, loss, seed, false);
             let outputs = widths[widths.len() - 1];
             check_against_reference(&mut m, &batch(rows, widths[0], outputs, loss, seed + 1));
         }
@@ -344,9 +324,16 @@ mod tests {
     fn fused_activations_match_reference_and_the_unfused_network() {
         for act in [Activation::Relu, Activation::Tanh] {
             let b = batch(9, 12, 4, LossKind::CrossEntropy, 21);
-            let mut f = fused(&[12, 10, 8, 4], act, true, LossKind::CrossEntropy, 20);
+            let mut f = network(&[12, 10, 8, 4], act, true, LossKind::CrossEntropy, 20, true);
             check_against_reference(&mut f, &b);
-            let mut u = network(&[12, 10, 8, 4], act, true, LossKind::CrossEntropy, 20);
+            let mut u = network(
+                &[12, 10, 8, 4],
+                act,
+                true,
+                LossKind::CrossEntropy,
+                20,
+                false,
+            );
             let (mut gf, mut gu) = (BatchGrads::default(), BatchGrads::default());
             f.forward_backward(&b, &GradRequest::SUM, &mut gf);
             u.forward_backward(&b, &GradRequest::SUM, &mut gu);
@@ -364,6 +351,7 @@ mod tests {
             true,
             LossKind::CrossEntropy,
             11,
+            false,
         );
         // zero the first layer's bias: an all-zero input then sits exactly on every kink
         let d = m.ops[0].downcast_ref::<Dense>().unwrap();
@@ -385,6 +373,7 @@ mod tests {
             true,
             LossKind::CrossEntropy,
             15,
+            false,
         );
         let b = batch(5, 4, 2, LossKind::CrossEntropy, 16);
         let mut out = BatchGrads::default();
@@ -397,15 +386,7 @@ mod tests {
     /// conv (stride 2, padding 1) + relu, max pool, conv + tanh, global average pool, dense.
     fn conv_net(method: NormMethod, seed: u64) -> Sequential {
         let mut rng = Rng::new(seed);
-        let g1 = ConvGeometry {
-            in_channels: 2,
-            height: 9,
-            width: 8,
-            out_channels: 4,
-            kernel: 3,
-            stride: 2,
-            padding: 1,
-        };
+        let g1 = ConvGeometry::new((2, 9, 8), 4, 3, 2, 1);
         let c1 = Conv2d::new(g1, true, Init::Uniform, &mut rng)
             .with_activation(Activation::Relu)
             .with_norm_method(method);
@@ -417,15 +398,7 @@ mod tests {
             kernel: 2,
             stride: 2,
         };
-        let g2 = ConvGeometry {
-            in_channels: 4,
-            height: 2,
-            width: 2,
-            out_channels: 5,
-            kernel: 2,
-            stride: 1,
-            padding: 1,
-        };
+        let g2 = ConvGeometry::new((4, 2, 2), 5, 2, 1, 1);
         let c2 = Conv2d::new(g2, false, Init::Uniform, &mut rng)
             .with_activation(Activation::Tanh)
             .with_norm_method(method);
@@ -486,15 +459,7 @@ mod tests {
         p: usize,
         rng: &mut Rng,
     ) -> Conv2d {
-        let g = ConvGeometry {
-            in_channels: c,
-            height: hw,
-            width: hw,
-            out_channels: out,
-            kernel: k,
-            stride: s,
-            padding: p,
-        };
+        let g = ConvGeometry::new((c, hw, hw), out, k, s, p);
         Conv2d::new(g, false, Init::Uniform, rng)
     }
 
@@ -504,38 +469,24 @@ mod tests {
         let mut rng = Rng::new(seed);
         let norm = |c: usize, hw: usize, relu: bool| {
             let g = GroupNorm::new(c, hw * hw, 2);
-            Box::new(if relu {
-                g.with_activation(Activation::Relu)
-            } else {
-                g
-            }) as Box<dyn Layer>
+            Box::new(g.with_activation(relu.then_some(Activation::Relu))) as Box<dyn Layer>
+        };
+        // conv (stride `s`) + norm + relu, conv + norm, on `c x hw x hw` to `out` channels
+        let body = |c: usize, hw: usize, out: usize, s: usize, rng: &mut Rng| {
+            let o = hw / s;
+            vec![
+                Box::new(conv(c, hw, out, 3, s, 1, rng)) as Box<dyn Layer>,
+                norm(out, o, true),
+                Box::new(conv(out, o, out, 3, 1, 1, rng)),
+                norm(out, o, false),
+            ]
         };
         let stem: Vec<Box<dyn Layer>> =
             vec![Box::new(conv(2, 8, 4, 3, 1, 1, &mut rng)), norm(4, 8, true)];
-        let block1 = Residual::new(
-            4 * 64,
-            vec![
-                Box::new(conv(4, 8, 4, 3, 1, 1, &mut rng)),
-                norm(4, 8, true),
-                Box::new(conv(4, 8, 4, 3, 1, 1, &mut rng)),
-                norm(4, 8, false),
-            ],
-            None,
-            Some(act),
-        )
-        .unwrap();
-        let block2 = Residual::new(
-            4 * 64,
-            vec![
-                Box::new(conv(4, 8, 6, 3, 2, 1, &mut rng)),
-                norm(6, 4, true),
-                Box::new(conv(6, 4, 6, 3, 1, 1, &mut rng)),
-                norm(6, 4, false),
-            ],
-            Some(Box::new(conv(4, 8, 6, 1, 2, 0, &mut rng))),
-            Some(act),
-        )
-        .unwrap();
+        let block1 = Residual::new(4 * 64, body(4, 8, 4, 1, &mut rng), None, Some(act)).unwrap();
+        let body2 = body(4, 8, 6, 2, &mut rng);
+        let projection: Box<dyn Layer> = Box::new(conv(4, 8, 6, 1, 2, 0, &mut rng));
+        let block2 = Residual::new(4 * 64, body2, Some(projection), Some(act)).unwrap();
         let mut ops = stem;
         ops.push(Box::new(block1));
         ops.push(Box::new(block2));
@@ -592,7 +543,14 @@ mod tests {
     /// into output `o`, as in `nn.Linear`.
     #[test]
     fn dense_weights_are_row_major_out_by_in() {
-        let mut m = network(&[3, 2], Activation::Relu, true, LossKind::CrossEntropy, 1);
+        let mut m = network(
+            &[3, 2],
+            Activation::Relu,
+            true,
+            LossKind::CrossEntropy,
+            1,
+            false,
+        );
         let p = &mut m.params_mut()[0];
         p.fill(0.0);
         p[3 + 2] = 1.0; // W[1][2]

@@ -7,8 +7,8 @@
 //! reports the same values.
 
 use coherent_core::{
-    ConfigError, Evaluation, Measurements, ObserverEntry, ObserverOutput, PluginArgs, PluginConfig,
-    RunEnd, RunObserver, StepGrads, StepInfo,
+    squared_norm, ConfigError, Evaluation, Measurements, ObserverEntry, ObserverOutput, PluginArgs,
+    PluginConfig, RunEnd, RunObserver, StepGrads, StepInfo,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -31,12 +31,7 @@ fn mean((sum, n): (f64, usize)) -> Option<f64> {
 
 impl RunObserver for UpdateNorm {
     fn after_step(&mut self, _step: &StepInfo<'_>, grads: &StepGrads<'_>) {
-        let sq: f64 = grads
-            .direction
-            .iter()
-            .flatten()
-            .map(|&x| (x as f64).powi(2))
-            .sum();
+        let sq = squared_norm(grads.direction);
         for part in [&mut self.since, &mut self.total] {
             *part = (part.0 + sq.sqrt(), part.1 + 1);
         }

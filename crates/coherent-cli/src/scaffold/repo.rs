@@ -237,22 +237,12 @@ pub(crate) fn add_workspace_dependency(
     folder: &str,
     same_kind: &[String],
 ) -> Result<String, String> {
-    let mut doc: DocumentMut = text.parse().map_err(|e| format!("{e}"))?;
-    let deps = doc
-        .get_mut("workspace")
-        .and_then(|w| w.get_mut("dependencies"))
-        .and_then(Item::as_table_mut)
-        .ok_or("no [workspace.dependencies] table")?;
-    if deps.contains_key(package) {
-        return Err(format!(
-            "`{package}` is already in [workspace.dependencies]: choose another name"
-        ));
-    }
     let mut path = InlineTable::new();
     path.insert("path", Value::from(folder));
-    let at = anchor(deps, same_kind);
-    insert_after(deps, at, package, Item::Value(Value::InlineTable(path)));
-    Ok(doc.to_string())
+    let taken = format!("`{package}` is already in [workspace.dependencies]: choose another name");
+    let entry = Item::Value(Value::InlineTable(path));
+    let table = ["workspace", "dependencies"];
+    insert_dependency(text, &table, (package, entry), same_kind, taken)
 }
 
 /// Adds `package.workspace = true` to `[dependencies]` (of `crates/coherent-plugins`), after
@@ -262,19 +252,35 @@ pub(crate) fn add_dependency(
     package: &str,
     same_kind: &[String],
 ) -> Result<String, String> {
-    let mut doc: DocumentMut = text.parse().map_err(|e| format!("{e}"))?;
-    let deps = doc
-        .get_mut("dependencies")
-        .and_then(Item::as_table_mut)
-        .ok_or("no [dependencies] table")?;
-    if deps.contains_key(package) {
-        return Err(format!("`{package}` is already in [dependencies]"));
-    }
     let mut inherit = Table::new();
     inherit.set_dotted(true);
     inherit.insert("workspace", toml_edit::value(true));
+    let taken = format!("`{package}` is already in [dependencies]");
+    let entry = (package, Item::Table(inherit));
+    insert_dependency(text, &["dependencies"], entry, same_kind, taken)
+}
+
+/// Inserts `package = entry` into the table at the dotted path `table` of the manifest `text`,
+/// after the last package of `same_kind`; `taken` is the error when the package is there
+/// already.
+fn insert_dependency(
+    text: &str,
+    table: &[&str],
+    (package, entry): (&str, Item),
+    same_kind: &[String],
+    taken: String,
+) -> Result<String, String> {
+    let mut doc: DocumentMut = text.parse().map_err(|e| format!("{e}"))?;
+    let deps = table
+        .iter()
+        .try_fold(doc.as_item_mut(), |item, key| item.get_mut(*key))
+        .and_then(Item::as_table_mut)
+        .ok_or_else(|| format!("no [{}] table", table.join(".")))?;
+    if deps.contains_key(package) {
+        return Err(taken);
+    }
     let at = anchor(deps, same_kind);
-    insert_after(deps, at, package, Item::Table(inherit));
+    insert_after(deps, at, package, entry);
     Ok(doc.to_string())
 }
 

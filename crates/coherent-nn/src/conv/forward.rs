@@ -157,15 +157,7 @@ mod tests {
     #[test]
     fn forward_matches_direct_loops_with_stride_and_padding() {
         for (stride, padding) in [(1, 0), (1, 1), (2, 1), (2, 0), (3, 2)] {
-            let g = ConvGeometry {
-                in_channels: 3,
-                height: 7,
-                width: 6,
-                out_channels: 4,
-                kernel: 3,
-                stride,
-                padding,
-            };
+            let g = ConvGeometry::new((3, 7, 6), 4, 3, stride, padding);
             let mut rng = Rng::new(1);
             let conv = Conv2d::new(g, true, Init::Uniform, &mut rng);
             let x: Vec<f32> = (0..2 * g.input_len())

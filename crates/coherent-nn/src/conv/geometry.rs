@@ -20,6 +20,26 @@ pub struct ConvGeometry {
 }
 
 impl ConvGeometry {
+    /// A `kernel`x`kernel` convolution to `out_channels` channels, with `stride` and `padding`,
+    /// of an input of `(channels, height, width)`.
+    pub fn new(
+        (in_channels, height, width): (usize, usize, usize),
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> ConvGeometry {
+        ConvGeometry {
+            in_channels,
+            height,
+            width,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+        }
+    }
+
     /// Output height.
     pub fn out_height(&self) -> usize {
         (self.height + 2 * self.padding - self.kernel) / self.stride + 1
@@ -73,15 +93,7 @@ impl ConvGeometry {
 impl Default for ConvGeometry {
     /// A 1x1 convolution of one channel on a 1x1 input.
     fn default() -> ConvGeometry {
-        ConvGeometry {
-            in_channels: 1,
-            height: 1,
-            width: 1,
-            out_channels: 1,
-            kernel: 1,
-            stride: 1,
-            padding: 0,
-        }
+        ConvGeometry::new((1, 1, 1), 1, 1, 1, 0)
     }
 }
 

@@ -61,9 +61,9 @@ impl Conv2d {
         }
     }
 
-    /// The same layer followed by `activation`.
-    pub fn with_activation(mut self, activation: Activation) -> Conv2d {
-        self.activation = Some(activation);
+    /// The same layer followed by `activation` (`None`: by none).
+    pub fn with_activation(mut self, activation: impl Into<Option<Activation>>) -> Conv2d {
+        self.activation = activation.into();
         self
     }
 

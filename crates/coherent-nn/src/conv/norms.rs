@@ -58,37 +58,29 @@ impl ConvTrace {
             || (vec![0.0; t * t], vec![0.0; t * t], Vec::new()),
             |(uu, gg, u), (i, norm)| {
                 let (gi, ui) = (self.output_grad(i), self.unfold(i, u));
-                matmul_on(
-                    (t, kk, t),
-                    Mat {
-                        data: ui,
-                        layout: Layout::Transposed,
-                    },
-                    Mat {
-                        data: ui,
-                        layout: Layout::Normal,
-                    },
-                    uu,
-                    false,
-                    false,
-                );
-                matmul_on(
-                    (t, co, t),
-                    Mat {
-                        data: gi,
-                        layout: Layout::Transposed,
-                    },
-                    Mat {
-                        data: gi,
-                        layout: Layout::Normal,
-                    },
-                    gg,
-                    false,
-                    false,
-                );
+                column_gram(ui, (kk, t), uu);
+                column_gram(gi, (co, t), gg);
                 let s: f32 = uu.iter().zip(gg.iter()).map(|(x, y)| x * y).sum();
                 *norm = s + bias_norm(gi);
             },
         );
     }
+}
+
+/// `X^T X` (`cols x cols`) of `x` stored `rows x cols`, on the calling thread.
+fn column_gram(x: &[f32], (rows, cols): (usize, usize), out: &mut [f32]) {
+    matmul_on(
+        (cols, rows, cols),
+        Mat {
+            data: x,
+            layout: Layout::Transposed,
+        },
+        Mat {
+            data: x,
+            layout: Layout::Normal,
+        },
+        out,
+        false,
+        false,
+    );
 }

@@ -105,15 +105,7 @@ mod tests {
     #[test]
     fn col2im_is_the_adjoint_of_im2col() {
         // <im2col(x), u> = <x, col2im(u)> for all x, u
-        let g = ConvGeometry {
-            in_channels: 3,
-            height: 7,
-            width: 6,
-            out_channels: 4,
-            kernel: 3,
-            stride: 2,
-            padding: 1,
-        };
+        let g = ConvGeometry::new((3, 7, 6), 4, 3, 2, 1);
         let mut rng = Rng::new(2);
         let x: Vec<f32> = (0..g.input_len()).map(|_| rng.normal() as f32).collect();
         let u: Vec<f32> = (0..g.positions() * g.patch())

@@ -51,9 +51,9 @@ impl Dense {
         }
     }
 
-    /// The same layer followed by `activation`.
-    pub fn with_activation(mut self, activation: Activation) -> Dense {
-        self.activation = Some(activation);
+    /// The same layer followed by `activation` (`None`: by none).
+    pub fn with_activation(mut self, activation: impl Into<Option<Activation>>) -> Dense {
+        self.activation = activation.into();
         self
     }
 

@@ -146,28 +146,8 @@ impl LayerGrads for DenseTrace {
         a2.extend(self.input.iter().map(|v| v * v));
         d2.clear();
         d2.extend(self.delta.iter().map(|v| v * v));
-        let (w, bias) = out.split_at_mut(o * i);
-        matmul(
-            (o, b, i),
-            Mat {
-                data: d2,
-                layout: Layout::Transposed,
-            },
-            Mat {
-                data: a2,
-                layout: Layout::Normal,
-            },
-            w,
-            false,
-        );
-        if self.bias {
-            bias.fill(0.0);
-            for row in d2.chunks_exact(o) {
-                for (g, d) in bias.iter_mut().zip(row) {
-                    *g += d;
-                }
-            }
-        }
+        // sum_r Delta_r^2 (A_r^2)^T and sum_r Delta_r^2: the outer-product sum of the squares
+        outer_product_sum(d2, a2, b, i, o, self.bias, out);
     }
 
     fn gram(&mut self, out: &mut [f32]) {

@@ -127,8 +127,18 @@ pub struct Load {
 /// Refuses, at the key of `[model]` that sets the size, a network of more than [`MAX_PARAMS`]
 /// parameters or whose memory (parameters, activations of `load`) does not fit the machine.
 pub fn check_memory(cx: &mut Sections<'_>, sized: &SizedModel, load: Load) -> bool {
-    let (size, at) = (sized.size, size_key(&sized.table));
-    let span = Some(at.map_or(sized.table.span(), |v| v.span()));
+    let Some((message, help)) = memory_refusal(sized, load) else {
+        return true;
+    };
+    let span = Some(size_key(&sized.table).map_or(sized.table.span(), |v| v.span()));
+    cx.error(ConfigError::new(span, message).with_help(help));
+    false
+}
+
+/// Why the network of `sized` is too large for a run, and what to do: too many layers or
+/// parameters, or more memory (with `load`) than the machine has; `None` when it fits.
+fn memory_refusal(sized: &SizedModel, load: Load) -> Option<(String, String)> {
+    let size = sized.size;
     let about = format!("`{}` on {} inputs", sized.entry.name, sized.spec.input);
     if size.stopped {
         let message = format!(
@@ -136,8 +146,7 @@ pub fn check_memory(cx: &mut Sections<'_>, sized: &SizedModel, load: Load) -> bo
             count_text(MAX_LAYERS as u128)
         );
         let help = "a network has at most 100,000 layers; make it shallower";
-        cx.error(ConfigError::new(span, message).with_help(help));
-        return false;
+        return Some((message, help.into()));
     }
     if size.params > MAX_PARAMS {
         let count = match size.params {
@@ -149,8 +158,7 @@ pub fn check_memory(cx: &mut Sections<'_>, sized: &SizedModel, load: Load) -> bo
             count_text(MAX_PARAMS as u128)
         );
         let help = "a network has at most 10^9 parameters; make its layers narrower or fewer";
-        cx.error(ConfigError::new(span, message).with_help(help));
-        return false;
+        return Some((message, help.into()));
     }
     let params = (size.params as u128) * 4 * PARAM_COPIES as u128;
     let passes = (load.examples as u128 * ACTIVATION_COPIES as u128).max(load.forward as u128);
@@ -162,17 +170,14 @@ pub fn check_memory(cx: &mut Sections<'_>, sized: &SizedModel, load: Load) -> bo
         count_text(size.activations as u128),
         load.examples.max(load.forward)
     );
-    if let Err(message) = fits(u64::try_from(total).unwrap_or(u64::MAX), &what) {
-        let help = format!(
-            "{} for the parameters ({PARAM_COPIES} copies of 4 bytes each), {} for the activations, {} for metric Gram matrices; make the network smaller, or lower `batch_size` or a metric's `chunk`/`sample`",
-            bytes_text(params.min(u64::MAX as u128) as u64),
-            bytes_text(acts.min(u64::MAX as u128) as u64),
-            bytes_text(load.gram_bytes)
-        );
-        cx.error(ConfigError::new(span, message).with_help(help));
-        return false;
-    }
-    true
+    let message = fits(u64::try_from(total).unwrap_or(u64::MAX), &what).err()?;
+    let help = format!(
+        "{} for the parameters ({PARAM_COPIES} copies of 4 bytes each), {} for the activations, {} for metric Gram matrices; make the network smaller, or lower `batch_size` or a metric's `chunk`/`sample`",
+        bytes_text(params.min(u64::MAX as u128) as u64),
+        bytes_text(acts.min(u64::MAX as u128) as u64),
+        bytes_text(load.gram_bytes)
+    );
+    Some((message, help))
 }
 
 /// The network of `sized`, with the weights its `weights` key names; with `check_only`, a

@@ -45,16 +45,12 @@ impl GradientAggregator for MedianOfMeansAggregator {
     /// Refuses more groups than the run's smallest batch has examples (a group would be empty).
     fn configure(&mut self, settings: OptimizerSettings) -> Result<OptimizerSettings, Refusal> {
         let max = settings.smallest_batch.min(64);
-        if self.k > max {
-            let message = format!(
-                "{} groups cannot be made of {}: every group needs an example; `k` must be in 1..={max}",
-                self.k,
-                settings.smallest_text()
-            );
-            let help = "lower `k`, or choose a `batch_size` in [training] whose every batch has at least k examples";
-            return Err(Refusal::at("k", message).with_help(help));
-        }
-        Ok(settings)
+        let problem = |batch| {
+            let k = self.k;
+            format!("{k} groups cannot be made of {batch}: every group needs an example")
+        };
+        let help = "lower `k`, or choose a `batch_size` in [training] whose every batch has at least k examples";
+        settings.check_batch_bound("k", self.k, 1..=max, problem, help)
     }
 
     fn aggregate(&mut self, g: &Gradients<'_>, direction: &mut [Vec<f32>]) {
@@ -104,14 +100,11 @@ coherent_core::register! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_core::explicit::aggregate_examples;
+    use coherent_core::explicit::{aggregate_examples, random_examples};
 
     #[test]
     fn m3_matches_brute_force() {
-        let mut r = coherent_core::Rng::new(7);
-        let g: Vec<Vec<Vec<f32>>> = (0..10)
-            .map(|_| vec![(0..25).map(|_| r.normal() as f32).collect()])
-            .collect();
+        let g = random_examples(10, &[25], 7, 0.0);
         let mut a = build(&PluginArgs::empty()).unwrap();
         assert_eq!(
             (a.needs().groups, a.needs().blocks),

@@ -38,16 +38,12 @@ impl GradientAggregator for TrimmedMeanAggregator {
     /// Refuses a `b` that would drop every value of a coordinate of the run's smallest batch.
     fn configure(&mut self, settings: OptimizerSettings) -> Result<OptimizerSettings, Refusal> {
         let max = settings.smallest_batch.saturating_sub(1) / 2;
-        if self.b > max {
-            let message = format!(
-                "dropping {} values at each end of a coordinate leaves none of {}; `b` must be in 0..={max}",
-                self.b,
-                settings.smallest_text()
-            );
-            let help = "lower `b`, or choose a `batch_size` in [training] whose every batch has more than 2 b examples";
-            return Err(Refusal::at("b", message).with_help(help));
-        }
-        Ok(settings)
+        let problem = |batch| {
+            let b = self.b;
+            format!("dropping {b} values at each end of a coordinate leaves none of {batch}")
+        };
+        let help = "lower `b`, or choose a `batch_size` in [training] whose every batch has more than 2 b examples";
+        settings.check_batch_bound("b", self.b, 0..=max, problem, help)
     }
 
     fn aggregate(&mut self, g: &Gradients<'_>, direction: &mut [Vec<f32>]) {
@@ -77,14 +73,11 @@ coherent_core::register! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_core::explicit::aggregate_examples;
+    use coherent_core::explicit::{aggregate_examples, random_examples};
 
     #[test]
     fn matches_brute_force() {
-        let mut r = coherent_core::Rng::new(4);
-        let g: Vec<Vec<Vec<f32>>> = (0..11)
-            .map(|_| vec![(0..30).map(|_| r.normal() as f32).collect()])
-            .collect();
+        let g = random_examples(11, &[30], 4, 0.0);
         let mut a = build(&PluginArgs::from_toml("b = 3").unwrap()).unwrap();
         let dir = aggregate_examples(a.as_mut(), &g, 0);
         for c in 0..30 {

@@ -69,17 +69,14 @@ impl GradientAggregator for WinsorizedAggregator {
     /// ends past its middle (`c`, a percentile, fits any batch).
     fn configure(&mut self, settings: OptimizerSettings) -> Result<OptimizerSettings, Refusal> {
         let max = settings.smallest_batch.saturating_sub(1) / 2;
-        match self.config.clip_count {
-            Some(k) if k > max => {
-                let message = format!(
-                    "clipping {k} values at each end of a coordinate crosses the middle of {}; `clip_count` must be in 0..={max}",
-                    settings.smallest_text()
-                );
-                let help = "lower `clip_count`, give a percentile `c` instead, or raise `batch_size` in [training]";
-                Err(Refusal::at("clip_count", message).with_help(help))
-            }
-            _ => Ok(settings),
-        }
+        let Some(k) = self.config.clip_count else {
+            return Ok(settings);
+        };
+        let problem = |batch| {
+            format!("clipping {k} values at each end of a coordinate crosses the middle of {batch}")
+        };
+        let help = "lower `clip_count`, give a percentile `c` instead, or raise `batch_size` in [training]";
+        settings.check_batch_bound("clip_count", k, 0..=max, problem, help)
     }
 
     fn aggregate(&mut self, g: &Gradients<'_>, direction: &mut [Vec<f32>]) {

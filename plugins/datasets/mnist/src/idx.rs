@@ -5,7 +5,7 @@
 //! data follows, row-major. Every inconsistency is reported with the file's name.
 
 use coherent_core::DataError;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 
 /// An IDX array of unsigned bytes.
@@ -205,10 +205,16 @@ pub fn encode(dims: &[usize], data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Compresses `bytes` as a `.gz` file holds them (for tests and tools that write fixtures).
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).expect("writing to memory");
+    gz.finish().expect("writing to memory")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     fn p() -> &'static Path {
         Path::new("x-idx3-ubyte")
@@ -220,9 +226,7 @@ mod tests {
         let a = parse(&bytes, p()).unwrap();
         assert_eq!(a.dims, vec![2, 2, 3]);
         assert_eq!(a.data[11], 12);
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&bytes).unwrap();
-        assert_eq!(parse(&gz.finish().unwrap(), p()).unwrap(), a);
+        assert_eq!(parse(&gzip(&bytes), p()).unwrap(), a);
     }
 
     #[test]
@@ -249,12 +253,6 @@ mod tests {
             self.1 += n;
             Ok(n)
         }
-    }
-
-    fn gzip(bytes: &[u8]) -> Vec<u8> {
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(bytes).unwrap();
-        gz.finish().unwrap()
     }
 
     /// A gzip file whose content is far longer than its header announces is refused after the

@@ -22,7 +22,7 @@ pub struct AlexnetConfig {
     #[serde(default = "default_hidden")]
     pub hidden: Vec<usize>,
     /// Initialisation.
-    #[serde(default = "default_init")]
+    #[serde(default = "Init::he")]
     pub init: Init,
 }
 
@@ -32,10 +32,6 @@ fn default_channels() -> [usize; 5] {
 fn default_hidden() -> Vec<usize> {
     vec![256, 256]
 }
-fn default_init() -> Init {
-    Init::He
-}
-
 impl AlexnetConfig {
     /// Builds the network for `spec`, or says what does not fit.
     pub fn network(&self, spec: &ModelSpec) -> Result<Sequential, String> {
@@ -74,11 +70,10 @@ coherent_core::register! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_core::InputShape;
 
     #[test]
     fn layers_on_cifar_shape() {
-        let spec = ModelSpec::classifier(InputShape::image(3, 32, 32), 10);
+        let spec = ModelSpec::ten_class_images(3, 32);
         let m = build(&PluginArgs::empty(), &spec).unwrap();
         assert_eq!(m.layers().len(), 8);
         // 32 -> 16 -> 8 -> 4: the classifier sees 64 x 4 x 4

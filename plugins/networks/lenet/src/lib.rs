@@ -120,15 +120,10 @@ coherent_core::register! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_core::InputShape;
-
-    fn spec(c: usize, hw: usize) -> ModelSpec {
-        ModelSpec::classifier(InputShape::image(c, hw, hw), 10)
-    }
 
     #[test]
     fn lenet5_layers_on_mnist_and_cifar_shapes() {
-        let m = build(&PluginArgs::empty(), &spec(1, 28)).unwrap();
+        let m = build(&PluginArgs::empty(), &ModelSpec::ten_class_images(1, 28)).unwrap();
         let p: Vec<usize> = m.layers().iter().map(|l| l.params).collect();
         assert_eq!(
             p,
@@ -140,7 +135,7 @@ mod tests {
                 84 * 10 + 10
             ]
         );
-        let m = build(&PluginArgs::empty(), &spec(3, 32)).unwrap();
+        let m = build(&PluginArgs::empty(), &ModelSpec::ten_class_images(3, 32)).unwrap();
         // 32 -> conv p2 -> 32 -> pool 16 -> conv 12 -> pool 6
         assert_eq!(m.layers()[2].params, 16 * 6 * 6 * 120 + 120);
     }
@@ -149,25 +144,22 @@ mod tests {
     fn the_benchmark_cnn_has_the_documented_shape() {
         let args =
             PluginArgs::from_toml("channels = [16, 32]\npadding = [2, 2]\nhidden = []").unwrap();
-        let m = build(&args, &spec(1, 28)).unwrap();
+        let m = build(&args, &ModelSpec::ten_class_images(1, 28)).unwrap();
         let p: Vec<usize> = m.layers().iter().map(|l| l.params).collect();
         assert_eq!(p, vec![16 * 25 + 16, 32 * 16 * 25 + 32, 1568 * 10 + 10]);
     }
 
     #[test]
     fn shapes_that_do_not_fit_are_reported() {
+        let mnist = ModelSpec::ten_class_images(1, 28);
         let text = "channels = [6, 16, 32, 64]\npadding = [0, 0, 0, 0]";
-        let err = build(&PluginArgs::from_toml(text).unwrap(), &spec(1, 28))
+        let err = build(&PluginArgs::from_toml(text).unwrap(), &mnist)
             .err()
             .unwrap();
         assert!(err.message.contains("does not fit"), "{err:?}");
         assert_eq!(&text[err.span.unwrap()], "[6, 16, 32, 64]");
-        let err = build(
-            &PluginArgs::from_toml("padding = [1]").unwrap(),
-            &spec(1, 28),
-        )
-        .err()
-        .unwrap();
+        let args = PluginArgs::from_toml("padding = [1]").unwrap();
+        let err = build(&args, &mnist).err().unwrap();
         assert!(err.message.contains("one padding per convolution"));
     }
 }

@@ -45,7 +45,7 @@ pub struct ResnetConfig {
     #[serde(default = "default_groups")]
     pub groups: usize,
     /// Initialisation.
-    #[serde(default = "default_init")]
+    #[serde(default = "Init::he")]
     pub init: Init,
 }
 
@@ -58,10 +58,6 @@ fn default_width() -> usize {
 fn default_groups() -> usize {
     8
 }
-fn default_init() -> Init {
-    Init::He
-}
-
 impl ResnetConfig {
     /// Builds the network for `spec`, or says what does not fit.
     pub fn network(&self, spec: &ModelSpec) -> Result<Sequential, String> {
@@ -143,10 +139,9 @@ coherent_core::register! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_core::InputShape;
 
     fn spec() -> ModelSpec {
-        ModelSpec::classifier(InputShape::image(3, 32, 32), 10)
+        ModelSpec::ten_class_images(3, 32)
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub struct VggConfig {
     #[serde(default)]
     pub groups: usize,
     /// Initialisation.
-    #[serde(default = "default_init")]
+    #[serde(default = "Init::he")]
     pub init: Init,
 }
 
@@ -40,10 +40,6 @@ fn default_stages() -> Vec<Vec<usize>> {
 fn default_hidden() -> Vec<usize> {
     vec![128]
 }
-fn default_init() -> Init {
-    Init::He
-}
-
 impl VggConfig {
     /// Builds the network for `spec`, or says what does not fit.
     pub fn network(&self, spec: &ModelSpec) -> Result<Sequential, String> {
@@ -95,19 +91,15 @@ coherent_core::register! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_core::InputShape;
-
-    fn spec(c: usize, hw: usize) -> ModelSpec {
-        ModelSpec::classifier(InputShape::image(c, hw, hw), 10)
-    }
 
     #[test]
     fn vgg11_layout_on_cifar_and_mnist_shapes() {
-        let m = build(&PluginArgs::empty(), &spec(3, 32)).unwrap();
+        let m = build(&PluginArgs::empty(), &ModelSpec::ten_class_images(3, 32)).unwrap();
         assert_eq!(m.layers().iter().filter(|l| l.kind == "conv2d").count(), 8);
         // 32 -> 16 -> 8 -> 4 -> 2 -> 1: the classifier sees 128 features
         assert_eq!(m.layers()[8].params, 128 * 128 + 128);
-        let m = build(&PluginArgs::from_toml("groups = 4").unwrap(), &spec(1, 28)).unwrap();
+        let args = PluginArgs::from_toml("groups = 4").unwrap();
+        let m = build(&args, &ModelSpec::ten_class_images(1, 28)).unwrap();
         assert_eq!(
             m.layers().iter().filter(|l| l.kind == "group_norm").count(),
             8
@@ -116,7 +108,8 @@ mod tests {
 
     #[test]
     fn groups_must_divide_channels() {
-        let err = build(&PluginArgs::from_toml("groups = 5").unwrap(), &spec(3, 32))
+        let args = PluginArgs::from_toml("groups = 5").unwrap();
+        let err = build(&args, &ModelSpec::ten_class_images(3, 32))
             .err()
             .unwrap();
         assert!(err.message.contains("groups do not divide"));

@@ -15,8 +15,8 @@
 //! table.
 
 use coherent_core::{
-    ConfigError, Evaluation, Measurements, ObserverEntry, ObserverOutput, PluginArgs, PluginConfig,
-    RunEnd, RunObserver,
+    load_state, save_state, ConfigError, Evaluation, Measurements, ObserverEntry, ObserverOutput,
+    PluginArgs, PluginConfig, RunEnd, RunObserver,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -61,6 +61,12 @@ pub struct Point {
 #[derive(Clone, Debug)]
 pub struct EarlyStopping {
     config: EarlyStoppingConfig,
+    points: Vec<Point>,
+}
+
+/// What a checkpoint keeps of [`EarlyStopping`].
+#[derive(Serialize, Deserialize)]
+struct State {
     points: Vec<Point>,
 }
 
@@ -170,17 +176,13 @@ impl RunObserver for EarlyStopping {
     }
 
     fn state(&self) -> Value {
-        json!({ "points": self.points })
+        save_state(&State {
+            points: self.points.clone(),
+        })
     }
 
     fn restore(&mut self, state: Value) -> Result<(), String> {
-        #[derive(Deserialize)]
-        struct State {
-            points: Vec<Point>,
-        }
-        let s: State = serde_json::from_value(state).map_err(|e| e.to_string())?;
-        self.points = s.points;
-        Ok(())
+        load_state(state).map(|s: State| self.points = s.points)
     }
 }
 

@@ -13,11 +13,11 @@
 //! pristine and the corrupt ones (over those learned).
 
 use coherent_core::{
-    ConfigError, Evaluation, Measurements, ObserverEntry, ObserverOutput, PluginArgs, PluginConfig,
-    RunEnd, RunObserver, Split, Targets,
+    load_state, save_state, ConfigError, Evaluation, Measurements, ObserverEntry, ObserverOutput,
+    PluginArgs, PluginConfig, RunEnd, RunObserver, Split, Targets,
 };
 use coherent_record::learning_times::{to_csv, LearningTime};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 coherent_core::plugin_crate!();
@@ -27,8 +27,10 @@ coherent_core::plugin_crate!();
 #[serde(deny_unknown_fields)]
 pub struct LearningTimesConfig {}
 
-/// The start of each example's current streak of correct evaluations: the observer's state.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// The start of each example's current streak of correct evaluations: the observer's state,
+/// which a checkpoint keeps whole (and its messages call `State`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename = "State")]
 pub struct LearningTimes {
     /// `streak[i]`: the step since which example `i` has been correct at every evaluation,
     /// `-1` while it is wrong.
@@ -115,17 +117,11 @@ impl RunObserver for LearningTimes {
     }
 
     fn state(&self) -> Value {
-        json!({ "streak": self.streak })
+        save_state(self)
     }
 
     fn restore(&mut self, state: Value) -> Result<(), String> {
-        #[derive(Deserialize)]
-        struct State {
-            streak: Vec<i64>,
-        }
-        let s: State = serde_json::from_value(state).map_err(|e| e.to_string())?;
-        self.streak = s.streak;
-        Ok(())
+        load_state(state).map(|saved| *self = saved)
     }
 }
 

@@ -23,8 +23,8 @@
 //! product per layer and group, every `every` steps.
 
 use coherent_core::{
-    ConfigError, Evaluation, GradRequest, Measurements, ObserverEntry, PluginArgs, PluginConfig,
-    Rng, RunInfo, RunObserver, StepGrads, StepInfo,
+    load_state, save_state, ConfigError, Evaluation, GradRequest, Measurements, ObserverEntry,
+    PluginArgs, PluginConfig, Rng, RunInfo, RunObserver, StepGrads, StepInfo,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -192,11 +192,11 @@ impl RunObserver for LossFractions {
     }
 
     fn state(&self) -> Value {
-        serde_json::to_value(&self.sums).expect("the sums serialise")
+        save_state(&self.sums)
     }
 
     fn restore(&mut self, state: Value) -> Result<(), String> {
-        self.sums = serde_json::from_value(state).map_err(|e| e.to_string())?;
+        self.sums = load_state(state)?;
         Ok(())
     }
 }

@@ -5,8 +5,9 @@
 //! against a brute-force computation from per-example gradients.
 
 use coherent_core::{
-    Batch, BatchGrads, ConfigError, Evaluation, GradRequest, Measurements, ObserverEntry,
-    ObserverOutput, PluginArgs, PluginConfig, RunEnd, RunInfo, RunObserver, Split, Targets,
+    squared_norm, Batch, BatchGrads, ConfigError, Evaluation, GradRequest, Measurements,
+    ObserverEntry, ObserverOutput, PluginArgs, PluginConfig, RunEnd, RunInfo, RunObserver, Split,
+    Targets,
 };
 use serde::Deserialize;
 
@@ -39,12 +40,7 @@ pub struct ClassCoherence {
 
 /// `|S|^2 / Q` of one pass's gradients (whole network).
 pub fn m_coherence(grads: &BatchGrads) -> f64 {
-    let s2: f64 = grads
-        .sum
-        .iter()
-        .flatten()
-        .map(|&v| (v as f64).powi(2))
-        .sum();
+    let s2 = squared_norm(&grads.sum);
     let q: f64 = grads.sq_norms.iter().flatten().map(|&v| v as f64).sum();
     s2 / q
 }

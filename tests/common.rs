@@ -183,17 +183,27 @@ pub fn numpy_available() -> bool {
         }
         Err(e) => format!("python3 does not start: {e}"),
     };
-    if std::env::var_os("COHERENT_REQUIRE_NUMPY").is_some() {
-        panic!(
-            "COHERENT_REQUIRE_NUMPY is set but numpy and safetensors cannot be imported: {reason}"
-        );
+    skip_unless_required(
+        "numpy",
+        "COHERENT_REQUIRE_NUMPY",
+        &format!("python3 cannot import numpy and safetensors ({reason})"),
+        "pip install numpy safetensors",
+    );
+    false
+}
+
+/// A test that needs what this machine lacks (`reason`): panics when the environment variable
+/// `require` is set (CI, which installs it), else prints `SKIPPED: what: reason; hint to run it`
+/// straight to the terminal (the closing line of `.ci/run` reports it) for the caller to return.
+pub fn skip_unless_required(what: &str, require: &str, reason: &str, hint: &str) {
+    if std::env::var_os(require).is_some() {
+        panic!("{require} is set but {reason}");
     }
     use std::io::Write;
     let _ = writeln!(
         std::io::stderr(),
-        "\nSKIPPED: numpy: python3 cannot import numpy and safetensors ({reason}); pip install numpy safetensors to run it\n"
+        "\nSKIPPED: {what}: {reason}; {hint} to run it\n"
     );
-    false
 }
 
 /// How a child process of [`coherent_limited`] ended.

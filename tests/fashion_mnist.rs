@@ -1,9 +1,9 @@
 //! The full Fashion-MNIST as Debian's `dataset-fashion-mnist` package installs it (the README's
 //! Data section), read as it is. Without the package the tests print `SKIPPED: fashion_mnist:
 //! ...` and return, unless `COHERENT_REQUIRE_FASHION_MNIST` is set (CI, which installs it);
-//! `COHERENT_FASHION_MNIST` points them at another copy of the four files.
+//! `COHERENT_FASHION_MNIST` points them at another copy of the four `.gz` files.
 
-use crate::common::{run_ok, scratch, write_manifest};
+use crate::common::{run_ok, scratch, skip_unless_required, write_manifest};
 use coherent_record::{read_json, Summary};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -16,19 +16,14 @@ pub fn real_files() -> Option<PathBuf> {
     let dir = std::env::var_os("COHERENT_FASHION_MNIST")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(INSTALLED));
-    if dir.join("train-images-idx3-ubyte.gz").is_file()
-        || dir.join("train-images-idx3-ubyte").is_file()
-    {
+    if dir.join("train-images-idx3-ubyte.gz").is_file() {
         return Some(dir);
     }
-    let reason = format!("no Fashion-MNIST files in {}", dir.display());
-    if std::env::var_os("COHERENT_REQUIRE_FASHION_MNIST").is_some() {
-        panic!("COHERENT_REQUIRE_FASHION_MNIST is set but there are {reason}");
-    }
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "\nSKIPPED: fashion_mnist: {reason}; apt-get install dataset-fashion-mnist to run it\n"
+    skip_unless_required(
+        "fashion_mnist",
+        "COHERENT_REQUIRE_FASHION_MNIST",
+        &format!("there are no Fashion-MNIST files in {}", dir.display()),
+        "apt-get install dataset-fashion-mnist",
     );
     None
 }

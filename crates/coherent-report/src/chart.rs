@@ -137,7 +137,11 @@ pub fn tick(v: f64) -> String {
     if !(1e-3..1e6).contains(&a) {
         return format!("{v:.1e}");
     }
-    let digits = (3 - a.log10().floor() as i32).max(0) as usize;
+    fixed(v, (3 - a.log10().floor() as i32).max(0) as usize)
+}
+
+/// `v` with `digits` decimals, trailing zeros (and a trailing point) removed.
+fn fixed(v: f64, digits: usize) -> String {
     let s = format!("{v:.digits$}");
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -163,13 +167,7 @@ pub fn axis_tick(v: f64, span: f64) -> String {
     let spacing = span / 6.0;
     let needed = (1 - spacing.log10().floor() as i32).clamp(0, 9) as usize;
     let significant = (3 - a.log10().floor() as i32).max(0) as usize;
-    let digits = needed.max(significant.min(needed + 1));
-    let s = format!("{v:.digits$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
+    fixed(v, needed.max(significant.min(needed + 1)))
 }
 
 fn text_width(text: &str, size: f64) -> u32 {

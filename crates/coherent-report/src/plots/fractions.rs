@@ -51,15 +51,11 @@ pub fn figure(cx: &Context) -> Option<(String, Figure)> {
     let shown: Vec<usize> = (0..cx.runs.len())
         .filter(|&i| has_both_groups(&cx.runs[i]))
         .collect();
-    let mut drawn = vec![false; cx.runs.len()];
     let mut any_null = false;
     let panels: Vec<Panel> = PANELS
         .iter()
         .filter_map(|&(title, key, null)| {
             let mut lines = cx.lines_of(shown.iter().copied(), key, Some(false));
-            for &i in &shown {
-                drawn[i] |= cx.runs[i].metrics.series(key).is_some();
-            }
             if let Some(null) = null {
                 let nulls = cx.lines_of(shown.iter().copied(), null, Some(true));
                 any_null |= !nulls.is_empty();
@@ -77,7 +73,11 @@ pub fn figure(cx: &Context) -> Option<(String, Figure)> {
     if panels.is_empty() {
         return None;
     }
-    let mut legend = cx.legend_of((0..cx.runs.len()).filter(|&i| drawn[i]), false);
+    let drawn = shown.iter().copied().filter(|&i| {
+        let measured = |key: &str| cx.runs[i].metrics.series(key).is_some();
+        PANELS.iter().any(|(_, key, _)| measured(key))
+    });
+    let mut legend = cx.legend_of(drawn, false);
     if any_null {
         legend.push(Entry {
             label: "dashed: null world".into(),
@@ -134,14 +134,6 @@ mod tests {
         assert_eq!(legend, ["label_noise=0.5", "dashed: null world"]);
         let none = [run("b", "1.0", all_corrupt)];
         let labels = crate::legend::labels(&none);
-        assert!(figure_of(&none, &labels, &options).is_none());
-    }
-
-    fn figure_of(
-        runs: &[Run],
-        labels: &[String],
-        options: &ReportOptions,
-    ) -> Option<(String, Figure)> {
-        figure(&Context::new(runs, labels, options))
+        assert!(super::figure(&Context::new(&none, &labels, &options)).is_none());
     }
 }

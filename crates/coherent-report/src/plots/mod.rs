@@ -2,8 +2,8 @@
 //! draw, or `None` when no run recorded its data; the drawing itself is in `chart.rs`.
 //!
 //! Every plot draws run `i` in its style (`Context::styles`, see `style.rs`), so a run looks
-//! the same throughout the report. To add a plot: a module here with `pub fn figure(&Context) -> Option<Figure>`,
-//! and one line in [`PLOTS`].
+//! the same throughout the report. To add a plot: a module here with
+//! `pub fn figure(&Context) -> Option<Figure>`, and one line in [`PLOTS`].
 
 mod accuracy;
 mod coherence;

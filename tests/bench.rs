@@ -47,8 +47,18 @@ fn bench_reports_every_case_as_json_and_as_a_table() {
             "median_of_means k=3",
             "rm3",
             "clip max_norm=1.0",
-            "geometric_median"
+            "geometric_median",
+            "tanh: mean",
+            "tanh: winsorized c=4",
+            "tanh: trimmed_mean b=8",
+            "tanh: coordinate_median"
         ]
+    );
+    // each network's ratios are to its own plain step
+    let cases = report["aggregators"]["cases"].as_array().unwrap();
+    assert_eq!(
+        (&cases[0]["vs_plain"], &cases[17]["vs_plain"]),
+        (&1.0.into(), &1.0.into())
     );
 
     let table = coherent(&["bench", "--reps", "1", "--min-ms", "1", "--network", "mlp"]);

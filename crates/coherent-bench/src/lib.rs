@@ -514,12 +514,12 @@ pub fn render(report: &BenchReport) -> String {
     let mut out = String::new();
     if let Some(a) = &report.aggregators {
         out.push_str(&format!(
-            "{}, batch {}, {} threads: one step per aggregator\n\n{:<18} {:>10} {:>9}  {}\n",
+            "{}, batch {}, {} threads: one step per aggregator\n\n{:<24} {:>10} {:>9}  {}\n",
             a.network, a.batch, report.threads, "aggregator", "ms/step", "vs mean", "what"
         ));
         for c in &a.cases {
             out.push_str(&format!(
-                "{:<18} {:>10.3} {:>8.2}x  {}\n",
+                "{:<24} {:>10.3} {:>8.2}x  {}\n",
                 c.case, c.ms_per_step, c.vs_plain, c.what
             ));
         }

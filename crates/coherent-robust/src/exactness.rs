@@ -4,22 +4,40 @@
 use super::*;
 use coherent_core::Rng;
 
-/// Per-example gradients of two layers (`sizes`), random normal or drawn from a few values
-/// (ties, zeros as behind a ReLU).
-fn examples(b: usize, sizes: &[usize], tied: bool, seed: u64) -> Vec<Vec<Vec<f32>>> {
+/// What the per-example values look like.
+#[derive(Clone, Copy, Debug)]
+enum Values {
+    /// Random normal.
+    Normal,
+    /// Drawn from a few values: ties, and zeros as behind a ReLU.
+    Tied,
+    /// Normal, but each example is zero on a random 60% of the units (runs of 12 coordinates,
+    /// which groups of eight straddle), as per-example gradients behind a ReLU that is off;
+    /// the last layer is zero for every example.
+    Sparse,
+}
+
+const VALUES: [Values; 3] = [Values::Normal, Values::Tied, Values::Sparse];
+
+/// Per-example gradients of layers of `sizes`.
+fn examples(b: usize, sizes: &[usize], values: Values, seed: u64) -> Vec<Vec<Vec<f32>>> {
     let mut r = Rng::new(seed);
     (0..b)
         .map(|_| {
+            let off: Vec<bool> = (0..sizes[0] / 12 + 2).map(|_| r.uniform() < 0.6).collect();
             sizes
                 .iter()
-                .map(|&p| {
+                .enumerate()
+                .map(|(layer, &p)| {
                     (0..p)
-                        .map(|_| {
+                        .map(|c| {
                             let x = r.normal() as f32;
-                            if tied {
-                                (x * 1.5).round().max(0.0) - 1.0
-                            } else {
-                                x
+                            match values {
+                                Values::Normal => x,
+                                Values::Tied => (x * 1.5).round().max(0.0) - 1.0,
+                                Values::Sparse if layer + 1 == sizes.len() => 0.0,
+                                Values::Sparse if off[c / 12] => 0.0,
+                                Values::Sparse => x,
                             }
                         })
                         .collect()
@@ -67,9 +85,9 @@ fn winsorized_reference(v: &[f32], lo: usize, hi: usize) -> (f32, f32) {
 
 #[test]
 fn winsorization_is_exact_for_every_percentile() {
-    let sizes = [300, 13];
-    for (b, tied) in [(100, false), (100, true), (37, false), (37, true)] {
-        let grads = examples(b, &sizes, tied, b as u64);
+    let sizes = [300, 13, 11];
+    for (b, values) in [100, 37].into_iter().flat_map(|b| VALUES.map(|v| (b, v))) {
+        let grads = examples(b, &sizes, values, b as u64);
         let src = ExplicitBlocks {
             grads: grads.clone(),
         };
@@ -81,13 +99,13 @@ fn winsorization_is_exact_for_every_percentile() {
             }
             let mut dir = zeros(&sizes);
             winsorize_all(&src, &mut dir, lo, hi);
-            let what = format!("b {b} tied {tied} c {c} (lo {lo} hi {hi})");
+            let what = format!("b {b} values {values:?} c {c} (lo {lo} hi {hi})");
             check(&grads, &dir, &what, |v| winsorized_reference(v, lo, hi));
         }
         for (lo, hi) in [(0, 5), (7, 2), (4, 0)] {
             let mut dir = zeros(&sizes);
             winsorize_all(&src, &mut dir, lo, hi);
-            let what = format!("b {b} tied {tied} lo {lo} hi {hi}");
+            let what = format!("b {b} values {values:?} lo {lo} hi {hi}");
             check(&grads, &dir, &what, |v| winsorized_reference(v, lo, hi));
         }
     }
@@ -95,16 +113,16 @@ fn winsorization_is_exact_for_every_percentile() {
 
 #[test]
 fn trimming_is_exact_for_every_count() {
-    let sizes = [300, 13];
-    for (b, tied) in [(100, false), (100, true), (37, false), (37, true)] {
-        let grads = examples(b, &sizes, tied, 7 + b as u64);
+    let sizes = [300, 13, 11];
+    for (b, values) in [100, 37].into_iter().flat_map(|b| VALUES.map(|v| (b, v))) {
+        let grads = examples(b, &sizes, values, 7 + b as u64);
         let src = ExplicitBlocks {
             grads: grads.clone(),
         };
         for t in 0..b.div_ceil(2) {
             let mut dir = zeros(&sizes);
             trim_all(&src, &mut dir, t);
-            let what = format!("b {b} tied {tied} t {t}");
+            let what = format!("b {b} values {values:?} t {t}");
             check(&grads, &dir, &what, |v| {
                 let kept = &v[t..b - t];
                 let sum: f32 = kept.iter().sum();
@@ -118,16 +136,16 @@ fn trimming_is_exact_for_every_count() {
 
 #[test]
 fn the_median_is_exact_for_every_batch_size() {
-    let sizes = [20, 3];
+    let sizes = [20, 3, 9];
     for b in (1..=40).chain([99, 100, 101]) {
-        for tied in [false, true] {
-            let grads = examples(b, &sizes, tied, 3 * b as u64);
+        for values in VALUES {
+            let grads = examples(b, &sizes, values, 3 * b as u64);
             let src = ExplicitBlocks {
                 grads: grads.clone(),
             };
             let mut dir = zeros(&sizes);
             median_all(&src, &mut dir);
-            let what = format!("b {b} tied {tied}");
+            let what = format!("b {b} values {values:?}");
             check(&grads, &dir, &what, |v| {
                 let m = if b % 2 == 1 {
                     v[b / 2]
@@ -142,8 +160,8 @@ fn the_median_is_exact_for_every_batch_size() {
 
 #[test]
 fn weighted_sums_are_exact() {
-    let sizes = [300, 13];
-    let grads = examples(23, &sizes, false, 5);
+    let sizes = [300, 13, 11];
+    let grads = examples(23, &sizes, Values::Normal, 5);
     let src = ExplicitBlocks {
         grads: grads.clone(),
     };
@@ -154,6 +172,51 @@ fn weighted_sums_are_exact() {
         for (c, &g) in layer.iter().enumerate() {
             let want: f32 = grads.iter().zip(&weights).map(|(e, w)| w * e[l][c]).sum();
             assert!((g - want).abs() < 1e-5, "layer {l} coordinate {c}");
+        }
+    }
+}
+
+#[test]
+fn every_kernel_gives_the_same_order_statistics() {
+    let sizes = [300, 13, 11];
+    let kernels = plan::Kernel::supported();
+    for values in VALUES {
+        let grads = examples(100, &sizes, values, 17);
+        let src = ExplicitBlocks {
+            grads: grads.clone(),
+        };
+        let statistics = [
+            RankStatistic::Winsorized { lo: 8, hi: 8 },
+            RankStatistic::Winsorized { lo: 1, hi: 30 },
+            RankStatistic::Trimmed { t: 20 },
+            RankStatistic::Median,
+        ];
+        for statistic in statistics {
+            let results: Vec<Vec<Vec<f32>>> = kernels
+                .iter()
+                .map(|&kernel| {
+                    let mut dir = zeros(&sizes);
+                    sorted::sorted_groups_on(kernel, &src, &mut dir, statistic);
+                    dir
+                })
+                .collect();
+            let what = format!("{values:?} {statistic:?} on {:?}", kernels[0]);
+            check(&grads, &results[0], &what, |v| match statistic {
+                RankStatistic::Winsorized { lo, hi } => winsorized_reference(v, lo, hi),
+                RankStatistic::Trimmed { t } => {
+                    let kept = &v[t..v.len() - t];
+                    let n = kept.len() as f32;
+                    let scale: f32 = kept.iter().map(|x| x.abs()).sum();
+                    (kept.iter().sum::<f32>() / n, scale / n)
+                }
+                RankStatistic::Median => {
+                    let m = (v[49] + v[50]) / 2.0;
+                    (m, m.abs())
+                }
+            });
+            for (kernel, result) in kernels.iter().zip(&results) {
+                assert_eq!(result, &results[0], "{values:?} {statistic:?}: {kernel:?}");
+            }
         }
     }
 }

@@ -11,8 +11,12 @@ use coherent_core::PerExampleBlocks;
 use rayon::prelude::*;
 
 mod bitonic;
+mod plan;
+mod ranked;
 mod sorted;
-pub use sorted::{lane_sum, network, sorted_groups, Lanes, SortPlan, LANES};
+pub use plan::{network, Lanes, SortPlan, LANES};
+pub use ranked::{RankStatistic, Ranked};
+pub use sorted::{sorted_groups, GroupStatistic};
 
 /// Coordinates per block: `BLOCK x batch` values stay in the L2 cache.
 pub const BLOCK: usize = 256;
@@ -65,17 +69,18 @@ pub fn weighted_sum_all(src: &dyn PerExampleBlocks, direction: &mut [Vec<f32>], 
     }
 }
 
-/// Largest clip count per side that [`winsorize_all`] and [`trim_all`] handle by keeping the
-/// extremes in registers; larger counts sort the batch dimension ([`sorted_groups`]), whose
-/// cost does not depend on the count.
-pub const MAX_FAST_CLIP: usize = 3;
+/// Longest ranked list per side (values kept at each end) that [`winsorize_all`] and
+/// [`trim_all`] keep in registers; longer ones sort the batch dimension ([`sorted_groups`]),
+/// whose cost does not depend on the count and is lower from three values per side on
+/// (measured with `coherent bench --network aggregators`).
+pub const MAX_LIST: usize = 2;
 
 /// The winsorized mean of every coordinate (clip to the `lo`-th smallest and `hi`-th largest
 /// value of the coordinate, 0-based from each end, then average), for all layers.
 ///
-/// One branch-free pass over the examples, many coordinates at a time: per coordinate it keeps
-/// the running sum and the `lo + 1` smallest and `hi + 1` largest values seen (insertion
-/// networks of `min`/`max`, which vectorise), then
+/// For `lo = hi` up to [`MAX_LIST`]` - 1`, one branch-free pass over the examples, many
+/// coordinates at a time: per coordinate it keeps the running sum and the `lo + 1` smallest
+/// and `hi + 1` largest values seen (insertion networks of `min`/`max`, in registers), then
 /// `sum - (lo smallest) - (hi largest) + lo * (lo-th smallest) + hi * (hi-th largest)`.
 /// Larger or unequal clip counts sort the batch dimension instead ([`sorted_groups`]); tiny
 /// batches (fewer than `lo + hi + 2` examples) fall back to [`winsorized_mean`] per coordinate.
@@ -85,15 +90,8 @@ pub fn winsorize_all(src: &dyn PerExampleBlocks, direction: &mut [Vec<f32>], lo:
         coordinatewise(src, direction, |v| winsorized_mean(v, lo, hi));
         return;
     }
-    if lo != hi || lo > MAX_FAST_CLIP {
-        let kept = lo..b - hi;
-        sorted_groups(src, direction, |s| {
-            let inner = lane_sum(&s[kept.clone()]);
-            let (low, high) = (s[lo], s[b - 1 - hi]);
-            std::array::from_fn(|l| {
-                (inner[l] + lo as f32 * low[l] + hi as f32 * high[l]) / b as f32
-            })
-        });
+    if lo != hi || lo + 1 > MAX_LIST {
+        sorted_groups(src, direction, RankStatistic::Winsorized { lo, hi });
         return;
     }
     extremes(src, direction, lo, hi, |s, c| {
@@ -114,9 +112,8 @@ pub fn trim_all(src: &dyn PerExampleBlocks, direction: &mut [Vec<f32>], t: usize
         coordinatewise(src, direction, |v| trimmed_mean(v, t));
         return;
     }
-    if t > MAX_FAST_CLIP {
-        let kept = (b - 2 * t) as f32;
-        sorted_groups(src, direction, |s| lane_sum(&s[t..b - t]).map(|x| x / kept));
+    if t > MAX_LIST {
+        sorted_groups(src, direction, RankStatistic::Trimmed { t });
         return;
     }
     extremes(src, direction, t - 1, t - 1, |s, c| {
@@ -129,14 +126,7 @@ pub fn trim_all(src: &dyn PerExampleBlocks, direction: &mut [Vec<f32>], t: usize
 /// all layers, by sorting the batch dimension ([`sorted_groups`]): as [`median`] per
 /// coordinate, without a selection per coordinate.
 pub fn median_all(src: &dyn PerExampleBlocks, direction: &mut [Vec<f32>]) {
-    let b = src.batch();
-    sorted_groups(src, direction, |s| {
-        if b % 2 == 1 {
-            s[b / 2]
-        } else {
-            std::array::from_fn(|l| (s[b / 2 - 1][l] + s[b / 2][l]) / 2.0)
-        }
-    });
+    sorted_groups(src, direction, RankStatistic::Median);
 }
 
 /// One pass over the examples of every block keeping, per coordinate, the sum and the `lo + 1`
@@ -187,27 +177,10 @@ unsafe fn accumulate_avx2(s: &mut Scratch, len: usize) {
 
 #[inline(always)]
 fn accumulate_any(s: &mut Scratch, len: usize) {
-    // the common clip counts get a kernel whose ranked lists live in registers
-    macro_rules! in_registers {
-        ($($n:literal)*) => {
-            match (s.top.len(), s.bottom.len()) {
-                $(($n, $n) => return lanes::<$n, $n>(s, len),)*
-                _ => {}
-            }
-        };
-    }
-    in_registers!(1 2 3 4);
-    let Scratch {
-        rows,
-        sum,
-        carry,
-        top,
-        bottom,
-    } = s;
-    for row in rows.chunks_exact(len) {
-        sum[..len].iter_mut().zip(row).for_each(|(a, v)| *a += v);
-        insert::<true>(top, carry, row, len);
-        insert::<false>(bottom, carry, row, len);
+    match (s.top.len(), s.bottom.len()) {
+        (1, 1) => lanes::<1, 1>(s, len),
+        (2, 2) => lanes::<2, 2>(s, len),
+        (top, bottom) => unreachable!("ranked lists of {top} and {bottom}: at most {MAX_LIST}"),
     }
 }
 
@@ -270,7 +243,6 @@ fn lanes<const T: usize, const U: usize>(s: &mut Scratch, len: usize) {
 struct Scratch {
     rows: Vec<f32>,
     sum: Vec<f32>,
-    carry: Vec<f32>,
     top: Vec<Vec<f32>>,
     bottom: Vec<Vec<f32>>,
 }
@@ -280,7 +252,6 @@ impl Scratch {
         Scratch {
             rows: Vec::with_capacity(b * BLOCK),
             sum: vec![0.0; BLOCK],
-            carry: vec![0.0; BLOCK],
             top: vec![vec![0.0; BLOCK]; hi + 1],
             bottom: vec![vec![0.0; BLOCK]; lo + 1],
         }
@@ -306,30 +277,6 @@ fn exchange<const LARGEST: bool>(r: &mut [f32; 8], x: &mut [f32; 8]) {
         let keep = if LARGEST { a > v } else { a < v };
         r[l] = if keep { a } else { v };
         x[l] = if keep { v } else { a };
-    }
-}
-
-/// Inserts `row` into the per-coordinate ranked lists `ranks` (largest first when `LARGEST`,
-/// smallest first otherwise). `len` is a multiple of 8 or the tail is handled lane by lane.
-#[inline(always)]
-fn insert<const LARGEST: bool>(ranks: &mut [Vec<f32>], carry: &mut [f32], row: &[f32], len: usize) {
-    carry[..len].copy_from_slice(row);
-    let full = len / 8 * 8;
-    for rank in ranks.iter_mut() {
-        for (rc, xc) in rank[..full]
-            .chunks_exact_mut(8)
-            .zip(carry[..full].chunks_exact_mut(8))
-        {
-            let r: &mut [f32; 8] = rc.try_into().expect("eight lanes");
-            let x: &mut [f32; 8] = xc.try_into().expect("eight lanes");
-            exchange::<LARGEST>(r, x);
-        }
-        for (r, x) in rank[full..len].iter_mut().zip(carry[full..len].iter_mut()) {
-            let (a, v) = (*r, *x);
-            let keep = if LARGEST { a > v } else { a < v };
-            *r = if keep { a } else { v };
-            *x = if keep { v } else { a };
-        }
     }
 }
 

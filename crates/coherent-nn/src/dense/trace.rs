@@ -262,28 +262,26 @@ impl LayerGrads for DenseTrace {
     /// scaled copy (needs no [`LayerGrads::prepare_blocks`]).
     fn block_rows(&self, coords: Range<usize>, out: &mut [f32]) {
         let (i, o, len) = (self.inputs, self.outputs, coords.len());
-        for (e, row) in out.chunks_exact_mut(len).enumerate() {
-            let (a, d) = (
-                &self.input[e * i..(e + 1) * i],
-                &self.delta[e * o..(e + 1) * o],
-            );
-            let mut c = coords.start;
-            while c < coords.end {
-                let dst = &mut row[c - coords.start..];
-                if c < o * i {
-                    // the rest of weight row c / i, as far as the block goes
-                    let (r, k) = (c / i, c % i);
-                    let n = (i - k).min(coords.end - c);
-                    let dv = d[r];
-                    dst[..n]
+        // run by run of the block (the rest of a weight row, or one bias), all examples each
+        let mut c = coords.start;
+        while c < coords.end {
+            let at = c - coords.start;
+            if c < o * i {
+                let (r, k) = (c / i, c % i);
+                let n = (i - k).min(coords.end - c);
+                for (e, row) in out.chunks_exact_mut(len).enumerate() {
+                    let (a, dv) = (&self.input[e * i + k..][..n], self.delta[e * o + r]);
+                    row[at..at + n]
                         .iter_mut()
-                        .zip(&a[k..k + n])
+                        .zip(a)
                         .for_each(|(x, av)| *x = av * dv);
-                    c += n;
-                } else {
-                    dst[0] = d[c - o * i];
-                    c += 1;
                 }
+                c += n;
+            } else {
+                for (e, row) in out.chunks_exact_mut(len).enumerate() {
+                    row[at] = self.delta[e * o + c - o * i];
+                }
+                c += 1;
             }
         }
     }

@@ -95,10 +95,13 @@ impl<'a> Ranked<'a> {
         let rows = ranks.start.saturating_sub(self.zeros)..ranks.end.min(self.sorted.len());
         // ranks as f32 (exact below 2^24), compared lane by lane with the counts of negatives
         let (first, end) = (ranks.start as f32, ranks.end as f32);
-        #[cfg(target_arch = "x86_64")]
-        if self.kernel == Kernel::Avx512 {
+        match self.kernel {
             // SAFETY: the kernel was detected on this processor.
-            return unsafe { self.sum_of_ranks_avx512(rows, first, end) };
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => return unsafe { self.sum_of_ranks_avx512(rows, first, end) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => return unsafe { self.sum_of_ranks_avx2(rows, first, end) },
+            _ => {}
         }
         let (zeros, mut sum) = (self.zeros as f32, [0.0f32; LANES]);
         for u in rows {
@@ -116,7 +119,7 @@ impl<'a> Ranked<'a> {
     }
 
     /// [`Ranked::sum_of_ranks`] over the sorted rows `rows`, with AVX-512 (the compiler does
-    /// not vectorise the portable loop).
+    /// not vectorise the portable loop well).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     unsafe fn sum_of_ranks_avx512(
@@ -142,6 +145,40 @@ impl<'a> Ranked<'a> {
         }
         let mut out = [0.0; LANES];
         unsafe { _mm512_storeu_ps(out.as_mut_ptr(), sum) };
+        out
+    }
+
+    /// [`Ranked::sum_of_ranks`] over the sorted rows `rows`, with AVX2: each half of the lanes
+    /// in turn, the masks as all-ones or all-zeros lanes.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn sum_of_ranks_avx2(
+        &self,
+        rows: std::ops::Range<usize>,
+        first: f32,
+        end: f32,
+    ) -> Lanes {
+        use std::arch::x86_64::*;
+        let mut out = [0.0; LANES];
+        let zeros = _mm256_set1_ps(self.zeros as f32);
+        let (first, end) = (_mm256_set1_ps(first), _mm256_set1_ps(end));
+        for half in [0, LANES / 2] {
+            // SAFETY: `negatives`, `out` and every sorted row hold sixteen lanes.
+            let negatives = unsafe { _mm256_loadu_ps(self.negatives[half..].as_ptr()) };
+            let mut sum = _mm256_setzero_ps();
+            for u in rows.clone() {
+                let row = unsafe { _mm256_loadu_ps(self.sorted[u][half..].as_ptr()) };
+                let u = _mm256_set1_ps(u as f32);
+                let past_zeros = _mm256_cmp_ps::<_CMP_LE_OQ>(negatives, u);
+                let rank = _mm256_add_ps(u, _mm256_and_ps(past_zeros, zeros));
+                let kept = _mm256_and_ps(
+                    _mm256_cmp_ps::<_CMP_GE_OQ>(rank, first),
+                    _mm256_cmp_ps::<_CMP_LT_OQ>(rank, end),
+                );
+                sum = _mm256_add_ps(sum, _mm256_and_ps(kept, row));
+            }
+            unsafe { _mm256_storeu_ps(out[half..].as_mut_ptr(), sum) };
+        }
         out
     }
 }

@@ -19,7 +19,7 @@ pub struct CrateId {
 
 /// The plugins of a crate as a program links them: the crate itself, and the plugin crates it
 /// bundles (a crate such as `coherent-plugins` that links others). Declare it with
-/// [`plugin_crate!`].
+/// [`plugin_crate!`](crate::plugin_crate!).
 #[derive(Debug)]
 pub struct PluginCrate {
     /// The crate.

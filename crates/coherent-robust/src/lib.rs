@@ -1,11 +1,18 @@
 //! The kernels of the suppression strategies: coordinate-wise reductions of per-example
 //! gradients, written once and shared by the aggregator plugins.
 //!
-//! [`coordinatewise`] walks every parameter in cache-sized blocks on all threads: a block of
-//! per-example values is produced by the model ([`PerExampleBlocks`]), each coordinate's
-//! values (one per example, contiguous) are reduced while they are in cache, and only the
-//! result is written. The order statistics below run in linear time
-//! (`select_nth_unstable`), never sorting.
+//! Every kernel walks the parameters in cache-sized blocks on all threads: a block of
+//! per-example values is produced by the model ([`PerExampleBlocks`]), reduced while it is in
+//! cache, and only the result is written. Three ways to reduce it:
+//! - [`sorted_groups`]: the batch dimension of sixteen coordinates sorted at once, one per
+//!   SIMD lane, at a cost that does not depend on the rank asked for (winsorization, trimming,
+//!   the median);
+//! - ranked lists of the one or two largest and smallest values kept in registers, in one pass
+//!   (winsorization at `c = 1`, trimming of one or two per side), where that is faster;
+//! - [`coordinatewise`]: any reduction of one coordinate's values at a time; the order
+//!   statistics below ([`winsorized_mean`], [`trimmed_mean`], [`median`]) run on it in linear
+//!   time (`select_nth_unstable`) for batches too small for the others, and are the references
+//!   the tests check the fast kernels against.
 
 use coherent_core::PerExampleBlocks;
 use rayon::prelude::*;

@@ -21,7 +21,7 @@ const GROUP_BLOCK: usize = 64;
 /// Writes `finish(ranked)` for every group of sixteen coordinates of every layer into the
 /// group's places of `direction`, where `ranked` holds the group's values over the examples in
 /// rank order (all but the rows of zeros sorted, [`Ranked`]); lanes past the end of a layer are
-/// not written. [`RankStatistic::of`] is such a `finish`.
+/// not written. A [`RankStatistic`](crate::RankStatistic) is such a `finish`.
 pub fn sorted_groups<F>(src: &dyn PerExampleBlocks, direction: &mut [Vec<f32>], finish: F)
 where
     F: GroupStatistic + Sync,

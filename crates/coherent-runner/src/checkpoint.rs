@@ -66,7 +66,7 @@ pub fn manifest_hash(text: &str) -> u64 {
     })
 }
 
-/// What [`Checkpoint::load`] says of a checkpoint written by an earlier version.
+/// What [`Stored::decode`] says of a checkpoint written by an earlier version.
 pub const OLDER_VERSION: &str = "a checkpoint of an earlier version of coherent";
 
 /// Why a checkpoint cannot be resumed.

@@ -36,7 +36,7 @@ pub enum NewCommand {
         /// The kind of plugin.
         #[arg(value_enum)]
         kind: Kind,
-        /// Its name in manifests (`plugin = "NAME"`), in snake_case: [a-z][a-z0-9_]*.
+        /// Its name in manifests (`plugin = "NAME"`), in snake_case: `[a-z][a-z0-9_]*`.
         name: String,
         /// A directory for a crate of plugins of your own: created with a command line of its
         /// own if it does not exist, else a crate made by this command, which gets the plugin.

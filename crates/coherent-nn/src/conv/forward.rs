@@ -2,20 +2,40 @@
 //! with the weights), and its backward pass on dfdx's tape (the input gradient `W^T G_i`
 //! folded back by col2im; the trace records `U` and `G`).
 
+use super::implicit::{self, Scratch};
 use super::unfold::{col2im, im2col};
-use super::Conv2d;
+use super::{tile, Conv2d, ConvGeometry};
 use crate::act::{Act, CpuTape};
 use crate::kernels::{matmul_on, Layout, Mat};
 use dfdx::prelude::{Merge, PutTape, SplitTape, Tape};
 use rayon::prelude::*;
 use std::sync::Arc;
 
-/// Output of one example `x` into `y`, from its unfolded input `u` (filled here).
-fn example(conv: &Conv2d, x: &[f32], u: &mut [f32], y: &mut [f32]) {
+/// Output of one example `x` into `y`, through the buffers `s`.
+fn example(conv: &Conv2d, x: &[f32], s: &mut Scratch, y: &mut [f32]) {
     let g = conv.geom;
     let (t, kk, co) = g.dims();
-    im2col(&g, x, u);
     let w = &conv.params[..co * kk];
+    if tile::available() {
+        implicit::forward(&g, w, x, s, y);
+    } else {
+        s.unfolded.resize(t * kk, 0.0);
+        unfolded_forward(&g, w, x, &mut s.unfolded, y);
+    }
+    if conv.bias {
+        for (row, b) in y.chunks_exact_mut(t).zip(&conv.params[co * kk..]) {
+            row.iter_mut().for_each(|v| *v += b);
+        }
+    }
+    if let Some(f) = conv.activation {
+        f.apply_in_place(y);
+    }
+}
+
+/// `Y = W U` of one example `x` into `y`, through its whole unfolding `u` (filled here).
+fn unfolded_forward(g: &ConvGeometry, w: &[f32], x: &[f32], u: &mut [f32], y: &mut [f32]) {
+    let (t, kk, co) = g.dims();
+    im2col(g, x, u);
     matmul_on(
         (co, kk, t),
         Mat {
@@ -30,14 +50,6 @@ fn example(conv: &Conv2d, x: &[f32], u: &mut [f32], y: &mut [f32]) {
         false,
         false,
     );
-    if conv.bias {
-        for (row, b) in y.chunks_exact_mut(t).zip(&conv.params[co * kk..]) {
-            row.iter_mut().for_each(|v| *v += b);
-        }
-    }
-    if let Some(f) = conv.activation {
-        f.apply_in_place(y);
-    }
 }
 
 /// Forward pass of `rows` examples into `out`, on plain slices (one unfolded example per
@@ -47,10 +59,7 @@ pub(super) fn on_slices(conv: &Conv2d, x: &[f32], rows: usize, out: &mut Vec<f32
     out.resize(rows * g.output_len(), 0.0);
     out.par_chunks_mut(g.output_len())
         .zip(x.par_chunks(g.input_len()))
-        .for_each_init(
-            || vec![0.0; g.positions() * g.patch()],
-            |u, (y, x)| example(conv, x, u, y),
-        );
+        .for_each_init(Scratch::default, |s, (y, x)| example(conv, x, s, y));
 }
 
 /// Forward pass recorded on the tape.
@@ -88,31 +97,39 @@ pub(super) fn on_tape(conv: &Conv2d, x: Act<CpuTape>, input_needs_grad: bool) ->
             let w = &params[..co * kk];
             dx.par_chunks_mut(geom.input_len())
                 .zip(tr.delta.par_chunks(co * t))
-                .for_each_init(
-                    || vec![0.0; t * kk],
-                    |du, (dx, gi)| {
-                        matmul_on(
-                            (kk, co, t),
-                            Mat {
-                                data: w,
-                                layout: Layout::Transposed,
-                            },
-                            Mat {
-                                data: gi,
-                                layout: Layout::Normal,
-                            },
-                            du,
-                            false,
-                            false,
-                        );
-                        col2im(&geom, du, dx);
-                    },
-                );
+                .for_each_init(Scratch::default, |s, (dx, gi)| {
+                    input_grad(&geom, w, gi, s, dx)
+                });
         }
         Ok(())
     });
     y.tensor = y_tensor.put_tape(tape.merge(y_tape));
     y
+}
+
+/// Adds the input gradient of one example with output gradients `gi` into `dx`.
+fn input_grad(g: &ConvGeometry, w: &[f32], gi: &[f32], s: &mut Scratch, dx: &mut [f32]) {
+    if tile::available() {
+        return implicit::input_grad(g, w, gi, s, dx);
+    }
+    let (t, kk, co) = g.dims();
+    s.unfolded.resize(t * kk, 0.0);
+    let du = &mut s.unfolded;
+    matmul_on(
+        (kk, co, t),
+        Mat {
+            data: w,
+            layout: Layout::Transposed,
+        },
+        Mat {
+            data: gi,
+            layout: Layout::Normal,
+        },
+        du,
+        false,
+        false,
+    );
+    col2im(g, du, dx);
 }
 
 #[cfg(test)]

@@ -10,11 +10,18 @@
 //! The files split the layer by job: `geometry` (shapes), `unfold` (im2col and its adjoint
 //! col2im), `forward` (the op and its backward pass on the tape), `trace` (what the backward
 //! pass records, and the per-example quantities) and `norms` (per-example squared norms,
-//! "ghost" or materialised).
+//! "ghost" or materialised). Where AVX-512 runs, the three products of an example (`W U_i`,
+//! `G_i U_i` and `W^T G_i`) never unfold it whole: `implicit` takes its positions 32 at a
+//! time, `padded` unfolds (and folds back) those slices from a zero-padded copy of the example,
+//! and `tile` multiplies them in registers. Elsewhere the layer unfolds each example and calls
+//! the general matrix product.
 
 mod forward;
 mod geometry;
+mod implicit;
 mod norms;
+mod padded;
+mod tile;
 mod trace;
 mod unfold;
 

@@ -7,11 +7,14 @@
 //!
 //! The unfoldings are not kept: `U_i` is `k^2` times the size of `X_i` (a CIFAR ResNet's
 //! first stage would hold 75 MB per layer at batch 128), and unfolding an example again costs
-//! less than reading its unfolding back from memory. Each product unfolds its example into a
-//! buffer of its thread, where it stays in cache for the product.
+//! less than reading its unfolding back from memory. Each product unfolds its example (or, on
+//! AVX-512, one slice of its positions at a time) into a buffer of its thread, where it stays
+//! in cache for the product.
 
 use super::geometry::ConvGeometry;
+use super::implicit::{self, Scratch};
 use super::norms::NormMethod;
+use super::tile;
 use super::unfold::im2col;
 use crate::grads::LayerGrads;
 use crate::kernels::{matmul, matmul_on, sq_norm, Layout, Mat};
@@ -99,7 +102,7 @@ impl ConvTrace {
             .zip(norms.par_chunks_mut(GROUP))
             .enumerate()
             .for_each_init(
-                || (vec![0.0f32; co * kk], Vec::new()),
+                || (vec![0.0f32; co * kk], Scratch::default()),
                 |(gi_w, u), (group, (acc, norms))| {
                     for (k, norm) in norms.iter_mut().enumerate() {
                         this.example_weights(group * GROUP + k, gi_w, u);
@@ -124,10 +127,15 @@ impl ConvTrace {
     }
 
     /// The weight part `G_i U_i` of example `i`'s gradient into `out` (`C_out x K`), through
-    /// the unfolding buffer `u`.
-    fn example_weights(&self, i: usize, out: &mut [f32], u: &mut Vec<f32>) {
+    /// the buffers `s`.
+    fn example_weights(&self, i: usize, out: &mut [f32], s: &mut Scratch) {
         let (t, kk, co) = self.geom.dims();
-        let (gi, ui) = (self.output_grad(i), self.unfold(i, u));
+        if tile::available() {
+            let n = self.geom.input_len();
+            let x = &self.input[i * n..(i + 1) * n];
+            return implicit::weight_grad(&self.geom, x, self.output_grad(i), s, out);
+        }
+        let (gi, ui) = (self.output_grad(i), self.unfold(i, &mut s.unfolded));
         matmul_on(
             (co, t, kk),
             Mat {
@@ -144,8 +152,8 @@ impl ConvTrace {
         );
     }
 
-    /// `g_i` of example `i` into `out` (`params` values), through the unfolding buffer `u`.
-    fn example(&self, i: usize, out: &mut [f32], u: &mut Vec<f32>) {
+    /// `g_i` of example `i` into `out` (`params` values), through the buffers `u`.
+    fn example(&self, i: usize, out: &mut [f32], u: &mut Scratch) {
         let (t, kk, co) = self.geom.dims();
         let (w, b) = out.split_at_mut(co * kk);
         self.example_weights(i, w, u);
@@ -164,7 +172,7 @@ impl ConvTrace {
         m.resize(self.rows * p, 0.0);
         m.par_chunks_mut(p)
             .enumerate()
-            .for_each_init(Vec::new, |u, (i, out)| self.example(i, out, u));
+            .for_each_init(Scratch::default, |u, (i, out)| self.example(i, out, u));
         self.materialized = m;
     }
 }
@@ -194,7 +202,7 @@ impl LayerGrads for ConvTrace {
         partials.resize(self.rows.div_ceil(GROUP) * p, 0.0);
         let this = &*self;
         partials.par_chunks_mut(p).enumerate().for_each_init(
-            || (vec![0.0f32; p], Vec::new()),
+            || (vec![0.0f32; p], Scratch::default()),
             |(g, u), (group, acc)| {
                 for i in group * GROUP..((group + 1) * GROUP).min(this.rows) {
                     this.example(i, g, u);
@@ -228,11 +236,11 @@ impl LayerGrads for ConvTrace {
         let p = self.params();
         out.par_chunks_mut(p)
             .enumerate()
-            .for_each_init(Vec::new, |u, (i, o)| self.example(i, o, u));
+            .for_each_init(Scratch::default, |u, (i, o)| self.example(i, o, u));
     }
 
     fn subset_sum(&mut self, rows: &[usize], out: &mut [f32]) {
-        let (mut g, mut u) = (vec![0.0; self.params()], Vec::new());
+        let (mut g, mut u) = (vec![0.0; self.params()], Scratch::default());
         out.fill(0.0);
         for &i in rows {
             self.example(i, &mut g, &mut u);

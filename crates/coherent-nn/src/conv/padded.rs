@@ -1,0 +1,187 @@
+//! Slices of an unfolding built from a zero-padded copy of the example, on AVX-512: with the
+//! padding in memory, every output row reads one contiguous run of each input line (for
+//! stride 1), so a slice of [`COLS`] positions is a few short vector copies per patch value,
+//! with no bounds to test. Folding a slice back is the same walk, adding.
+
+use super::geometry::ConvGeometry;
+use super::tile::COLS;
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+/// A run of consecutive output positions on one output row: its place in the slice, its row,
+/// its first column and its length.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Segment {
+    offset: usize,
+    row: usize,
+    col: usize,
+    len: usize,
+}
+
+/// The runs of the output positions `span` (at most [`COLS`]), one per output row, into `out`.
+pub(super) fn segments(g: &ConvGeometry, span: Range<usize>, out: &mut Vec<Segment>) {
+    out.clear();
+    let ow = g.out_width();
+    let mut pos = span.start;
+    while pos < span.end {
+        let (row, col) = (pos / ow, pos % ow);
+        let len = (ow - col).min(span.end - pos);
+        out.push(Segment {
+            offset: pos - span.start,
+            row,
+            col,
+            len,
+        });
+        pos += len;
+    }
+}
+
+/// Height and width of the padded input.
+fn padded_dims(g: &ConvGeometry) -> (usize, usize) {
+    (g.height + 2 * g.padding, g.width + 2 * g.padding)
+}
+
+/// Values of one padded example.
+pub(super) fn padded_len(g: &ConvGeometry) -> usize {
+    let (hp, wp) = padded_dims(g);
+    g.in_channels * hp * wp
+}
+
+/// Where every input line starts in the padded example (inside its border) and in the
+/// example: `(padded, unpadded)` offsets of `W` values.
+fn lines(g: &ConvGeometry) -> impl Iterator<Item = (usize, usize)> {
+    let (hp, wp) = padded_dims(g);
+    let (p, h, w) = (g.padding, g.height, g.width);
+    (0..g.in_channels * h).map(move |line| {
+        let (c, row) = (line / h, line % h);
+        ((c * hp + row + p) * wp + p, line * w)
+    })
+}
+
+/// Copies example `x` inside the zero border of `out` (whose border must already be zero:
+/// a buffer first sized for this geometry is all zero, and nothing here writes its border).
+///
+/// # Safety
+/// AVX-512F must be available.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+pub(super) unsafe fn pad(g: &ConvGeometry, x: &[f32], out: &mut [f32]) {
+    let w = g.width;
+    for (at, from) in lines(g) {
+        copy(&mut out[at..at + w], &x[from..from + w]);
+    }
+}
+
+/// Adds the inside of the padded gradient `padded` into `dx`.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+pub(super) unsafe fn unpad_add(g: &ConvGeometry, padded: &[f32], dx: &mut [f32]) {
+    let w = g.width;
+    for (from, at) in lines(g) {
+        add(&mut dx[at..at + w], &padded[from..from + w]);
+    }
+}
+
+/// The columns `segs` of the unfolding of the padded example `xp` into `panel`, one row of
+/// [`COLS`] values per patch value.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+pub(super) unsafe fn unfold(g: &ConvGeometry, xp: &[f32], segs: &[Segment], panel: &mut [f32]) {
+    walk(g, segs, |r, seg, src| {
+        let dst = &mut panel[r * COLS + seg.offset..][..seg.len];
+        if g.stride == 1 {
+            copy(dst, &xp[src..src + seg.len]);
+        } else {
+            for (j, d) in dst.iter_mut().enumerate() {
+                *d = xp[src + j * g.stride];
+            }
+        }
+    });
+}
+
+/// Adds the columns `segs` of an unfolding (`panel`, one row of [`COLS`] values per patch
+/// value) back onto the padded example gradient `dxp`: the adjoint of [`unfold`].
+///
+/// # Safety
+/// AVX-512F must be available.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+pub(super) unsafe fn fold(g: &ConvGeometry, panel: &[f32], segs: &[Segment], dxp: &mut [f32]) {
+    walk(g, segs, |r, seg, dst| {
+        let src = &panel[r * COLS + seg.offset..][..seg.len];
+        if g.stride == 1 {
+            add(&mut dxp[dst..dst + seg.len], src);
+        } else {
+            for (j, v) in src.iter().enumerate() {
+                dxp[dst + j * g.stride] += v;
+            }
+        }
+    });
+}
+
+/// Calls `f(r, segment, start)` for every patch value `r` and every segment, `start` being
+/// where the segment's run begins in the padded example.
+#[inline(always)]
+fn walk(g: &ConvGeometry, segs: &[Segment], mut f: impl FnMut(usize, &Segment, usize)) {
+    let (hp, wp) = padded_dims(g);
+    let (k, s) = (g.kernel, g.stride);
+    let mut r = 0;
+    for c in 0..g.in_channels {
+        for ki in 0..k {
+            for kj in 0..k {
+                let base = (c * hp + ki) * wp + kj;
+                for seg in segs {
+                    f(r, seg, base + seg.row * s * wp + seg.col * s);
+                }
+                r += 1;
+            }
+        }
+    }
+}
+
+/// `dst = src`, sixteen lanes at a time (the last ones masked).
+#[cfg(not(target_arch = "x86_64"))]
+fn copy(dst: &mut [f32], src: &[f32]) {
+    dst.copy_from_slice(src);
+}
+
+/// `dst += src`.
+#[cfg(not(target_arch = "x86_64"))]
+fn add(dst: &mut [f32], src: &[f32]) {
+    dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+}
+
+/// `dst = src`, sixteen lanes at a time (the last ones masked).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn copy(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len(), "copy lengths");
+    for (d, s) in dst.chunks_mut(16).zip(src.chunks(16)) {
+        let m = ((1u32 << d.len()) - 1) as __mmask16;
+        // SAFETY: the mask covers exactly the chunk's values.
+        unsafe { _mm512_mask_storeu_ps(d.as_mut_ptr(), m, _mm512_maskz_loadu_ps(m, s.as_ptr())) };
+    }
+}
+
+/// `dst += src`, sixteen lanes at a time (the last ones masked).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn add(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len(), "add lengths");
+    for (d, s) in dst.chunks_mut(16).zip(src.chunks(16)) {
+        let m = ((1u32 << d.len()) - 1) as __mmask16;
+        // SAFETY: the mask covers exactly the chunk's values.
+        unsafe {
+            let sum = _mm512_add_ps(
+                _mm512_maskz_loadu_ps(m, d.as_ptr()),
+                _mm512_maskz_loadu_ps(m, s.as_ptr()),
+            );
+            _mm512_mask_storeu_ps(d.as_mut_ptr(), m, sum);
+        }
+    }
+}

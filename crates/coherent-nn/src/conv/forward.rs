@@ -2,7 +2,7 @@
 //! with the weights), and its backward pass on dfdx's tape (the input gradient `W^T G_i`
 //! folded back by col2im; the trace records `U` and `G`).
 
-use super::implicit::{self, Scratch};
+use super::implicit::{self, with_scratch, Scratch};
 use super::unfold::{col2im, im2col};
 use super::{tile, Conv2d, ConvGeometry};
 use crate::act::{Act, CpuTape};
@@ -59,7 +59,7 @@ pub(super) fn on_slices(conv: &Conv2d, x: &[f32], rows: usize, out: &mut Vec<f32
     out.resize(rows * g.output_len(), 0.0);
     out.par_chunks_mut(g.output_len())
         .zip(x.par_chunks(g.input_len()))
-        .for_each_init(Scratch::default, |s, (y, x)| example(conv, x, s, y));
+        .for_each(|(y, x)| with_scratch(|s| example(conv, x, s, y)));
 }
 
 /// Forward pass recorded on the tape.
@@ -97,9 +97,7 @@ pub(super) fn on_tape(conv: &Conv2d, x: Act<CpuTape>, input_needs_grad: bool) ->
             let w = &params[..co * kk];
             dx.par_chunks_mut(geom.input_len())
                 .zip(tr.delta.par_chunks(co * t))
-                .for_each_init(Scratch::default, |s, (dx, gi)| {
-                    input_grad(&geom, w, gi, s, dx)
-                });
+                .for_each(|(dx, gi)| with_scratch(|s| input_grad(&geom, w, gi, s, dx)));
         }
         Ok(())
     });

@@ -1,81 +1,166 @@
 //! The per-example products of a convolution without unfolding a whole example: the output
-//! positions are taken [`COLS`] at a time, their slice of the unfolding (or of the output
-//! gradients) is built in a small buffer that stays in cache, and register tiles multiply it
-//! with the other operand read as stored. Used where the tiles run (AVX-512); elsewhere the
-//! layer unfolds whole examples and calls the general matrix product.
+//! positions are taken a slice at a time (at most [`COLS`]) and register tiles multiply the
+//! slice's rows of the unfolding with the other operand, read as stored.
+//!
+//! The example is first copied inside a zero border. For stride 1 and outputs at least one
+//! vector wide, a slice is a run of one output row, and row `(c, ki, kj)` of its unfolding is a
+//! run of the padded example itself: the products read it there, and the input gradient is
+//! added into a padded gradient there, so nothing is unfolded at all. Otherwise a slice of
+//! the unfolding is built in a small buffer that stays in cache (and folded back from it).
+//! Used where the tiles run (AVX-512); elsewhere the layer unfolds whole examples and calls the
+//! general matrix product.
 
 use super::geometry::ConvGeometry;
 use super::padded::{self, Segment};
-use super::tile::{self, Broadcast, Rows, COLS};
+use super::tile::{self, Broadcast, Rows, COLS, LANES};
+use std::ops::Range;
 
 /// Buffers of one thread's products (reused from example to example).
 #[derive(Debug, Default)]
 pub(super) struct Scratch {
-    /// Slice of an unfolding: `K x COLS`.
-    panel: Vec<f32>,
+    /// The example and the rows of its unfolding.
+    unfolding: Unfolding,
     /// Slice of the output gradients, `C_out x COLS` or transposed.
     grads: Vec<f32>,
     /// Transposed weight gradient `K x C_out`.
     transposed: Vec<f32>,
-    /// The example with its zero padding (its border stays zero).
-    padded: Vec<f32>,
     /// The input gradient of an example, padded.
     padded_grad: Vec<f32>,
-    /// The runs of the current slice of positions.
-    segments: Vec<Segment>,
+    /// Where the rows of the operands other than the unfolding start.
+    rows: [Vec<usize>; 2],
     /// A whole unfolding `K x T`, where the tiles do not run.
     pub unfolded: Vec<f32>,
+    /// One example's gradient, for the caller.
+    pub gradient: Vec<f32>,
 }
 
-impl Scratch {
-    /// Copies example `x` into the padded buffer (sized, and its border zeroed, on first use
-    /// for `g`).
-    fn pad(&mut self, g: &ConvGeometry, x: &[f32]) {
-        let len = padded::padded_len(g);
-        if self.padded.len() != len {
-            self.padded.clear();
-            self.padded.resize(len, 0.0);
+thread_local! {
+    /// Each thread's buffers, kept from layer to layer and step to step: a step allocates
+    /// nothing for its products.
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+/// Runs `f` with this thread's buffers (fresh ones if they are already in use further up the
+/// stack).
+pub(super) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
+/// One example, padded, and where the rows of a slice of its unfolding lie.
+#[derive(Debug, Default)]
+struct Unfolding {
+    /// The geometry the buffers are laid out for.
+    geom: Option<ConvGeometry>,
+    /// The example inside a zero border (which stays zero), and [`COLS`] values of slack.
+    padded: Vec<f32>,
+    /// Where row `(c, ki, kj)` of the unfolding of output position 0 starts in `padded`.
+    offsets: Vec<usize>,
+    /// A slice of the unfolding (`K x COLS`), where it is built.
+    panel: Vec<f32>,
+    /// The runs of the slice in the panel.
+    segments: Vec<Segment>,
+    /// Where the rows of the current slice start.
+    rows: Vec<usize>,
+}
+
+impl Unfolding {
+    /// Lays the buffers out for `g` (once per geometry).
+    fn prepare(&mut self, g: &ConvGeometry) {
+        if self.geom == Some(*g) {
+            return;
         }
+        self.geom = Some(*g);
+        self.padded.clear();
+        self.padded.resize(padded::padded_len(g) + COLS, 0.0);
+        self.offsets = padded::offsets(g);
+        self.panel.clear();
+        self.panel.resize(g.patch() * COLS, 0.0);
+    }
+
+    /// Copies example `x` inside the zero border.
+    fn load(&mut self, g: &ConvGeometry, x: &[f32]) {
+        self.prepare(g);
         // SAFETY: the tiles (AVX-512F) are available wherever this module runs.
         unsafe { padded::pad(g, x, &mut self.padded) };
     }
 
-    /// Unfolds the positions `span` of the padded example into the panel.
-    fn unfold(&mut self, g: &ConvGeometry, span: std::ops::Range<usize>) {
+    /// The rows of the unfolding for the positions `span`: in the padded example, or built
+    /// in the panel.
+    fn slice(&mut self, g: &ConvGeometry, span: Range<usize>) -> Rows<'_, &[f32]> {
+        self.rows.clear();
+        if direct(g) {
+            let base = start(g, span.start);
+            self.rows.extend(self.offsets.iter().map(|o| o + base));
+            return Rows {
+                data: &self.padded,
+                rows: &self.rows,
+            };
+        }
         padded::segments(g, span, &mut self.segments);
         // SAFETY: the tiles (AVX-512F) are available wherever this module runs.
         unsafe { padded::unfold(g, &self.padded, &self.segments, &mut self.panel) };
+        self.rows.extend((0..g.patch()).map(|k| k * COLS));
+        Rows {
+            data: &self.panel,
+            rows: &self.rows,
+        }
     }
 }
 
-/// The output positions of `g`, [`COLS`] at a time.
-fn spans(g: &ConvGeometry) -> impl Iterator<Item = std::ops::Range<usize>> {
+/// Whether slices are read in the padded example itself: stride 1 (a run of positions on one
+/// output row reads a run of each padded input line) and rows at least one vector wide.
+fn direct(g: &ConvGeometry) -> bool {
+    g.stride == 1 && g.out_width() >= LANES
+}
+
+/// Where output position `pos` (stride 1) reads patch value 0 in the padded example, relative
+/// to where output position 0 does.
+fn start(g: &ConvGeometry, pos: usize) -> usize {
+    let ow = g.out_width();
+    pos / ow * (g.width + 2 * g.padding) + pos % ow
+}
+
+/// The slices of output positions of `g`: at most [`COLS`] each, and, when read in place
+/// ([`direct`]), within one output row.
+fn spans(g: &ConvGeometry) -> impl Iterator<Item = Range<usize>> {
     let t = g.positions();
-    (0..t).step_by(COLS).map(move |t0| t0..t.min(t0 + COLS))
+    let width = if direct(g) { g.out_width() } else { t };
+    (0..t).step_by(width).flat_map(move |row| {
+        let end = row + width;
+        (row..end).step_by(COLS).map(move |p| p..end.min(p + COLS))
+    })
+}
+
+/// `table = values` (reusing its memory).
+fn set(table: &mut Vec<usize>, values: impl Iterator<Item = usize>) -> &[usize] {
+    table.clear();
+    table.extend(values);
+    table
 }
 
 /// `Y = W U` (`C_out x T`) of one example `x`, with `w` the weights (`C_out x K`).
 pub(super) fn forward(g: &ConvGeometry, w: &[f32], x: &[f32], s: &mut Scratch, y: &mut [f32]) {
     let (t, kk, co) = g.dims();
-    s.panel.resize(kk * COLS, 0.0);
-    s.pad(g, x);
+    s.unfolding.load(g, x);
+    let [weights, outputs] = &mut s.rows;
+    let weights = set(weights, (0..co).map(|o| o * kk));
     for span in spans(g) {
+        let start = span.start;
         let n = span.len();
-        s.unfold(g, span.clone());
         tile::product(
             (co, kk, n),
             Broadcast {
                 data: w,
+                rows: weights,
                 step: 1,
-                stride: kk,
             },
+            s.unfolding.slice(g, span),
             Rows {
-                data: &s.panel,
-                ld: COLS,
-            },
-            Rows {
-                data: &mut y[span.start..],
-                ld: t,
+                data: &mut *y,
+                rows: set(outputs, (0..co).map(|o| o * t + start)),
             },
             false,
         );
@@ -93,31 +178,32 @@ pub(super) fn weight_grad(
     out: &mut [f32],
 ) {
     let (t, kk, co) = g.dims();
-    s.panel.resize(kk * COLS, 0.0);
+    s.unfolding.load(g, x);
     s.grads.resize(COLS * co + COLS, 0.0);
     s.transposed.resize(kk * co, 0.0);
-    s.pad(g, x);
+    let [grads, sums] = &mut s.rows;
     for span in spans(g) {
         let n = span.len();
-        s.unfold(g, span.clone());
         transpose(&gi[span.start..], t, (co, n), &mut s.grads);
+        let first = span.start == 0;
+        let unfolding = s.unfolding.slice(g, span);
         for o0 in (0..co).step_by(COLS) {
             tile::product(
                 (kk, n, COLS.min(co - o0)),
                 Broadcast {
-                    data: &s.panel,
+                    data: unfolding.data,
+                    rows: unfolding.rows,
                     step: 1,
-                    stride: COLS,
                 },
                 Rows {
-                    data: &s.grads[o0..],
-                    ld: co,
+                    data: &s.grads,
+                    rows: set(grads, (0..n).map(|j| j * co + o0)),
                 },
                 Rows {
-                    data: &mut s.transposed[o0..],
-                    ld: co,
+                    data: &mut s.transposed,
+                    rows: set(sums, (0..kk).map(|k| k * co + o0)),
                 },
-                span.start > 0,
+                !first,
             );
         }
     }
@@ -132,17 +218,19 @@ pub(super) fn weight_grad(
 /// (`C_out x T`) into `dx`, with `w` the weights (`C_out x K`).
 pub(super) fn input_grad(g: &ConvGeometry, w: &[f32], gi: &[f32], s: &mut Scratch, dx: &mut [f32]) {
     let (t, kk, co) = g.dims();
-    s.panel.resize(kk * COLS, 0.0);
+    let u = &mut s.unfolding;
+    u.prepare(g);
     s.grads.resize(co * COLS, 0.0);
     s.padded_grad.clear();
-    s.padded_grad.resize(padded::padded_len(g), 0.0);
+    s.padded_grad.resize(padded::padded_len(g) + COLS, 0.0);
+    let [grads, out] = &mut s.rows;
     for span in spans(g) {
         let n = span.len();
-        // the tile reads COLS values of every row: the last slice may need a copy
-        let grads = if span.start + COLS <= t {
+        // the tile reads whole vectors of every row: a short last slice is copied
+        let b = if span.start + tile::read_width(n) <= t {
             Rows {
-                data: &gi[span.start..],
-                ld: t,
+                data: gi,
+                rows: set(grads, (0..co).map(|o| o * t + span.start)),
             }
         } else {
             for (row, panel) in gi.chunks_exact(t).zip(s.grads.chunks_exact_mut(COLS)) {
@@ -150,26 +238,35 @@ pub(super) fn input_grad(g: &ConvGeometry, w: &[f32], gi: &[f32], s: &mut Scratc
             }
             Rows {
                 data: &s.grads[..],
-                ld: COLS,
+                rows: set(grads, (0..co).map(|o| o * COLS)),
             }
         };
-        tile::product(
-            (kk, co, n),
-            Broadcast {
-                data: w,
-                step: kk,
-                stride: 1,
-            },
-            grads,
-            Rows {
-                data: &mut s.panel,
-                ld: COLS,
-            },
-            false,
-        );
-        padded::segments(g, span, &mut s.segments);
-        // SAFETY: the tiles (AVX-512F) are available wherever this module runs.
-        unsafe { padded::fold(g, &s.panel, &s.segments, &mut s.padded_grad) };
+        let a = Broadcast {
+            data: w,
+            rows: set(out, 0..kk),
+            step: kk,
+        };
+        if direct(g) {
+            let base = start(g, span.start);
+            u.rows.clear();
+            u.rows.extend(u.offsets.iter().map(|o| o + base));
+            let c = Rows {
+                data: &mut s.padded_grad[..],
+                rows: &u.rows,
+            };
+            tile::product((kk, co, n), a, b, c, true);
+        } else {
+            u.rows.clear();
+            u.rows.extend((0..kk).map(|k| k * COLS));
+            let c = Rows {
+                data: &mut u.panel[..],
+                rows: &u.rows,
+            };
+            tile::product((kk, co, n), a, b, c, false);
+            padded::segments(g, span, &mut u.segments);
+            // SAFETY: the tiles (AVX-512F) are available wherever this module runs.
+            unsafe { padded::fold(g, &u.panel, &u.segments, &mut s.padded_grad) };
+        }
     }
     // SAFETY: the tiles (AVX-512F) are available wherever this module runs.
     unsafe { padded::unpad_add(g, &s.padded_grad, dx) };
@@ -215,6 +312,7 @@ mod tests {
         out
     }
 
+    /// Geometries with slices built in the panel, and read in place.
     fn geometries() -> Vec<ConvGeometry> {
         vec![
             ConvGeometry::new((3, 7, 6), 4, 3, 1, 1),
@@ -223,6 +321,10 @@ mod tests {
             ConvGeometry::new((2, 11, 13), 40, 5, 1, 2),
             ConvGeometry::new((16, 8, 8), 16, 3, 1, 1),
             ConvGeometry::new((1, 40, 3), 2, 3, 3, 0),
+            // read in place: rows of 20 positions, and of 40 (slices of 32 and 8)
+            ConvGeometry::new((3, 18, 20), 17, 3, 1, 1),
+            ConvGeometry::new((2, 5, 42), 3, 3, 1, 0),
+            ConvGeometry::new((2, 6, 36), 40, 5, 1, 2),
         ]
     }
 

@@ -42,6 +42,16 @@ fn padded_dims(g: &ConvGeometry) -> (usize, usize) {
     (g.height + 2 * g.padding, g.width + 2 * g.padding)
 }
 
+/// Where row `(c, ki, kj)` of the unfolding of output position 0 starts in the padded
+/// example, for every patch value.
+pub(super) fn offsets(g: &ConvGeometry) -> Vec<usize> {
+    let (hp, wp) = padded_dims(g);
+    let k = g.kernel;
+    (0..g.patch())
+        .map(|r| (r / (k * k) * hp + r / k % k) * wp + r % k)
+        .collect()
+}
+
 /// Values of one padded example.
 pub(super) fn padded_len(g: &ConvGeometry) -> usize {
     let (hp, wp) = padded_dims(g);

@@ -1,36 +1,44 @@
 //! The register tile of the convolution's implicit products, on AVX-512:
 //! `C (rows x cols) [+]= sum_q A(q, i) B(q, j)`, with `A` read one value at a time (broadcast
-//! to every lane, so it may have any strides) and `B` read one row of up to 32 contiguous
-//! values per step `q`. Each product of the layer picks its operands so that `B` is a small
-//! panel in cache (an unfolded slice of the input, or a slice of the output gradients) and
-//! `A` the weights or the other operand as stored: nothing large is packed or unfolded.
+//! to every lane) and `B` one run of up to 32 contiguous values per step `q`. Every operand
+//! is addressed through a table of row offsets, so each product of the layer reads its
+//! operands where they lie: the weights as stored, the zero-padded example itself (row `q` of
+//! its unfolding starts at a fixed offset for each patch value, for stride 1), or a small slice
+//! in cache; and `C` may be the padded input gradient, added into in place. Nothing large is
+//! packed or unfolded.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// Values of `B` (and columns of `C`) per tile: two AVX-512 vectors.
+/// Values of `B` (and columns of `C`) per tile at most: two AVX-512 vectors.
 pub(super) const COLS: usize = 32;
 
 /// Values per AVX-512 vector.
-const LANES: usize = 16;
+pub(super) const LANES: usize = 16;
 
 /// Rows of `C` per tile.
 const ROWS: usize = 8;
 
-/// An operand read by broadcasts: value `(q, i)` at `q * step + i * stride`.
+/// An operand read by broadcasts: value `(q, i)` at `rows[i] + q * step`.
 #[derive(Clone, Copy)]
 pub(super) struct Broadcast<'a> {
     pub data: &'a [f32],
+    /// Where each row `i` starts.
+    pub rows: &'a [usize],
     /// Distance between steps `q`.
     pub step: usize,
-    /// Distance between rows `i`.
-    pub stride: usize,
 }
 
-/// A row-major operand with `ld` values between rows.
-pub(super) struct Rows<T> {
+/// An operand read (or written) in runs: value `(r, j)` at `rows[r] + j`.
+pub(super) struct Rows<'a, T> {
     pub data: T,
-    pub ld: usize,
+    /// Where each row starts.
+    pub rows: &'a [usize],
+}
+
+/// Values of each row of `B` the tile reads for `cols` columns: whole vectors.
+pub(super) fn read_width(cols: usize) -> usize {
+    cols.div_ceil(LANES) * LANES
 }
 
 /// Whether the tiles can run on this machine (AVX-512F, detected at run time).
@@ -45,47 +53,51 @@ pub(super) fn available() -> bool {
     }
 }
 
-/// `C[..rows, ..cols] [+]= sum_{q < depth} A(q, i) B[q, j]` (`cols <= COLS`; `B`'s rows hold at
-/// least `COLS` readable values, those past `cols` ignored).
+/// `C[..rows, ..cols] [+]= sum_{q < depth} A(q, i) B[q, j]` (`cols <= COLS`; the tile reads
+/// [`read_width`]`(cols)` values of every row of `B`, those past `cols` ignored). Rows of `C`
+/// may overlap: they are added into one after another.
 ///
 /// # Panics
 /// If an operand is too short for the shape, or the tiles are not [`available`].
 pub(super) fn product(
     (rows, depth, cols): (usize, usize, usize),
     a: Broadcast<'_>,
-    b: Rows<&[f32]>,
-    c: Rows<&mut [f32]>,
+    b: Rows<'_, &[f32]>,
+    c: Rows<'_, &mut [f32]>,
     accumulate: bool,
 ) {
-    assert!(cols <= COLS && b.ld >= cols && c.ld >= cols, "tile columns");
+    assert!(cols <= COLS, "tile columns");
     if rows == 0 || cols == 0 {
         return;
     }
-    let last = |n: usize, ld: usize, width: usize| (n - 1) * ld + width;
-    assert!(
-        depth == 0 || b.data.len() >= last(depth, b.ld, COLS),
-        "tile B too short"
-    );
-    assert!(c.data.len() >= last(rows, c.ld, cols), "tile C too short");
-    assert!(
-        depth == 0 || a.data.len() > (depth - 1) * a.step + (rows - 1) * a.stride,
-        "tile A too short"
-    );
+    let end = |starts: &[usize], n: usize, width: usize| {
+        starts[..n].iter().max().map_or(0, |s| s + width)
+    };
+    assert!(c.data.len() >= end(c.rows, rows, cols), "tile C too short");
+    if depth > 0 {
+        let width = read_width(cols);
+        assert!(
+            b.data.len() >= end(b.rows, depth, width),
+            "tile B too short"
+        );
+        let span = (depth - 1) * a.step + 1;
+        assert!(a.data.len() >= end(a.rows, rows, span), "tile A too short");
+    }
     assert!(available(), "AVX-512 tiles on a machine without AVX-512");
     #[cfg(target_arch = "x86_64")]
     for i0 in (0..rows).step_by(ROWS) {
         let shape = (ROWS.min(rows - i0), depth, cols);
         let a = Broadcast {
-            data: &a.data[i0 * a.stride..],
+            rows: &a.rows[i0..],
             ..a
         };
         let c = Rows {
-            data: &mut c.data[i0 * c.ld..],
-            ld: c.ld,
+            data: &mut *c.data,
+            rows: &c.rows[i0..],
         };
         // SAFETY: AVX-512F is available (asserted), and the assertions above bound every
-        // index the tile reads or writes: A up to (depth-1, rows-1), B up to row depth-1 and
-        // column COLS-1, C up to row rows-1 and column cols-1 (lanes past cols are masked).
+        // index the tile reads or writes: A's rows up to step depth-1, B's rows up to
+        // read_width(cols), C's rows up to cols (lanes past cols are masked).
         unsafe {
             if cols <= LANES {
                 tiles::<1>(shape, a, &b, c, accumulate);
@@ -105,8 +117,8 @@ pub(super) fn product(
 unsafe fn tiles<const V: usize>(
     shape: (usize, usize, usize),
     a: Broadcast<'_>,
-    b: &Rows<&[f32]>,
-    c: Rows<&mut [f32]>,
+    b: &Rows<'_, &[f32]>,
+    c: Rows<'_, &mut [f32]>,
     accumulate: bool,
 ) {
     // SAFETY: the caller's contract.
@@ -135,23 +147,23 @@ unsafe fn tiles<const V: usize>(
 unsafe fn tile<const R: usize, const V: usize>(
     (_, depth, cols): (usize, usize, usize),
     a: Broadcast<'_>,
-    b: &Rows<&[f32]>,
-    c: Rows<&mut [f32]>,
+    b: &Rows<'_, &[f32]>,
+    c: Rows<'_, &mut [f32]>,
     accumulate: bool,
 ) {
     let mut acc = [[_mm512_setzero_ps(); V]; R];
     let (ap, bp) = (a.data.as_ptr(), b.data.as_ptr());
-    for q in 0..depth {
+    // SAFETY: in bounds by the caller's contract.
+    let starts: [*const f32; R] = std::array::from_fn(|i| unsafe { ap.add(a.rows[i]) });
+    for (q, &row) in b.rows[..depth].iter().enumerate() {
         let mut bq = [_mm512_setzero_ps(); V];
-        // SAFETY: in bounds by the caller's contract.
-        let row = unsafe { ap.add(q * a.step) };
         for (v, bq) in bq.iter_mut().enumerate() {
             // SAFETY: in bounds by the caller's contract.
-            *bq = unsafe { _mm512_loadu_ps(bp.add(q * b.ld + v * LANES)) };
+            *bq = unsafe { _mm512_loadu_ps(bp.add(row + v * LANES)) };
         }
-        for (i, acc) in acc.iter_mut().enumerate() {
+        for (acc, start) in acc.iter_mut().zip(&starts) {
             // SAFETY: in bounds by the caller's contract.
-            let x = _mm512_set1_ps(unsafe { *row.add(i * a.stride) });
+            let x = _mm512_set1_ps(unsafe { *start.add(q * a.step) });
             for (acc, bq) in acc.iter_mut().zip(&bq) {
                 *acc = _mm512_fmadd_ps(x, *bq, *acc);
             }
@@ -163,11 +175,12 @@ unsafe fn tile<const R: usize, const V: usize>(
         *m = ((1u32 << n) - 1) as __mmask16;
     }
     let cp = c.data.as_mut_ptr();
-    for (i, acc) in acc.iter().enumerate() {
+    for (acc, &row) in acc.iter().zip(c.rows) {
         for (v, (&sum, &m)) in acc.iter().zip(&masks).enumerate() {
-            // SAFETY: in bounds by the caller's contract; lanes past `cols` are masked.
+            // SAFETY: in bounds by the caller's contract; lanes past `cols` are masked. Rows
+            // that overlap are read after the previous row's store (one pointer, in order).
             unsafe {
-                let at = cp.add(i * c.ld + v * LANES);
+                let at = cp.add(row + v * LANES);
                 let sum = if accumulate {
                     _mm512_add_ps(sum, _mm512_maskz_loadu_ps(m, at))
                 } else {
@@ -197,48 +210,52 @@ mod tests {
             (20, 144, 1),
             (1, 0, 9),
         ] {
-            let (step, stride) = (rows + 2, 1);
-            let a: Vec<f32> = (0..depth * step + rows)
+            // rows in scrambled order, some overlapping (C's rows 3 apart, 17 long)
+            let a_rows: Vec<usize> = (0..rows).map(|i| (i * 7) % rows * 2).collect();
+            let b_rows: Vec<usize> = (0..depth).map(|q| (depth - 1 - q) * 40).collect();
+            let c_rows: Vec<usize> = (0..rows).map(|i| i * 3).collect();
+            let step = 2 * rows + 1;
+            let a: Vec<f32> = (0..depth * step + 2 * rows)
                 .map(|_| rng.normal() as f32)
                 .collect();
             let b: Vec<f32> = (0..depth.max(1) * 40)
                 .map(|_| rng.normal() as f32)
                 .collect();
             for accumulate in [false, true] {
-                let init: Vec<f32> = (0..rows * 35).map(|_| rng.normal() as f32).collect();
+                let init: Vec<f32> = (0..rows * 3 + COLS).map(|_| rng.normal() as f32).collect();
+                let mut want = init.clone();
+                for i in 0..rows {
+                    for j in 0..cols {
+                        let at = c_rows[i] + j;
+                        let sum: f32 = (0..depth)
+                            .map(|q| a[a_rows[i] + q * step] * b[b_rows[q] + j])
+                            .sum();
+                        want[at] = sum + if accumulate { want[at] } else { 0.0 };
+                    }
+                }
                 let mut c = init.clone();
                 product(
                     (rows, depth, cols),
                     Broadcast {
                         data: &a,
+                        rows: &a_rows,
                         step,
-                        stride,
                     },
-                    Rows { data: &b, ld: 40 },
+                    Rows {
+                        data: &b,
+                        rows: &b_rows,
+                    },
                     Rows {
                         data: &mut c,
-                        ld: 35,
+                        rows: &c_rows,
                     },
                     accumulate,
                 );
-                for i in 0..rows {
-                    for j in 0..35 {
-                        let mut want = if accumulate || j >= cols {
-                            init[i * 35 + j]
-                        } else {
-                            0.0
-                        };
-                        if j < cols {
-                            for q in 0..depth {
-                                want += a[q * step + i * stride] * b[q * 40 + j];
-                            }
-                        }
-                        let got = c[i * 35 + j];
-                        assert!(
-                            (got - want).abs() < 1e-4,
-                            "{rows} {depth} {cols} ({i}, {j}): {got} vs {want}"
-                        );
-                    }
+                for (at, (got, want)) in c.iter().zip(&want).enumerate() {
+                    assert!(
+                        (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                        "{rows} {depth} {cols} at {at}: {got} vs {want}"
+                    );
                 }
             }
         }

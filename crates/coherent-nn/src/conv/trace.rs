@@ -12,7 +12,7 @@
 //! in cache for the product.
 
 use super::geometry::ConvGeometry;
-use super::implicit::{self, Scratch};
+use super::implicit::{self, with_scratch, Scratch};
 use super::norms::NormMethod;
 use super::tile;
 use super::unfold::im2col;
@@ -48,6 +48,18 @@ pub struct ConvTrace {
 /// examples) and then in order, so every sum is the same on any number of threads: a run is
 /// reproducible bit for bit whatever the machine's cores.
 const GROUP: usize = 8;
+
+/// Runs `f` with a buffer of `len` values for one example's gradient and this thread's
+/// buffers for the products.
+fn with_gradient<R>(len: usize, f: impl FnOnce(&mut [f32], &mut Scratch) -> R) -> R {
+    with_scratch(|s| {
+        let mut g = std::mem::take(&mut s.gradient);
+        g.resize(len, 0.0);
+        let r = f(&mut g, s);
+        s.gradient = g;
+        r
+    })
+}
 
 /// `out = ` the sum of the consecutive `out.len()`-long partial sums in `partials`, in order.
 fn add_groups(partials: &[f32], out: &mut [f32]) {
@@ -101,16 +113,15 @@ impl ConvTrace {
             .par_chunks_mut(co * kk)
             .zip(norms.par_chunks_mut(GROUP))
             .enumerate()
-            .for_each_init(
-                || (vec![0.0f32; co * kk], Scratch::default()),
-                |(gi_w, u), (group, (acc, norms))| {
+            .for_each(|(group, (acc, norms))| {
+                with_gradient(co * kk, |gi_w, u| {
                     for (k, norm) in norms.iter_mut().enumerate() {
                         this.example_weights(group * GROUP + k, gi_w, u);
                         *norm = sq_norm(gi_w);
                         acc.iter_mut().zip(gi_w.iter()).for_each(|(a, v)| *a += v);
                     }
-                },
-            );
+                })
+            });
         self.weight_norms = norms;
         self.grad.resize(p, 0.0);
         let (gw, gb) = self.grad.split_at_mut(co * kk);
@@ -172,7 +183,7 @@ impl ConvTrace {
         m.resize(self.rows * p, 0.0);
         m.par_chunks_mut(p)
             .enumerate()
-            .for_each_init(Scratch::default, |u, (i, out)| self.example(i, out, u));
+            .for_each(|(i, out)| with_scratch(|u| self.example(i, out, u)));
         self.materialized = m;
     }
 }
@@ -201,15 +212,17 @@ impl LayerGrads for ConvTrace {
         partials.clear();
         partials.resize(self.rows.div_ceil(GROUP) * p, 0.0);
         let this = &*self;
-        partials.par_chunks_mut(p).enumerate().for_each_init(
-            || (vec![0.0f32; p], Scratch::default()),
-            |(g, u), (group, acc)| {
-                for i in group * GROUP..((group + 1) * GROUP).min(this.rows) {
-                    this.example(i, g, u);
-                    acc.iter_mut().zip(g.iter()).for_each(|(a, v)| *a += v * v);
-                }
-            },
-        );
+        partials
+            .par_chunks_mut(p)
+            .enumerate()
+            .for_each(|(group, acc)| {
+                with_gradient(p, |g, u| {
+                    for i in group * GROUP..((group + 1) * GROUP).min(this.rows) {
+                        this.example(i, g, u);
+                        acc.iter_mut().zip(g.iter()).for_each(|(a, v)| *a += v * v);
+                    }
+                })
+            });
         add_groups(&partials, out);
         self.partials = partials;
     }
@@ -236,16 +249,17 @@ impl LayerGrads for ConvTrace {
         let p = self.params();
         out.par_chunks_mut(p)
             .enumerate()
-            .for_each_init(Scratch::default, |u, (i, o)| self.example(i, o, u));
+            .for_each(|(i, o)| with_scratch(|u| self.example(i, o, u)));
     }
 
     fn subset_sum(&mut self, rows: &[usize], out: &mut [f32]) {
-        let (mut g, mut u) = (vec![0.0; self.params()], Scratch::default());
         out.fill(0.0);
-        for &i in rows {
-            self.example(i, &mut g, &mut u);
-            out.iter_mut().zip(&g).for_each(|(o, v)| *o += v);
-        }
+        with_gradient(self.params(), |g, u| {
+            for &i in rows {
+                self.example(i, g, u);
+                out.iter_mut().zip(g.iter()).for_each(|(o, v)| *o += v);
+            }
+        });
     }
 
     /// Materialises every example's gradient.

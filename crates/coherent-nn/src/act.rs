@@ -1,10 +1,15 @@
-//! Activations that flow between layers: a tensor on dfdx's tape and a readable copy of its
-//! values, and the helper that records a layer's op on the tape.
+//! Activations that flow between layers: their values, the gradient their consumers sum into
+//! in the backward pass, and a one-value tensor that carries dfdx's tape (the order of the
+//! layers' backward ops); and the helper that records a layer's op on the tape.
+//!
+//! The gradients of activations are not dfdx's: dfdx keeps every gradient of a pass until the
+//! pass ends and allocates each tensor's values as well. Here an activation's gradient is
+//! allocated when the first of its consumers adds into it and freed when the layer that
+//! produced it has used it, so a backward pass holds only the few gradients it is between.
 
-use dfdx::prelude::{
-    Cpu, Merge, OwnedTape, PutTape, SplitTape, Tape, Tensor, TensorFromVec, ZerosTensor,
-};
-use std::sync::Arc;
+use dfdx::prelude::{Cpu, Merge, OwnedTape, PutTape, SplitTape, Tape, Tensor, TensorFromVec};
+use rayon::prelude::*;
+use std::sync::{Arc, Mutex};
 
 /// A runtime-shaped matrix tensor on the CPU.
 pub type Tensor2<T> = Tensor<(usize, usize), f32, Cpu, T>;
@@ -12,45 +17,92 @@ pub type Tensor2<T> = Tensor<(usize, usize), f32, Cpu, T>;
 /// The tape every layer records its backward op on: dfdx's owned tape of `f32` on the CPU.
 pub type CpuTape = OwnedTape<f32, Cpu>;
 
-/// The output of a layer: a tensor on dfdx's tape, and a readable copy of its values.
-///
-/// dfdx 0.13 gives no borrowed access to a tensor's data outside the crate, so every layer
-/// keeps its output values beside the tensor; the next layer reads them from here.
+/// Values per task of the element-wise passes over a batch.
+const CHUNK: usize = 1 << 14;
+
+/// The output of a layer: its values, its gradient, and the tape.
 pub struct Act<T> {
-    /// The tensor, carrying the tape.
+    /// One value, carrying the tape (the order of the backward ops); the activation's values
+    /// are in `data` and its gradient in `grad`.
     pub tensor: Tensor2<T>,
-    /// The same values, row-major `rows x cols`.
+    /// The values, row-major `rows x cols`.
     pub data: Arc<Vec<f32>>,
+    /// The gradient of the summed loss with respect to the values, which the consumers of the
+    /// activation add into in the backward pass.
+    pub grad: Arc<ActGrad>,
     /// Batch size.
     pub rows: usize,
     /// Features per example.
     pub cols: usize,
 }
 
+/// The gradient of one activation in the backward pass: the sum of what its consumers add,
+/// allocated (zeros) when the first of them adds and taken by the layer that produced the
+/// activation, whose backward op runs after all of theirs.
+#[derive(Debug, Default)]
+pub struct ActGrad(Mutex<Vec<f32>>);
+
+impl ActGrad {
+    /// Runs `f` on the gradient (`len` values, zeros until someone adds) to add into it.
+    pub fn add_with<R>(&self, len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+        let mut g = self.0.lock().expect("activation gradient lock");
+        if g.len() != len {
+            *g = zeros(len);
+        }
+        f(&mut g)
+    }
+
+    /// Adds `g`: kept as it is if nobody has added yet, else added with `add(sum, g)`.
+    pub fn add_owned(&self, g: Vec<f32>, add: impl FnOnce(&mut [f32], &[f32])) {
+        let mut sum = self.0.lock().expect("activation gradient lock");
+        if sum.len() == g.len() {
+            add(&mut sum, &g);
+        } else {
+            *sum = g;
+        }
+    }
+
+    /// Takes the summed gradient (`len` zeros if nobody added to it).
+    pub fn take(&self, len: usize) -> Vec<f32> {
+        let g = std::mem::take(&mut *self.0.lock().expect("activation gradient lock"));
+        if g.len() == len {
+            g
+        } else {
+            zeros(len)
+        }
+    }
+}
+
+/// `len` zeros, written in parallel.
+fn zeros(len: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(len);
+    v.spare_capacity_mut()[..len]
+        .par_chunks_mut(CHUNK)
+        .for_each(|c| c.iter_mut().for_each(|x| _ = x.write(0.0)));
+    // SAFETY: the first `len` values were written just above.
+    unsafe { v.set_len(len) };
+    v
+}
+
 impl<T: Tape<f32, Cpu>> Act<T> {
-    /// Wraps `data` (`rows x cols`) in a new tensor carrying `tape`.
+    /// Wraps `data` (`rows x cols`) with a new gradient and a tensor carrying `tape`.
     pub fn new(dev: &Cpu, data: Vec<f32>, rows: usize, cols: usize, tape: T) -> Act<T> {
         Act::shared(dev, Arc::new(data), rows, cols, tape)
     }
 
-    /// Wraps shared `data` in a new tensor carrying `tape`. The tensor's buffer comes from the
-    /// device (dfdx's allocation cache, when enabled), so a network that reuses its `data`
-    /// buffers allocates nothing large from pass to pass.
+    /// Wraps shared `data` with a new gradient and a tensor carrying `tape`.
     pub fn shared(dev: &Cpu, data: Arc<Vec<f32>>, rows: usize, cols: usize, tape: T) -> Act<T> {
-        let mut tensor = dev.zeros_like(&(rows, cols));
-        tensor.copy_from(&data);
         Act {
-            tensor: tensor.put_tape(tape),
+            tensor: dev.tensor_from_vec(vec![0.0], (1, 1)).put_tape(tape),
             data,
+            grad: Arc::default(),
             rows,
             cols,
         }
     }
 
-    /// The input of a network: its values, and a one-element tensor that only carries the tape.
-    ///
-    /// Nobody reads the gradient of a network's input, so the input's values are not copied
-    /// into a tensor of their own; the first layer must not ask for its input gradient.
+    /// The input of a network. Nobody reads its gradient: the first layer must not ask for
+    /// its input gradient.
     pub fn network_input(
         dev: &Cpu,
         data: Arc<Vec<f32>>,
@@ -58,13 +110,17 @@ impl<T: Tape<f32, Cpu>> Act<T> {
         cols: usize,
         tape: T,
     ) -> Act<T> {
-        let tensor = dev.tensor_from_vec(vec![0.0], (1, 1)).put_tape(tape);
-        Act {
-            tensor,
-            data,
-            rows,
-            cols,
-        }
+        Act::shared(dev, data, rows, cols, tape)
+    }
+
+    /// Number of values, `rows x cols`.
+    pub fn len(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// Whether there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -77,9 +133,7 @@ impl Act<CpuTape> {
     ///
     /// `backward` runs once, during the one backward pass of the summed loss: that is where a
     /// parameterised layer records its per-example quantities (from the input it kept and
-    /// `dy`). `dy` is a copy of dfdx's buffer (dfdx lends out one gradient at a time); the
-    /// dense, convolution and GroupNorm layers of this crate use the tape directly instead and
-    /// copy `dy` into their traces.
+    /// `dy`).
     pub fn record(
         self,
         output: Arc<Vec<f32>>,
@@ -87,23 +141,58 @@ impl Act<CpuTape> {
         input_needs_grad: bool,
         backward: impl FnOnce(&[f32], Option<&mut [f32]>) + 'static,
     ) -> Act<CpuTape> {
+        self.then(output, cols, input_needs_grad, move |dy, dx| match dx {
+            Some(dx) => dx.add_with(|dx| backward(&dy, Some(dx))),
+            None => backward(&dy, None),
+        })
+    }
+
+    /// Records a layer's op on the tape, for the layers of this crate: `output` (`rows x
+    /// cols`) becomes the next activation, and in the backward pass `backward(dy, dx)` receives
+    /// the output's gradient (to keep or drop) and, when `input_needs_grad`, the input's.
+    pub(crate) fn then(
+        self,
+        output: Arc<Vec<f32>>,
+        cols: usize,
+        input_needs_grad: bool,
+        backward: impl FnOnce(Vec<f32>, Option<InputGrad>) + 'static,
+    ) -> Act<CpuTape> {
         let rows = self.rows;
+        let dx = input_needs_grad.then(|| self.input_grad());
         let dev = self.tensor.device().clone();
-        let (x_tensor, tape) = self.tensor.split_tape();
-        let mut y = Act::shared(&dev, output, rows, cols, CpuTape::default());
+        let (_, tape) = self.tensor.split_tape();
+        let y = Act::shared(&dev, output, rows, cols, CpuTape::default());
         let (y_tensor, mut y_tape) = y.tensor.split_tape();
-        let y_id = y_tensor.clone();
-        y_tape.add_backward_op(move |grads| {
-            let dy: Vec<f32> = grads.get_or_alloc_mut(&y_id)?.to_vec();
-            if input_needs_grad {
-                backward(&dy, Some(grads.get_or_alloc_mut(&x_tensor)?));
-            } else {
-                backward(&dy, None);
-            }
+        let dy = y.grad.clone();
+        y_tape.add_backward_op(move |_| {
+            backward(dy.take(rows * cols), dx);
             Ok(())
         });
-        y.tensor = y_tensor.put_tape(tape.merge(y_tape));
-        y
+        Act {
+            tensor: y_tensor.put_tape(tape.merge(y_tape)),
+            ..y
+        }
+    }
+
+    /// This activation's gradient, for the backward op of a layer that reads it.
+    pub(crate) fn input_grad(&self) -> InputGrad {
+        InputGrad {
+            grad: self.grad.clone(),
+            len: self.len(),
+        }
+    }
+}
+
+/// The gradient of a layer's input, which its backward op adds into.
+pub(crate) struct InputGrad {
+    grad: Arc<ActGrad>,
+    len: usize,
+}
+
+impl InputGrad {
+    /// Runs `f` on the gradient (zeros until someone adds) to add into it.
+    pub(crate) fn add_with<R>(&self, f: impl FnOnce(&mut [f32]) -> R) -> R {
+        self.grad.add_with(self.len, f)
     }
 }
 
@@ -112,4 +201,29 @@ impl Act<CpuTape> {
 pub(crate) fn empty_buffer() -> Arc<Vec<f32>> {
     static EMPTY: std::sync::LazyLock<Arc<Vec<f32>>> = std::sync::LazyLock::new(Arc::default);
     EMPTY.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gradient_sums_what_its_consumers_add_and_is_taken_once() {
+        let g = ActGrad::default();
+        assert_eq!(g.take(3), vec![0.0; 3], "nobody added: zeros");
+        g.add_with(3, |d| d.copy_from_slice(&[1.0, 2.0, 3.0]));
+        g.add_with(3, |d| d.iter_mut().for_each(|v| *v += 0.5));
+        g.add_owned(vec![10.0, 20.0, 30.0], |sum, d| {
+            sum.iter_mut().zip(d).for_each(|(s, v)| *s += v)
+        });
+        assert_eq!(g.take(3), vec![11.5, 22.5, 33.5]);
+        assert_eq!(g.take(3), vec![0.0; 3], "taken: empty again");
+        g.add_owned(vec![4.0, 5.0], |_, _| panic!("nothing to add to"));
+        assert_eq!(
+            g.take(2),
+            vec![4.0, 5.0],
+            "the first gradient is kept as it is"
+        );
+        assert_eq!(zeros(40_000), vec![0.0; 40_000]);
+    }
 }

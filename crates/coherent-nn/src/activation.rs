@@ -2,6 +2,7 @@
 
 use crate::act::{Act, CpuTape};
 use crate::layer::Layer;
+use rayon::prelude::*;
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -34,16 +35,13 @@ impl Activation {
         }
     }
 
-    /// Appends `dy * f'(z)` to `dz`, from the output `y = f(z)`: for ReLU `f'(z) = [y > 0]`
-    /// (0 at the kink), for tanh `1 - y^2`.
-    pub fn backprop_from_output(self, y: &[f32], dy: &[f32], dz: &mut Vec<f32>) {
+    /// `g = g * f'(z)`, from the output `y = f(z)`: for ReLU `f'(z) = [y > 0]` (0 at the
+    /// kink), for tanh `1 - y^2`.
+    pub fn backprop_from_output(self, y: &[f32], g: &mut [f32]) {
+        let values = g.iter_mut().zip(y);
         match self {
-            Activation::Relu => dz.extend(
-                y.iter()
-                    .zip(dy)
-                    .map(|(y, d)| if *y > 0.0 { *d } else { 0.0 }),
-            ),
-            Activation::Tanh => dz.extend(y.iter().zip(dy).map(|(y, d)| d * (1.0 - y * y))),
+            Activation::Relu => values.for_each(|(g, y)| *g = if *y > 0.0 { *g } else { 0.0 }),
+            Activation::Tanh => values.for_each(|(g, y)| *g *= 1.0 - y * y),
         }
     }
 }
@@ -86,16 +84,15 @@ impl Layer for Activation {
     }
 }
 
-/// The gradient with respect to the pre-activation values into `dz` (cleared first): `dy`
-/// through the activation's derivative, from its output `y`, or `dy` itself without one.
-pub fn pre_activation_grad(
-    activation: Option<(Activation, &[f32])>,
-    dy: &[f32],
-    dz: &mut Vec<f32>,
-) {
-    dz.clear();
-    match activation {
-        Some((f, y)) => f.backprop_from_output(y, dy, dz),
-        None => dz.extend_from_slice(dy),
+/// Values per task of the element-wise passes over a batch.
+const CHUNK: usize = 1 << 14;
+
+/// `dy` becomes the gradient with respect to the pre-activation values: `dy` through the
+/// activation's derivative, from its output `y` (in parallel), or `dy` itself without one.
+pub fn pre_activation_grad(activation: Option<(Activation, &[f32])>, dy: &mut [f32]) {
+    if let Some((f, y)) = activation {
+        dy.par_chunks_mut(CHUNK)
+            .zip(y.par_chunks(CHUNK))
+            .for_each(|(g, y)| f.backprop_from_output(y, g));
     }
 }

@@ -15,7 +15,6 @@ use crate::layer::{fixed_len, Layer};
 use crate::matrix_trace::MatrixTrace;
 use crate::Activation;
 use coherent_core::TensorInfo;
-use dfdx::prelude::{Merge, PutTape, SplitTape, Tape};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -35,8 +34,6 @@ pub struct GroupNorm {
     output: Mutex<Arc<Vec<f32>>>,
     xhat: Mutex<Arc<Vec<f32>>>,
     inv_std: Mutex<Arc<Vec<f32>>>,
-    /// The backward pass's pre-activation gradient.
-    dz: Arc<Mutex<Vec<f32>>>,
 }
 
 impl GroupNorm {
@@ -59,7 +56,6 @@ impl GroupNorm {
             output: Mutex::default(),
             xhat: Mutex::default(),
             inv_std: Mutex::default(),
-            dz: Arc::default(),
         }
     }
 
@@ -147,32 +143,19 @@ impl Layer for GroupNorm {
             output: out.clone(),
             params: self.params.clone(),
             trace: self.trace.clone(),
-            dz: self.dz.clone(),
             shape: (self.channels, self.positions, groups),
             activation: self.activation,
         };
-        let dev = x.tensor.device().clone();
-        let (x_tensor, tape) = x.tensor.split_tape();
-        let mut y = Act::shared(&dev, out.clone(), rows, len, CpuTape::default());
-        let (y_tensor, mut y_tape) = y.tensor.split_tape();
-        let y_id = y_tensor.clone();
-        y_tape.add_backward_op(move |grads| {
-            let dy = grads.get_or_alloc_mut(&y_id)?;
-            let mut dz = saved.dz.lock().expect("group norm gradient lock");
+        x.then(out.clone(), len, input_needs_grad, move |mut dz, dx| {
             crate::activation::pre_activation_grad(
                 saved.activation.map(|f| (f, &saved.output[..])),
-                dy,
                 &mut dz,
             );
-            let dx = match input_needs_grad {
-                true => Some(&mut grads.get_or_alloc_mut(&x_tensor)?[..]),
-                false => None,
-            };
-            saved.backward(rows, &dz, dx);
-            Ok(())
-        });
-        y.tensor = y_tensor.put_tape(tape.merge(y_tape));
-        y
+            match dx {
+                Some(dx) => dx.add_with(|dx| saved.backward(rows, &dz, Some(dx))),
+                None => saved.backward(rows, &dz, None),
+            }
+        })
     }
 
     fn kind(&self) -> Option<&'static str> {
@@ -217,7 +200,6 @@ struct Saved {
     output: Arc<Vec<f32>>,
     params: Arc<Vec<f32>>,
     trace: Arc<RwLock<MatrixTrace>>,
-    dz: Arc<Mutex<Vec<f32>>>,
     /// Channels, positions, groups.
     shape: (usize, usize, usize),
     activation: Option<Activation>,

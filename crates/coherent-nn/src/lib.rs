@@ -40,7 +40,7 @@ pub mod reference;
 mod residual;
 mod sequential;
 
-pub use act::{Act, CpuTape, Tensor2};
+pub use act::{Act, ActGrad, CpuTape, Tensor2};
 pub use activation::Activation;
 pub use builder::NetworkBuilder;
 pub use conv::{col2im, im2col, Conv2d, ConvGeometry, NormMethod};

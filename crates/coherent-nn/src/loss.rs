@@ -96,18 +96,19 @@ pub fn loss_op<T: Tape<f32, Cpu>>(
         tr.losses.iter().map(|&l| l as f64).sum::<f64>() as f32
     };
     let dev = logits.tensor.device().clone();
-    let (z, tape) = logits.tensor.split_tape();
+    let (_, tape) = logits.tensor.split_tape();
     let loss: Tensor<(), f32, Cpu> = dev.tensor(total);
     let loss_id = loss.clone();
-    let trace = trace.clone();
+    let (trace, dz, len) = (trace.clone(), logits.grad, logits.rows * logits.cols);
     let mut own = T::default();
     own.add_backward_op(move |grads| {
         let upstream = grads.get_or_alloc_mut(&loss_id)?[0];
-        let dz = grads.get_or_alloc_mut(&z)?;
         let tr = trace.lock().expect("loss trace lock");
-        for (g, d) in dz.iter_mut().zip(&tr.dlogits) {
-            *g += upstream * d;
-        }
+        dz.add_with(len, |dz| {
+            for (g, d) in dz.iter_mut().zip(&tr.dlogits) {
+                *g += upstream * d;
+            }
+        });
         Ok(())
     });
     loss.put_tape(tape.merge(own))

@@ -23,8 +23,6 @@ pub struct Residual {
     output_len: usize,
     /// The sum's output, reused from pass to pass once nothing else holds it.
     output: Mutex<Arc<Vec<f32>>>,
-    /// The backward pass's pre-activation gradient of the sum.
-    dz: Arc<Mutex<Vec<f32>>>,
 }
 
 impl Residual {
@@ -58,7 +56,6 @@ impl Residual {
             input_len,
             output_len: width,
             output: Mutex::default(),
-            dz: Arc::default(),
         })
     }
 
@@ -116,6 +113,7 @@ impl Layer for Residual {
         let mut h = Act {
             tensor: x_tensor.clone().put_tape(tape),
             data: x.data.clone(),
+            grad: x.grad.clone(),
             rows,
             cols,
         };
@@ -125,6 +123,7 @@ impl Layer for Residual {
         let skip = Act {
             tensor: x_tensor.put_tape(CpuTape::default()),
             data: x.data,
+            grad: x.grad,
             rows,
             cols,
         };
@@ -170,27 +169,26 @@ impl Residual {
             buffer.clone()
         };
         let dev = a.tensor.device().clone();
-        let (a_tensor, a_tape) = a.tensor.split_tape();
-        let (b_tensor, b_tape) = b.tensor.split_tape();
-        let mut y = Act::shared(&dev, out, rows, cols, CpuTape::default());
+        let (_, a_tape) = a.tensor.split_tape();
+        let (_, b_tape) = b.tensor.split_tape();
+        let y = Act::shared(&dev, out, rows, cols, CpuTape::default());
         let (y_tensor, mut y_tape) = y.tensor.split_tape();
-        let (y_id, output, dz) = (y_tensor.clone(), y.data.clone(), self.dz.clone());
-        y_tape.add_backward_op(move |grads| {
-            let dy = grads.get_or_alloc_mut(&y_id)?;
-            let mut dz = dz.lock().expect("residual gradient lock");
-            crate::activation::pre_activation_grad(
-                activation.map(|f| (f, &output[..])),
-                dy,
-                &mut dz,
-            );
-            add_into(grads.get_or_alloc_mut(&a_tensor)?, &dz);
-            if b_needs_grad {
-                add_into(grads.get_or_alloc_mut(&b_tensor)?, &dz);
+        let (dy, output) = (y.grad.clone(), y.data.clone());
+        let (da, db) = (a.grad, b_needs_grad.then_some(b.grad));
+        y_tape.add_backward_op(move |_| {
+            let mut dz = dy.take(rows * cols);
+            let act = activation.map(|f| (f, &output[..]));
+            crate::activation::pre_activation_grad(act, &mut dz);
+            if let Some(db) = db {
+                db.add_with(dz.len(), |g| add_into(g, &dz));
             }
+            da.add_owned(dz, add_into);
             Ok(())
         });
-        y.tensor = y_tensor.put_tape(a_tape.merge(b_tape).merge(y_tape));
-        y
+        Act {
+            tensor: y_tensor.put_tape(a_tape.merge(b_tape).merge(y_tape)),
+            ..y
+        }
     }
 }
 

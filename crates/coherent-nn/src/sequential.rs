@@ -5,7 +5,7 @@ use crate::engine::{self, Blocks, Traces};
 use crate::layer::{self, Layer};
 use crate::loss::{loss_kernel, loss_op, LossTrace};
 use coherent_core::{Batch, BatchGrads, GradRequest, LayerInfo, LossKind, Model, PerExampleBlocks};
-use dfdx::prelude::{Backward, Cache, Cpu};
+use dfdx::prelude::{Backward, Cpu};
 use std::sync::{Arc, Mutex};
 
 /// A feed-forward network: layers applied in order, then the loss.
@@ -76,13 +76,8 @@ impl Sequential {
             loss,
             loss_trace: Arc::default(),
             input: Arc::default(),
-            dev: {
-                // Activation tensors and their gradients come from dfdx's allocation cache:
-                // every buffer taken from it is returned to it, step after step.
-                let dev = Cpu::default();
-                dev.enable_cache();
-                dev
-            },
+            // carries the tape only: activations and their gradients are the layers' own
+            dev: Cpu::default(),
         })
     }
 

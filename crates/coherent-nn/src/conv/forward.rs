@@ -7,7 +7,6 @@ use super::unfold::{col2im, im2col};
 use super::{tile, Conv2d, ConvGeometry};
 use crate::act::{Act, CpuTape};
 use crate::kernels::{matmul_on, Layout, Mat};
-use dfdx::prelude::{Merge, PutTape, SplitTape, Tape};
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -71,11 +70,6 @@ pub(super) fn on_tape(conv: &Conv2d, x: Act<CpuTape>, input_needs_grad: bool) ->
         out.clone()
     };
     let input = x.data.clone();
-    let dev = x.tensor.device().clone();
-    let (x_tensor, tape) = x.tensor.split_tape();
-    let mut y = Act::shared(&dev, out, rows, conv.geom.output_len(), CpuTape::default());
-    let (y_tensor, mut y_tape) = y.tensor.split_tape();
-    let y_id = y_tensor.clone();
     let (trace, params, geom, bias) = (
         conv.trace.clone(),
         conv.params.clone(),
@@ -83,26 +77,29 @@ pub(super) fn on_tape(conv: &Conv2d, x: Act<CpuTape>, input_needs_grad: bool) ->
         conv.bias,
     );
     let activation = conv.activation;
-    let output = activation.map(|_| y.data.clone());
-    y_tape.add_backward_op(move |grads| {
-        let mut tr = trace.write().expect("conv trace lock");
-        let tr = &mut *tr;
-        let dy = grads.get_or_alloc_mut(&y_id)?;
-        let act = activation.zip(output.as_deref().map(Vec::as_slice));
-        crate::activation::pre_activation_grad(act, dy, &mut tr.delta);
-        tr.record(input, geom, rows, bias);
-        if input_needs_grad {
-            let dx = grads.get_or_alloc_mut(&x_tensor)?;
-            let (t, kk, co) = geom.dims();
-            let w = &params[..co * kk];
-            dx.par_chunks_mut(geom.input_len())
-                .zip(tr.delta.par_chunks(co * t))
-                .for_each(|(dx, gi)| with_scratch(|s| input_grad(&geom, w, gi, s, dx)));
-        }
-        Ok(())
-    });
-    y.tensor = y_tensor.put_tape(tape.merge(y_tape));
-    y
+    let output = activation.map(|_| out.clone());
+    x.then(
+        out,
+        geom.output_len(),
+        input_needs_grad,
+        move |mut dy, dx| {
+            let mut tr = trace.write().expect("conv trace lock");
+            let tr = &mut *tr;
+            let act = activation.zip(output.as_deref().map(Vec::as_slice));
+            crate::activation::pre_activation_grad(act, &mut dy);
+            tr.delta = dy;
+            tr.record(input, geom, rows, bias);
+            if let Some(dx) = dx {
+                let (t, kk, co) = geom.dims();
+                let w = &params[..co * kk];
+                dx.add_with(|dx| {
+                    dx.par_chunks_mut(geom.input_len())
+                        .zip(tr.delta.par_chunks(co * t))
+                        .for_each(|(dx, gi)| with_scratch(|s| input_grad(&geom, w, gi, s, dx)))
+                });
+            }
+        },
+    )
 }
 
 /// Adds the input gradient of one example with output gradients `gi` into `dx`.

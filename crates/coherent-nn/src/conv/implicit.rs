@@ -13,6 +13,7 @@
 use super::geometry::ConvGeometry;
 use super::padded::{self, Segment};
 use super::tile::{self, Broadcast, Rows, COLS, LANES};
+use super::transpose::transpose;
 use std::ops::Range;
 
 /// Buffers of one thread's products (reused from example to example).
@@ -207,11 +208,7 @@ pub(super) fn weight_grad(
             );
         }
     }
-    for (o, row) in out.chunks_exact_mut(kk).take(co).enumerate() {
-        for (k, v) in row.iter_mut().enumerate() {
-            *v = s.transposed[k * co + o];
-        }
-    }
+    transpose(&s.transposed, co, (kk, co), out);
 }
 
 /// Adds the input gradient `fold(W^T G)` of one example with output gradients `gi`
@@ -270,16 +267,6 @@ pub(super) fn input_grad(g: &ConvGeometry, w: &[f32], gi: &[f32], s: &mut Scratc
     }
     // SAFETY: the tiles (AVX-512F) are available wherever this module runs.
     unsafe { padded::unpad_add(g, &s.padded_grad, dx) };
-}
-
-/// `out[j * rows + i] = m[i * ld + j]` for the `rows x cols` matrix `m` with rows `ld` apart.
-fn transpose(m: &[f32], ld: usize, (rows, cols): (usize, usize), out: &mut [f32]) {
-    let out = &mut out[..rows * cols];
-    for (j, col) in out.chunks_exact_mut(rows).enumerate() {
-        for (i, v) in col.iter_mut().enumerate() {
-            *v = m[i * ld + j];
-        }
-    }
 }
 
 #[cfg(test)]

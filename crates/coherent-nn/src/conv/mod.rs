@@ -23,6 +23,7 @@ mod norms;
 mod padded;
 mod tile;
 mod trace;
+mod transpose;
 mod unfold;
 
 pub use geometry::ConvGeometry;

@@ -11,7 +11,6 @@ use crate::kernels::{matmul, Layout, Mat};
 use crate::layer::{fixed_len, Layer};
 use crate::{Activation, Init};
 use coherent_core::{Rng, TensorInfo};
-use dfdx::prelude::{Merge, PutTape, SplitTape, Tape};
 use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
 
 /// A dense layer with `inputs -> outputs` features, an optional bias and an optional fused
@@ -123,42 +122,34 @@ impl Layer for Dense {
             self.forward_slice(&x.data, rows, Arc::make_mut(&mut buffer));
             buffer.clone()
         };
-        let dev = x.tensor.device().clone();
-        let (x_tensor, tape) = x.tensor.split_tape();
-        let mut y = Act::shared(&dev, out, rows, self.outputs, CpuTape::default());
-        let (y_tensor, mut y_tape) = y.tensor.split_tape();
-        let y_id = y_tensor.clone();
         let (trace, params, input) = (self.trace.clone(), self.params.clone(), x.data.clone());
         let (i, o, bias, activation) = (self.inputs, self.outputs, self.bias, self.activation);
-        let output = activation.map(|_| y.data.clone());
-        y_tape.add_backward_op(move |grads| {
+        let output = activation.map(|_| out.clone());
+        x.then(out, o, input_needs_grad, move |mut dy, dx| {
             let mut tr = trace.write().expect("dense trace lock");
             let tr = &mut *tr;
-            let dy = grads.get_or_alloc_mut(&y_id)?;
             let act = activation.zip(output.as_deref().map(Vec::as_slice));
-            crate::activation::pre_activation_grad(act, dy, &mut tr.delta);
+            crate::activation::pre_activation_grad(act, &mut dy);
+            tr.delta = dy;
             tr.record(input, rows, i, o, bias);
-            if input_needs_grad {
-                let dx = grads.get_or_alloc_mut(&x_tensor)?;
-                matmul(
-                    (rows, o, i),
-                    Mat {
-                        data: &tr.delta,
-                        layout: Layout::Normal,
-                    },
-                    Mat {
-                        data: &params[..o * i],
-                        layout: Layout::Normal,
-                    },
-                    dx,
-                    true,
-                );
+            if let Some(dx) = dx {
+                dx.add_with(|dx| {
+                    matmul(
+                        (rows, o, i),
+                        Mat {
+                            data: &tr.delta,
+                            layout: Layout::Normal,
+                        },
+                        Mat {
+                            data: &params[..o * i],
+                            layout: Layout::Normal,
+                        },
+                        dx,
+                        true,
+                    )
+                });
             }
-            Ok(())
-        });
-        let tape = tape.merge(y_tape);
-        y.tensor = y_tensor.put_tape(tape);
-        y
+        })
     }
 
     fn kind(&self) -> Option<&'static str> {

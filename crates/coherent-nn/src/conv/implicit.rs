@@ -23,7 +23,7 @@ pub(super) struct Scratch {
     unfolding: Unfolding,
     /// Slice of the output gradients, `C_out x COLS` or transposed.
     grads: Vec<f32>,
-    /// Transposed weight gradient `K x C_out`.
+    /// Transposed weight gradient `K x C_out`, for [`weight_grad`].
     transposed: Vec<f32>,
     /// The input gradient of an example, padded.
     padded_grad: Vec<f32>,
@@ -169,8 +169,7 @@ pub(super) fn forward(g: &ConvGeometry, w: &[f32], x: &[f32], s: &mut Scratch, y
 }
 
 /// The weight gradient `G U^T` (`C_out x K`) of one example `x` with output gradients `gi`
-/// (`C_out x T`), into `out`: `U G^T` (`K x C_out`) is summed over the slices of positions,
-/// then transposed.
+/// (`C_out x T`), into `out`: [`weight_grad_transposed`], then transposed.
 pub(super) fn weight_grad(
     g: &ConvGeometry,
     x: &[f32],
@@ -178,15 +177,33 @@ pub(super) fn weight_grad(
     s: &mut Scratch,
     out: &mut [f32],
 ) {
+    let (_, kk, co) = g.dims();
+    let mut transposed = std::mem::take(&mut s.transposed);
+    transposed.resize(kk * co, 0.0);
+    weight_grad_transposed(g, x, gi, s, &mut transposed, false);
+    transpose(&transposed, co, (kk, co), out);
+    s.transposed = transposed;
+}
+
+/// The transposed weight gradient `U G^T` (`K x C_out`) of one example `x` with output
+/// gradients `gi` (`C_out x T`), summed over the slices of positions, into `out` (or added to
+/// it with `add`).
+pub(super) fn weight_grad_transposed(
+    g: &ConvGeometry,
+    x: &[f32],
+    gi: &[f32],
+    s: &mut Scratch,
+    out: &mut [f32],
+    add: bool,
+) {
     let (t, kk, co) = g.dims();
     s.unfolding.load(g, x);
     s.grads.resize(COLS * co + COLS, 0.0);
-    s.transposed.resize(kk * co, 0.0);
     let [grads, sums] = &mut s.rows;
     for span in spans(g) {
         let n = span.len();
         transpose(&gi[span.start..], t, (co, n), &mut s.grads);
-        let first = span.start == 0;
+        let overwrite = span.start == 0 && !add;
         let unfolding = s.unfolding.slice(g, span);
         for o0 in (0..co).step_by(COLS) {
             tile::product(
@@ -201,14 +218,13 @@ pub(super) fn weight_grad(
                     rows: set(grads, (0..n).map(|j| j * co + o0)),
                 },
                 Rows {
-                    data: &mut s.transposed,
+                    data: &mut *out,
                     rows: set(sums, (0..kk).map(|k| k * co + o0)),
                 },
-                !first,
+                !overwrite,
             );
         }
     }
-    transpose(&s.transposed, co, (kk, co), out);
 }
 
 /// Adds the input gradient `fold(W^T G)` of one example with output gradients `gi`

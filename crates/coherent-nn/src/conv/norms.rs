@@ -25,7 +25,7 @@ pub enum NormMethod {
 
 impl ConvTrace {
     /// Whether the ghost form is used.
-    fn ghost(&self) -> bool {
+    pub(super) fn ghost(&self) -> bool {
         let (t, kk, co) = self.geom.dims();
         match self.method {
             NormMethod::Auto => t * (kk + co) < co * kk,

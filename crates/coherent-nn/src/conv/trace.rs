@@ -15,6 +15,7 @@ use super::geometry::ConvGeometry;
 use super::implicit::{self, with_scratch, Scratch};
 use super::norms::NormMethod;
 use super::tile;
+use super::transpose::transpose;
 use super::unfold::im2col;
 use crate::grads::LayerGrads;
 use crate::kernels::{matmul, matmul_on, sq_norm, Layout, Mat};
@@ -101,10 +102,14 @@ impl ConvTrace {
     fn compute_sum(&mut self) {
         let (_, kk, co) = self.geom.dims();
         let p = self.params();
-        // dW = sum_i G_i U_i, each product materialised once, so its squared norm comes almost
-        // for free
+        // dW = sum_i G_i U_i, transposed (as the products give it) and transposed back once.
+        // Where the norms are computed from the materialised products, each example's product
+        // is materialised once, so its squared norm comes almost for free; where they take
+        // the ghost form, the products add straight into the sum of their group.
+        let ghost = self.ghost();
         let mut norms = std::mem::take(&mut self.weight_norms);
-        norms.resize(self.rows, 0.0);
+        norms.clear();
+        norms.resize(self.rows, if ghost { f32::NAN } else { 0.0 });
         let mut partials = std::mem::take(&mut self.partials);
         partials.clear();
         partials.resize(self.rows.div_ceil(GROUP) * co * kk, 0.0);
@@ -114,9 +119,15 @@ impl ConvTrace {
             .zip(norms.par_chunks_mut(GROUP))
             .enumerate()
             .for_each(|(group, (acc, norms))| {
+                let examples = group * GROUP..group * GROUP + norms.len();
+                if ghost {
+                    return with_scratch(|u| {
+                        examples.for_each(|i| this.example_weights_transposed(i, acc, u, true))
+                    });
+                }
                 with_gradient(co * kk, |gi_w, u| {
-                    for (k, norm) in norms.iter_mut().enumerate() {
-                        this.example_weights(group * GROUP + k, gi_w, u);
+                    for (i, norm) in examples.zip(norms) {
+                        this.example_weights_transposed(i, gi_w, u, false);
                         *norm = sq_norm(gi_w);
                         acc.iter_mut().zip(gi_w.iter()).for_each(|(a, v)| *a += v);
                     }
@@ -125,7 +136,9 @@ impl ConvTrace {
         self.weight_norms = norms;
         self.grad.resize(p, 0.0);
         let (gw, gb) = self.grad.split_at_mut(co * kk);
-        add_groups(&partials, gw);
+        let mut sum = vec![0.0; co * kk];
+        add_groups(&partials, &mut sum);
+        transpose(&sum, co, (kk, co), gw);
         self.partials = partials;
         if self.bias {
             gb.fill(0.0);
@@ -159,6 +172,38 @@ impl ConvTrace {
             },
             out,
             false,
+            false,
+        );
+    }
+
+    /// The transposed weight part `U_i G_i^T` (`K x C_out`) of example `i`'s gradient into
+    /// `out`, or added to it with `add`, through the buffers `s`.
+    fn example_weights_transposed(&self, i: usize, out: &mut [f32], s: &mut Scratch, add: bool) {
+        if tile::available() {
+            let (g, n) = (&self.geom, self.geom.input_len());
+            let x = &self.input[i * n..(i + 1) * n];
+            return implicit::weight_grad_transposed(g, x, self.output_grad(i), s, out, add);
+        }
+        self.unfolded_weights_transposed(i, out, s, add);
+    }
+
+    /// [`Self::example_weights_transposed`] through the whole unfolding of the example and the
+    /// general matrix product (where the tiles do not run).
+    fn unfolded_weights_transposed(&self, i: usize, out: &mut [f32], s: &mut Scratch, add: bool) {
+        let (t, kk, co) = self.geom.dims();
+        let (gi, ui) = (self.output_grad(i), self.unfold(i, &mut s.unfolded));
+        matmul_on(
+            (kk, t, co),
+            Mat {
+                data: ui,
+                layout: Layout::Normal,
+            },
+            Mat {
+                data: gi,
+                layout: Layout::Transposed,
+            },
+            out,
+            add,
             false,
         );
     }
@@ -272,6 +317,85 @@ impl LayerGrads for ConvTrace {
         for (c, col) in coords.zip(out.chunks_exact_mut(b)) {
             for (e, x) in col.iter_mut().enumerate() {
                 *x = self.materialized[e * p + c];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coherent_core::Rng;
+
+    /// `U_i G_i^T` (`K x C_out`) by loops over every index of the definition.
+    fn by_definition(g: &ConvGeometry, x: &[f32], gi: &[f32]) -> Vec<f32> {
+        let (t, kk, co) = g.dims();
+        let (k, ow) = (g.kernel, g.out_width());
+        let mut out = vec![0.0; kk * co];
+        for r in 0..kk {
+            let (c, ki, kj) = (r / (k * k), r / k % k, r % k);
+            for pos in 0..t {
+                let h = (pos / ow * g.stride + ki) as isize - g.padding as isize;
+                let w = (pos % ow * g.stride + kj) as isize - g.padding as isize;
+                if (0..g.height as isize).contains(&h) && (0..g.width as isize).contains(&w) {
+                    let v = x[(c * g.height + h as usize) * g.width + w as usize];
+                    for o in 0..co {
+                        out[r * co + o] += v * gi[o * t + pos];
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn both_ways_to_a_transposed_weight_gradient_equal_the_definition() {
+        let mut rng = Rng::new(11);
+        for g in [
+            ConvGeometry::new((3, 9, 8), 5, 3, 1, 1),
+            ConvGeometry::new((2, 18, 20), 33, 3, 2, 1),
+            ConvGeometry::new((4, 16, 16), 8, 1, 1, 0),
+            // few positions: the norms take the ghost form, the products add into the sum
+            ConvGeometry::new((16, 4, 4), 32, 3, 1, 1),
+        ] {
+            let (t, kk, co) = g.dims();
+            let rows = 3;
+            let mut normal = |n: usize| (0..n).map(|_| rng.normal() as f32).collect::<Vec<_>>();
+            let mut trace = ConvTrace {
+                delta: normal(rows * co * t),
+                ..ConvTrace::default()
+            };
+            let input = Arc::new(normal(rows * g.input_len()));
+            trace.record(input.clone(), g, rows, false);
+            let mut s = Scratch::default();
+            let mut sum = vec![0.0; kk * co];
+            for i in 0..rows {
+                let x = &input[i * g.input_len()..(i + 1) * g.input_len()];
+                let want = by_definition(&g, x, trace.output_grad(i));
+                sum.iter_mut().zip(&want).for_each(|(s, w)| *s += w);
+                let (mut tiled, mut unfolded) = (vec![0.0; kk * co], vec![0.0; kk * co]);
+                trace.example_weights_transposed(i, &mut tiled, &mut s, false);
+                trace.unfolded_weights_transposed(i, &mut unfolded, &mut s, false);
+                for (k, w) in want.iter().enumerate() {
+                    let tol = 1e-4 * (1.0 + w.abs());
+                    assert!(
+                        (tiled[k] - w).abs() < tol,
+                        "{g:?} {i} {k}: {} vs {w}",
+                        tiled[k]
+                    );
+                    assert!(
+                        (unfolded[k] - w).abs() < tol,
+                        "{g:?} {i} {k}: {} vs {w}",
+                        unfolded[k]
+                    );
+                }
+            }
+            for (k, w) in sum.iter().enumerate() {
+                let got = trace.grad[k % co * kk + k / co];
+                assert!(
+                    (got - w).abs() < 1e-4 * (1.0 + w.abs()),
+                    "{g:?} sum {k}: {got} vs {w}"
+                );
             }
         }
     }

@@ -37,7 +37,7 @@ def coherent_side(binary, network, batch, reps):
     cases = {c["case"]: c for c in net["cases"]}
     return {
         "label": net["network"],
-        "gemm": report["gemm_gflops"],
+        "gemm": net["gemm_gflops"],
         "ms": {case: cases[case]["ms_per_step"] for case in ("plain", "coherence", "materialize")},
         "of_gemm": {case: cases[case]["of_gemm"] for case in ("plain", "coherence", "materialize")},
         "peak": net["step_peak_mib"],
@@ -85,11 +85,11 @@ def table(rounds, networks, with_torch):
             ratios = [c / t for c, t in zip(peak, theirs) if c is not None and t]
             row += f" {span(theirs, '{:.0f}')} | {span(ratios)}x |"
         lines.append(row)
-    gemm = [r[networks[0]]["coherent"]["gemm"] for r in rounds]
+    gemm = [r[n]["coherent"]["gemm"] for r in rounds for n in networks]
     lines.append("")
     lines.append(f"Matrix-product peak measured by `coherent bench`: {span(gemm, '{:.0f}')} GFLOP/s "
-                 f"(square products of side 1024 on every thread); {len(rounds)} interleaved "
-                 "round(s) in one sitting.")
+                 f"(square products of side 1024 on every thread, interleaved with each network's "
+                 f"cases); {len(rounds)} interleaved round(s) in one sitting.")
     if with_torch:
         versions = {r[networks[0]]['torch']['torch'] for r in rounds}
         lines.append(f"PyTorch {', '.join(sorted(versions))}, "

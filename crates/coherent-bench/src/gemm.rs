@@ -11,17 +11,47 @@ pub const SIDE: usize = 1024;
 /// GFLOP/s of `SIDE x SIDE` products (`2 SIDE^3` operations each) on all threads, the median
 /// of `reps` repetitions of at least `min_time`.
 pub fn throughput(reps: usize, min_time: Duration) -> f64 {
-    let n = SIDE;
-    let a: Vec<f32> = (0..n * n).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect();
-    let b: Vec<f32> = (0..n * n).map(|i| ((i % 13) as f32 - 6.0) / 6.0).collect();
-    let mut c = vec![0.0f32; n * n];
-    let normal = |data| Mat {
-        data,
-        layout: Layout::Normal,
-    };
-    let ms = interleaved(1, reps, min_time, |_| {
-        matmul((n, n, n), normal(&a), normal(&b), &mut c, false);
-        std::hint::black_box(&c);
-    })[0];
-    2.0 * (n as f64).powi(3) / (ms * 1e6)
+    let mut square = Square::new();
+    gflops(interleaved(1, reps, min_time, |_| square.run())[0])
+}
+
+/// GFLOP/s of one product that took `ms` milliseconds.
+pub fn gflops(ms: f64) -> f64 {
+    2.0 * (SIDE as f64).powi(3) / (ms * 1e6)
+}
+
+/// The operands of the square product.
+pub struct Square {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    c: Vec<f32>,
+}
+
+impl Square {
+    /// Operands of side [`SIDE`].
+    pub fn new() -> Square {
+        let n = SIDE * SIDE;
+        Square {
+            a: (0..n).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect(),
+            b: (0..n).map(|i| ((i % 13) as f32 - 6.0) / 6.0).collect(),
+            c: vec![0.0; n],
+        }
+    }
+
+    /// One product on all threads.
+    pub fn run(&mut self) {
+        let normal = |data| Mat {
+            data,
+            layout: Layout::Normal,
+        };
+        let n = SIDE;
+        matmul(
+            (n, n, n),
+            normal(&self.a),
+            normal(&self.b),
+            &mut self.c,
+            false,
+        );
+        std::hint::black_box(&self.c);
+    }
 }

@@ -134,6 +134,9 @@ pub struct NetworkReport {
     pub step_flops: f64,
     /// Step cases.
     pub cases: Vec<CaseResult>,
+    /// The square matrix product's GFLOP/s (see [`BenchReport::gemm_gflops`]), measured
+    /// interleaved with the cases: the limit their fractions are of.
+    pub gemm_gflops: f64,
     /// Peak memory growth during one training step from a cold start, MiB (None where not
     /// measurable).
     pub step_peak_mib: Option<f64>,
@@ -383,7 +386,7 @@ pub fn run(config: &BenchConfig) -> BenchReport {
         networks: config
             .networks
             .iter()
-            .map(|n| run_network(config, n, &data, gemm_gflops.unwrap_or(f64::NAN)))
+            .map(|n| run_network(config, n, &data))
             .collect(),
         aggregators,
         metrics,
@@ -404,12 +407,7 @@ fn cases_of(network: &BenchNetwork, has_reference: bool) -> Vec<(&'static str, &
         .collect()
 }
 
-fn run_network(
-    config: &BenchConfig,
-    network: &BenchNetwork,
-    mnist: &Split,
-    gemm_gflops: f64,
-) -> NetworkReport {
+fn run_network(config: &BenchConfig, network: &BenchNetwork, mnist: &Split) -> NetworkReport {
     let random;
     let data = if network.on_mnist() {
         mnist
@@ -445,10 +443,14 @@ fn run_network(
     for (case, _) in &cases {
         step(&mut s, case);
     }
-    let medians = interleaved(cases.len(), config.reps, config.min_time, |k| {
-        step(&mut s, cases[k].0)
+    // the square product runs among the cases, so the limit is measured in the same moments
+    let mut square = gemm::Square::new();
+    let mut medians = interleaved(cases.len() + 1, config.reps, config.min_time, |k| match k {
+        k if k < cases.len() => step(&mut s, cases[k].0),
+        _ => square.run(),
     });
-    drop(s);
+    let gemm_gflops = gemm::gflops(medians.pop().expect("the square product's median"));
+    drop((s, square));
     let results = cases
         .iter()
         .zip(&medians)
@@ -466,6 +468,7 @@ fn run_network(
         batch: config.batch,
         step_flops: flops,
         cases: results,
+        gemm_gflops,
         step_peak_mib,
         sample: network
             .on_mnist()
@@ -561,6 +564,10 @@ pub fn render(report: &BenchReport) -> String {
             "GFLOP/s",
             "of max",
             "what"
+        ));
+        out.push_str(&format!(
+            "{:<12} {:>10} {:>9} {:>8.1} {:>6.0}%  the square matrix product, among the cases: the max\n",
+            "products", "", "", n.gemm_gflops, 100.0
         ));
         for c in &n.cases {
             out.push_str(&format!(

@@ -2,18 +2,21 @@
 //! positions are taken a slice at a time (at most [`COLS`]) and register tiles multiply the
 //! slice's rows of the unfolding with the other operand, read as stored.
 //!
-//! The example is first copied inside a zero border. For stride 1 and outputs at least one
-//! vector wide, a slice is a run of one output row, and row `(c, ki, kj)` of its unfolding is a
-//! run of the padded example itself: the products read it there, and the input gradient is
-//! added into a padded gradient there, so nothing is unfolded at all. Otherwise a slice of
-//! the unfolding is built in a small buffer that stays in cache (and folded back from it).
+//! The example is first copied inside a zero border. For stride 1 and output rows of at least
+//! [`MIN_DIRECT_WIDTH`] positions, the slices run over [`wide`] positions (output rows as wide
+//! as the padded input), where row `(c, ki, kj)` of the unfolding is a run of the padded
+//! example itself: the products read it there, and the input gradient is added into a padded
+//! gradient there, so nothing is unfolded at all; the weight gradient is then one product over
+//! all wide positions. Otherwise a slice of the unfolding is built in a small buffer that
+//! stays in cache (and folded back from it).
 //! Used where the tiles run (AVX-512); elsewhere the layer unfolds whole examples and calls the
 //! general matrix product.
 
 use super::geometry::ConvGeometry;
 use super::padded::{self, Segment};
-use super::tile::{self, Broadcast, Rows, COLS, LANES};
+use super::tile::{self, Broadcast, Rows, COLS};
 use super::transpose::transpose;
+use super::wide;
 use std::ops::Range;
 
 /// Buffers of one thread's products (reused from example to example).
@@ -21,7 +24,8 @@ use std::ops::Range;
 pub(super) struct Scratch {
     /// The example and the rows of its unfolding.
     unfolding: Unfolding,
-    /// Slice of the output gradients, `C_out x COLS` or transposed.
+    /// Output gradients (a slice of them, or all on wide positions, maybe transposed), or a
+    /// slice of the outputs.
     grads: Vec<f32>,
     /// Transposed weight gradient `K x C_out`, for [`weight_grad`].
     transposed: Vec<f32>,
@@ -88,13 +92,13 @@ impl Unfolding {
         unsafe { padded::pad(g, x, &mut self.padded) };
     }
 
-    /// The rows of the unfolding for the positions `span`: in the padded example, or built
-    /// in the panel.
+    /// The rows of the unfolding for the positions `span` (wide positions where [`direct`]):
+    /// in the padded example, or built in the panel.
     fn slice(&mut self, g: &ConvGeometry, span: Range<usize>) -> Rows<'_, &[f32]> {
         self.rows.clear();
         if direct(g) {
-            let base = start(g, span.start);
-            self.rows.extend(self.offsets.iter().map(|o| o + base));
+            self.rows
+                .extend(self.offsets.iter().map(|o| o + span.start));
             return Rows {
                 data: &self.padded,
                 rows: &self.rows,
@@ -111,28 +115,24 @@ impl Unfolding {
     }
 }
 
-/// Whether slices are read in the padded example itself: stride 1 (a run of positions on one
-/// output row reads a run of each padded input line) and rows at least one vector wide.
+/// Output rows at least this wide are read in place on [`wide`] positions (the unused wide
+/// positions cost at most a fifth of the products with a 3x3 kernel).
+const MIN_DIRECT_WIDTH: usize = 8;
+
+/// Whether slices are read in the padded example itself, on [`wide`] positions: stride 1 and
+/// output rows of at least [`MIN_DIRECT_WIDTH`].
 fn direct(g: &ConvGeometry) -> bool {
-    g.stride == 1 && g.out_width() >= LANES
+    g.stride == 1 && g.out_width() >= MIN_DIRECT_WIDTH
 }
 
-/// Where output position `pos` (stride 1) reads patch value 0 in the padded example, relative
-/// to where output position 0 does.
-fn start(g: &ConvGeometry, pos: usize) -> usize {
-    let ow = g.out_width();
-    pos / ow * (g.width + 2 * g.padding) + pos % ow
-}
-
-/// The slices of output positions of `g`: at most [`COLS`] each, and, when read in place
-/// ([`direct`]), within one output row.
+/// The slices of positions of `g` (wide positions where [`direct`]), at most [`COLS`] each.
 fn spans(g: &ConvGeometry) -> impl Iterator<Item = Range<usize>> {
-    let t = g.positions();
-    let width = if direct(g) { g.out_width() } else { t };
-    (0..t).step_by(width).flat_map(move |row| {
-        let end = row + width;
-        (row..end).step_by(COLS).map(move |p| p..end.min(p + COLS))
-    })
+    let end = if direct(g) {
+        wide::len(g)
+    } else {
+        g.positions()
+    };
+    (0..end).step_by(COLS).map(move |p| p..end.min(p + COLS))
 }
 
 /// `table = values` (reusing its memory).
@@ -146,25 +146,31 @@ fn set(table: &mut Vec<usize>, values: impl Iterator<Item = usize>) -> &[usize] 
 pub(super) fn forward(g: &ConvGeometry, w: &[f32], x: &[f32], s: &mut Scratch, y: &mut [f32]) {
     let (t, kk, co) = g.dims();
     s.unfolding.load(g, x);
+    s.grads.resize(co * COLS, 0.0);
     let [weights, outputs] = &mut s.rows;
     let weights = set(weights, (0..co).map(|o| o * kk));
     for span in spans(g) {
-        let start = span.start;
-        let n = span.len();
-        tile::product(
-            (co, kk, n),
-            Broadcast {
-                data: w,
-                rows: weights,
-                step: 1,
-            },
-            s.unfolding.slice(g, span),
-            Rows {
+        let (start, n) = (span.start, span.len());
+        let a = Broadcast {
+            data: w,
+            rows: weights,
+            step: 1,
+        };
+        let b = s.unfolding.slice(g, span.clone());
+        if !direct(g) {
+            let c = Rows {
                 data: &mut *y,
                 rows: set(outputs, (0..co).map(|o| o * t + start)),
-            },
-            false,
-        );
+            };
+            tile::product((co, kk, n), a, b, c, false);
+            continue;
+        }
+        let c = Rows {
+            data: &mut s.grads[..],
+            rows: set(outputs, (0..co).map(|o| o * COLS)),
+        };
+        tile::product((co, kk, n), a, b, c, false);
+        wide::gather(g, &s.grads, COLS, span, y);
     }
 }
 
@@ -186,8 +192,9 @@ pub(super) fn weight_grad(
 }
 
 /// The transposed weight gradient `U G^T` (`K x C_out`) of one example `x` with output
-/// gradients `gi` (`C_out x T`), summed over the slices of positions, into `out` (or added to
-/// it with `add`).
+/// gradients `gi` (`C_out x T`), into `out` (or added to it with `add`): where [`direct`],
+/// one product over all wide positions, whose sums stay in registers; elsewhere summed over
+/// the slices of positions.
 pub(super) fn weight_grad_transposed(
     g: &ConvGeometry,
     x: &[f32],
@@ -198,32 +205,56 @@ pub(super) fn weight_grad_transposed(
 ) {
     let (t, kk, co) = g.dims();
     s.unfolding.load(g, x);
+    if direct(g) {
+        let lw = wide::len(g);
+        wide::spread_transposed(g, gi, &mut s.grads, COLS);
+        let a = Broadcast {
+            data: &s.unfolding.padded,
+            rows: &s.unfolding.offsets,
+            step: 1,
+        };
+        return transposed_product((kk, lw, co), a, &s.grads, &mut s.rows, out, add);
+    }
     s.grads.resize(COLS * co + COLS, 0.0);
-    let [grads, sums] = &mut s.rows;
     for span in spans(g) {
         let n = span.len();
         transpose(&gi[span.start..], t, (co, n), &mut s.grads);
         let overwrite = span.start == 0 && !add;
         let unfolding = s.unfolding.slice(g, span);
-        for o0 in (0..co).step_by(COLS) {
-            tile::product(
-                (kk, n, COLS.min(co - o0)),
-                Broadcast {
-                    data: unfolding.data,
-                    rows: unfolding.rows,
-                    step: 1,
-                },
-                Rows {
-                    data: &s.grads,
-                    rows: set(grads, (0..n).map(|j| j * co + o0)),
-                },
-                Rows {
-                    data: &mut *out,
-                    rows: set(sums, (0..kk).map(|k| k * co + o0)),
-                },
-                !overwrite,
-            );
-        }
+        let a = Broadcast {
+            data: unfolding.data,
+            rows: unfolding.rows,
+            step: 1,
+        };
+        transposed_product((kk, n, co), a, &s.grads, &mut s.rows, out, !overwrite);
+    }
+}
+
+/// `out` (`K x C_out`) [+]= `a` (`depth x K`, by broadcasts) times the first `depth` rows of
+/// `grads` (`depth x C_out`), in products of at most [`COLS`] columns; `tables` hold the rows.
+fn transposed_product(
+    (kk, depth, co): (usize, usize, usize),
+    a: Broadcast<'_>,
+    grads: &[f32],
+    tables: &mut [Vec<usize>; 2],
+    out: &mut [f32],
+    accumulate: bool,
+) {
+    let [rows, sums] = tables;
+    for o0 in (0..co).step_by(COLS) {
+        tile::product(
+            (kk, depth, COLS.min(co - o0)),
+            a,
+            Rows {
+                data: grads,
+                rows: set(rows, (0..depth).map(|j| j * co + o0)),
+            },
+            Rows {
+                data: &mut *out,
+                rows: set(sums, (0..kk).map(|k| k * co + o0)),
+            },
+            accumulate,
+        );
     }
 }
 
@@ -233,47 +264,51 @@ pub(super) fn input_grad(g: &ConvGeometry, w: &[f32], gi: &[f32], s: &mut Scratc
     let (t, kk, co) = g.dims();
     let u = &mut s.unfolding;
     u.prepare(g);
-    s.grads.resize(co * COLS, 0.0);
     s.padded_grad.clear();
     s.padded_grad.resize(padded::padded_len(g) + COLS, 0.0);
     let [grads, out] = &mut s.rows;
-    for span in spans(g) {
-        let n = span.len();
-        // the tile reads whole vectors of every row: a short last slice is copied
-        let b = if span.start + tile::read_width(n) <= t {
-            Rows {
-                data: gi,
-                rows: set(grads, (0..co).map(|o| o * t + span.start)),
-            }
-        } else {
-            for (row, panel) in gi.chunks_exact(t).zip(s.grads.chunks_exact_mut(COLS)) {
-                panel[..n].copy_from_slice(&row[span.clone()]);
-            }
-            Rows {
+    let a = Broadcast {
+        data: w,
+        rows: set(out, 0..kk),
+        step: kk,
+    };
+    if direct(g) {
+        // the output gradients on wide positions, the input gradient added in place
+        let lw = wide::len(g);
+        wide::spread(g, gi, &mut s.grads, COLS);
+        for span in spans(g) {
+            let b = Rows {
                 data: &s.grads[..],
-                rows: set(grads, (0..co).map(|o| o * COLS)),
-            }
-        };
-        let a = Broadcast {
-            data: w,
-            rows: set(out, 0..kk),
-            step: kk,
-        };
-        if direct(g) {
-            let base = start(g, span.start);
-            u.rows.clear();
-            u.rows.extend(u.offsets.iter().map(|o| o + base));
+                rows: set(grads, (0..co).map(|o| o * lw + span.start)),
+            };
             let c = Rows {
                 data: &mut s.padded_grad[..],
-                rows: &u.rows,
+                rows: set(&mut u.rows, u.offsets.iter().map(|o| o + span.start)),
             };
-            tile::product((kk, co, n), a, b, c, true);
-        } else {
-            u.rows.clear();
-            u.rows.extend((0..kk).map(|k| k * COLS));
+            tile::product((kk, co, span.len()), a, b, c, true);
+        }
+    } else {
+        s.grads.resize(co * COLS, 0.0);
+        for span in spans(g) {
+            let n = span.len();
+            // the tile reads whole vectors of every row: a short last slice is copied
+            let b = if span.start + tile::read_width(n) <= t {
+                Rows {
+                    data: gi,
+                    rows: set(grads, (0..co).map(|o| o * t + span.start)),
+                }
+            } else {
+                for (row, panel) in gi.chunks_exact(t).zip(s.grads.chunks_exact_mut(COLS)) {
+                    panel[..n].copy_from_slice(&row[span.clone()]);
+                }
+                Rows {
+                    data: &s.grads[..],
+                    rows: set(grads, (0..co).map(|o| o * COLS)),
+                }
+            };
             let c = Rows {
                 data: &mut u.panel[..],
-                rows: &u.rows,
+                rows: set(&mut u.rows, (0..kk).map(|k| k * COLS)),
             };
             tile::product((kk, co, n), a, b, c, false);
             padded::segments(g, span, &mut u.segments);
@@ -318,13 +353,14 @@ mod tests {
     /// Geometries with slices built in the panel, and read in place.
     fn geometries() -> Vec<ConvGeometry> {
         vec![
+            // built in the panel: strides above 1, rows of fewer than 8 positions
             ConvGeometry::new((3, 7, 6), 4, 3, 1, 1),
             ConvGeometry::new((3, 7, 6), 9, 3, 2, 1),
             ConvGeometry::new((2, 9, 9), 3, 1, 2, 0),
+            ConvGeometry::new((1, 40, 3), 2, 3, 3, 0),
+            // read in place on wide positions, slices across rows
             ConvGeometry::new((2, 11, 13), 40, 5, 1, 2),
             ConvGeometry::new((16, 8, 8), 16, 3, 1, 1),
-            ConvGeometry::new((1, 40, 3), 2, 3, 3, 0),
-            // read in place: rows of 20 positions, and of 40 (slices of 32 and 8)
             ConvGeometry::new((3, 18, 20), 17, 3, 1, 1),
             ConvGeometry::new((2, 5, 42), 3, 3, 1, 0),
             ConvGeometry::new((2, 6, 36), 40, 5, 1, 2),

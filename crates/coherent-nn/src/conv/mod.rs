@@ -25,6 +25,7 @@ mod tile;
 mod trace;
 mod transpose;
 mod unfold;
+mod wide;
 
 pub use geometry::ConvGeometry;
 pub use norms::NormMethod;

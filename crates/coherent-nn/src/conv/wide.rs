@@ -1,0 +1,150 @@
+//! Wide positions of a stride-1 convolution: its output positions laid out on rows as wide
+//! as the zero-padded input, so that patch value `(c, ki, kj)` of wide position `w` is the
+//! padded example's value `offset(c, ki, kj) + w`. A run of wide positions reads a run of
+//! the padded example for every patch value, across output rows, with nothing to unfold; the
+//! last `k - 1` wide positions of each row are no output position, and the products give
+//! them output gradients of zero (and drop their outputs).
+
+use super::geometry::ConvGeometry;
+use super::transpose::transpose;
+use std::ops::Range;
+
+/// Wide positions of a row: the width of the padded input.
+pub(super) fn row(g: &ConvGeometry) -> usize {
+    g.width + 2 * g.padding
+}
+
+/// Wide positions up to the last output position (stride 1).
+pub(super) fn len(g: &ConvGeometry) -> usize {
+    (g.out_height() - 1) * row(g) + g.out_width()
+}
+
+/// The runs of output positions among the wide positions `span`: `(wide, position, length)`.
+pub(super) fn runs(g: &ConvGeometry, span: Range<usize>) -> impl Iterator<Item = Run> {
+    let (wp, ow) = (row(g), g.out_width());
+    let mut w = span.start;
+    std::iter::from_fn(move || {
+        while w < span.end {
+            let (r, c) = (w / wp, w % wp);
+            if c >= ow {
+                w = (r + 1) * wp;
+                continue;
+            }
+            let run = Run {
+                wide: w,
+                position: r * ow + c,
+                len: (ow - c).min(span.end - w),
+            };
+            w += run.len;
+            return Some(run);
+        }
+        None
+    })
+}
+
+/// Consecutive output positions at consecutive wide positions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Run {
+    /// The first wide position.
+    pub wide: usize,
+    /// The first output position.
+    pub position: usize,
+    /// How many.
+    pub len: usize,
+}
+
+/// The output gradients `gi` (`C_out x T`) on wide positions: `out` (`C_out x len`, then at
+/// least `slack` more values), zero on the positions that are none.
+pub(super) fn spread(g: &ConvGeometry, gi: &[f32], out: &mut Vec<f32>, slack: usize) {
+    let (t, lw) = (g.positions(), len(g));
+    out.clear();
+    out.resize(g.out_channels * lw + slack, 0.0);
+    let (wp, ow) = (row(g), g.out_width());
+    for (wide, grads) in out.chunks_mut(lw).zip(gi.chunks_exact(t)) {
+        for (r, line) in grads.chunks_exact(ow).enumerate() {
+            wide[r * wp..r * wp + ow].copy_from_slice(line);
+        }
+    }
+}
+
+/// The output gradients `gi` (`C_out x T`) on wide positions, transposed: `out` (`len x
+/// C_out`, then at least `slack` more values), zero on the positions that are none.
+pub(super) fn spread_transposed(g: &ConvGeometry, gi: &[f32], out: &mut Vec<f32>, slack: usize) {
+    let (t, co) = (g.positions(), g.out_channels);
+    let (wp, ow) = (row(g), g.out_width());
+    out.clear();
+    out.resize(len(g) * co + slack, 0.0);
+    for r in 0..g.out_height() {
+        transpose(&gi[r * ow..], t, (co, ow), &mut out[r * wp * co..]);
+    }
+}
+
+/// The outputs of the wide positions `span`, `panel` (`C_out` rows of `ld` values, from the
+/// span's start), into their output positions in `y` (`C_out x T`).
+pub(super) fn gather(
+    g: &ConvGeometry,
+    panel: &[f32],
+    ld: usize,
+    span: Range<usize>,
+    y: &mut [f32],
+) {
+    let t = g.positions();
+    for run in runs(g, span.clone()) {
+        let from = run.wide - span.start;
+        for (y, p) in y.chunks_exact_mut(t).zip(panel.chunks(ld)) {
+            y[run.position..run.position + run.len].copy_from_slice(&p[from..from + run.len]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_cover_every_output_position_once_at_its_wide_position() {
+        for g in [
+            ConvGeometry::new((2, 8, 8), 3, 3, 1, 1),
+            ConvGeometry::new((1, 7, 12), 2, 5, 1, 2),
+            ConvGeometry::new((1, 6, 9), 2, 3, 1, 0),
+        ] {
+            let (wp, ow, lw) = (row(&g), g.out_width(), len(&g));
+            let mut seen = vec![0; g.positions()];
+            for start in (0..lw).step_by(13) {
+                for run in runs(&g, start..lw.min(start + 13)) {
+                    for k in 0..run.len {
+                        let (w, p) = (run.wide + k, run.position + k);
+                        assert_eq!((w / wp, w % wp), (p / ow, p % ow), "{g:?}");
+                        seen[p] += 1;
+                    }
+                }
+            }
+            assert!(seen.iter().all(|&n| n == 1), "{g:?}: {seen:?}");
+        }
+    }
+
+    #[test]
+    fn spreading_and_gathering_move_values_to_their_wide_positions_and_back() {
+        let g = ConvGeometry::new((1, 5, 6), 3, 3, 1, 1);
+        let (t, lw, wp, ow) = (g.positions(), len(&g), row(&g), g.out_width());
+        let gi: Vec<f32> = (0..3 * t).map(|v| v as f32 + 1.0).collect();
+        let (mut rows, mut cols) = (Vec::new(), Vec::new());
+        spread(&g, &gi, &mut rows, 4);
+        spread_transposed(&g, &gi, &mut cols, 0);
+        assert_eq!(rows.len(), 3 * lw + 4);
+        for o in 0..3 {
+            for w in 0..lw {
+                let want = if w % wp < ow {
+                    gi[o * t + w / wp * ow + w % wp]
+                } else {
+                    0.0
+                };
+                assert_eq!(rows[o * lw + w], want);
+                assert_eq!(cols[w * 3 + o], want);
+            }
+        }
+        let mut y = vec![0.0; 3 * t];
+        gather(&g, &rows, lw, 0..lw, &mut y);
+        assert_eq!(y, gi);
+    }
+}

@@ -16,7 +16,7 @@ fn example(conv: &Conv2d, x: &[f32], s: &mut Scratch, y: &mut [f32]) {
     let (t, kk, co) = g.dims();
     let w = &conv.params[..co * kk];
     if tile::available() {
-        implicit::forward(&g, w, x, s, y);
+        implicit::forward((&g, w), x, s, y, false);
     } else {
         s.unfolded.resize(t * kk, 0.0);
         unfolded_forward(&g, w, x, &mut s.unfolded, y);
@@ -92,14 +92,42 @@ pub(super) fn on_tape(conv: &Conv2d, x: Act<CpuTape>, input_needs_grad: bool) ->
             if let Some(dx) = dx {
                 let (t, kk, co) = geom.dims();
                 let w = &params[..co * kk];
+                let adjoint = Adjoint::of(&geom, w);
                 dx.add_with(|dx| {
                     dx.par_chunks_mut(geom.input_len())
                         .zip(tr.delta.par_chunks(co * t))
-                        .for_each(|(dx, gi)| with_scratch(|s| input_grad(&geom, w, gi, s, dx)))
+                        .for_each(|(dx, gi)| {
+                            with_scratch(|s| match &adjoint {
+                                Some(a) => {
+                                    implicit::forward((&a.geom, &a.weights), gi, s, dx, true)
+                                }
+                                None => input_grad(&geom, w, gi, s, dx),
+                            })
+                        })
                 });
             }
         },
     )
+}
+
+/// The convolution whose output is a stride-1 convolution's input gradient (see
+/// [`ConvGeometry::adjoint`]): where the tiles run, the input gradient is its forward pass,
+/// whose products run over the output channels and the kernel (a long sum held in registers)
+/// instead of the output channels alone.
+struct Adjoint {
+    geom: ConvGeometry,
+    weights: Vec<f32>,
+}
+
+impl Adjoint {
+    /// The adjoint of the convolution `g` with weights `w`, where the tiles run and it exists.
+    fn of(g: &ConvGeometry, w: &[f32]) -> Option<Adjoint> {
+        let geom = g.adjoint().filter(|_| tile::available())?;
+        Some(Adjoint {
+            geom,
+            weights: g.adjoint_weights(w),
+        })
+    }
 }
 
 /// Adds the input gradient of one example with output gradients `gi` into `dx`.
@@ -192,6 +220,63 @@ mod tests {
                         "stride {stride} padding {padding}: {a} vs {b}"
                     );
                 }
+            }
+        }
+    }
+
+    /// The input gradient `dx[c, h, w] = sum_{o, i, j} w[o, c, i, j] g[o, r, s]` over the output
+    /// positions `(r, s)` that read input `(h, w)` through kernel value `(i, j)`.
+    fn input_grad_by_definition(g: &ConvGeometry, w: &[f32], gi: &[f32]) -> Vec<f32> {
+        let (k, ow) = (g.kernel, g.out_width());
+        let mut dx = vec![0.0; g.input_len()];
+        for o in 0..g.out_channels {
+            for pos in 0..g.positions() {
+                let (r, c0) = (pos / ow, pos % ow);
+                for c in 0..g.in_channels {
+                    for i in 0..k {
+                        for j in 0..k {
+                            let h = (r * g.stride + i) as isize - g.padding as isize;
+                            let v = (c0 * g.stride + j) as isize - g.padding as isize;
+                            if (0..g.height as isize).contains(&h)
+                                && (0..g.width as isize).contains(&v)
+                            {
+                                dx[(c * g.height + h as usize) * g.width + v as usize] += w
+                                    [((o * g.in_channels + c) * k + i) * k + j]
+                                    * gi[o * g.positions() + pos];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        dx
+    }
+
+    #[test]
+    fn the_adjoint_convolution_adds_the_input_gradient() {
+        let mut rng = Rng::new(3);
+        for g in [
+            ConvGeometry::new((3, 7, 6), 4, 3, 1, 1),
+            ConvGeometry::new((3, 12, 10), 5, 3, 1, 0),
+            ConvGeometry::new((2, 9, 11), 17, 5, 1, 2),
+            ConvGeometry::new((4, 16, 16), 3, 3, 1, 1),
+            ConvGeometry::new((2, 6, 6), 3, 1, 1, 0),
+        ] {
+            if !tile::available() {
+                return; // the input gradient takes the other path
+            }
+            let mut normal = |n: usize| (0..n).map(|_| rng.normal() as f32).collect::<Vec<_>>();
+            let (w, gi) = (normal(g.out_channels * g.patch()), normal(g.output_len()));
+            let a = Adjoint::of(&g, &w).expect("stride 1");
+            assert_eq!(a.geom.output_len(), g.input_len(), "{g:?}");
+            let mut dx = vec![0.5; g.input_len()];
+            with_scratch(|s| implicit::forward((&a.geom, &a.weights), &gi, s, &mut dx, true));
+            let want = input_grad_by_definition(&g, &w, &gi);
+            for (got, want) in dx.iter().zip(&want) {
+                assert!(
+                    (got - 0.5 - want).abs() < 1e-4 * (1.0 + want.abs()),
+                    "{g:?}: {got} vs {want}"
+                );
             }
         }
     }

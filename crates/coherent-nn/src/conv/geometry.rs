@@ -40,6 +40,40 @@ impl ConvGeometry {
         }
     }
 
+    /// The convolution whose output is this one's input gradient, for stride 1 and padding
+    /// below the kernel size: over the output gradients (`C_out x out_height x out_width`),
+    /// to `C_in` channels, with the kernel flipped and transposed ([`Self::adjoint_weights`])
+    /// and padding `k - 1 - p`.
+    pub fn adjoint(&self) -> Option<ConvGeometry> {
+        (self.stride == 1 && self.padding < self.kernel).then(|| {
+            ConvGeometry::new(
+                (self.out_channels, self.out_height(), self.out_width()),
+                self.in_channels,
+                self.kernel,
+                1,
+                self.kernel - 1 - self.padding,
+            )
+        })
+    }
+
+    /// The weights of [`Self::adjoint`] from this convolution's weights `w` (`C_out x C_in k
+    /// k`): `w'[c][o][i][j] = w[o][c][k-1-i][k-1-j]`.
+    pub fn adjoint_weights(&self, w: &[f32]) -> Vec<f32> {
+        let (k, ci, co) = (self.kernel, self.in_channels, self.out_channels);
+        let mut out = vec![0.0; co * ci * k * k];
+        for c in 0..ci {
+            for o in 0..co {
+                for i in 0..k {
+                    for j in 0..k {
+                        let from = ((o * ci + c) * k + (k - 1 - i)) * k + (k - 1 - j);
+                        out[((c * co + o) * k + i) * k + j] = w[from];
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Output height.
     pub fn out_height(&self) -> usize {
         (self.height + 2 * self.padding - self.kernel) / self.stride + 1

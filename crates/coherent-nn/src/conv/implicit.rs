@@ -142,8 +142,15 @@ fn set(table: &mut Vec<usize>, values: impl Iterator<Item = usize>) -> &[usize] 
     table
 }
 
-/// `Y = W U` (`C_out x T`) of one example `x`, with `w` the weights (`C_out x K`).
-pub(super) fn forward(g: &ConvGeometry, w: &[f32], x: &[f32], s: &mut Scratch, y: &mut [f32]) {
+/// `Y = W U` (`C_out x T`) of one example `x`, with `w` the weights (`C_out x K`), into `y`
+/// (or added to it with `add`).
+pub(super) fn forward(
+    (g, w): (&ConvGeometry, &[f32]),
+    x: &[f32],
+    s: &mut Scratch,
+    y: &mut [f32],
+    add: bool,
+) {
     let (t, kk, co) = g.dims();
     s.unfolding.load(g, x);
     s.grads.resize(co * COLS, 0.0);
@@ -162,7 +169,7 @@ pub(super) fn forward(g: &ConvGeometry, w: &[f32], x: &[f32], s: &mut Scratch, y
                 data: &mut *y,
                 rows: set(outputs, (0..co).map(|o| o * t + start)),
             };
-            tile::product((co, kk, n), a, b, c, false);
+            tile::product((co, kk, n), a, b, c, add);
             continue;
         }
         let c = Rows {
@@ -170,7 +177,7 @@ pub(super) fn forward(g: &ConvGeometry, w: &[f32], x: &[f32], s: &mut Scratch, y
             rows: set(outputs, (0..co).map(|o| o * COLS)),
         };
         tile::product((co, kk, n), a, b, c, false);
-        wide::gather(g, &s.grads, COLS, span, y);
+        wide::gather(g, (&s.grads, COLS), span, y, add);
     }
 }
 
@@ -400,7 +407,7 @@ mod tests {
                     dx[at] += w[o * kk + r] * gi[o * t + pos];
                 }
             }
-            forward(&g, &w, &x, &mut s, &mut y1);
+            forward((&g, &w), &x, &mut s, &mut y1, false);
             weight_grad(&g, &x, &gi, &mut s, &mut dw1);
             input_grad(&g, &w, &gi, &mut s, &mut dx1);
             dx1.iter_mut().for_each(|v| *v -= 1.0);

@@ -80,19 +80,24 @@ pub(super) fn spread_transposed(g: &ConvGeometry, gi: &[f32], out: &mut Vec<f32>
 }
 
 /// The outputs of the wide positions `span`, `panel` (`C_out` rows of `ld` values, from the
-/// span's start), into their output positions in `y` (`C_out x T`).
+/// span's start), into their output positions in `y` (`C_out x T`), or added to them.
 pub(super) fn gather(
     g: &ConvGeometry,
-    panel: &[f32],
-    ld: usize,
+    (panel, ld): (&[f32], usize),
     span: Range<usize>,
     y: &mut [f32],
+    add: bool,
 ) {
     let t = g.positions();
     for run in runs(g, span.clone()) {
         let from = run.wide - span.start;
         for (y, p) in y.chunks_exact_mut(t).zip(panel.chunks(ld)) {
-            y[run.position..run.position + run.len].copy_from_slice(&p[from..from + run.len]);
+            let (y, p) = (&mut y[run.position..][..run.len], &p[from..from + run.len]);
+            if add {
+                y.iter_mut().zip(p).for_each(|(y, p)| *y += p);
+            } else {
+                y.copy_from_slice(p);
+            }
         }
     }
 }
@@ -144,7 +149,9 @@ mod tests {
             }
         }
         let mut y = vec![0.0; 3 * t];
-        gather(&g, &rows, lw, 0..lw, &mut y);
+        gather(&g, (&rows, lw), 0..lw, &mut y, false);
         assert_eq!(y, gi);
+        gather(&g, (&rows, lw), 0..lw, &mut y, true);
+        assert_eq!(y, gi.iter().map(|v| 2.0 * v).collect::<Vec<_>>());
     }
 }

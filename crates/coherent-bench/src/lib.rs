@@ -292,7 +292,7 @@ fn step(s: &mut Setup, case: &str) {
         }
         "materialize" => {
             s.model
-                .forward_backward(&s.batch, &GradRequest::SUM, &mut s.grads);
+                .forward_backward(&s.batch, &GradRequest::BLOCKS, &mut s.grads);
             s.model.per_example_blocks(&mut |src| {
                 std::hint::black_box(materialize_all(src));
             });

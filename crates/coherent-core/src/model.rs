@@ -73,7 +73,9 @@ pub trait Model: Send + Sync {
     fn forward_backward(&mut self, batch: &Batch, request: &GradRequest, out: &mut BatchGrads);
 
     /// Calls `f` with the per-example gradients of the last [`Model::forward_backward`],
-    /// materialised block by block on demand.
+    /// materialised block by block on demand. That pass must have asked for more than the
+    /// summed gradient (e.g. [`GradRequest::blocks`]): a pass that asks for the sum alone may
+    /// let go of what the per-example gradients are made from.
     fn per_example_blocks(&self, f: &mut dyn FnMut(&dyn PerExampleBlocks));
 
     /// Per-example losses and correctness, without gradients.

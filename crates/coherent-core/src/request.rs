@@ -72,6 +72,17 @@ single_requests! {
 }
 
 impl GradRequest {
+    /// Whether anything but the summed gradient is asked for.
+    pub fn beyond_sum(&self) -> bool {
+        self.sq_norms
+            || self.coord_sum_sq
+            || self.gram
+            || self.per_example
+            || self.blocks
+            || self.groups > 0
+            || !self.subsets.is_empty()
+    }
+
     /// Everything one request or the other asks for. The subsets of `other` follow those of
     /// `self`, so a consumer finds its own subset sums at the offset of its first subset.
     pub fn union(&self, other: &GradRequest) -> GradRequest {

@@ -29,11 +29,11 @@ pub struct GroupNorm {
     activation: Option<Activation>,
     params: Arc<Vec<f32>>,
     trace: Arc<RwLock<MatrixTrace>>,
-    /// The pass's output, normalised values and inverse deviations, reused from pass to pass
-    /// once nothing else holds them.
+    /// The pass's output and every example's group statistics (mean and inverse deviation
+    /// per group), reused from pass to pass once nothing else holds them. The normalised
+    /// values are not kept: the backward pass recomputes them from the input.
     output: Mutex<Arc<Vec<f32>>>,
-    xhat: Mutex<Arc<Vec<f32>>>,
-    inv_std: Mutex<Arc<Vec<f32>>>,
+    stats: Mutex<Arc<Vec<f32>>>,
 }
 
 impl GroupNorm {
@@ -54,8 +54,7 @@ impl GroupNorm {
             params: Arc::new(params),
             trace: Arc::default(),
             output: Mutex::default(),
-            xhat: Mutex::default(),
-            inv_std: Mutex::default(),
+            stats: Mutex::default(),
         }
     }
 
@@ -75,26 +74,26 @@ impl GroupNorm {
         self.len() == 0
     }
 
-    /// Normalises one example: writes `xhat`, the inverse standard deviation of every group and
-    /// the output.
-    fn example(&self, x: &[f32], xhat: &mut [f32], y: &mut [f32], inv_std: &mut [f32]) {
+    /// Normalises one example: writes the mean and inverse standard deviation of every group
+    /// into `stats` and the output into `y`.
+    fn example(&self, x: &[f32], y: &mut [f32], stats: &mut [f32]) {
         let n = (self.channels / self.groups) * self.positions;
-        for ((xg, hg), s) in x.chunks(n).zip(xhat.chunks_mut(n)).zip(inv_std.iter_mut()) {
+        for (xg, st) in x.chunks(n).zip(stats.chunks_exact_mut(2)) {
             let mean = lanes_f64(xg, |v| v) / n as f64;
             let var = lanes_f64(xg, |v| (v - mean) * (v - mean)) / n as f64;
-            *s = (1.0 / (var + self.eps as f64).sqrt()) as f32;
-            for (h, v) in hg.iter_mut().zip(xg) {
-                *h = (*v - mean as f32) * *s;
-            }
+            st[0] = mean as f32;
+            st[1] = (1.0 / (var + self.eps as f64).sqrt()) as f32;
         }
         let (gamma, beta) = self.params.split_at(self.channels);
-        for (c, (yc, hc)) in y
+        let per_group = self.channels / self.groups;
+        for (c, (yc, xc)) in y
             .chunks_mut(self.positions)
-            .zip(xhat.chunks(self.positions))
+            .zip(x.chunks(self.positions))
             .enumerate()
         {
-            for (o, h) in yc.iter_mut().zip(hc) {
-                *o = gamma[c] * h + beta[c];
+            let (m, s) = (stats[c / per_group * 2], stats[c / per_group * 2 + 1]);
+            for (o, v) in yc.iter_mut().zip(xc) {
+                *o = gamma[c] * ((v - m) * s) + beta[c];
             }
         }
         if let Some(f) = self.activation {
@@ -113,33 +112,28 @@ impl Layer for GroupNorm {
         out.par_chunks_mut(self.len())
             .zip(x.par_chunks(self.len()))
             .for_each_init(
-                || (vec![0.0; self.len()], vec![0.0; self.groups]),
-                |(xhat, s), (y, x)| self.example(x, xhat, y, s),
+                || vec![0.0; 2 * self.groups],
+                |stats, (y, x)| self.example(x, y, stats),
             );
     }
 
     fn forward(&self, x: Act<CpuTape>, input_needs_grad: bool) -> Act<CpuTape> {
         let (rows, len, groups) = (x.rows, self.len(), self.groups);
-        let [out, xhat, inv_std] = [
-            (&self.output, len),
-            (&self.xhat, len),
-            (&self.inv_std, groups),
-        ]
-        .map(|(buffer, per_example)| {
-            let mut buffer = buffer.lock().expect("group norm buffer lock");
-            Arc::make_mut(&mut buffer).resize(rows * per_example, 0.0);
-            buffer
-        });
-        let [mut out, mut xhat, mut inv_std] = [out, xhat, inv_std];
+        let [out, stats] =
+            [(&self.output, len), (&self.stats, 2 * groups)].map(|(buffer, per_example)| {
+                let mut buffer = buffer.lock().expect("group norm buffer lock");
+                Arc::make_mut(&mut buffer).resize(rows * per_example, 0.0);
+                buffer
+            });
+        let [mut out, mut stats] = [out, stats];
         Arc::make_mut(&mut out)
             .par_chunks_mut(len)
-            .zip(Arc::make_mut(&mut xhat).par_chunks_mut(len))
-            .zip(Arc::make_mut(&mut inv_std).par_chunks_mut(groups))
+            .zip(Arc::make_mut(&mut stats).par_chunks_mut(2 * groups))
             .zip(x.data.par_chunks(len))
-            .for_each(|(((y, h), s), x)| self.example(x, h, y, s));
+            .for_each(|((y, st), x)| self.example(x, y, st));
         let saved = Saved {
-            xhat: xhat.clone(),
-            inv_std: inv_std.clone(),
+            input: x.data.clone(),
+            stats: stats.clone(),
             output: out.clone(),
             params: self.params.clone(),
             trace: self.trace.clone(),
@@ -195,8 +189,10 @@ impl Layer for GroupNorm {
 
 /// What the backward pass of one forward pass needs.
 struct Saved {
-    xhat: Arc<Vec<f32>>,
-    inv_std: Arc<Vec<f32>>,
+    /// The layer's input.
+    input: Arc<Vec<f32>>,
+    /// Mean and inverse deviation of every group of every example.
+    stats: Arc<Vec<f32>>,
     output: Arc<Vec<f32>>,
     params: Arc<Vec<f32>>,
     trace: Arc<RwLock<MatrixTrace>>,
@@ -216,51 +212,60 @@ impl Saved {
         let parts = per_example
             .par_chunks_mut(2 * channels)
             .zip(dz.par_chunks(len))
-            .zip(self.xhat.par_chunks(len))
-            .zip(self.inv_std.par_chunks(groups));
+            .zip(
+                self.input
+                    .par_chunks(len)
+                    .zip(self.stats.par_chunks(2 * groups)),
+            );
         match dx {
-            Some(dx) => {
-                parts
-                    .zip(dx.par_chunks_mut(len))
-                    .for_each(|((((g, dzi), hi), si), dxi)| {
-                        self.example(g, dzi, hi, Some((si, dxi)));
-                    })
-            }
-            None => parts.for_each(|(((g, dzi), hi), _)| self.example(g, dzi, hi, None)),
+            Some(dx) => parts
+                .zip(dx.par_chunks_mut(len))
+                .for_each(|(((g, dzi), xi), dxi)| self.example(g, dzi, xi, Some(dxi))),
+            None => parts.for_each(|((g, dzi), xi)| self.example(g, dzi, xi, None)),
         }
         tr.compute_sum();
     }
 
-    /// One example: `g` (`dgamma` then `dbeta`) from `dz` and `xhat`; with its inverse
-    /// deviations `s`, its input gradient added into `dx`.
-    fn example(&self, g: &mut [f32], dz: &[f32], xhat: &[f32], dx: Option<(&[f32], &mut [f32])>) {
+    /// One example: `g` (`dgamma` then `dbeta`) from `dz` and the input `x` with its group
+    /// statistics `stats` (`xhat = (x - mean) s`, recomputed); its input gradient added into
+    /// `dx` when given.
+    fn example(
+        &self,
+        g: &mut [f32],
+        dz: &[f32],
+        (x, stats): (&[f32], &[f32]),
+        dx: Option<&mut [f32]>,
+    ) {
         let (channels, positions, groups) = self.shape;
         let gamma = &self.params[..channels];
+        let per_group = channels / groups;
+        let stat = |c: usize| (stats[c / per_group * 2], stats[c / per_group * 2 + 1]);
         for c in 0..channels {
-            let (d, h) = (
+            let (d, xc) = (
                 &dz[c * positions..][..positions],
-                &xhat[c * positions..][..positions],
+                &x[c * positions..][..positions],
             );
-            g[c] = lanes_dot(d, h);
+            let (m, s) = stat(c);
+            g[c] = lanes_dot_normalised(d, xc, (m, s));
             g[channels + c] = lanes_sum(d);
         }
-        let Some((s, dx)) = dx else { return };
+        let Some(dx) = dx else { return };
         // dx = s / n (n dxhat - sum(dxhat) - xhat sum(dxhat xhat)), dxhat = gamma_c dz, per group
-        let per_group = channels / groups;
         let n = (per_group * positions) as f32;
-        for (k, s) in s.iter().enumerate() {
+        for k in 0..groups {
             let cs = k * per_group..(k + 1) * per_group;
             let sum: f32 = cs.clone().map(|c| gamma[c] * g[channels + c]).sum();
             let dot: f32 = cs.clone().map(|c| gamma[c] * g[c]).sum();
             for c in cs {
+                let (m, s) = stat(c);
                 let range = c * positions..(c + 1) * positions;
                 let scale = s / n;
-                for ((dxk, dzk), hk) in dx[range.clone()]
+                for ((dxk, dzk), xk) in dx[range.clone()]
                     .iter_mut()
                     .zip(&dz[range.clone()])
-                    .zip(&xhat[range])
+                    .zip(&x[range])
                 {
-                    *dxk += scale * (n * gamma[c] * dzk - sum - hk * dot);
+                    *dxk += scale * (n * gamma[c] * dzk - sum - (xk - m) * s * dot);
                 }
             }
         }
@@ -292,16 +297,20 @@ fn lanes_sum(a: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + parts.remainder().iter().sum::<f32>()
 }
 
-/// `a . b` in eight independent lanes (vectorised).
-fn lanes_dot(a: &[f32], b: &[f32]) -> f32 {
+/// `a . xhat` with `xhat = (x - m) s`, in eight independent lanes (vectorised).
+fn lanes_dot_normalised(a: &[f32], x: &[f32], (m, s): (f32, f32)) -> f32 {
     let mut lanes = [0.0f32; 8];
-    for (part, o) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+    for (part, o) in a.chunks_exact(8).zip(x.chunks_exact(8)) {
         for ((l, v), w) in lanes.iter_mut().zip(part).zip(o) {
-            *l += v * w;
+            *l += v * ((w - m) * s);
         }
     }
     let rest = a.len() - a.len() % 8;
-    let tail: f32 = a[rest..].iter().zip(&b[rest..]).map(|(v, w)| v * w).sum();
+    let tail: f32 = a[rest..]
+        .iter()
+        .zip(&x[rest..])
+        .map(|(v, w)| v * ((w - m) * s))
+        .sum();
     lanes.iter().sum::<f32>() + tail
 }
 

@@ -118,6 +118,9 @@ impl Sequential {
     fn pass(&mut self, batch: &Batch, request: &GradRequest, out: &mut BatchGrads) {
         let rows = batch.len();
         layer::release_inputs(&self.ops);
+        for trace in &mut self.traces() {
+            trace.expect_beyond_sum(request.beyond_sum());
+        }
         let input = Arc::make_mut(&mut self.input);
         input.clear();
         input.extend_from_slice(&batch.inputs);
@@ -428,6 +431,27 @@ mod tests {
         let one = batch(1, 2 * 9 * 8, 3, LossKind::CrossEntropy, 32);
         let reference = reference::per_example_by_loop(&mut m, &one);
         check_quantities(&mut m, &one, &reference);
+    }
+
+    /// A pass that asks only for the sum lets go of the convolutions' output gradients; the
+    /// sum is the same, and a later pass that asks for per-example quantities has them all.
+    #[test]
+    fn a_sum_only_pass_leaves_the_next_pass_exact() {
+        let b = batch(6, 2 * 9 * 8, 3, LossKind::CrossEntropy, 33);
+        let mut m = conv_net(NormMethod::Auto, 30);
+        let kept = |m: &Sequential| {
+            let conv = m.ops()[0].as_any().downcast_ref::<Conv2d>().unwrap();
+            conv.trace().delta.len()
+        };
+        let (mut sum, mut full) = (BatchGrads::default(), BatchGrads::default());
+        m.forward_backward(&b, &GradRequest::SUM, &mut sum);
+        assert_eq!(kept(&m), 0, "output gradients let go of");
+        m.forward_backward(&b, &GradRequest::SQ_NORMS, &mut full);
+        assert_eq!(kept(&m), 6 * 4 * 5 * 4, "output gradients kept");
+        assert_eq!(sum.sum, full.sum, "the same summed gradient");
+        let reference = reference::per_example_by_loop(&mut m, &b);
+        m.forward_backward(&b, &GradRequest::SUM, &mut sum);
+        check_quantities(&mut m, &b, &reference);
     }
 
     /// The summed gradient of a conv net against central finite differences of the loss

@@ -106,6 +106,7 @@ pub(super) fn on_tape(conv: &Conv2d, x: Act<CpuTape>, input_needs_grad: bool) ->
                         })
                 });
             }
+            tr.release_if_sum_only();
         },
     )
 }

@@ -97,7 +97,7 @@ impl Conv2d {
         self.activation
     }
 
-    fn trace(&self) -> RwLockWriteGuard<'_, ConvTrace> {
+    pub(crate) fn trace(&self) -> RwLockWriteGuard<'_, ConvTrace> {
         self.trace.write().expect("conv trace lock")
     }
 }

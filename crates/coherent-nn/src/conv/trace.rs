@@ -43,6 +43,9 @@ pub struct ConvTrace {
     pub(super) rows: usize,
     pub(super) bias: bool,
     pub(super) method: NormMethod,
+    /// Whether only the summed gradient is asked of this pass: the output gradients are then
+    /// let go of once the backward op is done with them.
+    sum_only: bool,
 }
 
 /// Examples per partial sum. The groups are fixed, summed in parallel (each in the order of its
@@ -84,9 +87,21 @@ impl ConvTrace {
         self.compute_sum();
     }
 
+    /// Lets go of the output gradients where only the summed gradient is asked of the pass
+    /// (after the backward op has used them).
+    pub(super) fn release_if_sum_only(&mut self) {
+        if self.sum_only {
+            self.delta = Vec::new();
+        }
+    }
+
     /// `G_i` (`C_out x T`) of example `i`.
     pub(super) fn output_grad(&self, i: usize) -> &[f32] {
         let (t, _, co) = self.geom.dims();
+        assert!(
+            !self.delta.is_empty() || self.rows == 0,
+            "per-example quantities of a pass that asked for the summed gradient alone"
+        );
         &self.delta[i * co * t..(i + 1) * co * t]
     }
 
@@ -236,6 +251,10 @@ impl ConvTrace {
 impl LayerGrads for ConvTrace {
     fn batch(&self) -> usize {
         self.rows
+    }
+
+    fn expect_beyond_sum(&mut self, beyond: bool) {
+        self.sum_only = !beyond;
     }
 
     fn params(&self) -> usize {

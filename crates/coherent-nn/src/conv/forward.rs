@@ -10,20 +10,23 @@ use crate::kernels::{matmul_on, Layout, Mat};
 use rayon::prelude::*;
 use std::sync::Arc;
 
-/// Output of one example `x` into `y`, through the buffers `s`.
-fn example(conv: &Conv2d, x: &[f32], s: &mut Scratch, y: &mut [f32]) {
+/// Outputs of the examples `x` (one, or [`implicit::examples_per_slice`] where the tiles
+/// run) into `y`, through the buffers `s`.
+fn examples(conv: &Conv2d, x: &[f32], s: &mut Scratch, y: &mut [f32]) {
     let g = conv.geom;
     let (t, kk, co) = g.dims();
     let w = &conv.params[..co * kk];
     if tile::available() {
-        implicit::forward((&g, w), x, s, y, false);
+        implicit::forward_many((&g, w), x, s, y, false);
     } else {
         s.unfolded.resize(t * kk, 0.0);
         unfolded_forward(&g, w, x, &mut s.unfolded, y);
     }
     if conv.bias {
-        for (row, b) in y.chunks_exact_mut(t).zip(&conv.params[co * kk..]) {
-            row.iter_mut().for_each(|v| *v += b);
+        for y in y.chunks_exact_mut(co * t) {
+            for (row, b) in y.chunks_exact_mut(t).zip(&conv.params[co * kk..]) {
+                row.iter_mut().for_each(|v| *v += b);
+            }
         }
     }
     if let Some(f) = conv.activation {
@@ -56,9 +59,14 @@ fn unfolded_forward(g: &ConvGeometry, w: &[f32], x: &[f32], u: &mut [f32], y: &m
 pub(super) fn on_slices(conv: &Conv2d, x: &[f32], rows: usize, out: &mut Vec<f32>) {
     let g = conv.geom;
     out.resize(rows * g.output_len(), 0.0);
-    out.par_chunks_mut(g.output_len())
-        .zip(x.par_chunks(g.input_len()))
-        .for_each(|(y, x)| with_scratch(|s| example(conv, x, s, y)));
+    let m = if tile::available() {
+        implicit::examples_per_slice(&g)
+    } else {
+        1
+    };
+    out.par_chunks_mut(m * g.output_len())
+        .zip(x.par_chunks(m * g.input_len()))
+        .for_each(|(y, x)| with_scratch(|s| examples(conv, x, s, y)));
 }
 
 /// Forward pass recorded on the tape.
@@ -93,13 +101,16 @@ pub(super) fn on_tape(conv: &Conv2d, x: Act<CpuTape>, input_needs_grad: bool) ->
                 let (t, kk, co) = geom.dims();
                 let w = &params[..co * kk];
                 let adjoint = Adjoint::of(&geom, w);
+                let m = adjoint
+                    .as_ref()
+                    .map_or(1, |a| implicit::examples_per_slice(&a.geom));
                 dx.add_with(|dx| {
-                    dx.par_chunks_mut(geom.input_len())
-                        .zip(tr.delta.par_chunks(co * t))
+                    dx.par_chunks_mut(m * geom.input_len())
+                        .zip(tr.delta.par_chunks(m * co * t))
                         .for_each(|(dx, gi)| {
                             with_scratch(|s| match &adjoint {
                                 Some(a) => {
-                                    implicit::forward((&a.geom, &a.weights), gi, s, dx, true)
+                                    implicit::forward_many((&a.geom, &a.weights), gi, s, dx, true)
                                 }
                                 None => input_grad(&geom, w, gi, s, dx),
                             })

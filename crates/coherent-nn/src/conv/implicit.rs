@@ -115,6 +115,112 @@ impl Unfolding {
     }
 }
 
+impl Unfolding {
+    /// The unfoldings of the examples `xs` (each `input_len` values, all positions of each
+    /// fitting in one slice together), side by side in the panel: example `e`'s positions in
+    /// columns `e T ..`.
+    fn panel_of(&mut self, g: &ConvGeometry, xs: &[f32]) -> Rows<'_, &[f32]> {
+        let t = g.positions();
+        padded::segments(g, 0..t, &mut self.segments);
+        for (e, x) in xs.chunks_exact(g.input_len()).enumerate() {
+            self.load(g, x);
+            // SAFETY: the tiles (AVX-512F) are available wherever this module runs.
+            unsafe { padded::unfold(g, &self.padded, &self.segments, &mut self.panel[e * t..]) };
+        }
+        self.rows.clear();
+        self.rows.extend((0..g.patch()).map(|k| k * COLS));
+        Rows {
+            data: &self.panel,
+            rows: &self.rows,
+        }
+    }
+}
+
+/// How many examples share one slice of positions: where an example's positions are built
+/// in the panel and fill at most half of a slice, as many as fit, so that small outputs (4x4,
+/// 2x2) fill the tiles' columns together; 1 elsewhere.
+pub(super) fn examples_per_slice(g: &ConvGeometry) -> usize {
+    let t = g.positions();
+    if direct(g) || t == 0 || 2 * t > COLS {
+        1
+    } else {
+        COLS / t
+    }
+}
+
+/// [`forward`] of the examples `xs` into `ys` (at most [`examples_per_slice`] of them, all in
+/// one slice when more than one).
+pub(super) fn forward_many(
+    (g, w): (&ConvGeometry, &[f32]),
+    xs: &[f32],
+    s: &mut Scratch,
+    ys: &mut [f32],
+    add: bool,
+) {
+    let m = xs.len() / g.input_len();
+    if m <= 1 {
+        return forward((g, w), xs, s, ys, add);
+    }
+    let (t, kk, co) = g.dims();
+    assert!(m * t <= COLS, "{m} examples of {t} positions in one slice");
+    s.unfolding.prepare(g);
+    s.grads.resize(co * COLS, 0.0);
+    let [weights, outputs] = &mut s.rows;
+    tile::product(
+        (co, kk, m * t),
+        Broadcast {
+            data: w,
+            rows: set(weights, (0..co).map(|o| o * kk)),
+            step: 1,
+        },
+        s.unfolding.panel_of(g, xs),
+        Rows {
+            data: &mut s.grads[..],
+            rows: set(outputs, (0..co).map(|o| o * COLS)),
+        },
+        false,
+    );
+    for (e, y) in ys.chunks_exact_mut(co * t).enumerate() {
+        for (y, p) in y.chunks_exact_mut(t).zip(s.grads.chunks_exact(COLS)) {
+            let p = &p[e * t..(e + 1) * t];
+            if add {
+                y.iter_mut().zip(p).for_each(|(y, p)| *y += p);
+            } else {
+                y.copy_from_slice(p);
+            }
+        }
+    }
+}
+
+/// Adds the transposed weight gradients `U_e G_e^T` (`K x C_out`) of the examples `xs` with
+/// output gradients `gis` into `out` (at most [`examples_per_slice`] of them, one product over
+/// all their positions when more than one).
+pub(super) fn add_weight_grads_transposed(
+    g: &ConvGeometry,
+    (xs, gis): (&[f32], &[f32]),
+    s: &mut Scratch,
+    out: &mut [f32],
+) {
+    let (t, kk, co) = g.dims();
+    let m = xs.len() / g.input_len();
+    if m <= 1 {
+        return weight_grad_transposed(g, xs, gis, s, out, true);
+    }
+    assert!(m * t <= COLS, "{m} examples of {t} positions in one slice");
+    s.unfolding.prepare(g);
+    s.grads.resize(COLS * co + COLS, 0.0);
+    for (e, gi) in gis.chunks_exact(co * t).enumerate() {
+        transpose(gi, t, (co, t), &mut s.grads[e * t * co..]);
+    }
+    let u = s.unfolding.panel_of(g, xs);
+    let a = Broadcast {
+        data: u.data,
+        rows: u.rows,
+        step: 1,
+    };
+    transposed_product((kk, m * t, co), a, &s.grads, &mut s.rows, out, true);
+}
+
 /// Output rows at least this wide are read in place on [`wide`] positions (the unused wide
 /// positions cost at most a fifth of the products with a 3x3 kernel).
 const MIN_DIRECT_WIDTH: usize = 8;
@@ -414,6 +520,47 @@ mod tests {
             close(&y1, &y, &format!("{g:?} output"));
             close(&dw1, &dw, &format!("{g:?} weight gradient"));
             close(&dx1, &dx, &format!("{g:?} input gradient"));
+        }
+    }
+
+    #[test]
+    fn several_examples_in_one_slice_equal_the_definition() {
+        if !tile::available() {
+            return;
+        }
+        let mut rng = Rng::new(6);
+        let mut s = Scratch::default();
+        for g in [
+            ConvGeometry::new((4, 2, 2), 6, 3, 1, 1),
+            ConvGeometry::new((8, 4, 4), 5, 3, 1, 1),
+            ConvGeometry::new((3, 7, 6), 9, 3, 2, 1),
+            ConvGeometry::new((1, 40, 3), 2, 3, 3, 0),
+        ] {
+            let (t, kk, co) = g.dims();
+            let m = examples_per_slice(&g);
+            assert!(m > 1 && m * t <= COLS, "{g:?}: {m}");
+            let ops: Vec<[Vec<f32>; 3]> = (0..m).map(|_| operands(&g, &mut rng)).collect();
+            let w = &ops[0][1];
+            let xs: Vec<f32> = ops.iter().flat_map(|o| o[0].clone()).collect();
+            let gis: Vec<f32> = ops.iter().flat_map(|o| o[2].clone()).collect();
+            let (mut y, mut dw) = (vec![0.0; m * co * t], vec![0.0; kk * co]);
+            for (e, o) in ops.iter().enumerate() {
+                for (r, pos, at) in taps(&g) {
+                    let Some(at) = at else { continue };
+                    for c in 0..co {
+                        y[e * co * t + c * t + pos] += w[c * kk + r] * o[0][at];
+                        dw[r * co + c] += o[2][c * t + pos] * o[0][at];
+                    }
+                }
+            }
+            let mut y1 = vec![1.0; m * co * t];
+            forward_many((&g, w), &xs, &mut s, &mut y1, true);
+            y1.iter_mut().for_each(|v| *v -= 1.0);
+            close(&y1, &y, &format!("{g:?} outputs of {m} examples"));
+            let mut dw1 = vec![0.5; kk * co];
+            add_weight_grads_transposed(&g, (&xs, &gis), &mut s, &mut dw1);
+            dw1.iter_mut().for_each(|v| *v -= 0.5);
+            close(&dw1, &dw, &format!("{g:?} weight gradient of {m} examples"));
         }
     }
 }

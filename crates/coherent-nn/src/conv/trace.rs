@@ -136,9 +136,7 @@ impl ConvTrace {
             .for_each(|(group, (acc, norms))| {
                 let examples = group * GROUP..group * GROUP + norms.len();
                 if ghost {
-                    return with_scratch(|u| {
-                        examples.for_each(|i| this.example_weights_transposed(i, acc, u, true))
-                    });
+                    return with_scratch(|u| this.add_weights_transposed(examples, acc, u));
                 }
                 with_gradient(co * kk, |gi_w, u| {
                     for (i, norm) in examples.zip(norms) {
@@ -189,6 +187,24 @@ impl ConvTrace {
             false,
             false,
         );
+    }
+
+    /// Adds the transposed weight parts `U_i G_i^T` of the examples `examples` into `acc`,
+    /// several examples to a product where their outputs are small (and the tiles run).
+    fn add_weights_transposed(&self, examples: Range<usize>, acc: &mut [f32], s: &mut Scratch) {
+        if !tile::available() {
+            return examples.for_each(|i| self.example_weights_transposed(i, acc, s, true));
+        }
+        let (n, d) = (self.geom.input_len(), self.geom.output_len());
+        let m = implicit::examples_per_slice(&self.geom);
+        for start in examples.clone().step_by(m) {
+            let e = start..(start + m).min(examples.end);
+            let (xs, gis) = (
+                &self.input[e.start * n..e.end * n],
+                &self.delta[e.start * d..e.end * d],
+            );
+            implicit::add_weight_grads_transposed(&self.geom, (xs, gis), s, acc);
+        }
     }
 
     /// The transposed weight part `U_i G_i^T` (`K x C_out`) of example `i`'s gradient into

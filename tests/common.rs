@@ -215,14 +215,18 @@ pub struct Limited {
     pub stdout: String,
     /// Standard error.
     pub stderr: String,
-    /// Its peak resident memory, in KiB (`ru_maxrss` of `wait4`).
+    /// Its peak resident memory, in KiB: its `VmHWM`, read while it runs (see
+    /// [`coherent_limited`]).
     pub peak_kib: u64,
     /// Whether it was killed for running longer than the timeout.
     pub timed_out: bool,
 }
 
 /// Runs the `coherent` binary with `args` from the workspace root, killing it after `timeout`,
-/// and measures its peak memory (its own, from `wait4`, whatever else the tests run).
+/// and measures its peak memory: the high-water mark of its own address space (`VmHWM`), read
+/// every millisecond until it exits. (`ru_maxrss` from `wait4` will not do: Linux starts
+/// a spawned child's count at its parent's resident size, so it would grow with whatever the
+/// other tests of this process hold.)
 // The child is reaped by `wait4`, which std does not see.
 #[allow(clippy::zombie_processes)]
 pub fn coherent_limited(args: &[&str], timeout: std::time::Duration) -> Limited {
@@ -248,8 +252,9 @@ pub fn coherent_limited(args: &[&str], timeout: std::time::Duration) -> Limited 
     let err = pipe(Box::new(child.stderr.take().expect("piped")));
     let pid = child.id() as libc::pid_t;
     let start = std::time::Instant::now();
-    let mut timed_out = false;
-    let (status, usage) = loop {
+    let (mut timed_out, mut peak_kib) = (false, 0);
+    let status = loop {
+        peak_kib = peak_kib.max(high_water_kib(pid).unwrap_or(0));
         let mut status = 0;
         // SAFETY: `rusage` is plain data that wait4 fills; an all-zero value is valid.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -257,7 +262,7 @@ pub fn coherent_limited(args: &[&str], timeout: std::time::Duration) -> Limited 
         // SAFETY: waits for our own child, writing into the two locals.
         let r = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
         if r == pid {
-            break (status, usage);
+            break status;
         }
         assert!(r == 0, "wait4 failed: {}", std::io::Error::last_os_error());
         if start.elapsed() > timeout {
@@ -265,7 +270,7 @@ pub fn coherent_limited(args: &[&str], timeout: std::time::Duration) -> Limited 
             unsafe { libc::kill(pid, libc::SIGKILL) };
             timed_out = true;
         } else {
-            std::thread::sleep(std::time::Duration::from_millis(5));
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
     };
     let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
@@ -273,9 +278,16 @@ pub fn coherent_limited(args: &[&str], timeout: std::time::Duration) -> Limited 
         code,
         stdout: out.join().expect("stdout reader"),
         stderr: err.join().expect("stderr reader"),
-        peak_kib: usage.ru_maxrss.max(0) as u64,
+        peak_kib,
         timed_out,
     }
+}
+
+/// `VmHWM` of process `pid` in KiB, while it runs.
+fn high_water_kib(pid: libc::pid_t) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// One run of about a thousand steps, a checkpoint every 20 steps, a measurement every 30.

@@ -119,3 +119,28 @@ fn check_reports_every_bad_run_of_a_sweep() {
     assert_eq!(out.stderr.matches("error:").count(), 2, "{}", out.stderr);
     assert!(out.peak_kib < 200_000, "{} KiB", out.peak_kib);
 }
+
+/// The peak memory `coherent_limited` reports is the child's own: a child that grows is seen
+/// growing, and a small child stays small even when this test process holds a lot.
+#[test]
+fn the_measured_peak_is_the_childs_own() {
+    let big = coherent_limited(
+        &[
+            "bench",
+            "--network",
+            "resnet",
+            "--reps",
+            "1",
+            "--min-ms",
+            "1",
+        ],
+        Duration::from_secs(300),
+    );
+    assert_eq!(big.code, Some(0), "{}", big.stderr);
+    assert!(big.peak_kib > 250_000, "{} KiB", big.peak_kib);
+    let held: Vec<u8> = (0..300_000_000u32).map(|i| i as u8).collect();
+    let small = coherent_limited(&["--version"], Duration::from_secs(60));
+    assert_eq!(small.code, Some(0), "{}", small.stderr);
+    assert!(small.peak_kib < 100_000, "{} KiB", small.peak_kib);
+    std::hint::black_box(&held);
+}

@@ -17,8 +17,9 @@ pub type Tensor2<T> = Tensor<(usize, usize), f32, Cpu, T>;
 /// The tape every layer records its backward op on: dfdx's owned tape of `f32` on the CPU.
 pub type CpuTape = OwnedTape<f32, Cpu>;
 
-/// Values per task of the element-wise passes over a batch.
-const CHUNK: usize = 1 << 14;
+/// Values per task of the element-wise passes over a batch (activations, their gradients,
+/// residual sums).
+pub(crate) const CHUNK: usize = 1 << 14;
 
 /// The output of a layer: its values, its gradient, and the tape.
 pub struct Act<T> {

@@ -1,6 +1,6 @@
 //! Element-wise activations, as layers of their own or fused into the layer before.
 
-use crate::act::{Act, CpuTape};
+use crate::act::{Act, CpuTape, CHUNK};
 use crate::layer::Layer;
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -83,9 +83,6 @@ impl Layer for Activation {
         self
     }
 }
-
-/// Values per task of the element-wise passes over a batch.
-const CHUNK: usize = 1 << 14;
 
 /// `dy` becomes the gradient with respect to the pre-activation values: `dy` through the
 /// activation's derivative, from its output `y` (in parallel), or `dy` itself without one.

@@ -1,15 +1,12 @@
 //! Residual blocks `f(body(x) + shortcut(x))` (He et al. 2016), the shortcut being the
 //! identity or a layer such as a strided 1x1 convolution.
 
-use crate::act::{Act, CpuTape};
+use crate::act::{Act, CpuTape, CHUNK};
 use crate::layer::{fixed_len, Layer};
 use crate::Activation;
 use dfdx::prelude::{Merge, PutTape, SplitTape, Tape};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
-
-/// Elements per parallel task of the sum and its gradient.
-const CHUNK: usize = 1 << 14;
 
 /// A residual block. Its layers (the body's, then the shortcut's) are layers of the network.
 #[derive(Debug)]

@@ -169,6 +169,7 @@ fn input_grad(g: &ConvGeometry, w: &[f32], gi: &[f32], s: &mut Scratch, dx: &mut
 
 #[cfg(test)]
 mod tests {
+    use super::super::definition::taps;
     use super::super::ConvGeometry;
     use super::*;
     use crate::{Init, Layer};
@@ -239,26 +240,12 @@ mod tests {
     /// The input gradient `dx[c, h, w] = sum_{o, i, j} w[o, c, i, j] g[o, r, s]` over the output
     /// positions `(r, s)` that read input `(h, w)` through kernel value `(i, j)`.
     fn input_grad_by_definition(g: &ConvGeometry, w: &[f32], gi: &[f32]) -> Vec<f32> {
-        let (k, ow) = (g.kernel, g.out_width());
+        let (t, kk, co) = g.dims();
         let mut dx = vec![0.0; g.input_len()];
-        for o in 0..g.out_channels {
-            for pos in 0..g.positions() {
-                let (r, c0) = (pos / ow, pos % ow);
-                for c in 0..g.in_channels {
-                    for i in 0..k {
-                        for j in 0..k {
-                            let h = (r * g.stride + i) as isize - g.padding as isize;
-                            let v = (c0 * g.stride + j) as isize - g.padding as isize;
-                            if (0..g.height as isize).contains(&h)
-                                && (0..g.width as isize).contains(&v)
-                            {
-                                dx[(c * g.height + h as usize) * g.width + v as usize] += w
-                                    [((o * g.in_channels + c) * k + i) * k + j]
-                                    * gi[o * g.positions() + pos];
-                            }
-                        }
-                    }
-                }
+        for (r, pos, at) in taps(g) {
+            let Some(at) = at else { continue };
+            for o in 0..co {
+                dx[at] += w[o * kk + r] * gi[o * t + pos];
             }
         }
         dx

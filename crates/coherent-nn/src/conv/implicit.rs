@@ -27,8 +27,8 @@ pub(super) struct Scratch {
     /// Output gradients (a slice of them, or all on wide positions, maybe transposed), or a
     /// slice of the outputs.
     grads: Vec<f32>,
-    /// Transposed weight gradient `K x C_out`, for [`weight_grad`].
-    transposed: Vec<f32>,
+    /// One example's transposed weight gradient `K x C_out`, for the caller.
+    pub transposed: Vec<f32>,
     /// The input gradient of an example, padded.
     padded_grad: Vec<f32>,
     /// Where the rows of the operands other than the unfolding start.
@@ -287,23 +287,6 @@ pub(super) fn forward(
     }
 }
 
-/// The weight gradient `G U^T` (`C_out x K`) of one example `x` with output gradients `gi`
-/// (`C_out x T`), into `out`: [`weight_grad_transposed`], then transposed.
-pub(super) fn weight_grad(
-    g: &ConvGeometry,
-    x: &[f32],
-    gi: &[f32],
-    s: &mut Scratch,
-    out: &mut [f32],
-) {
-    let (_, kk, co) = g.dims();
-    let mut transposed = std::mem::take(&mut s.transposed);
-    transposed.resize(kk * co, 0.0);
-    weight_grad_transposed(g, x, gi, s, &mut transposed, false);
-    transpose(&transposed, co, (kk, co), out);
-    s.transposed = transposed;
-}
-
 /// The transposed weight gradient `U G^T` (`K x C_out`) of one example `x` with output
 /// gradients `gi` (`C_out x T`), into `out` (or added to it with `add`): where [`direct`],
 /// one product over all wide positions, whose sums stay in registers; elsewhere summed over
@@ -435,6 +418,7 @@ pub(super) fn input_grad(g: &ConvGeometry, w: &[f32], gi: &[f32], s: &mut Scratc
 
 #[cfg(test)]
 mod tests {
+    use super::super::definition::taps;
     use super::*;
     use coherent_core::Rng;
 
@@ -442,25 +426,6 @@ mod tests {
     fn operands(g: &ConvGeometry, rng: &mut Rng) -> [Vec<f32>; 3] {
         let (t, kk, co) = g.dims();
         [g.input_len(), co * kk, co * t].map(|n| (0..n).map(|_| rng.normal() as f32).collect())
-    }
-
-    /// Every index of the unfolding `(patch value, position) -> input index` (`None`: padding),
-    /// by the definition of the convolution.
-    fn taps(g: &ConvGeometry) -> Vec<(usize, usize, Option<usize>)> {
-        let (k, ow) = (g.kernel, g.out_width());
-        let mut out = Vec::new();
-        for r in 0..g.patch() {
-            let (c, ki, kj) = (r / (k * k), r / k % k, r % k);
-            for pos in 0..g.positions() {
-                let h = (pos / ow * g.stride + ki) as isize - g.padding as isize;
-                let w = (pos % ow * g.stride + kj) as isize - g.padding as isize;
-                let inside =
-                    (0..g.height as isize).contains(&h) && (0..g.width as isize).contains(&w);
-                let at = inside.then(|| (c * g.height + h as usize) * g.width + w as usize);
-                out.push((r, pos, at));
-            }
-        }
-        out
     }
 
     /// Geometries with slices built in the panel, and read in place.
@@ -514,7 +479,9 @@ mod tests {
                 }
             }
             forward((&g, &w), &x, &mut s, &mut y1, false);
-            weight_grad(&g, &x, &gi, &mut s, &mut dw1);
+            let mut dwt = vec![0.0; kk * co];
+            weight_grad_transposed(&g, &x, &gi, &mut s, &mut dwt, false);
+            transpose(&dwt, co, (kk, co), &mut dw1);
             input_grad(&g, &w, &gi, &mut s, &mut dx1);
             dx1.iter_mut().for_each(|v| *v -= 1.0);
             close(&y1, &y, &format!("{g:?} output"));

@@ -16,6 +16,8 @@
 //! and `tile` multiplies them in registers. Elsewhere the layer unfolds each example and calls
 //! the general matrix product.
 
+#[cfg(test)]
+mod definition;
 mod forward;
 mod geometry;
 mod implicit;

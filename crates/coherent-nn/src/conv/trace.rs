@@ -164,29 +164,14 @@ impl ConvTrace {
     }
 
     /// The weight part `G_i U_i` of example `i`'s gradient into `out` (`C_out x K`), through
-    /// the buffers `s`.
+    /// the buffers `s`: the transposed part, transposed.
     fn example_weights(&self, i: usize, out: &mut [f32], s: &mut Scratch) {
-        let (t, kk, co) = self.geom.dims();
-        if tile::available() {
-            let n = self.geom.input_len();
-            let x = &self.input[i * n..(i + 1) * n];
-            return implicit::weight_grad(&self.geom, x, self.output_grad(i), s, out);
-        }
-        let (gi, ui) = (self.output_grad(i), self.unfold(i, &mut s.unfolded));
-        matmul_on(
-            (co, t, kk),
-            Mat {
-                data: gi,
-                layout: Layout::Normal,
-            },
-            Mat {
-                data: ui,
-                layout: Layout::Transposed,
-            },
-            out,
-            false,
-            false,
-        );
+        let (_, kk, co) = self.geom.dims();
+        let mut transposed = std::mem::take(&mut s.transposed);
+        transposed.resize(kk * co, 0.0);
+        self.example_weights_transposed(i, &mut transposed, s, false);
+        transpose(&transposed, co, (kk, co), out);
+        s.transposed = transposed;
     }
 
     /// Adds the transposed weight parts `U_i G_i^T` of the examples `examples` into `acc`,
@@ -359,25 +344,18 @@ impl LayerGrads for ConvTrace {
 
 #[cfg(test)]
 mod tests {
+    use super::super::definition::taps;
     use super::*;
     use coherent_core::Rng;
 
     /// `U_i G_i^T` (`K x C_out`) by loops over every index of the definition.
     fn by_definition(g: &ConvGeometry, x: &[f32], gi: &[f32]) -> Vec<f32> {
         let (t, kk, co) = g.dims();
-        let (k, ow) = (g.kernel, g.out_width());
         let mut out = vec![0.0; kk * co];
-        for r in 0..kk {
-            let (c, ki, kj) = (r / (k * k), r / k % k, r % k);
-            for pos in 0..t {
-                let h = (pos / ow * g.stride + ki) as isize - g.padding as isize;
-                let w = (pos % ow * g.stride + kj) as isize - g.padding as isize;
-                if (0..g.height as isize).contains(&h) && (0..g.width as isize).contains(&w) {
-                    let v = x[(c * g.height + h as usize) * g.width + w as usize];
-                    for o in 0..co {
-                        out[r * co + o] += v * gi[o * t + pos];
-                    }
-                }
+        for (r, pos, at) in taps(g) {
+            let Some(at) = at else { continue };
+            for o in 0..co {
+                out[r * co + o] += x[at] * gi[o * t + pos];
             }
         }
         out

@@ -1,0 +1,22 @@
+//! The convolution by its definition, for the tests: which input value every patch value of
+//! every output position reads.
+
+use super::geometry::ConvGeometry;
+
+/// Every index of the unfolding `(patch value, position) -> input index` (`None`: padding),
+/// by the definition of the convolution.
+pub(super) fn taps(g: &ConvGeometry) -> Vec<(usize, usize, Option<usize>)> {
+    let (k, ow) = (g.kernel, g.out_width());
+    let mut out = Vec::new();
+    for r in 0..g.patch() {
+        let (c, ki, kj) = (r / (k * k), r / k % k, r % k);
+        for pos in 0..g.positions() {
+            let h = (pos / ow * g.stride + ki) as isize - g.padding as isize;
+            let w = (pos % ow * g.stride + kj) as isize - g.padding as isize;
+            let inside = (0..g.height as isize).contains(&h) && (0..g.width as isize).contains(&w);
+            let at = inside.then(|| (c * g.height + h as usize) * g.width + w as usize);
+            out.push((r, pos, at));
+        }
+    }
+    out
+}

@@ -91,6 +91,44 @@ impl Pool2d {
         }
     }
 
+    /// The largest value of every window of one example `xe` into `ye`, and where it is (the
+    /// first largest, row by row, as an index into `xe`) into `ae`: one output row at a time,
+    /// straight from the rows of its windows.
+    fn max_windows(&self, xe: &[f32], ye: &mut [f32], ae: &mut [u32]) {
+        let (kh, kw) = self.window();
+        let (ow, w, s) = (self.out_width(), self.width, self.stride);
+        let tops = (0..self.channels)
+            .flat_map(|c| (0..self.out_height()).map(move |i| (c * self.height + i * s) * w));
+        for ((ys, as_), top) in ye
+            .chunks_exact_mut(ow)
+            .zip(ae.chunks_exact_mut(ow))
+            .zip(tops)
+        {
+            if (kh, kw) == (2, 2) {
+                max_pairs(
+                    (&xe[top..top + w], &xe[top + w..top + 2 * w]),
+                    s,
+                    top,
+                    ys,
+                    as_,
+                );
+                continue;
+            }
+            for (j, (y, a)) in ys.iter_mut().zip(as_.iter_mut()).enumerate() {
+                let first = top + j * s;
+                let (mut best, mut at) = (xe[first], first);
+                for row in (0..kh).map(|r| first + r * w) {
+                    for (b, &v) in xe[row..row + kw].iter().enumerate() {
+                        if v > best {
+                            (best, at) = (v, row + b);
+                        }
+                    }
+                }
+                (*y, *a) = (best, at as u32);
+            }
+        }
+    }
+
     /// Forward pass: outputs, and for max pooling the index of the winner of every window.
     fn run(&self, x: &[f32], rows: usize, out: &mut Vec<f32>, argmax: &mut Vec<u32>) {
         let (n_in, n_out) = (self.input_len(), self.output_len());
@@ -104,15 +142,7 @@ impl Pool2d {
                 out.par_chunks_mut(n_out)
                     .zip(argmax.par_chunks_mut(n_out))
                     .zip(x.par_chunks(n_in))
-                    .for_each(|((ye, ae), xe)| {
-                        let mut window = usize::MAX;
-                        self.for_each_window(|o, i| {
-                            // windows are visited one after the other: the first value opens one
-                            if o != window || xe[i] > ye[o] {
-                                (ye[o], ae[o], window) = (xe[i], i as u32, o);
-                            }
-                        });
-                    });
+                    .for_each(|((ye, ae), xe)| self.max_windows(xe, ye, ae));
             }
             PoolKind::Avg => {
                 out.resize(rows * n_out, 0.0);
@@ -146,21 +176,22 @@ impl Layer for Pool2d {
                 let Some(dx) = dx else { return };
                 let (n_in, n_out) = (pool.input_len(), pool.output_len());
                 match pool.kind {
-                    PoolKind::Max => {
-                        for (k, (&d, &i)) in dy.iter().zip(argmax.iter()).enumerate() {
-                            dx[k / n_out * n_in + i as usize] += d;
-                        }
-                    }
+                    PoolKind::Max => dx
+                        .par_chunks_mut(n_in)
+                        .zip(dy.par_chunks(n_out).zip(argmax.par_chunks(n_out)))
+                        .for_each(|(de, (ge, ae))| {
+                            for (&d, &i) in ge.iter().zip(ae) {
+                                de[i as usize] += d;
+                            }
+                        }),
                     PoolKind::Avg => {
                         let (kh, kw) = pool.window();
                         let scale = 1.0 / (kh * kw) as f32;
-                        for e in 0..rows {
-                            let (de, ge) = (
-                                &mut dx[e * n_in..(e + 1) * n_in],
-                                &dy[e * n_out..(e + 1) * n_out],
-                            );
-                            pool.for_each_window(|o, i| de[i] += ge[o] * scale);
-                        }
+                        dx.par_chunks_mut(n_in)
+                            .zip(dy.par_chunks(n_out))
+                            .for_each(|(de, ge)| {
+                                pool.for_each_window(|o, i| de[i] += ge[o] * scale)
+                            });
                     }
                 }
             },
@@ -173,6 +204,29 @@ impl Layer for Pool2d {
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+}
+
+/// The largest of every 2x2 window on the two input rows `(r0, r1)` (windows `stride` apart)
+/// into `ys`, and where it is (as an index past `top`, where `r0` starts) into `as_`: the first
+/// largest, as the general walk finds it.
+fn max_pairs(
+    (r0, r1): (&[f32], &[f32]),
+    stride: usize,
+    top: usize,
+    ys: &mut [f32],
+    as_: &mut [u32],
+) {
+    let w = r0.len();
+    for (j, (y, a)) in ys.iter_mut().zip(as_.iter_mut()).enumerate() {
+        let k = j * stride;
+        let (mut best, mut at) = (r0[k], k);
+        for (v, i) in [(r0[k + 1], k + 1), (r1[k], w + k), (r1[k + 1], w + k + 1)] {
+            if v > best {
+                (best, at) = (v, i);
+            }
+        }
+        (*y, *a) = (best, (top + at) as u32);
     }
 }
 
@@ -215,5 +269,62 @@ mod tests {
         let x: Vec<f32> = (0..18).map(|i| i as f32).collect();
         g.forward_slice(&x, 1, &mut out);
         assert_eq!(out, vec![4.0, 13.0]);
+    }
+
+    /// Every window's largest value and the index of its first largest (row by row), by
+    /// looping over every position of every window.
+    fn max_by_definition(p: &Pool2d, xe: &[f32]) -> (Vec<f32>, Vec<u32>) {
+        let (mut ys, mut at) = (Vec::new(), Vec::new());
+        for c in 0..p.channels {
+            for i in 0..p.out_height() {
+                for j in 0..p.out_width() {
+                    let mut best: Option<(f32, usize)> = None;
+                    for a in 0..p.kernel {
+                        for b in 0..p.kernel {
+                            let k = (c * p.height + i * p.stride + a) * p.width + j * p.stride + b;
+                            if best.is_none_or(|(v, _)| xe[k] > v) {
+                                best = Some((xe[k], k));
+                            }
+                        }
+                    }
+                    let (v, k) = best.expect("a window has values");
+                    ys.push(v);
+                    at.push(k as u32);
+                }
+            }
+        }
+        (ys, at)
+    }
+
+    #[test]
+    fn max_pooling_picks_the_first_largest_of_every_window() {
+        // values from a few levels only, so that windows hold ties
+        for (kernel, stride, (h, w)) in [
+            (2, 2, (6, 8)),
+            (2, 2, (5, 7)),
+            (2, 1, (4, 5)),
+            (3, 2, (7, 6)),
+        ] {
+            let p = Pool2d {
+                kind: PoolKind::Max,
+                channels: 3,
+                height: h,
+                width: w,
+                kernel,
+                stride,
+            };
+            let x: Vec<f32> = (0..2 * p.input_len())
+                .map(|i| ((i * 37) % 5) as f32)
+                .collect();
+            let (mut out, mut argmax) = (Vec::new(), Vec::new());
+            p.run(&x, 2, &mut out, &mut argmax);
+            for e in 0..2 {
+                let (ys, at) =
+                    max_by_definition(&p, &x[e * p.input_len()..(e + 1) * p.input_len()]);
+                let got = e * p.output_len()..(e + 1) * p.output_len();
+                assert_eq!(out[got.clone()], ys[..], "{kernel} {stride} {h}x{w}");
+                assert_eq!(argmax[got], at[..], "{kernel} {stride} {h}x{w}");
+            }
+        }
     }
 }

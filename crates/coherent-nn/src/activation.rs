@@ -28,6 +28,7 @@ impl Activation {
     }
 
     /// Applies the activation in place.
+    #[inline(always)]
     pub fn apply_in_place(self, x: &mut [f32]) {
         match self {
             Activation::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
@@ -37,6 +38,7 @@ impl Activation {
 
     /// `g = g * f'(z)`, from the output `y = f(z)`: for ReLU `f'(z) = [y > 0]` (0 at the
     /// kink), for tanh `1 - y^2`.
+    #[inline(always)]
     pub fn backprop_from_output(self, y: &[f32], g: &mut [f32]) {
         let values = g.iter_mut().zip(y);
         match self {

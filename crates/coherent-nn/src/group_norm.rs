@@ -13,6 +13,7 @@ use crate::act::{Act, CpuTape};
 use crate::grads::LayerGrads;
 use crate::layer::{fixed_len, Layer};
 use crate::matrix_trace::MatrixTrace;
+use crate::simd::wide;
 use crate::Activation;
 use coherent_core::TensorInfo;
 use rayon::prelude::*;
@@ -76,6 +77,7 @@ impl GroupNorm {
 
     /// Normalises one example: writes the mean and inverse standard deviation of every group
     /// into `stats` and the output into `y`.
+    #[inline(always)]
     fn example(&self, x: &[f32], y: &mut [f32], stats: &mut [f32]) {
         let n = (self.channels / self.groups) * self.positions;
         for (xg, st) in x.chunks(n).zip(stats.chunks_exact_mut(2)) {
@@ -113,7 +115,12 @@ impl Layer for GroupNorm {
             .zip(x.par_chunks(self.len()))
             .for_each_init(
                 || vec![0.0; 2 * self.groups],
-                |stats, (y, x)| self.example(x, y, stats),
+                |stats, (y, x)| {
+                    wide(
+                        #[inline(always)]
+                        || self.example(x, y, stats),
+                    )
+                },
             );
     }
 
@@ -130,7 +137,12 @@ impl Layer for GroupNorm {
             .par_chunks_mut(len)
             .zip(Arc::make_mut(&mut stats).par_chunks_mut(2 * groups))
             .zip(x.data.par_chunks(len))
-            .for_each(|((y, st), x)| self.example(x, y, st));
+            .for_each(|((y, st), x)| {
+                wide(
+                    #[inline(always)]
+                    || self.example(x, y, st),
+                )
+            });
         let saved = Saved {
             input: x.data.clone(),
             stats: stats.clone(),
@@ -140,16 +152,15 @@ impl Layer for GroupNorm {
             shape: (self.channels, self.positions, groups),
             activation: self.activation,
         };
-        x.then(out.clone(), len, input_needs_grad, move |mut dz, dx| {
-            crate::activation::pre_activation_grad(
-                saved.activation.map(|f| (f, &saved.output[..])),
-                &mut dz,
-            );
-            match dx {
-                Some(dx) => dx.add_with(|dx| saved.backward(rows, &dz, Some(dx))),
-                None => saved.backward(rows, &dz, None),
-            }
-        })
+        x.then(
+            out.clone(),
+            len,
+            input_needs_grad,
+            move |mut dz, dx| match dx {
+                Some(dx) => dx.add_with(|dx| saved.backward(rows, &mut dz, Some(dx))),
+                None => saved.backward(rows, &mut dz, None),
+            },
+        )
     }
 
     fn kind(&self) -> Option<&'static str> {
@@ -204,14 +215,17 @@ struct Saved {
 impl Saved {
     /// From the pre-activation gradient `dz`: every example's `dgamma` and `dbeta` into the
     /// trace, and, when asked, the input gradient added into `dx`.
-    fn backward(&self, rows: usize, dz: &[f32], dx: Option<&mut [f32]>) {
+    /// The per-example gradients and, with `dx`, the input gradient, from the output gradient
+    /// `dz` (made the pre-activation gradient here, one example at a time while it is in
+    /// cache).
+    fn backward(&self, rows: usize, dz: &mut [f32], dx: Option<&mut [f32]>) {
         let (channels, positions, groups) = self.shape;
         let len = channels * positions;
         let mut tr = self.trace.write().expect("group norm trace lock");
         let per_example = tr.reset(rows, 2 * channels);
         let parts = per_example
             .par_chunks_mut(2 * channels)
-            .zip(dz.par_chunks(len))
+            .zip(dz.par_chunks_mut(len).zip(self.output.par_chunks(len)))
             .zip(
                 self.input
                     .par_chunks(len)
@@ -220,22 +234,38 @@ impl Saved {
         match dx {
             Some(dx) => parts
                 .zip(dx.par_chunks_mut(len))
-                .for_each(|(((g, dzi), xi), dxi)| self.example(g, dzi, xi, Some(dxi))),
-            None => parts.for_each(|((g, dzi), xi)| self.example(g, dzi, xi, None)),
+                .for_each(|(((g, dzi), xi), dxi)| {
+                    wide(
+                        #[inline(always)]
+                        || self.example(g, dzi, xi, Some(dxi)),
+                    )
+                }),
+            None => parts.for_each(|((g, dzi), xi)| {
+                wide(
+                    #[inline(always)]
+                    || self.example(g, dzi, xi, None),
+                )
+            }),
         }
         tr.compute_sum();
     }
 
-    /// One example: `g` (`dgamma` then `dbeta`) from `dz` and the input `x` with its group
-    /// statistics `stats` (`xhat = (x - mean) s`, recomputed); its input gradient added into
-    /// `dx` when given.
+    /// One example: `g` (`dgamma` then `dbeta`) from the output gradient `dz` (with its output
+    /// `y`: made the pre-activation gradient first) and the input `x` with its group statistics
+    /// `stats` (`xhat = (x - mean) s`, recomputed); its input gradient added into `dx` when
+    /// given.
+    #[inline(always)]
     fn example(
         &self,
         g: &mut [f32],
-        dz: &[f32],
+        (dz, y): (&mut [f32], &[f32]),
         (x, stats): (&[f32], &[f32]),
         dx: Option<&mut [f32]>,
     ) {
+        if let Some(f) = self.activation {
+            f.backprop_from_output(y, dz);
+        }
+        let dz = &*dz;
         let (channels, positions, groups) = self.shape;
         let gamma = &self.params[..channels];
         let per_group = channels / groups;
@@ -273,6 +303,7 @@ impl Saved {
 }
 
 /// `sum_k f(x_k)` in double precision, in eight independent lanes (vectorised).
+#[inline(always)]
 fn lanes_f64(x: &[f32], f: impl Fn(f64) -> f64) -> f64 {
     let mut lanes = [0.0f64; 8];
     let mut parts = x.chunks_exact(8);
@@ -286,6 +317,7 @@ fn lanes_f64(x: &[f32], f: impl Fn(f64) -> f64) -> f64 {
 }
 
 /// `sum(a)` in eight independent lanes (vectorised).
+#[inline(always)]
 fn lanes_sum(a: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let mut parts = a.chunks_exact(8);
@@ -298,6 +330,7 @@ fn lanes_sum(a: &[f32]) -> f32 {
 }
 
 /// `a . xhat` with `xhat = (x - m) s`, in eight independent lanes (vectorised).
+#[inline(always)]
 fn lanes_dot_normalised(a: &[f32], x: &[f32], (m, s): (f32, f32)) -> f32 {
     let mut lanes = [0.0f32; 8];
     for (part, o) in a.chunks_exact(8).zip(x.chunks_exact(8)) {

@@ -39,6 +39,7 @@ mod pool;
 pub mod reference;
 mod residual;
 mod sequential;
+mod simd;
 
 pub use act::{Act, ActGrad, CpuTape, Tensor2};
 pub use activation::Activation;

@@ -121,11 +121,23 @@ impl Unfolding {
     /// columns `e T ..`.
     fn panel_of(&mut self, g: &ConvGeometry, xs: &[f32]) -> Rows<'_, &[f32]> {
         let t = g.positions();
+        let small = padded::small_output(g);
         padded::segments(g, 0..t, &mut self.segments);
         for (e, x) in xs.chunks_exact(g.input_len()).enumerate() {
             self.load(g, x);
             // SAFETY: the tiles (AVX-512F) are available wherever this module runs.
-            unsafe { padded::unfold(g, &self.padded, &self.segments, &mut self.panel[e * t..]) };
+            unsafe {
+                match small {
+                    #[cfg(target_arch = "x86_64")]
+                    Some(starts) => padded::unfold_small(
+                        (&self.padded, &self.offsets),
+                        (starts, t),
+                        &mut self.panel,
+                        e * t,
+                    ),
+                    _ => padded::unfold(g, &self.padded, &self.segments, &mut self.panel[e * t..]),
+                }
+            }
         }
         self.rows.clear();
         self.rows.extend((0..g.patch()).map(|k| k * COLS));
@@ -192,19 +204,20 @@ pub(super) fn forward_many(
     }
 }
 
-/// Adds the transposed weight gradients `U_e G_e^T` (`K x C_out`) of the examples `xs` with
-/// output gradients `gis` into `out` (at most [`examples_per_slice`] of them, one product over
-/// all their positions when more than one).
-pub(super) fn add_weight_grads_transposed(
+/// The sum of the transposed weight gradients `U_e G_e^T` (`K x C_out`) of the examples `xs`
+/// with output gradients `gis` into `out`, or added to it with `add` (at most
+/// [`examples_per_slice`] of them, one product over all their positions when more than one).
+pub(super) fn weight_grads_transposed(
     g: &ConvGeometry,
     (xs, gis): (&[f32], &[f32]),
     s: &mut Scratch,
     out: &mut [f32],
+    add: bool,
 ) {
     let (t, kk, co) = g.dims();
     let m = xs.len() / g.input_len();
     if m <= 1 {
-        return weight_grad_transposed(g, xs, gis, s, out, true);
+        return weight_grad_transposed(g, xs, gis, s, out, add);
     }
     assert!(m * t <= COLS, "{m} examples of {t} positions in one slice");
     s.unfolding.prepare(g);
@@ -218,7 +231,7 @@ pub(super) fn add_weight_grads_transposed(
         rows: u.rows,
         step: 1,
     };
-    transposed_product((kk, m * t, co), a, &s.grads, &mut s.rows, out, true);
+    transposed_product((kk, m * t, co), a, &s.grads, &mut s.rows, out, add);
 }
 
 /// Output rows at least this wide are read in place on [`wide`] positions (the unused wide
@@ -500,6 +513,7 @@ mod tests {
         for g in [
             ConvGeometry::new((4, 2, 2), 6, 3, 1, 1),
             ConvGeometry::new((8, 4, 4), 5, 3, 1, 1),
+            ConvGeometry::new((2, 4, 4), 3, 3, 2, 1),
             ConvGeometry::new((3, 7, 6), 9, 3, 2, 1),
             ConvGeometry::new((1, 40, 3), 2, 3, 3, 0),
         ] {
@@ -525,8 +539,14 @@ mod tests {
             y1.iter_mut().for_each(|v| *v -= 1.0);
             close(&y1, &y, &format!("{g:?} outputs of {m} examples"));
             let mut dw1 = vec![0.5; kk * co];
-            add_weight_grads_transposed(&g, (&xs, &gis), &mut s, &mut dw1);
+            weight_grads_transposed(&g, (&xs, &gis), &mut s, &mut dw1, true);
             dw1.iter_mut().for_each(|v| *v -= 0.5);
+            close(
+                &dw1,
+                &dw,
+                &format!("{g:?} weight gradient of {m} examples, added"),
+            );
+            weight_grads_transposed(&g, (&xs, &gis), &mut s, &mut dw1, false);
             close(&dw1, &dw, &format!("{g:?} weight gradient of {m} examples"));
         }
     }

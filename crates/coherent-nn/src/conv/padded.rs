@@ -113,6 +113,60 @@ pub(super) unsafe fn unfold(g: &ConvGeometry, xp: &[f32], segs: &[Segment], pane
     });
 }
 
+/// Where every output position's patch starts in the padded example, past where position 0's
+/// does: for outputs of at most sixteen positions whose patches all start within 32 values of
+/// one another (small outputs such as 4x4 and 2x2 with a 3x3 kernel), so that [`unfold_small`]
+/// picks a row of the unfolding out of two vectors.
+pub(super) fn small_output(g: &ConvGeometry) -> Option<[u32; 16]> {
+    let (t, ow, s) = (g.positions(), g.out_width(), g.stride);
+    let wp = padded_dims(g).1;
+    let at = |p: usize| (p / ow * wp + p % ow) * s;
+    if t == 0 || t > 16 || at(t - 1) >= 32 {
+        return None;
+    }
+    Some(std::array::from_fn(|p| at(p.min(t - 1)) as u32))
+}
+
+/// The unfolding of the padded example `xp` (all `t` positions, see [`small_output`], whose
+/// `starts` are given) into columns `col..col + t` of `panel` (one row of [`COLS`] values per
+/// patch value, whose starts in `xp` are `offsets`): each row two loads, one permutation and
+/// one store.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn unfold_small(
+    (xp, offsets): (&[f32], &[usize]),
+    (starts, t): ([u32; 16], usize),
+    panel: &mut [f32],
+    col: usize,
+) {
+    let rows = offsets.len();
+    assert!(
+        t <= 16 && col + t <= COLS,
+        "unfold_small: {t} columns at {col}"
+    );
+    assert!(panel.len() >= rows * COLS, "unfold_small: panel too short");
+    assert!(
+        offsets.iter().all(|&o| o + 32 <= xp.len()),
+        "unfold_small: padded example too short"
+    );
+    // SAFETY: `starts` has 16 values.
+    let index = unsafe { _mm512_loadu_si512(starts.as_ptr().cast()) };
+    let mask = ((1u32 << t) - 1) as __mmask16;
+    let (x, out) = (xp.as_ptr(), panel.as_mut_ptr());
+    for (r, &o) in offsets.iter().enumerate() {
+        // SAFETY: 32 values from `o` lie in `xp`, and `t` from `r COLS + col` in `panel`
+        // (asserted above).
+        unsafe {
+            let (lo, hi) = (_mm512_loadu_ps(x.add(o)), _mm512_loadu_ps(x.add(o + 16)));
+            let row = _mm512_permutex2var_ps(lo, index, hi);
+            _mm512_mask_storeu_ps(out.add(r * COLS + col), mask, row);
+        }
+    }
+}
+
 /// Adds the columns `segs` of an unfolding (`panel`, one row of [`COLS`] values per patch
 /// value) back onto the padded example gradient `dxp`: the adjoint of [`unfold`].
 ///

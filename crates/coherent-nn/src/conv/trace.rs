@@ -35,8 +35,10 @@ pub struct ConvTrace {
     pub grad: Vec<f32>,
     /// Materialised per-example gradients (`rows x params`), for blocks.
     materialized: Vec<f32>,
-    /// One partial sum per group of [`GROUP`] examples.
+    /// One partial sum per group of examples (see [`group_size`]).
     partials: Vec<f32>,
+    /// The partial sums added up, before the transposition.
+    summed: Vec<f32>,
     /// `|g_i|^2` of the weights (without the bias), from the backward pass.
     pub(super) weight_norms: Vec<f32>,
     pub(super) geom: ConvGeometry,
@@ -48,10 +50,17 @@ pub struct ConvTrace {
     sum_only: bool,
 }
 
-/// Examples per partial sum. The groups are fixed, summed in parallel (each in the order of its
-/// examples) and then in order, so every sum is the same on any number of threads: a run is
-/// reproducible bit for bit whatever the machine's cores.
-const GROUP: usize = 8;
+/// Partial sums of a batch at most: the groups of examples are fixed by the batch's size, summed
+/// in parallel (each in the order of its examples) and then in order, so every sum is the same
+/// on any number of threads (a run is reproducible bit for bit whatever the machine's cores).
+/// Up to this many threads share the products; and the partial sums, each the size of the
+/// layer, cost little memory traffic next to the products.
+const PARTIALS: usize = 8;
+
+/// Examples per partial sum for a batch of `rows`.
+fn group_size(rows: usize) -> usize {
+    rows.div_ceil(PARTIALS).max(1)
+}
 
 /// Runs `f` with a buffer of `len` values for one example's gradient and this thread's
 /// buffers for the products.
@@ -65,13 +74,24 @@ fn with_gradient<R>(len: usize, f: impl FnOnce(&mut [f32], &mut Scratch) -> R) -
     })
 }
 
-/// `out = ` the sum of the consecutive `out.len()`-long partial sums in `partials`, in order.
+/// `out = ` the sum of the consecutive `out.len()`-long partial sums in `partials`, in order
+/// (in parallel over pieces of `out`).
 fn add_groups(partials: &[f32], out: &mut [f32]) {
-    out.fill(0.0);
-    for part in partials.chunks_exact(out.len()) {
-        out.iter_mut().zip(part).for_each(|(o, v)| *o += v);
-    }
+    let len = out.len();
+    out.par_chunks_mut(ADD_CHUNK)
+        .enumerate()
+        .for_each(|(k, out)| {
+            let piece = k * ADD_CHUNK..k * ADD_CHUNK + out.len();
+            let mut parts = partials.chunks_exact(len).map(|p| &p[piece.clone()]);
+            out.copy_from_slice(parts.next().expect("at least one partial sum"));
+            for part in parts {
+                out.iter_mut().zip(part).for_each(|(o, v)| *o += v);
+            }
+        });
 }
+
+/// Values of the summed gradient added up by one task.
+const ADD_CHUNK: usize = 1 << 14;
 
 impl ConvTrace {
     /// Takes the inputs of the pass (`delta` is already filled) and computes the summed
@@ -120,39 +140,46 @@ impl ConvTrace {
         // dW = sum_i G_i U_i, transposed (as the products give it) and transposed back once.
         // Where the norms are computed from the materialised products, each example's product
         // is materialised once, so its squared norm comes almost for free; where they take
-        // the ghost form, the products add straight into the sum of their group.
-        let ghost = self.ghost();
+        // the ghost form, or the pass asks for the sum alone, the products add straight into
+        // the sum of their group.
+        let straight_into_sums = self.ghost() || self.sum_only;
         let mut norms = std::mem::take(&mut self.weight_norms);
         norms.clear();
-        norms.resize(self.rows, if ghost { f32::NAN } else { 0.0 });
+        norms.resize(self.rows, if straight_into_sums { f32::NAN } else { 0.0 });
+        // every partial sum is written whole by its group's first example: no zeroing
         let mut partials = std::mem::take(&mut self.partials);
-        partials.clear();
-        partials.resize(self.rows.div_ceil(GROUP) * co * kk, 0.0);
+        let group = group_size(self.rows);
+        partials.resize(self.rows.div_ceil(group) * co * kk, 0.0);
         let this = &*self;
         partials
             .par_chunks_mut(co * kk)
-            .zip(norms.par_chunks_mut(GROUP))
+            .zip(norms.par_chunks_mut(group))
             .enumerate()
-            .for_each(|(group, (acc, norms))| {
-                let examples = group * GROUP..group * GROUP + norms.len();
-                if ghost {
-                    return with_scratch(|u| this.add_weights_transposed(examples, acc, u));
+            .for_each(|(k, (acc, norms))| {
+                let examples = k * group..k * group + norms.len();
+                if straight_into_sums {
+                    return with_scratch(|u| this.weights_transposed_of(examples, acc, u));
                 }
                 with_gradient(co * kk, |gi_w, u| {
                     for (i, norm) in examples.zip(norms) {
                         this.example_weights_transposed(i, gi_w, u, false);
                         *norm = sq_norm(gi_w);
-                        acc.iter_mut().zip(gi_w.iter()).for_each(|(a, v)| *a += v);
+                        if i % group == 0 {
+                            acc.copy_from_slice(gi_w);
+                        } else {
+                            acc.iter_mut().zip(gi_w.iter()).for_each(|(a, v)| *a += v);
+                        }
                     }
                 })
             });
         self.weight_norms = norms;
         self.grad.resize(p, 0.0);
         let (gw, gb) = self.grad.split_at_mut(co * kk);
-        let mut sum = vec![0.0; co * kk];
+        let mut sum = std::mem::take(&mut self.summed);
+        sum.resize(co * kk, 0.0);
         add_groups(&partials, &mut sum);
         transpose(&sum, co, (kk, co), gw);
-        self.partials = partials;
+        (self.partials, self.summed) = (partials, sum);
         if self.bias {
             gb.fill(0.0);
             for gi in self.delta.chunks_exact(co * self.geom.positions()) {
@@ -174,11 +201,12 @@ impl ConvTrace {
         s.transposed = transposed;
     }
 
-    /// Adds the transposed weight parts `U_i G_i^T` of the examples `examples` into `acc`,
-    /// several examples to a product where their outputs are small (and the tiles run).
-    fn add_weights_transposed(&self, examples: Range<usize>, acc: &mut [f32], s: &mut Scratch) {
+    /// The sum of the transposed weight parts `U_i G_i^T` of the examples `examples` into
+    /// `acc`, several examples to a product where their outputs are small (and the tiles run).
+    fn weights_transposed_of(&self, examples: Range<usize>, acc: &mut [f32], s: &mut Scratch) {
         if !tile::available() {
-            return examples.for_each(|i| self.example_weights_transposed(i, acc, s, true));
+            let first = examples.start;
+            return examples.for_each(|i| self.example_weights_transposed(i, acc, s, i > first));
         }
         let (n, d) = (self.geom.input_len(), self.geom.output_len());
         let m = implicit::examples_per_slice(&self.geom);
@@ -188,7 +216,8 @@ impl ConvTrace {
                 &self.input[e.start * n..e.end * n],
                 &self.delta[e.start * d..e.end * d],
             );
-            implicit::add_weight_grads_transposed(&self.geom, (xs, gis), s, acc);
+            let add = start > examples.start;
+            implicit::weight_grads_transposed(&self.geom, (xs, gis), s, acc, add);
         }
     }
 
@@ -275,19 +304,17 @@ impl LayerGrads for ConvTrace {
         let p = self.params();
         let mut partials = std::mem::take(&mut self.partials);
         partials.clear();
-        partials.resize(self.rows.div_ceil(GROUP) * p, 0.0);
+        let group = group_size(self.rows);
+        partials.resize(self.rows.div_ceil(group) * p, 0.0);
         let this = &*self;
-        partials
-            .par_chunks_mut(p)
-            .enumerate()
-            .for_each(|(group, acc)| {
-                with_gradient(p, |g, u| {
-                    for i in group * GROUP..((group + 1) * GROUP).min(this.rows) {
-                        this.example(i, g, u);
-                        acc.iter_mut().zip(g.iter()).for_each(|(a, v)| *a += v * v);
-                    }
-                })
-            });
+        partials.par_chunks_mut(p).enumerate().for_each(|(k, acc)| {
+            with_gradient(p, |g, u| {
+                for i in k * group..((k + 1) * group).min(this.rows) {
+                    this.example(i, g, u);
+                    acc.iter_mut().zip(g.iter()).for_each(|(a, v)| *a += v * v);
+                }
+            })
+        });
         add_groups(&partials, out);
         self.partials = partials;
     }
@@ -332,12 +359,24 @@ impl LayerGrads for ConvTrace {
         self.materialize_all();
     }
 
+    /// The columns `coords` of the materialised gradients (examples x parameters), transposed.
     fn block(&self, coords: Range<usize>, out: &mut [f32]) {
         let (b, p) = (self.rows, self.params());
-        for (c, col) in coords.zip(out.chunks_exact_mut(b)) {
-            for (e, x) in col.iter_mut().enumerate() {
-                *x = self.materialized[e * p + c];
-            }
+        let shape = (b, coords.len());
+        transpose(&self.materialized[coords.start..], p, shape, out);
+    }
+
+    fn block_rows(&self, coords: Range<usize>, out: &mut [f32]) {
+        let (p, len) = (self.params(), coords.len());
+        if len == 0 {
+            return;
+        }
+        for (row, dst) in self
+            .materialized
+            .chunks_exact(p)
+            .zip(out.chunks_exact_mut(len))
+        {
+            dst.copy_from_slice(&row[coords.clone()]);
         }
     }
 }

@@ -234,6 +234,61 @@ pub(super) fn weight_grads_transposed(
     transposed_product((kk, m * t, co), a, &s.grads, &mut s.rows, out, add);
 }
 
+/// `|U G^T|^2 = <U^T U, G^T G>` of one example `x` with output gradients `gi`: the ghost form
+/// of its weight gradient's squared norm, both Gram matrices (`T x T`) by the tiles, where the
+/// example's unfolding fits in the panel (outputs of at most [`COLS`] positions, not read on
+/// wide positions); `None` elsewhere.
+pub(super) fn ghost_norm(g: &ConvGeometry, x: &[f32], gi: &[f32], s: &mut Scratch) -> Option<f32> {
+    let (t, kk, co) = g.dims();
+    if direct(g) || t > COLS {
+        return None;
+    }
+    // the output gradients with room for whole vectors past their last row, then both Grams
+    s.grads.resize(co * t + COLS + 2 * t * COLS, 0.0);
+    let (g_copy, grams) = s.grads.split_at_mut(co * t + COLS);
+    g_copy[..co * t].copy_from_slice(gi);
+    let (g_copy, (uu, gg)) = (&*g_copy, grams.split_at_mut(t * COLS));
+    let [positions, gram_rows] = &mut s.rows;
+    let (positions, gram_rows) = (
+        set(positions, 0..t),
+        set(gram_rows, (0..t).map(|p| p * COLS)),
+    );
+    s.unfolding.prepare(g);
+    let u = s.unfolding.panel_of(g, x);
+    let a = Broadcast {
+        data: u.data,
+        rows: positions,
+        step: COLS,
+    };
+    gram((t, kk), a, u, gram_rows, uu);
+    let a = Broadcast {
+        data: g_copy,
+        rows: positions,
+        step: t,
+    };
+    let b = Rows {
+        data: g_copy,
+        rows: set(&mut s.unfolding.rows, (0..co).map(|o| o * t)),
+    };
+    gram((t, co), a, b, gram_rows, gg);
+    let rows = uu.chunks_exact(COLS).zip(gg.chunks_exact(COLS)).take(t);
+    let dot =
+        |(u, g): (&[f32], &[f32])| u[..t].iter().zip(&g[..t]).map(|(a, b)| a * b).sum::<f32>();
+    Some(rows.map(dot).sum())
+}
+
+/// `out (t x t, rows at `rows`) = A^T B` over `depth` steps by the tiles.
+fn gram(
+    (t, depth): (usize, usize),
+    a: Broadcast<'_>,
+    b: Rows<'_, &[f32]>,
+    rows: &[usize],
+    out: &mut [f32],
+) {
+    let c = Rows { data: out, rows };
+    tile::product((t, depth, t), a, b, c, false);
+}
+
 /// Output rows at least this wide are read in place on [`wide`] positions (the unused wide
 /// positions cost at most a fifth of the products with a 3x3 kernel).
 const MIN_DIRECT_WIDTH: usize = 8;
@@ -501,6 +556,37 @@ mod tests {
             close(&dw1, &dw, &format!("{g:?} weight gradient"));
             close(&dx1, &dx, &format!("{g:?} input gradient"));
         }
+    }
+
+    #[test]
+    fn the_ghost_norm_is_the_squared_norm_of_the_weight_gradient() {
+        if !tile::available() {
+            return;
+        }
+        let mut rng = Rng::new(8);
+        let mut s = Scratch::default();
+        for g in [
+            ConvGeometry::new((4, 2, 2), 6, 3, 1, 1),
+            ConvGeometry::new((8, 4, 4), 40, 3, 1, 1),
+            ConvGeometry::new((3, 7, 6), 9, 3, 2, 1),
+            ConvGeometry::new((2, 5, 7), 3, 3, 1, 0),
+        ] {
+            let (t, kk, co) = g.dims();
+            let [x, _, gi] = operands(&g, &mut rng);
+            let mut dw = vec![0.0; kk * co];
+            for (r, pos, at) in taps(&g) {
+                let Some(at) = at else { continue };
+                for c in 0..co {
+                    dw[r * co + c] += gi[c * t + pos] * x[at];
+                }
+            }
+            let want: f32 = dw.iter().map(|v| v * v).sum();
+            let got = ghost_norm(&g, &x, &gi, &mut s).expect("a small output");
+            assert!((got - want).abs() < 1e-4 * want, "{g:?}: {got} vs {want}");
+        }
+        let wide = ConvGeometry::new((2, 9, 9), 3, 3, 1, 1);
+        let [x, _, gi] = operands(&wide, &mut rng);
+        assert_eq!(ghost_norm(&wide, &x, &gi, &mut s), None, "wide positions");
     }
 
     #[test]

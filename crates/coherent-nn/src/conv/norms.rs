@@ -7,6 +7,8 @@
 //! (Li, Tramer, Liang and Hashimoto 2022, "Large Language Models Can Be Strong Differentially
 //! Private Learners", ghost clipping). The bias adds `|G_i 1|^2` either way.
 
+use super::implicit::{self, with_scratch};
+use super::tile;
 use super::trace::ConvTrace;
 use crate::kernels::{matmul_on, Layout, Mat};
 use rayon::prelude::*;
@@ -53,6 +55,20 @@ impl ConvTrace {
                 *norm = self.weight_norms[i] + bias_norm(self.output_grad(i));
             });
             return;
+        }
+        if tile::available() {
+            let n = self.geom.input_len();
+            let norms: Option<Vec<f32>> = (0..self.rows)
+                .into_par_iter()
+                .map(|i| {
+                    let (x, gi) = (&self.input[i * n..(i + 1) * n], self.output_grad(i));
+                    with_scratch(|s| implicit::ghost_norm(&self.geom, x, gi, s))
+                        .map(|w| w + bias_norm(gi))
+                })
+                .collect();
+            if let Some(norms) = norms {
+                return out.copy_from_slice(&norms);
+            }
         }
         out.par_iter_mut().enumerate().for_each_init(
             || (vec![0.0; t * t], vec![0.0; t * t], Vec::new()),

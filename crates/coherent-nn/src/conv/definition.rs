@@ -20,3 +20,17 @@ pub(super) fn taps(g: &ConvGeometry) -> Vec<(usize, usize, Option<usize>)> {
     }
     out
 }
+
+/// `U G^T` (`K x C_out`) of one example `x` with output gradients `gi` (`C_out x T`): its
+/// weight gradient, transposed, by loops over every index of the definition.
+pub(super) fn weight_grad_transposed(g: &ConvGeometry, x: &[f32], gi: &[f32]) -> Vec<f32> {
+    let (t, kk, co) = g.dims();
+    let mut out = vec![0.0; kk * co];
+    for (r, pos, at) in taps(g) {
+        let Some(at) = at else { continue };
+        for o in 0..co {
+            out[r * co + o] += x[at] * gi[o * t + pos];
+        }
+    }
+    out
+}

@@ -486,7 +486,7 @@ pub(super) fn input_grad(g: &ConvGeometry, w: &[f32], gi: &[f32], s: &mut Scratc
 
 #[cfg(test)]
 mod tests {
-    use super::super::definition::taps;
+    use super::super::definition::{taps, weight_grad_transposed as weight_grad_by_definition};
     use super::*;
     use coherent_core::Rng;
 
@@ -571,15 +571,8 @@ mod tests {
             ConvGeometry::new((3, 7, 6), 9, 3, 2, 1),
             ConvGeometry::new((2, 5, 7), 3, 3, 1, 0),
         ] {
-            let (t, kk, co) = g.dims();
             let [x, _, gi] = operands(&g, &mut rng);
-            let mut dw = vec![0.0; kk * co];
-            for (r, pos, at) in taps(&g) {
-                let Some(at) = at else { continue };
-                for c in 0..co {
-                    dw[r * co + c] += gi[c * t + pos] * x[at];
-                }
-            }
+            let dw = weight_grad_by_definition(&g, &x, &gi);
             let want: f32 = dw.iter().map(|v| v * v).sum();
             let got = ghost_norm(&g, &x, &gi, &mut s).expect("a small output");
             assert!((got - want).abs() < 1e-4 * want, "{g:?}: {got} vs {want}");

@@ -383,22 +383,9 @@ impl LayerGrads for ConvTrace {
 
 #[cfg(test)]
 mod tests {
-    use super::super::definition::taps;
+    use super::super::definition::weight_grad_transposed as by_definition;
     use super::*;
     use coherent_core::Rng;
-
-    /// `U_i G_i^T` (`K x C_out`) by loops over every index of the definition.
-    fn by_definition(g: &ConvGeometry, x: &[f32], gi: &[f32]) -> Vec<f32> {
-        let (t, kk, co) = g.dims();
-        let mut out = vec![0.0; kk * co];
-        for (r, pos, at) in taps(g) {
-            let Some(at) = at else { continue };
-            for o in 0..co {
-                out[r * co + o] += x[at] * gi[o * t + pos];
-            }
-        }
-        out
-    }
 
     #[test]
     fn both_ways_to_a_transposed_weight_gradient_equal_the_definition() {

@@ -54,7 +54,8 @@ pub fn assert_close(got: &[f32], want: &[f32], what: &str) {
 /// from the explicit per-example gradients `by_loop[i][layer]`: the summed gradient, squared
 /// norms, coordinate-wise sums of squares, Gram matrices, materialised per-example gradients,
 /// uneven coordinate blocks (both layouts), three group sums, three subsets' sums (one empty),
-/// and the per-example losses against [`Model::evaluate`].
+/// and the per-example losses against [`Model::evaluate`]; then the summed gradient, the norms
+/// and the blocks each asked alone (where a layer may take a shorter way to them).
 ///
 /// # Panics
 /// At the first quantity that differs, naming the layer and the quantity.
@@ -145,6 +146,42 @@ pub fn check_quantities(model: &mut dyn Model, b: &Batch, by_loop: &[Vec<Vec<f32
     model.evaluate(b, &mut losses, &mut correct);
     assert_close(&out.losses, &losses, "losses");
     assert_eq!(out.correct, correct, "correct");
+    check_each_alone(model, b, by_loop);
+}
+
+/// The summed gradient with, in turn, nothing else, the squared norms alone and the blocks
+/// alone, against `by_loop`.
+fn check_each_alone(model: &mut dyn Model, b: &Batch, by_loop: &[Vec<Vec<f32>>]) {
+    let rows = b.len();
+    let layers = model.layers().to_vec();
+    for request in [GradRequest::SUM, GradRequest::SQ_NORMS, GradRequest::BLOCKS] {
+        let mut out = BatchGrads::default();
+        model.forward_backward(b, &request, &mut out);
+        for (l, info) in layers.iter().enumerate() {
+            let name = format!("{} asked alone by {request:?}", info.name);
+            let sum: Vec<f32> = (0..info.params)
+                .map(|k| (0..rows).map(|i| by_loop[i][l][k]).sum())
+                .collect();
+            assert_close(&out.sum[l], &sum, &format!("{name}: sum"));
+            if request.sq_norms {
+                let norms: Vec<f32> = (0..rows)
+                    .map(|i| by_loop[i][l].iter().map(|v| v * v).sum())
+                    .collect();
+                assert_close(&out.sq_norms[l], &norms, &format!("{name}: sq_norms"));
+            }
+        }
+        if !request.blocks {
+            continue;
+        }
+        model.per_example_blocks(&mut |src| {
+            for (l, info) in layers.iter().enumerate() {
+                let mut got = vec![f32::NAN; info.params * rows];
+                src.block_rows(l, 0..info.params, &mut got);
+                let want: Vec<f32> = by_loop.iter().flat_map(|g| g[l].iter().copied()).collect();
+                assert_close(&got, &want, &format!("{} blocks asked alone", info.name));
+            }
+        });
+    }
 }
 
 /// The m-coherence `|sum_i g_i|^2 / sum_i |g_i|^2` of the examples of `batch` (whole network),

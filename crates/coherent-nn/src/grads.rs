@@ -48,11 +48,12 @@ pub trait LayerGrads: Sync {
         self.subset_sum(&rows, out);
     }
 
-    /// Told before a pass whether anything but [`LayerGrads::swap_sum`] will be asked of it
-    /// (see [`coherent_core::GradRequest::beyond_sum`]): where not, a layer may let go of what
-    /// only the per-example quantities read as soon as its backward op is done, which lowers
-    /// the pass's peak memory. The default keeps everything.
-    fn expect_beyond_sum(&mut self, _beyond: bool) {}
+    /// Told before a pass what will be asked of it: where nothing but [`LayerGrads::swap_sum`]
+    /// is (see [`coherent_core::GradRequest::beyond_sum`]), a layer may let go of what only
+    /// the per-example quantities read as soon as its backward op is done, which lowers the
+    /// pass's peak memory; where blocks are, it may materialise the per-example gradients in
+    /// the pass itself. The default does nothing different.
+    fn expect(&mut self, _request: &coherent_core::GradRequest) {}
 
     /// Readies [`LayerGrads::block`] and [`LayerGrads::block_rows`] after a backward pass
     /// (e.g. by materialising or transposing what they read). The default does nothing.
@@ -112,8 +113,8 @@ macro_rules! forward_layer_grads {
             fn group_sum(&mut self, rows: Range<usize>, out: &mut [f32]) {
                 (**self).group_sum(rows, out)
             }
-            fn expect_beyond_sum(&mut self, beyond: bool) {
-                (**self).expect_beyond_sum(beyond)
+            fn expect(&mut self, request: &coherent_core::GradRequest) {
+                (**self).expect(request)
             }
             fn prepare_blocks(&mut self) {
                 (**self).prepare_blocks()

@@ -118,9 +118,8 @@ impl Sequential {
     fn pass(&mut self, batch: &Batch, request: &GradRequest, out: &mut BatchGrads) {
         let rows = batch.len();
         layer::release_inputs(&self.ops);
-        let beyond_sum = request.beyond_sum();
         for trace in &mut self.traces() {
-            trace.expect_beyond_sum(beyond_sum);
+            trace.expect(request);
         }
         let input = Arc::make_mut(&mut self.input);
         input.clear();

@@ -36,11 +36,11 @@ impl ConvTrace {
         }
     }
 
-    /// `|g_i|^2` of every example into `out`. The materialised form reads the weight norms
-    /// the summed gradient computed in the backward pass.
+    /// `|g_i|^2` of every example into `out`: the weight norms the backward pass computed
+    /// with the summed gradient where it formed every example's product, the ghost form
+    /// elsewhere.
     pub(super) fn norms_into(&self, out: &mut [f32]) {
         let (t, kk, co) = self.geom.dims();
-        let ghost = self.ghost();
         let bias_norm = |gi: &[f32]| -> f32 {
             if self.bias {
                 gi.chunks_exact(t)
@@ -50,7 +50,7 @@ impl ConvTrace {
                 0.0
             }
         };
-        if !ghost {
+        if self.norms_now {
             out.par_iter_mut().enumerate().for_each(|(i, norm)| {
                 *norm = self.weight_norms[i] + bias_norm(self.output_grad(i));
             });

@@ -19,6 +19,7 @@ use super::transpose::transpose;
 use super::unfold::im2col;
 use crate::grads::LayerGrads;
 use crate::kernels::{matmul, matmul_on, sq_norm, Layout, Mat};
+use coherent_core::GradRequest;
 use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::Arc;
@@ -48,6 +49,24 @@ pub struct ConvTrace {
     /// Whether only the summed gradient is asked of this pass: the output gradients are then
     /// let go of once the backward op is done with them.
     sum_only: bool,
+    /// Whether the pass will read every example's gradient whole (blocks, Gram matrices): they
+    /// are then materialised while the summed gradient is formed.
+    materialize_in_pass: bool,
+    /// Whether `materialized` holds this pass's per-example gradients.
+    materialized_now: bool,
+    /// Whether `weight_norms` holds this pass's norms (else they take the ghost form).
+    pub(super) norms_now: bool,
+}
+
+/// How the backward pass forms a convolution's summed gradient.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SumMode {
+    /// Every product adds straight into its group's sum.
+    Straight,
+    /// Every example's product is formed on its own, for its squared norm.
+    Norms,
+    /// And kept whole, transposed back, for the per-example gradients.
+    Materialize,
 }
 
 /// Partial sums of a batch at most: the groups of examples are fixed by the batch's size, summed
@@ -134,32 +153,53 @@ impl ConvTrace {
         u
     }
 
+    /// How this pass forms the summed gradient: each example's product on its own where the
+    /// norms are computed from it (its squared norm then comes almost for free) or the
+    /// per-example gradients are read whole; straight into the sums where the norms take the
+    /// ghost form or only the sum is asked.
+    fn sum_mode(&self) -> SumMode {
+        if self.sum_only {
+            SumMode::Straight
+        } else if self.materialize_in_pass {
+            SumMode::Materialize
+        } else if self.ghost() {
+            SumMode::Straight
+        } else {
+            SumMode::Norms
+        }
+    }
+
     fn compute_sum(&mut self) {
         let (_, kk, co) = self.geom.dims();
         let p = self.params();
-        // dW = sum_i G_i U_i, transposed (as the products give it) and transposed back once.
-        // Where the norms are computed from the materialised products, each example's product
-        // is materialised once, so its squared norm comes almost for free; where they take
-        // the ghost form, or the pass asks for the sum alone, the products add straight into
-        // the sum of their group.
-        let straight_into_sums = self.ghost() || self.sum_only;
+        let mode = self.sum_mode();
         let mut norms = std::mem::take(&mut self.weight_norms);
         norms.clear();
-        norms.resize(self.rows, if straight_into_sums { f32::NAN } else { 0.0 });
+        norms.resize(self.rows, f32::NAN);
         // every partial sum is written whole by its group's first example: no zeroing
         let mut partials = std::mem::take(&mut self.partials);
         let group = group_size(self.rows);
-        partials.resize(self.rows.div_ceil(group) * co * kk, 0.0);
+        let groups = self.rows.div_ceil(group);
+        partials.resize(groups * co * kk, 0.0);
+        let mut materialized = std::mem::take(&mut self.materialized);
+        let rows: Vec<&mut [f32]> = if mode == SumMode::Materialize {
+            materialized.resize(self.rows * p, 0.0);
+            materialized.chunks_mut(group * p).collect()
+        } else {
+            (0..groups).map(|_| &mut [][..]).collect()
+        };
         let this = &*self;
         partials
             .par_chunks_mut(co * kk)
             .zip(norms.par_chunks_mut(group))
+            .zip(rows)
             .enumerate()
-            .for_each(|(k, (acc, norms))| {
+            .for_each(|(k, ((acc, norms), rows))| {
                 let examples = k * group..k * group + norms.len();
-                if straight_into_sums {
+                if mode == SumMode::Straight {
                     return with_scratch(|u| this.weights_transposed_of(examples, acc, u));
                 }
+                let mut rows = rows.chunks_exact_mut(p);
                 with_gradient(co * kk, |gi_w, u| {
                     for (i, norm) in examples.zip(norms) {
                         this.example_weights_transposed(i, gi_w, u, false);
@@ -169,10 +209,15 @@ impl ConvTrace {
                         } else {
                             acc.iter_mut().zip(gi_w.iter()).for_each(|(a, v)| *a += v);
                         }
+                        if let Some(row) = rows.next() {
+                            this.example_from_transposed(i, gi_w, row);
+                        }
                     }
                 })
             });
-        self.weight_norms = norms;
+        (self.weight_norms, self.materialized) = (norms, materialized);
+        self.norms_now = mode != SumMode::Straight;
+        self.materialized_now = mode == SumMode::Materialize;
         self.grad.resize(p, 0.0);
         let (gw, gb) = self.grad.split_at_mut(co * kk);
         let mut sum = std::mem::take(&mut self.summed);
@@ -188,17 +233,6 @@ impl ConvTrace {
                 }
             }
         }
-    }
-
-    /// The weight part `G_i U_i` of example `i`'s gradient into `out` (`C_out x K`), through
-    /// the buffers `s`: the transposed part, transposed.
-    fn example_weights(&self, i: usize, out: &mut [f32], s: &mut Scratch) {
-        let (_, kk, co) = self.geom.dims();
-        let mut transposed = std::mem::take(&mut s.transposed);
-        transposed.resize(kk * co, 0.0);
-        self.example_weights_transposed(i, &mut transposed, s, false);
-        transpose(&transposed, co, (kk, co), out);
-        s.transposed = transposed;
     }
 
     /// The sum of the transposed weight parts `U_i G_i^T` of the examples `examples` into
@@ -255,9 +289,20 @@ impl ConvTrace {
 
     /// `g_i` of example `i` into `out` (`params` values), through the buffers `u`.
     fn example(&self, i: usize, out: &mut [f32], u: &mut Scratch) {
+        let (_, kk, co) = self.geom.dims();
+        let mut transposed = std::mem::take(&mut u.transposed);
+        transposed.resize(kk * co, 0.0);
+        self.example_weights_transposed(i, &mut transposed, u, false);
+        self.example_from_transposed(i, &transposed, out);
+        u.transposed = transposed;
+    }
+
+    /// `g_i` of example `i` into `out` from its transposed weight part `transposed` (`K x
+    /// C_out`): the weight part `G_i U_i` transposed back, then the bias.
+    fn example_from_transposed(&self, i: usize, transposed: &[f32], out: &mut [f32]) {
         let (t, kk, co) = self.geom.dims();
         let (w, b) = out.split_at_mut(co * kk);
-        self.example_weights(i, w, u);
+        transpose(transposed, co, (kk, co), w);
         if self.bias {
             let gi = self.output_grad(i);
             for (g, row) in b.iter_mut().zip(gi.chunks_exact(t)) {
@@ -268,6 +313,9 @@ impl ConvTrace {
 
     /// Materialises every example's gradient into `self.materialized`.
     fn materialize_all(&mut self) {
+        if self.materialized_now {
+            return;
+        }
         let p = self.params();
         let mut m = std::mem::take(&mut self.materialized);
         m.resize(self.rows * p, 0.0);
@@ -283,8 +331,9 @@ impl LayerGrads for ConvTrace {
         self.rows
     }
 
-    fn expect_beyond_sum(&mut self, beyond: bool) {
-        self.sum_only = !beyond;
+    fn expect(&mut self, request: &GradRequest) {
+        self.sum_only = !request.beyond_sum();
+        self.materialize_in_pass = request.blocks || request.gram;
     }
 
     fn params(&self) -> usize {

@@ -21,6 +21,21 @@ pub(super) fn taps(g: &ConvGeometry) -> Vec<(usize, usize, Option<usize>)> {
     out
 }
 
+/// The input gradient of one example with weights `w` (`C_out x K`) and output gradients `gi`
+/// (`C_out x T`): `dx[c, h, w] = sum_{o, i, j} w[o, c, i, j] g[o, r, s]` over the output
+/// positions `(r, s)` that read input `(h, w)` through kernel value `(i, j)`.
+pub(super) fn input_grad(g: &ConvGeometry, w: &[f32], gi: &[f32]) -> Vec<f32> {
+    let (t, kk, co) = g.dims();
+    let mut dx = vec![0.0; g.input_len()];
+    for (r, pos, at) in taps(g) {
+        let Some(at) = at else { continue };
+        for o in 0..co {
+            dx[at] += w[o * kk + r] * gi[o * t + pos];
+        }
+    }
+    dx
+}
+
 /// `U G^T` (`K x C_out`) of one example `x` with output gradients `gi` (`C_out x T`): its
 /// weight gradient, transposed, by loops over every index of the definition.
 pub(super) fn weight_grad_transposed(g: &ConvGeometry, x: &[f32], gi: &[f32]) -> Vec<f32> {

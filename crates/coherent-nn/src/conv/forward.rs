@@ -169,7 +169,7 @@ fn input_grad(g: &ConvGeometry, w: &[f32], gi: &[f32], s: &mut Scratch, dx: &mut
 
 #[cfg(test)]
 mod tests {
-    use super::super::definition::taps;
+    use super::super::definition::input_grad as input_grad_by_definition;
     use super::super::ConvGeometry;
     use super::*;
     use crate::{Init, Layer};
@@ -235,20 +235,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    /// The input gradient `dx[c, h, w] = sum_{o, i, j} w[o, c, i, j] g[o, r, s]` over the output
-    /// positions `(r, s)` that read input `(h, w)` through kernel value `(i, j)`.
-    fn input_grad_by_definition(g: &ConvGeometry, w: &[f32], gi: &[f32]) -> Vec<f32> {
-        let (t, kk, co) = g.dims();
-        let mut dx = vec![0.0; g.input_len()];
-        for (r, pos, at) in taps(g) {
-            let Some(at) = at else { continue };
-            for o in 0..co {
-                dx[at] += w[o * kk + r] * gi[o * t + pos];
-            }
-        }
-        dx
     }
 
     #[test]

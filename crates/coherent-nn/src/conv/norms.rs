@@ -56,19 +56,14 @@ impl ConvTrace {
             });
             return;
         }
-        if tile::available() {
+        if tile::available() && implicit::ghost_in_tiles(&self.geom) {
             let n = self.geom.input_len();
-            let norms: Option<Vec<f32>> = (0..self.rows)
-                .into_par_iter()
-                .map(|i| {
-                    let (x, gi) = (&self.input[i * n..(i + 1) * n], self.output_grad(i));
-                    with_scratch(|s| implicit::ghost_norm(&self.geom, x, gi, s))
-                        .map(|w| w + bias_norm(gi))
-                })
-                .collect();
-            if let Some(norms) = norms {
-                return out.copy_from_slice(&norms);
-            }
+            out.par_iter_mut().enumerate().for_each(|(i, norm)| {
+                let (x, gi) = (&self.input[i * n..(i + 1) * n], self.output_grad(i));
+                *norm =
+                    with_scratch(|s| implicit::ghost_norm(&self.geom, x, gi, s)) + bias_norm(gi);
+            });
+            return;
         }
         out.par_iter_mut().enumerate().for_each_init(
             || (vec![0.0; t * t], vec![0.0; t * t], Vec::new()),

@@ -323,6 +323,7 @@ impl ConvTrace {
             .enumerate()
             .for_each(|(i, out)| with_scratch(|u| self.example(i, out, u)));
         self.materialized = m;
+        self.materialized_now = true;
     }
 }
 

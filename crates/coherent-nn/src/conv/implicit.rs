@@ -334,6 +334,9 @@ pub(super) fn forward(
 ) {
     let (t, kk, co) = g.dims();
     s.unfolding.load(g, x);
+    if direct(g) && wide::whole_vectors(g) {
+        return forward_in_pairs((g, w), s, y, add);
+    }
     s.grads.resize(co * COLS, 0.0);
     let [weights, outputs] = &mut s.rows;
     let weights = set(weights, (0..co).map(|o| o * kk));
@@ -359,6 +362,36 @@ pub(super) fn forward(
         };
         tile::product((co, kk, n), a, b, c, false);
         wide::gather(g, (&s.grads, COLS), span, y, add);
+    }
+}
+
+/// [`forward`] of the loaded example where every output row is whole vectors: two vectors of
+/// output positions at a time, read in the padded example and written straight into `y`, so
+/// no product is spent on wide positions that are none and nothing is gathered.
+fn forward_in_pairs((g, w): (&ConvGeometry, &[f32]), s: &mut Scratch, y: &mut [f32], add: bool) {
+    let (t, kk, co) = g.dims();
+    let [weights, outputs] = &mut s.rows;
+    let weights = set(weights, (0..co).map(|o| o * kk));
+    let u = &mut s.unfolding;
+    for pair in wide::vector_pairs(g) {
+        let a = Broadcast {
+            data: w,
+            rows: weights,
+            step: 1,
+        };
+        let b = Rows {
+            data: &u.padded[..],
+            rows: set(&mut u.rows, u.offsets.iter().map(|o| o + pair.wide)),
+        };
+        let c = Rows {
+            data: &mut *y,
+            rows: set(outputs, (0..co).map(|o| o * t + pair.position)),
+        };
+        let seconds = tile::Seconds {
+            b: pair.second,
+            c: tile::LANES,
+        };
+        tile::product_in_pieces((co, kk, pair.len), a, b, c, add, seconds);
     }
 }
 
@@ -520,6 +553,10 @@ mod tests {
             ConvGeometry::new((3, 18, 20), 17, 3, 1, 1),
             ConvGeometry::new((2, 5, 42), 3, 3, 1, 0),
             ConvGeometry::new((2, 6, 36), 40, 5, 1, 2),
+            // output rows of whole vectors, taken two vectors at a time
+            ConvGeometry::new((2, 5, 16), 3, 3, 1, 1),
+            ConvGeometry::new((3, 4, 32), 17, 3, 1, 1),
+            ConvGeometry::new((2, 4, 50), 5, 3, 1, 0),
         ]
     }
 
@@ -556,6 +593,10 @@ mod tests {
             let (mut y1, mut dw1, mut dx1) =
                 (y.clone(), vec![0.0; kk * co], vec![1.0; g.input_len()]);
             forward((&g, &w), &x, &mut s, &mut y1, false);
+            let mut y2 = vec![1.0; co * t];
+            forward((&g, &w), &x, &mut s, &mut y2, true);
+            y2.iter_mut().for_each(|v| *v -= 1.0);
+            close(&y2, &y, &format!("{g:?} output added"));
             weight_grad_transposed(&g, &x, &gi, &mut s, &mut dw1, false);
             input_grad(&g, &w, &gi, &mut s, &mut dx1);
             dx1.iter_mut().for_each(|v| *v -= 1.0);

@@ -60,22 +60,62 @@ pub(super) fn available() -> bool {
 /// # Panics
 /// If an operand is too short for the shape, or the tiles are not [`available`].
 pub(super) fn product(
-    (rows, depth, cols): (usize, usize, usize),
+    shape: (usize, usize, usize),
     a: Broadcast<'_>,
     b: Rows<'_, &[f32]>,
     c: Rows<'_, &mut [f32]>,
     accumulate: bool,
 ) {
+    product_in_pieces(shape, a, b, c, accumulate, CONTIGUOUS);
+}
+
+/// Where the second vector of a row (columns [`LANES`] on) starts, from the row's start, in
+/// `B` and in `C`: a row of the tile may be two pieces of [`LANES`] values apart, such as
+/// two output rows of 16 positions in a padded example.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Seconds {
+    /// In every row of `B`.
+    pub b: usize,
+    /// In every row of `C` (at least [`LANES`]).
+    pub c: usize,
+}
+
+/// Rows that are one contiguous run each.
+pub(super) const CONTIGUOUS: Seconds = Seconds { b: LANES, c: LANES };
+
+/// [`product`] with every row of `B` and `C` in two pieces, the second at `seconds` from the
+/// row's start.
+///
+/// # Panics
+/// If an operand is too short for the shape, `seconds.c < LANES`, or the tiles are not
+/// [`available`].
+pub(super) fn product_in_pieces(
+    (rows, depth, cols): (usize, usize, usize),
+    a: Broadcast<'_>,
+    b: Rows<'_, &[f32]>,
+    c: Rows<'_, &mut [f32]>,
+    accumulate: bool,
+    seconds: Seconds,
+) {
     assert!(cols <= COLS, "tile columns");
+    assert!(seconds.c >= LANES, "the pieces of a row of C overlap");
     if rows == 0 || cols == 0 {
         return;
     }
     let end = |starts: &[usize], n: usize, width: usize| {
         starts[..n].iter().max().map_or(0, |s| s + width)
     };
-    assert!(c.data.len() >= end(c.rows, rows, cols), "tile C too short");
+    // a row's reach: its second piece ends `second - LANES` past where one run would
+    let reach = |width: usize, second: usize| match width > LANES {
+        true => width - LANES + second,
+        false => width,
+    };
+    assert!(
+        c.data.len() >= end(c.rows, rows, reach(cols, seconds.c)),
+        "tile C too short"
+    );
     if depth > 0 {
-        let width = read_width(cols);
+        let width = reach(read_width(cols), seconds.b);
         assert!(
             b.data.len() >= end(b.rows, depth, width),
             "tile B too short"
@@ -100,9 +140,9 @@ pub(super) fn product(
         // read_width(cols), C's rows up to cols (lanes past cols are masked).
         unsafe {
             if cols <= LANES {
-                tiles::<1>(shape, a, &b, c, accumulate);
+                tiles::<1>(shape, a, &b, c, accumulate, seconds);
             } else {
-                tiles::<2>(shape, a, &b, c, accumulate);
+                tiles::<2>(shape, a, &b, c, accumulate, seconds);
             }
         }
     }
@@ -120,18 +160,19 @@ unsafe fn tiles<const V: usize>(
     b: &Rows<'_, &[f32]>,
     c: Rows<'_, &mut [f32]>,
     accumulate: bool,
+    seconds: Seconds,
 ) {
     // SAFETY: the caller's contract.
     unsafe {
         match shape.0 {
-            8 => tile::<8, V>(shape, a, b, c, accumulate),
-            7 => tile::<7, V>(shape, a, b, c, accumulate),
-            6 => tile::<6, V>(shape, a, b, c, accumulate),
-            5 => tile::<5, V>(shape, a, b, c, accumulate),
-            4 => tile::<4, V>(shape, a, b, c, accumulate),
-            3 => tile::<3, V>(shape, a, b, c, accumulate),
-            2 => tile::<2, V>(shape, a, b, c, accumulate),
-            _ => tile::<1, V>(shape, a, b, c, accumulate),
+            8 => tile::<8, V>(shape, a, b, c, (accumulate, seconds)),
+            7 => tile::<7, V>(shape, a, b, c, (accumulate, seconds)),
+            6 => tile::<6, V>(shape, a, b, c, (accumulate, seconds)),
+            5 => tile::<5, V>(shape, a, b, c, (accumulate, seconds)),
+            4 => tile::<4, V>(shape, a, b, c, (accumulate, seconds)),
+            3 => tile::<3, V>(shape, a, b, c, (accumulate, seconds)),
+            2 => tile::<2, V>(shape, a, b, c, (accumulate, seconds)),
+            _ => tile::<1, V>(shape, a, b, c, (accumulate, seconds)),
         }
     }
 }
@@ -141,7 +182,7 @@ unsafe fn tiles<const V: usize>(
 ///
 /// # Safety
 /// AVX-512F must be available, and the operands long enough for `(R, depth, cols)` (see
-/// [`product`]).
+/// [`product_in_pieces`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn tile<const R: usize, const V: usize>(
@@ -149,7 +190,7 @@ unsafe fn tile<const R: usize, const V: usize>(
     a: Broadcast<'_>,
     b: &Rows<'_, &[f32]>,
     c: Rows<'_, &mut [f32]>,
-    accumulate: bool,
+    (accumulate, seconds): (bool, Seconds),
 ) {
     let mut acc = [[_mm512_setzero_ps(); V]; R];
     let (ap, bp) = (a.data.as_ptr(), b.data.as_ptr());
@@ -159,7 +200,7 @@ unsafe fn tile<const R: usize, const V: usize>(
         let mut bq = [_mm512_setzero_ps(); V];
         for (v, bq) in bq.iter_mut().enumerate() {
             // SAFETY: in bounds by the caller's contract.
-            *bq = unsafe { _mm512_loadu_ps(bp.add(row + v * LANES)) };
+            *bq = unsafe { _mm512_loadu_ps(bp.add(row + v * seconds.b)) };
         }
         for (acc, start) in acc.iter_mut().zip(&starts) {
             // SAFETY: in bounds by the caller's contract.
@@ -180,7 +221,7 @@ unsafe fn tile<const R: usize, const V: usize>(
             // SAFETY: in bounds by the caller's contract; lanes past `cols` are masked. Rows
             // that overlap are read after the previous row's store (one pointer, in order).
             unsafe {
-                let at = cp.add(row + v * LANES);
+                let at = cp.add(row + v * seconds.c);
                 let sum = if accumulate {
                     _mm512_add_ps(sum, _mm512_maskz_loadu_ps(m, at))
                 } else {
@@ -198,7 +239,7 @@ mod tests {
     use coherent_core::Rng;
 
     #[test]
-    fn tiles_equal_a_loop_over_every_index() {
+    fn tiles_equal_a_loop_over_every_index_with_rows_in_one_or_two_pieces() {
         if !available() {
             return;
         }
@@ -221,20 +262,28 @@ mod tests {
             let b: Vec<f32> = (0..depth.max(1) * 40)
                 .map(|_| rng.normal() as f32)
                 .collect();
-            for accumulate in [false, true] {
-                let init: Vec<f32> = (0..rows * 3 + COLS).map(|_| rng.normal() as f32).collect();
+            let pieces = [CONTIGUOUS, Seconds { b: 21, c: 19 }];
+            for (accumulate, seconds) in [false, true]
+                .into_iter()
+                .flat_map(|a| pieces.map(|p| (a, p)))
+            {
+                // column j of a row: in its first piece, or in its second
+                let col = |j: usize, second: usize| if j < LANES { j } else { second + j - LANES };
+                let init: Vec<f32> = (0..rows * 3 + COLS + 8)
+                    .map(|_| rng.normal() as f32)
+                    .collect();
                 let mut want = init.clone();
                 for i in 0..rows {
                     for j in 0..cols {
-                        let at = c_rows[i] + j;
+                        let at = c_rows[i] + col(j, seconds.c);
                         let sum: f32 = (0..depth)
-                            .map(|q| a[a_rows[i] + q * step] * b[b_rows[q] + j])
+                            .map(|q| a[a_rows[i] + q * step] * b[b_rows[q] + col(j, seconds.b)])
                             .sum();
                         want[at] = sum + if accumulate { want[at] } else { 0.0 };
                     }
                 }
                 let mut c = init.clone();
-                product(
+                product_in_pieces(
                     (rows, depth, cols),
                     Broadcast {
                         data: &a,
@@ -250,11 +299,12 @@ mod tests {
                         rows: &c_rows,
                     },
                     accumulate,
+                    seconds,
                 );
                 for (at, (got, want)) in c.iter().zip(&want).enumerate() {
                     assert!(
                         (got - want).abs() < 1e-4 * (1.0 + want.abs()),
-                        "{rows} {depth} {cols} at {at}: {got} vs {want}"
+                        "{rows} {depth} {cols} {seconds:?} at {at}: {got} vs {want}"
                     );
                 }
             }

@@ -6,6 +6,7 @@
 //! them output gradients of zero (and drop their outputs).
 
 use super::geometry::ConvGeometry;
+use super::tile::LANES;
 use super::transpose::transpose;
 use std::ops::Range;
 
@@ -40,6 +41,48 @@ pub(super) fn runs(g: &ConvGeometry, span: Range<usize>) -> impl Iterator<Item =
         }
         None
     })
+}
+
+/// Whether every output row of `g` is whole vectors of [`LANES`] positions: the products
+/// can then take the output positions two vectors at a time ([`vector_pairs`]) and skip the
+/// wide positions that are none.
+pub(super) fn whole_vectors(g: &ConvGeometry) -> bool {
+    g.out_width().is_multiple_of(LANES)
+}
+
+/// The output positions of `g` ([`whole_vectors`]) two vectors of [`LANES`] at a time, the
+/// last one alone where their number is odd.
+pub(super) fn vector_pairs(g: &ConvGeometry) -> impl Iterator<Item = VectorPair> {
+    let (wp, ow) = (row(g), g.out_width());
+    let vectors = g.positions() / LANES;
+    let wide = move |v: usize| (v * LANES / ow) * wp + v * LANES % ow;
+    (0..vectors).step_by(2).map(move |v| {
+        let len = if v + 1 < vectors { 2 * LANES } else { LANES };
+        VectorPair {
+            position: v * LANES,
+            wide: wide(v),
+            second: if len > LANES {
+                wide(v + 1) - wide(v)
+            } else {
+                LANES
+            },
+            len,
+        }
+    })
+}
+
+/// Two vectors of output positions ([`vector_pairs`]): consecutive output positions, which
+/// lie in one or two runs of wide positions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct VectorPair {
+    /// The first output position.
+    pub position: usize,
+    /// Its wide position.
+    pub wide: usize,
+    /// From the first wide position to the second vector's.
+    pub second: usize,
+    /// Output positions: `2 LANES`, or `LANES` for a last vector alone.
+    pub len: usize,
 }
 
 /// Consecutive output positions at consecutive wide positions.
@@ -126,6 +169,34 @@ mod tests {
             }
             assert!(seen.iter().all(|&n| n == 1), "{g:?}: {seen:?}");
         }
+    }
+
+    #[test]
+    fn vector_pairs_cover_every_output_position_once_at_its_wide_position() {
+        for g in [
+            ConvGeometry::new((1, 5, 16), 2, 3, 1, 1),
+            ConvGeometry::new((1, 4, 32), 2, 3, 1, 1),
+            ConvGeometry::new((1, 4, 50), 2, 3, 1, 0),
+            ConvGeometry::new((1, 6, 20), 2, 5, 1, 0),
+        ] {
+            assert!(whole_vectors(&g), "{g:?}");
+            let (wp, ow) = (row(&g), g.out_width());
+            let mut seen = vec![0; g.positions()];
+            for pair in vector_pairs(&g) {
+                assert!(pair.len == 2 * LANES || pair.position + LANES == g.positions());
+                for k in 0..pair.len {
+                    let p = pair.position + k;
+                    let w = match k < LANES {
+                        true => pair.wide + k,
+                        false => pair.wide + pair.second + k - LANES,
+                    };
+                    assert_eq!((w / wp, w % wp), (p / ow, p % ow), "{g:?}");
+                    seen[p] += 1;
+                }
+            }
+            assert!(seen.iter().all(|&n| n == 1), "{g:?}: {seen:?}");
+        }
+        assert!(!whole_vectors(&ConvGeometry::new((1, 8, 8), 2, 3, 1, 1)));
     }
 
     #[test]

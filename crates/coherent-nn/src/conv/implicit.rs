@@ -233,7 +233,7 @@ pub(super) fn weight_grads_transposed(
         rows: u.rows,
         step: 1,
     };
-    transposed_product((kk, m * t, co), a, &s.grads, &mut s.rows, out, add);
+    transposed_product((kk, m * t, co), a, &s.grads, &mut s.rows, out, (add, false));
 }
 
 /// Whether [`ghost_norm`] takes examples of `g`: their unfolding fits in the panel (outputs
@@ -408,17 +408,11 @@ pub(super) fn weight_grad_transposed(
     add: bool,
 ) {
     let (t, kk, co) = g.dims();
-    s.unfolding.load(g, x);
     if direct(g) {
-        let lw = wide::len(g);
-        wide::spread_transposed(g, gi, &mut s.grads, COLS);
-        let a = Broadcast {
-            data: &s.unfolding.padded,
-            rows: &s.unfolding.offsets,
-            step: 1,
-        };
-        return transposed_product((kk, lw, co), a, &s.grads, &mut s.rows, out, add);
+        wide_weight_grad_transposed(g, (x, gi), s, out, (add, false));
+        return;
     }
+    s.unfolding.load(g, x);
     s.grads.resize(COLS * co + COLS, 0.0);
     for span in spans(g) {
         let n = span.len();
@@ -430,36 +424,91 @@ pub(super) fn weight_grad_transposed(
             rows: unfolding.rows,
             step: 1,
         };
-        transposed_product((kk, n, co), a, &s.grads, &mut s.rows, out, !overwrite);
+        transposed_product(
+            (kk, n, co),
+            a,
+            &s.grads,
+            &mut s.rows,
+            out,
+            (!overwrite, false),
+        );
     }
+}
+
+/// Whether [`weight_grad_transposed_and_norm`] takes examples of `g`: the weight gradient is
+/// one product over all (wide) positions.
+pub(super) fn norm_in_product(g: &ConvGeometry) -> bool {
+    direct(g)
+}
+
+/// [`weight_grad_transposed`], returning the squared norm of the example's weight gradient
+/// `|U G^T|^2`, taken from the product's sums in registers.
+///
+/// # Panics
+/// Unless [`norm_in_product`] takes `g`.
+pub(super) fn weight_grad_transposed_and_norm(
+    g: &ConvGeometry,
+    (x, gi): (&[f32], &[f32]),
+    s: &mut Scratch,
+    out: &mut [f32],
+    add: bool,
+) -> f32 {
+    assert!(norm_in_product(g), "a norm in the product of {g:?}");
+    wide_weight_grad_transposed(g, (x, gi), s, out, (add, true))
+}
+
+/// [`weight_grad_transposed`] where [`direct`]: one product over all wide positions, the
+/// output gradients spread onto them (zero on those that are none). Returns the product's
+/// squared norm where `norm` asks for it (else 0).
+fn wide_weight_grad_transposed(
+    g: &ConvGeometry,
+    (x, gi): (&[f32], &[f32]),
+    s: &mut Scratch,
+    out: &mut [f32],
+    (add, norm): (bool, bool),
+) -> f32 {
+    let (_, kk, co) = g.dims();
+    s.unfolding.load(g, x);
+    wide::spread_transposed(g, gi, &mut s.grads, COLS);
+    let a = Broadcast {
+        data: &s.unfolding.padded,
+        rows: &s.unfolding.offsets,
+        step: 1,
+    };
+    let lw = wide::len(g);
+    transposed_product((kk, lw, co), a, &s.grads, &mut s.rows, out, (add, norm))
 }
 
 /// `out` (`K x C_out`) [+]= `a` (`depth x K`, by broadcasts) times the first `depth` rows of
 /// `grads` (`depth x C_out`), in products of at most [`COLS`] columns; `tables` hold the rows.
+/// Returns the product's squared norm where `norm` asks for it (else 0).
 fn transposed_product(
     (kk, depth, co): (usize, usize, usize),
     a: Broadcast<'_>,
     grads: &[f32],
     tables: &mut [Vec<usize>; 2],
     out: &mut [f32],
-    accumulate: bool,
-) {
+    (accumulate, norm): (bool, bool),
+) -> f32 {
     let [rows, sums] = tables;
+    let mut squares = 0.0;
     for o0 in (0..co).step_by(COLS) {
-        tile::product(
-            (kk, depth, COLS.min(co - o0)),
-            a,
-            Rows {
-                data: grads,
-                rows: set(rows, (0..depth).map(|j| j * co + o0)),
-            },
-            Rows {
-                data: &mut *out,
-                rows: set(sums, (0..kk).map(|k| k * co + o0)),
-            },
-            accumulate,
-        );
+        let shape = (kk, depth, COLS.min(co - o0));
+        let b = Rows {
+            data: grads,
+            rows: set(rows, (0..depth).map(|j| j * co + o0)),
+        };
+        let c = Rows {
+            data: &mut *out,
+            rows: set(sums, (0..kk).map(|k| k * co + o0)),
+        };
+        if norm {
+            squares += tile::product_and_norm(shape, a, b, c, accumulate);
+        } else {
+            tile::product(shape, a, b, c, accumulate);
+        }
     }
+    squares
 }
 
 /// Adds the input gradient `fold(W^T G)` of one example with output gradients `gi`
@@ -603,6 +652,18 @@ mod tests {
             close(&y1, &y, &format!("{g:?} output"));
             close(&dw1, &dw, &format!("{g:?} weight gradient"));
             close(&dx1, &dx, &format!("{g:?} input gradient"));
+            if norm_in_product(&g) {
+                let mut dw2 = vec![1.0; kk * co];
+                let norm = weight_grad_transposed_and_norm(&g, (&x, &gi), &mut s, &mut dw2, true);
+                dw2.iter_mut().for_each(|v| *v -= 1.0);
+                close(&dw2, &dw, &format!("{g:?} weight gradient added"));
+                let want: f32 = dw.iter().map(|v| v * v).sum();
+                close(
+                    &[norm],
+                    &[want],
+                    &format!("{g:?} weight gradient's squared norm"),
+                );
+            }
         }
     }
 

@@ -26,11 +26,12 @@ pub enum NormMethod {
 }
 
 impl ConvTrace {
-    /// Whether the ghost form is used.
+    /// Whether the ghost form is used: by [`NormMethod::Auto`] where it costs fewer operations
+    /// than materialising, and never where the products give the norms for nothing.
     pub(super) fn ghost(&self) -> bool {
         let (t, kk, co) = self.geom.dims();
         match self.method {
-            NormMethod::Auto => t * (kk + co) < co * kk,
+            NormMethod::Auto => !self.norms_in_products() && t * (kk + co) < co * kk,
             NormMethod::Ghost => true,
             NormMethod::Materialize => false,
         }

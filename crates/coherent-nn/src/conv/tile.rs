@@ -90,17 +90,49 @@ pub(super) const CONTIGUOUS: Seconds = Seconds { b: LANES, c: LANES };
 /// If an operand is too short for the shape, `seconds.c < LANES`, or the tiles are not
 /// [`available`].
 pub(super) fn product_in_pieces(
-    (rows, depth, cols): (usize, usize, usize),
+    shape: (usize, usize, usize),
     a: Broadcast<'_>,
     b: Rows<'_, &[f32]>,
     c: Rows<'_, &mut [f32]>,
     accumulate: bool,
     seconds: Seconds,
 ) {
+    run(shape, a, b, c, (accumulate, seconds, false));
+}
+
+/// [`product`], returning the squared norm of the product `A^T B` itself (without what it is
+/// added to): taken from the sums in registers, it costs nothing more.
+///
+/// # Panics
+/// As [`product`].
+pub(super) fn product_and_norm(
+    shape: (usize, usize, usize),
+    a: Broadcast<'_>,
+    b: Rows<'_, &[f32]>,
+    c: Rows<'_, &mut [f32]>,
+    accumulate: bool,
+) -> f32 {
+    run(shape, a, b, c, (accumulate, CONTIGUOUS, true))
+}
+
+/// What happens to a tile's sums: added to `C` or written, where the second piece of each row
+/// lies, and whether their squared norm is taken.
+type Store = (bool, Seconds, bool);
+
+/// The products of [`product_in_pieces`], with the squared norm of the product where `store`
+/// asks for it (else 0).
+fn run(
+    (rows, depth, cols): (usize, usize, usize),
+    a: Broadcast<'_>,
+    b: Rows<'_, &[f32]>,
+    c: Rows<'_, &mut [f32]>,
+    store: Store,
+) -> f32 {
+    let seconds = store.1;
     assert!(cols <= COLS, "tile columns");
     assert!(seconds.c >= LANES, "the pieces of a row of C overlap");
     if rows == 0 || cols == 0 {
-        return;
+        return 0.0;
     }
     let end = |starts: &[usize], n: usize, width: usize| {
         starts[..n].iter().max().map_or(0, |s| s + width)
@@ -124,6 +156,7 @@ pub(super) fn product_in_pieces(
         assert!(a.data.len() >= end(a.rows, rows, span), "tile A too short");
     }
     assert!(available(), "AVX-512 tiles on a machine without AVX-512");
+    let mut norm = 0.0;
     #[cfg(target_arch = "x86_64")]
     for i0 in (0..rows).step_by(ROWS) {
         let shape = (ROWS.min(rows - i0), depth, cols);
@@ -138,14 +171,15 @@ pub(super) fn product_in_pieces(
         // SAFETY: AVX-512F is available (asserted), and the assertions above bound every
         // index the tile reads or writes: A's rows up to step depth-1, B's rows up to
         // read_width(cols), C's rows up to cols (lanes past cols are masked).
-        unsafe {
+        norm += unsafe {
             if cols <= LANES {
-                tiles::<1>(shape, a, &b, c, accumulate, seconds);
+                tiles::<1>(shape, a, &b, c, store)
             } else {
-                tiles::<2>(shape, a, &b, c, accumulate, seconds);
+                tiles::<2>(shape, a, &b, c, store)
             }
-        }
+        };
     }
+    norm
 }
 
 /// One tile of `shape.0 <= ROWS` rows of `V` vectors.
@@ -159,20 +193,19 @@ unsafe fn tiles<const V: usize>(
     a: Broadcast<'_>,
     b: &Rows<'_, &[f32]>,
     c: Rows<'_, &mut [f32]>,
-    accumulate: bool,
-    seconds: Seconds,
-) {
+    store: Store,
+) -> f32 {
     // SAFETY: the caller's contract.
     unsafe {
         match shape.0 {
-            8 => tile::<8, V>(shape, a, b, c, (accumulate, seconds)),
-            7 => tile::<7, V>(shape, a, b, c, (accumulate, seconds)),
-            6 => tile::<6, V>(shape, a, b, c, (accumulate, seconds)),
-            5 => tile::<5, V>(shape, a, b, c, (accumulate, seconds)),
-            4 => tile::<4, V>(shape, a, b, c, (accumulate, seconds)),
-            3 => tile::<3, V>(shape, a, b, c, (accumulate, seconds)),
-            2 => tile::<2, V>(shape, a, b, c, (accumulate, seconds)),
-            _ => tile::<1, V>(shape, a, b, c, (accumulate, seconds)),
+            8 => tile::<8, V>(shape, a, b, c, store),
+            7 => tile::<7, V>(shape, a, b, c, store),
+            6 => tile::<6, V>(shape, a, b, c, store),
+            5 => tile::<5, V>(shape, a, b, c, store),
+            4 => tile::<4, V>(shape, a, b, c, store),
+            3 => tile::<3, V>(shape, a, b, c, store),
+            2 => tile::<2, V>(shape, a, b, c, store),
+            _ => tile::<1, V>(shape, a, b, c, store),
         }
     }
 }
@@ -190,8 +223,8 @@ unsafe fn tile<const R: usize, const V: usize>(
     a: Broadcast<'_>,
     b: &Rows<'_, &[f32]>,
     c: Rows<'_, &mut [f32]>,
-    (accumulate, seconds): (bool, Seconds),
-) {
+    (accumulate, seconds, norm): Store,
+) -> f32 {
     let mut acc = [[_mm512_setzero_ps(); V]; R];
     let (ap, bp) = (a.data.as_ptr(), b.data.as_ptr());
     // SAFETY: in bounds by the caller's contract.
@@ -216,8 +249,13 @@ unsafe fn tile<const R: usize, const V: usize>(
         *m = ((1u32 << n) - 1) as __mmask16;
     }
     let cp = c.data.as_mut_ptr();
+    let mut squares = _mm512_setzero_ps();
     for (acc, &row) in acc.iter().zip(c.rows) {
         for (v, (&sum, &m)) in acc.iter().zip(&masks).enumerate() {
+            if norm {
+                let sum = _mm512_maskz_mov_ps(m, sum);
+                squares = _mm512_fmadd_ps(sum, sum, squares);
+            }
             // SAFETY: in bounds by the caller's contract; lanes past `cols` are masked. Rows
             // that overlap are read after the previous row's store (one pointer, in order).
             unsafe {
@@ -231,6 +269,7 @@ unsafe fn tile<const R: usize, const V: usize>(
             }
         }
     }
+    _mm512_reduce_add_ps(squares)
 }
 
 #[cfg(test)]
@@ -272,7 +311,7 @@ mod tests {
                 let init: Vec<f32> = (0..rows * 3 + COLS + 8)
                     .map(|_| rng.normal() as f32)
                     .collect();
-                let mut want = init.clone();
+                let (mut want, mut want_norm) = (init.clone(), 0.0);
                 for i in 0..rows {
                     for j in 0..cols {
                         let at = c_rows[i] + col(j, seconds.c);
@@ -280,27 +319,34 @@ mod tests {
                             .map(|q| a[a_rows[i] + q * step] * b[b_rows[q] + col(j, seconds.b)])
                             .sum();
                         want[at] = sum + if accumulate { want[at] } else { 0.0 };
+                        want_norm += sum * sum;
                     }
                 }
                 let mut c = init.clone();
-                product_in_pieces(
-                    (rows, depth, cols),
-                    Broadcast {
-                        data: &a,
-                        rows: &a_rows,
-                        step,
-                    },
-                    Rows {
-                        data: &b,
-                        rows: &b_rows,
-                    },
-                    Rows {
-                        data: &mut c,
-                        rows: &c_rows,
-                    },
-                    accumulate,
-                    seconds,
-                );
+                let shape = (rows, depth, cols);
+                let a = Broadcast {
+                    data: &a,
+                    rows: &a_rows,
+                    step,
+                };
+                let b = Rows {
+                    data: &b[..],
+                    rows: &b_rows,
+                };
+                let c_out = Rows {
+                    data: &mut c[..],
+                    rows: &c_rows,
+                };
+                if seconds == CONTIGUOUS {
+                    let norm = product_and_norm(shape, a, b, c_out, accumulate);
+                    let tolerance = 1e-4 * (1.0 + want_norm);
+                    assert!(
+                        (norm - want_norm).abs() < tolerance,
+                        "{norm} vs {want_norm}"
+                    );
+                } else {
+                    product_in_pieces(shape, a, b, c_out, accumulate, seconds);
+                }
                 for (at, (got, want)) in c.iter().zip(&want).enumerate() {
                     assert!(
                         (got - want).abs() < 1e-4 * (1.0 + want.abs()),

@@ -63,7 +63,9 @@ pub struct ConvTrace {
 enum SumMode {
     /// Every product adds straight into its group's sum.
     Straight,
-    /// Every example's product is formed on its own, for its squared norm.
+    /// Every example's squared norm is taken too: from the sums in registers of its product,
+    /// added straight into its group's sum, where that product is one over all positions
+    /// ([`implicit::norm_in_product`]); elsewhere from its product formed on its own.
     Norms,
     /// And kept whole, transposed back, for the per-example gradients.
     Materialize,
@@ -199,6 +201,11 @@ impl ConvTrace {
                 if mode == SumMode::Straight {
                     return with_scratch(|u| this.weights_transposed_of(examples, acc, u));
                 }
+                if mode == SumMode::Norms && this.norms_in_products() {
+                    return with_scratch(|u| {
+                        this.weights_transposed_and_norms(examples, acc, norms, u)
+                    });
+                }
                 let mut rows = rows.chunks_exact_mut(p);
                 with_gradient(co * kk, |gi_w, u| {
                     for (i, norm) in examples.zip(norms) {
@@ -252,6 +259,34 @@ impl ConvTrace {
             );
             let add = start > examples.start;
             implicit::weight_grads_transposed(&self.geom, (xs, gis), s, acc, add);
+        }
+    }
+
+    /// Whether the products of this layer's examples give their squared norms (on AVX-512,
+    /// where each example's weight gradient is one product).
+    pub(super) fn norms_in_products(&self) -> bool {
+        tile::available() && implicit::norm_in_product(&self.geom)
+    }
+
+    /// The sum of the transposed weight parts `U_i G_i^T` of the examples `examples` into
+    /// `acc` (written by the first), and each one's squared norm into `norms`, taken from the
+    /// products ([`Self::norms_in_products`]).
+    fn weights_transposed_and_norms(
+        &self,
+        examples: Range<usize>,
+        acc: &mut [f32],
+        norms: &mut [f32],
+        s: &mut Scratch,
+    ) {
+        let (n, d) = (self.geom.input_len(), self.geom.output_len());
+        let first = examples.start;
+        for (i, norm) in examples.zip(norms) {
+            let example = (
+                &self.input[i * n..(i + 1) * n],
+                &self.delta[i * d..(i + 1) * d],
+            );
+            *norm =
+                implicit::weight_grad_transposed_and_norm(&self.geom, example, s, acc, i > first);
         }
     }
 

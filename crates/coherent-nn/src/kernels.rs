@@ -166,14 +166,25 @@ pub fn row_sq_norms(x: &[f32], cols: usize, out: &mut [f32]) {
 
 /// `|x|^2`, summed in eight independent lanes so that the compiler vectorises it.
 pub fn sq_norm(x: &[f32]) -> f32 {
+    lanes_sum(x, |v| v * v)
+}
+
+/// `sum_j x_j`, in eight independent lanes so that the compiler vectorises it.
+pub fn sum(x: &[f32]) -> f32 {
+    lanes_sum(x, |v| v)
+}
+
+/// `sum_j f(x_j)` in eight independent lanes (in a fixed order whatever the machine).
+#[inline(always)]
+fn lanes_sum(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut lanes = [0.0f32; 8];
     let mut parts = x.chunks_exact(8);
     for part in &mut parts {
         for (l, v) in lanes.iter_mut().zip(part) {
-            *l += v * v;
+            *l += f(*v);
         }
     }
-    let tail: f32 = parts.remainder().iter().map(|v| v * v).sum();
+    let tail: f32 = parts.remainder().iter().map(|v| f(*v)).sum();
     lanes.iter().sum::<f32>() + tail
 }
 

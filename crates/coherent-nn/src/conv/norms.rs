@@ -10,7 +10,7 @@
 use super::implicit::{self, with_scratch};
 use super::tile;
 use super::trace::ConvTrace;
-use crate::kernels::{matmul_on, Layout, Mat};
+use crate::kernels::{matmul_on, sum, Layout, Mat};
 use rayon::prelude::*;
 
 /// How per-example squared norms of a convolution are computed.
@@ -44,9 +44,7 @@ impl ConvTrace {
         let (t, kk, co) = self.geom.dims();
         let bias_norm = |gi: &[f32]| -> f32 {
             if self.bias {
-                gi.chunks_exact(t)
-                    .map(|row| row.iter().sum::<f32>().powi(2))
-                    .sum::<f32>()
+                gi.chunks_exact(t).map(|row| sum(row).powi(2)).sum::<f32>()
             } else {
                 0.0
             }

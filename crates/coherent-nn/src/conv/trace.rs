@@ -18,7 +18,7 @@ use super::tile;
 use super::transpose::transpose;
 use super::unfold::im2col;
 use crate::grads::LayerGrads;
-use crate::kernels::{matmul, matmul_on, sq_norm, Layout, Mat};
+use crate::kernels::{matmul, matmul_on, sq_norm, sum, Layout, Mat};
 use coherent_core::GradRequest;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -40,6 +40,8 @@ pub struct ConvTrace {
     partials: Vec<f32>,
     /// The partial sums added up, before the transposition.
     summed: Vec<f32>,
+    /// Each example's bias part (`rows x C_out`), before they are added up.
+    bias_parts: Vec<f32>,
     /// `|g_i|^2` of the weights (without the bias), from the backward pass.
     pub(super) weight_norms: Vec<f32>,
     pub(super) geom: ConvGeometry,
@@ -109,6 +111,14 @@ fn add_groups(partials: &[f32], out: &mut [f32]) {
                 out.iter_mut().zip(part).for_each(|(o, v)| *o += v);
             }
         });
+}
+
+/// The bias part `G_i 1` of an example's gradient, from its output gradients `gi` (`C_out x
+/// t`), into `out`.
+fn bias_part(gi: &[f32], t: usize, out: &mut [f32]) {
+    for (g, row) in out.iter_mut().zip(gi.chunks_exact(t)) {
+        *g = sum(row);
+    }
 }
 
 /// Values of the summed gradient added up by one task.
@@ -233,12 +243,19 @@ impl ConvTrace {
         transpose(&sum, co, (kk, co), gw);
         (self.partials, self.summed) = (partials, sum);
         if self.bias {
+            // each example's bias part in parallel, then added up in the examples' order
+            let t = self.geom.positions();
+            let mut parts = std::mem::take(&mut self.bias_parts);
+            parts.resize(self.rows * co, 0.0);
+            parts
+                .par_chunks_mut(co)
+                .zip(self.delta.par_chunks(co * t))
+                .for_each(|(part, gi)| bias_part(gi, t, part));
             gb.fill(0.0);
-            for gi in self.delta.chunks_exact(co * self.geom.positions()) {
-                for (g, row) in gb.iter_mut().zip(gi.chunks_exact(self.geom.positions())) {
-                    *g += row.iter().sum::<f32>();
-                }
+            for part in parts.chunks_exact(co) {
+                gb.iter_mut().zip(part).for_each(|(g, v)| *g += v);
             }
+            self.bias_parts = parts;
         }
     }
 
@@ -339,10 +356,7 @@ impl ConvTrace {
         let (w, b) = out.split_at_mut(co * kk);
         transpose(transposed, co, (kk, co), w);
         if self.bias {
-            let gi = self.output_grad(i);
-            for (g, row) in b.iter_mut().zip(gi.chunks_exact(t)) {
-                *g = row.iter().sum();
-            }
+            bias_part(self.output_grad(i), t, b);
         }
     }
 

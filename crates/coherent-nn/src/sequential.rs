@@ -428,9 +428,12 @@ mod tests {
             check_quantities(&mut m, &b, &reference);
         }
         let mut m = conv_net(NormMethod::Auto, 30);
-        let one = batch(1, 2 * 9 * 8, 3, LossKind::CrossEntropy, 32);
-        let reference = reference::per_example_by_loop(&mut m, &one);
-        check_quantities(&mut m, &one, &reference);
+        // a batch of one, and one of several examples to each partial sum (groups of 3)
+        for rows in [1, 19] {
+            let b = batch(rows, 2 * 9 * 8, 3, LossKind::CrossEntropy, 32);
+            let reference = reference::per_example_by_loop(&mut m, &b);
+            check_quantities(&mut m, &b, &reference);
+        }
     }
 
     /// A pass that asks only for the sum lets go of the convolutions' output gradients; the

@@ -33,7 +33,8 @@ pub(super) struct Scratch {
     padded_grad: Vec<f32>,
     /// Where the rows of the operands other than the unfolding start.
     rows: [Vec<usize>; 2],
-    /// A whole unfolding `K x T`, where the tiles do not run.
+    /// A whole unfolding `K x T`, where the tiles do not run; a transposed one (`T x K`) for
+    /// [`weight_grad`].
     pub unfolded: Vec<f32>,
     /// One example's gradient, for the caller.
     pub gradient: Vec<f32>,
@@ -240,6 +241,46 @@ pub(super) fn weight_grads_transposed(
 /// of at most [`COLS`] positions, not read on wide positions).
 pub(super) fn ghost_in_tiles(g: &ConvGeometry) -> bool {
     !direct(g) && g.positions() <= COLS
+}
+
+/// The weight gradient `G U^T` (`C_out x K`, the layer's own order) of one example `x` with
+/// output gradients `gi` into `out`, where [`ghost_in_tiles`] takes `g`: the example's
+/// unfolding is built in the panel and transposed (`T x K`, small), and the tiles write the
+/// gradient in place, with no transposition of the gradient itself.
+///
+/// # Panics
+/// Unless [`ghost_in_tiles`] takes `g`, or if `out` is shorter than `C_out K`.
+pub(super) fn weight_grad(
+    g: &ConvGeometry,
+    x: &[f32],
+    gi: &[f32],
+    s: &mut Scratch,
+    out: &mut [f32],
+) {
+    let (t, kk, co) = g.dims();
+    assert!(ghost_in_tiles(g), "a weight gradient in tiles of {g:?}");
+    s.unfolding.prepare(g);
+    let u = s.unfolding.panel_of(g, x);
+    s.unfolded.resize(t * kk + COLS, 0.0);
+    transpose(u.data, COLS, (kk, t), &mut s.unfolded);
+    let [grads, positions] = &mut s.rows;
+    let grads = set(grads, (0..co).map(|o| o * t));
+    for k0 in (0..kk).step_by(COLS) {
+        let a = Broadcast {
+            data: gi,
+            rows: grads,
+            step: 1,
+        };
+        let b = Rows {
+            data: &s.unfolded[..],
+            rows: set(positions, (0..t).map(|q| q * kk + k0)),
+        };
+        let c = Rows {
+            data: &mut *out,
+            rows: set(&mut s.unfolding.rows, (0..co).map(|o| o * kk + k0)),
+        };
+        tile::product((co, t, COLS.min(kk - k0)), a, b, c, false);
+    }
 }
 
 /// `|U G^T|^2 = <U^T U, G^T G>` of one example `x` with output gradients `gi`: the ghost form
@@ -664,6 +705,31 @@ mod tests {
                     &format!("{g:?} weight gradient's squared norm"),
                 );
             }
+        }
+    }
+
+    #[test]
+    fn weight_gradients_of_small_outputs_in_the_layers_order_equal_the_definition() {
+        if !tile::available() {
+            return;
+        }
+        let mut rng = Rng::new(8);
+        let mut s = Scratch::default();
+        let deep = [
+            ConvGeometry::new((16, 4, 4), 9, 3, 1, 1),
+            ConvGeometry::new((5, 2, 2), 20, 3, 1, 1),
+        ];
+        let small = geometries().into_iter().filter(ghost_in_tiles);
+        for g in small.chain(deep) {
+            assert!(ghost_in_tiles(&g), "{g:?}");
+            let (_, kk, co) = g.dims();
+            let [x, _, gi] = operands(&g, &mut rng);
+            let transposed = weight_grad_by_definition(&g, &x, &gi);
+            let mut want = vec![0.0; co * kk];
+            super::super::transpose::transpose(&transposed, co, (kk, co), &mut want);
+            let mut got = vec![f32::NAN; co * kk];
+            weight_grad(&g, &x, &gi, &mut s, &mut got);
+            close(&got, &want, &format!("{g:?} weight gradient"));
         }
     }
 

@@ -200,6 +200,8 @@ impl ConvTrace {
         } else {
             (0..groups).map(|_| &mut [][..]).collect()
         };
+        // materialised examples in the layer's order are summed in it too
+        let upright = mode == SumMode::Materialize && self.upright();
         let this = &*self;
         partials
             .par_chunks_mut(co * kk)
@@ -214,6 +216,11 @@ impl ConvTrace {
                 if mode == SumMode::Norms && this.norms_in_products() {
                     return with_scratch(|u| {
                         this.weights_transposed_and_norms(examples, acc, norms, u)
+                    });
+                }
+                if upright {
+                    return with_scratch(|u| {
+                        this.materialize_upright(examples, (acc, norms), rows, u)
                     });
                 }
                 let mut rows = rows.chunks_exact_mut(p);
@@ -240,7 +247,11 @@ impl ConvTrace {
         let mut sum = std::mem::take(&mut self.summed);
         sum.resize(co * kk, 0.0);
         add_groups(&partials, &mut sum);
-        transpose(&sum, co, (kk, co), gw);
+        if upright {
+            gw.copy_from_slice(&sum);
+        } else {
+            transpose(&sum, co, (kk, co), gw);
+        }
         (self.partials, self.summed) = (partials, sum);
         if self.bias {
             // each example's bias part in parallel, then added up in the examples' order
@@ -276,6 +287,36 @@ impl ConvTrace {
             );
             let add = start > examples.start;
             implicit::weight_grads_transposed(&self.geom, (xs, gis), s, acc, add);
+        }
+    }
+
+    /// Whether an example's weight gradient is formed in the layer's own order
+    /// ([`implicit::weight_grad`]: small outputs, on AVX-512) rather than transposed.
+    fn upright(&self) -> bool {
+        tile::available() && implicit::ghost_in_tiles(&self.geom)
+    }
+
+    /// Every example of `examples` materialised in the layer's order into `rows` (one row of
+    /// `params` each), its weight part's squared norm into `norms`, and the weight parts
+    /// summed into `acc` (`C_out x K`, written by the first): where [`Self::upright`].
+    fn materialize_upright(
+        &self,
+        examples: Range<usize>,
+        (acc, norms): (&mut [f32], &mut [f32]),
+        rows: &mut [f32],
+        u: &mut Scratch,
+    ) {
+        let first = examples.start;
+        let rows = rows.chunks_exact_mut(self.params());
+        for ((i, norm), row) in examples.zip(norms).zip(rows) {
+            self.example(i, row, u);
+            let w = &row[..acc.len()];
+            *norm = sq_norm(w);
+            if i == first {
+                acc.copy_from_slice(w);
+            } else {
+                acc.iter_mut().zip(w).for_each(|(a, v)| *a += v);
+            }
         }
     }
 
@@ -341,7 +382,17 @@ impl ConvTrace {
 
     /// `g_i` of example `i` into `out` (`params` values), through the buffers `u`.
     fn example(&self, i: usize, out: &mut [f32], u: &mut Scratch) {
-        let (_, kk, co) = self.geom.dims();
+        let (t, kk, co) = self.geom.dims();
+        if self.upright() {
+            let n = self.geom.input_len();
+            let (x, gi) = (&self.input[i * n..(i + 1) * n], self.output_grad(i));
+            let (w, b) = out.split_at_mut(co * kk);
+            implicit::weight_grad(&self.geom, x, gi, u, w);
+            if self.bias {
+                bias_part(gi, t, b);
+            }
+            return;
+        }
         let mut transposed = std::mem::take(&mut u.transposed);
         transposed.resize(kk * co, 0.0);
         self.example_weights_transposed(i, &mut transposed, u, false);

@@ -11,6 +11,7 @@
 
 use crate::act::{Act, CpuTape};
 use crate::grads::LayerGrads;
+use crate::kernels::sum;
 use crate::layer::{fixed_len, Layer};
 use crate::matrix_trace::MatrixTrace;
 use crate::simd::wide;
@@ -277,7 +278,7 @@ impl Saved {
             );
             let (m, s) = stat(c);
             g[c] = lanes_dot_normalised(d, xc, (m, s));
-            g[channels + c] = lanes_sum(d);
+            g[channels + c] = sum(d);
         }
         let Some(dx) = dx else { return };
         // dx = s / n (n dxhat - sum(dxhat) - xhat sum(dxhat xhat)), dxhat = gamma_c dz, per group
@@ -314,19 +315,6 @@ fn lanes_f64(x: &[f32], f: impl Fn(f64) -> f64) -> f64 {
     }
     let tail: f64 = parts.remainder().iter().map(|v| f(*v as f64)).sum();
     lanes.iter().sum::<f64>() + tail
-}
-
-/// `sum(a)` in eight independent lanes (vectorised).
-#[inline(always)]
-fn lanes_sum(a: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let mut parts = a.chunks_exact(8);
-    for part in &mut parts {
-        for (l, v) in lanes.iter_mut().zip(part) {
-            *l += v;
-        }
-    }
-    lanes.iter().sum::<f32>() + parts.remainder().iter().sum::<f32>()
 }
 
 /// `a . xhat` with `xhat = (x - m) s`, in eight independent lanes (vectorised).

@@ -56,9 +56,8 @@ impl ConvTrace {
             return;
         }
         if tile::available() && implicit::ghost_in_tiles(&self.geom) {
-            let n = self.geom.input_len();
             out.par_iter_mut().enumerate().for_each(|(i, norm)| {
-                let (x, gi) = (&self.input[i * n..(i + 1) * n], self.output_grad(i));
+                let (x, gi) = (self.input_of(i), self.output_grad(i));
                 *norm =
                     with_scratch(|s| implicit::ghost_norm(&self.geom, x, gi, s)) + bias_norm(gi);
             });

@@ -156,12 +156,17 @@ impl ConvTrace {
         &self.delta[i * co * t..(i + 1) * co * t]
     }
 
+    /// `X_i`, example `i`'s input.
+    pub(super) fn input_of(&self, i: usize) -> &[f32] {
+        let n = self.geom.input_len();
+        &self.input[i * n..(i + 1) * n]
+    }
+
     /// `U_i` (`K x T`), the unfolding of example `i`'s input, into `u`.
     pub(super) fn unfold<'u>(&self, i: usize, u: &'u mut Vec<f32>) -> &'u [f32] {
         let (t, kk, _) = self.geom.dims();
-        let n = self.geom.input_len();
         u.resize(t * kk, 0.0);
-        im2col(&self.geom, &self.input[i * n..(i + 1) * n], u);
+        im2col(&self.geom, self.input_of(i), u);
         u
     }
 
@@ -336,13 +341,9 @@ impl ConvTrace {
         norms: &mut [f32],
         s: &mut Scratch,
     ) {
-        let (n, d) = (self.geom.input_len(), self.geom.output_len());
         let first = examples.start;
         for (i, norm) in examples.zip(norms) {
-            let example = (
-                &self.input[i * n..(i + 1) * n],
-                &self.delta[i * d..(i + 1) * d],
-            );
+            let example = (self.input_of(i), self.output_grad(i));
             *norm =
                 implicit::weight_grad_transposed_and_norm(&self.geom, example, s, acc, i > first);
         }
@@ -352,9 +353,8 @@ impl ConvTrace {
     /// `out`, or added to it with `add`, through the buffers `s`.
     fn example_weights_transposed(&self, i: usize, out: &mut [f32], s: &mut Scratch, add: bool) {
         if tile::available() {
-            let (g, n) = (&self.geom, self.geom.input_len());
-            let x = &self.input[i * n..(i + 1) * n];
-            return implicit::weight_grad_transposed(g, x, self.output_grad(i), s, out, add);
+            let (x, gi) = (self.input_of(i), self.output_grad(i));
+            return implicit::weight_grad_transposed(&self.geom, x, gi, s, out, add);
         }
         self.unfolded_weights_transposed(i, out, s, add);
     }
@@ -384,8 +384,7 @@ impl ConvTrace {
     fn example(&self, i: usize, out: &mut [f32], u: &mut Scratch) {
         let (t, kk, co) = self.geom.dims();
         if self.upright() {
-            let n = self.geom.input_len();
-            let (x, gi) = (&self.input[i * n..(i + 1) * n], self.output_grad(i));
+            let (x, gi) = (self.input_of(i), self.output_grad(i));
             let (w, b) = out.split_at_mut(co * kk);
             implicit::weight_grad(&self.geom, x, gi, u, w);
             if self.bias {

@@ -11,7 +11,6 @@
 
 use crate::act::{Act, CpuTape};
 use crate::grads::LayerGrads;
-use crate::kernels::sum;
 use crate::layer::{fixed_len, Layer};
 use crate::matrix_trace::MatrixTrace;
 use crate::simd::wide;
@@ -98,9 +97,10 @@ impl GroupNorm {
             for (o, v) in yc.iter_mut().zip(xc) {
                 *o = gamma[c] * ((v - m) * s) + beta[c];
             }
-        }
-        if let Some(f) = self.activation {
-            f.apply_in_place(y);
+            // the channel is still in the nearest cache
+            if let Some(f) = self.activation {
+                f.apply_in_place(yc);
+            }
         }
     }
 }
@@ -263,23 +263,19 @@ impl Saved {
         (x, stats): (&[f32], &[f32]),
         dx: Option<&mut [f32]>,
     ) {
-        if let Some(f) = self.activation {
-            f.backprop_from_output(y, dz);
-        }
-        let dz = &*dz;
         let (channels, positions, groups) = self.shape;
         let gamma = &self.params[..channels];
         let per_group = channels / groups;
         let stat = |c: usize| (stats[c / per_group * 2], stats[c / per_group * 2 + 1]);
         for c in 0..channels {
-            let (d, xc) = (
-                &dz[c * positions..][..positions],
-                &x[c * positions..][..positions],
-            );
-            let (m, s) = stat(c);
-            g[c] = lanes_dot_normalised(d, xc, (m, s));
-            g[channels + c] = sum(d);
+            let range = c * positions..(c + 1) * positions;
+            let d = &mut dz[range.clone()];
+            if let Some(f) = self.activation {
+                f.backprop_from_output(&y[range.clone()], d);
+            }
+            (g[c], g[channels + c]) = dot_normalised_and_sum(d, &x[range], stat(c));
         }
+        let dz = &*dz;
         let Some(dx) = dx else { return };
         // dx = s / n (n dxhat - sum(dxhat) - xhat sum(dxhat xhat)), dxhat = gamma_c dz, per group
         let n = (per_group * positions) as f32;
@@ -303,11 +299,15 @@ impl Saved {
     }
 }
 
-/// `sum_k f(x_k)` in double precision, in eight independent lanes (vectorised).
+/// Independent sums of each pass over a group or a channel: four AVX-512 vectors of doubles,
+/// two of floats per sum, so that no pass waits on one chain of additions.
+const LANES: usize = 32;
+
+/// `sum_k f(x_k)` in double precision, in [`LANES`] independent lanes (vectorised).
 #[inline(always)]
 fn lanes_f64(x: &[f32], f: impl Fn(f64) -> f64) -> f64 {
-    let mut lanes = [0.0f64; 8];
-    let mut parts = x.chunks_exact(8);
+    let mut lanes = [0.0f64; LANES];
+    let mut parts = x.chunks_exact(LANES);
     for part in &mut parts {
         for (l, v) in lanes.iter_mut().zip(part) {
             *l += f(*v as f64);
@@ -317,22 +317,24 @@ fn lanes_f64(x: &[f32], f: impl Fn(f64) -> f64) -> f64 {
     lanes.iter().sum::<f64>() + tail
 }
 
-/// `a . xhat` with `xhat = (x - m) s`, in eight independent lanes (vectorised).
+/// `(a . xhat, sum_k a_k)` with `xhat = (x - m) s`, in one pass of [`LANES`] independent
+/// lanes for each (vectorised).
 #[inline(always)]
-fn lanes_dot_normalised(a: &[f32], x: &[f32], (m, s): (f32, f32)) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    for (part, o) in a.chunks_exact(8).zip(x.chunks_exact(8)) {
-        for ((l, v), w) in lanes.iter_mut().zip(part).zip(o) {
-            *l += v * ((w - m) * s);
+fn dot_normalised_and_sum(a: &[f32], x: &[f32], (m, s): (f32, f32)) -> (f32, f32) {
+    let (mut dots, mut sums) = ([0.0f32; LANES], [0.0f32; LANES]);
+    for (part, o) in a.chunks_exact(LANES).zip(x.chunks_exact(LANES)) {
+        for k in 0..LANES {
+            dots[k] += part[k] * ((o[k] - m) * s);
+            sums[k] += part[k];
         }
     }
-    let rest = a.len() - a.len() % 8;
-    let tail: f32 = a[rest..]
-        .iter()
-        .zip(&x[rest..])
-        .map(|(v, w)| v * ((w - m) * s))
-        .sum();
-    lanes.iter().sum::<f32>() + tail
+    let rest = a.len() - a.len() % LANES;
+    let (mut dot, mut sum) = (dots.iter().sum::<f32>(), sums.iter().sum::<f32>());
+    for (v, w) in a[rest..].iter().zip(&x[rest..]) {
+        dot += v * ((w - m) * s);
+        sum += v;
+    }
+    (dot, sum)
 }
 
 #[cfg(test)]

@@ -4,9 +4,11 @@
 //!
 //! The gradients of activations are not dfdx's: dfdx keeps every gradient of a pass until the
 //! pass ends and allocates each tensor's values as well. Here an activation's gradient is
-//! allocated when the first of its consumers adds into it and freed when the layer that
-//! produced it has used it, so a backward pass holds only the few gradients it is between.
+//! made when the first of its consumers writes or adds into it and let go of when the layer
+//! that produced it has used it, so a backward pass holds only the few gradients it is
+//! between; the largest let go of lately is kept for the next ([`crate::spare`]).
 
+use crate::spare;
 use dfdx::prelude::{Cpu, Merge, OwnedTape, PutTape, SplitTape, Tape, Tensor, TensorFromVec};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -38,8 +40,9 @@ pub struct Act<T> {
 }
 
 /// The gradient of one activation in the backward pass: the sum of what its consumers add,
-/// allocated (zeros) when the first of them adds and taken by the layer that produced the
-/// activation, whose backward op runs after all of theirs.
+/// written by the first of them (or zeros it adds into), in the spare buffer where it fits, and
+/// taken by the layer that produced the activation, whose backward op runs after all of
+/// theirs.
 #[derive(Debug, Default)]
 pub struct ActGrad(Mutex<Vec<f32>>);
 
@@ -53,11 +56,28 @@ impl ActGrad {
         f(&mut g)
     }
 
+    /// Runs `f(g, first)` on the gradient (`len` values): for its first consumer (`first`
+    /// true) `g` holds arbitrary values and `f` must write every one of them; for the others
+    /// it is the sum so far, to add into. The first consumer's writes replace the zero-filling
+    /// of [`ActGrad::add_with`].
+    pub fn write_or_add<R>(&self, len: usize, f: impl FnOnce(&mut [f32], bool) -> R) -> R {
+        let mut g = self.0.lock().expect("activation gradient lock");
+        if g.len() == len {
+            return f(&mut g, false);
+        }
+        *g = spare::take(len).unwrap_or_else(|| fresh_zeros(len));
+        if spare::first_writes_checked() {
+            g.fill(f32::NAN);
+        }
+        f(&mut g, true)
+    }
+
     /// Adds `g`: kept as it is if nobody has added yet, else added with `add(sum, g)`.
     pub fn add_owned(&self, g: Vec<f32>, add: impl FnOnce(&mut [f32], &[f32])) {
         let mut sum = self.0.lock().expect("activation gradient lock");
         if sum.len() == g.len() {
             add(&mut sum, &g);
+            spare::recycle(g);
         } else {
             *sum = g;
         }
@@ -74,8 +94,17 @@ impl ActGrad {
     }
 }
 
-/// `len` zeros, written in parallel.
+/// `len` zeros, in the spare buffer if it holds them, written in parallel.
 fn zeros(len: usize) -> Vec<f32> {
+    let Some(mut v) = spare::take(len) else {
+        return fresh_zeros(len);
+    };
+    v.par_chunks_mut(CHUNK).for_each(|c| c.fill(0.0));
+    v
+}
+
+/// `len` zeros in a new buffer, written in parallel.
+fn fresh_zeros(len: usize) -> Vec<f32> {
     let mut v = Vec::with_capacity(len);
     v.spare_capacity_mut()[..len]
         .par_chunks_mut(CHUNK)
@@ -194,6 +223,11 @@ impl InputGrad {
     /// Runs `f` on the gradient (zeros until someone adds) to add into it.
     pub(crate) fn add_with<R>(&self, f: impl FnOnce(&mut [f32]) -> R) -> R {
         self.grad.add_with(self.len, f)
+    }
+
+    /// Runs `f(g, first)` on the gradient: see [`ActGrad::write_or_add`].
+    pub(crate) fn write_or_add<R>(&self, f: impl FnOnce(&mut [f32], bool) -> R) -> R {
+        self.grad.write_or_add(self.len, f)
     }
 }
 

@@ -234,6 +234,17 @@ pub fn full_request(rows: usize) -> GradRequest {
     }
 }
 
+/// Runs `f` with the first writes of activation gradients checked: the first consumer of a
+/// gradient ([`crate::ActGrad::write_or_add`] with `first`) receives NaN in every value instead
+/// of whatever its buffer held, so a layer that leaves some values unwritten puts NaN into the
+/// gradients of every layer before it. Compare a pass run inside with one run outside: they
+/// are equal, bit for bit, when every first consumer writes every value. (Passes that run at
+/// the same time elsewhere in the process are checked too, which changes none of their
+/// results either.)
+pub fn with_first_writes_checked<R>(f: impl FnOnce() -> R) -> R {
+    crate::spare::checking_first_writes(f)
+}
+
 /// Asserts that the summed gradient of the parameters `coords` of `layer` equals central
 /// finite differences of the summed loss over `batch` (step 1e-2, tolerance 2e-3 plus 2%):
 /// an independent check of a layer's backward pass. The parameters are left as they were.

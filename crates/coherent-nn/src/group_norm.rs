@@ -14,6 +14,7 @@ use crate::grads::LayerGrads;
 use crate::layer::{fixed_len, Layer};
 use crate::matrix_trace::MatrixTrace;
 use crate::simd::wide;
+use crate::spare;
 use crate::Activation;
 use coherent_core::TensorInfo;
 use rayon::prelude::*;
@@ -153,15 +154,15 @@ impl Layer for GroupNorm {
             shape: (self.channels, self.positions, groups),
             activation: self.activation,
         };
-        x.then(
-            out.clone(),
-            len,
-            input_needs_grad,
-            move |mut dz, dx| match dx {
-                Some(dx) => dx.add_with(|dx| saved.backward(rows, &mut dz, Some(dx))),
+        x.then(out.clone(), len, input_needs_grad, move |mut dz, dx| {
+            match dx {
+                Some(dx) => {
+                    dx.write_or_add(|dx, first| saved.backward(rows, &mut dz, Some((dx, first))))
+                }
                 None => saved.backward(rows, &mut dz, None),
-            },
-        )
+            }
+            spare::recycle(dz);
+        })
     }
 
     fn kind(&self) -> Option<&'static str> {
@@ -214,12 +215,10 @@ struct Saved {
 }
 
 impl Saved {
-    /// From the pre-activation gradient `dz`: every example's `dgamma` and `dbeta` into the
-    /// trace, and, when asked, the input gradient added into `dx`.
     /// The per-example gradients and, with `dx`, the input gradient, from the output gradient
     /// `dz` (made the pre-activation gradient here, one example at a time while it is in
-    /// cache).
-    fn backward(&self, rows: usize, dz: &mut [f32], dx: Option<&mut [f32]>) {
+    /// cache): written into `dx` where its flag says it is the first to be, else added.
+    fn backward(&self, rows: usize, dz: &mut [f32], dx: Option<(&mut [f32], bool)>) {
         let (channels, positions, groups) = self.shape;
         let len = channels * positions;
         let mut tr = self.trace.write().expect("group norm trace lock");
@@ -233,14 +232,16 @@ impl Saved {
                     .zip(self.stats.par_chunks(2 * groups)),
             );
         match dx {
-            Some(dx) => parts
-                .zip(dx.par_chunks_mut(len))
-                .for_each(|(((g, dzi), xi), dxi)| {
-                    wide(
-                        #[inline(always)]
-                        || self.example(g, dzi, xi, Some(dxi)),
-                    )
-                }),
+            Some((dx, first)) => {
+                parts
+                    .zip(dx.par_chunks_mut(len))
+                    .for_each(|(((g, dzi), xi), dxi)| {
+                        wide(
+                            #[inline(always)]
+                            || self.example(g, dzi, xi, Some((dxi, first))),
+                        )
+                    })
+            }
             None => parts.for_each(|((g, dzi), xi)| {
                 wide(
                     #[inline(always)]
@@ -253,15 +254,15 @@ impl Saved {
 
     /// One example: `g` (`dgamma` then `dbeta`) from the output gradient `dz` (with its output
     /// `y`: made the pre-activation gradient first) and the input `x` with its group statistics
-    /// `stats` (`xhat = (x - mean) s`, recomputed); its input gradient added into `dx` when
-    /// given.
+    /// `stats` (`xhat = (x - mean) s`, recomputed); its input gradient into `dx` when given,
+    /// written there if its flag says so, else added.
     #[inline(always)]
     fn example(
         &self,
         g: &mut [f32],
         (dz, y): (&mut [f32], &[f32]),
         (x, stats): (&[f32], &[f32]),
-        dx: Option<&mut [f32]>,
+        dx: Option<(&mut [f32], bool)>,
     ) {
         let (channels, positions, groups) = self.shape;
         let gamma = &self.params[..channels];
@@ -276,7 +277,7 @@ impl Saved {
             (g[c], g[channels + c]) = dot_normalised_and_sum(d, &x[range], stat(c));
         }
         let dz = &*dz;
-        let Some(dx) = dx else { return };
+        let Some((dx, first)) = dx else { return };
         // dx = s / n (n dxhat - sum(dxhat) - xhat sum(dxhat xhat)), dxhat = gamma_c dz, per group
         let n = (per_group * positions) as f32;
         for k in 0..groups {
@@ -287,12 +288,16 @@ impl Saved {
                 let (m, s) = stat(c);
                 let range = c * positions..(c + 1) * positions;
                 let scale = s / n;
-                for ((dxk, dzk), xk) in dx[range.clone()]
+                let grad =
+                    |dzk: f32, xk: f32| scale * (n * gamma[c] * dzk - sum - (xk - m) * s * dot);
+                let values = dx[range.clone()]
                     .iter_mut()
                     .zip(&dz[range.clone()])
-                    .zip(&x[range])
-                {
-                    *dxk += scale * (n * gamma[c] * dzk - sum - (xk - m) * s * dot);
+                    .zip(&x[range]);
+                if first {
+                    values.for_each(|((d, dzk), xk)| *d = grad(*dzk, *xk));
+                } else {
+                    values.for_each(|((d, dzk), xk)| *d += grad(*dzk, *xk));
                 }
             }
         }

@@ -40,6 +40,7 @@ pub mod reference;
 mod residual;
 mod sequential;
 mod simd;
+mod spare;
 
 pub use act::{Act, ActGrad, CpuTape, Tensor2};
 pub use activation::Activation;

@@ -177,7 +177,15 @@ impl Residual {
             let act = activation.map(|f| (f, &output[..]));
             crate::activation::pre_activation_grad(act, &mut dz);
             if let Some(db) = db {
-                db.add_with(dz.len(), |g| add_into(g, &dz));
+                db.write_or_add(dz.len(), |g, first| {
+                    if first {
+                        g.par_chunks_mut(CHUNK)
+                            .zip(dz.par_chunks(CHUNK))
+                            .for_each(|(g, d)| g.copy_from_slice(d));
+                    } else {
+                        add_into(g, &dz);
+                    }
+                });
             }
             da.add_owned(dz, add_into);
             Ok(())

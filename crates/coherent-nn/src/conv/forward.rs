@@ -7,6 +7,7 @@ use super::unfold::{col2im, im2col};
 use super::{tile, Conv2d, ConvGeometry};
 use crate::act::{Act, CpuTape};
 use crate::kernels::{matmul_on, Layout, Mat};
+use crate::spare;
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -95,7 +96,7 @@ pub(super) fn on_tape(conv: &Conv2d, x: Act<CpuTape>, input_needs_grad: bool) ->
             let tr = &mut *tr;
             let act = activation.zip(output.as_deref().map(Vec::as_slice));
             crate::activation::pre_activation_grad(act, &mut dy);
-            tr.delta = dy;
+            spare::recycle(std::mem::replace(&mut tr.delta, dy));
             tr.record(input, geom, rows, bias);
             if let Some(dx) = dx {
                 let (t, kk, co) = geom.dims();
@@ -104,15 +105,21 @@ pub(super) fn on_tape(conv: &Conv2d, x: Act<CpuTape>, input_needs_grad: bool) ->
                 let m = adjoint
                     .as_ref()
                     .map_or(1, |a| implicit::examples_per_slice(&a.geom));
-                dx.add_with(|dx| {
+                dx.write_or_add(|dx, first| {
                     dx.par_chunks_mut(m * geom.input_len())
                         .zip(tr.delta.par_chunks(m * co * t))
                         .for_each(|(dx, gi)| {
                             with_scratch(|s| match &adjoint {
                                 Some(a) => {
-                                    implicit::forward_many((&a.geom, &a.weights), gi, s, dx, true)
+                                    let a = (&a.geom, &a.weights[..]);
+                                    implicit::forward_many(a, gi, s, dx, !first)
                                 }
-                                None => input_grad(&geom, w, gi, s, dx),
+                                None => {
+                                    if first {
+                                        dx.fill(0.0);
+                                    }
+                                    input_grad(&geom, w, gi, s, dx)
+                                }
                             })
                         })
                 });

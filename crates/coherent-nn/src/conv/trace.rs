@@ -19,6 +19,7 @@ use super::transpose::transpose;
 use super::unfold::im2col;
 use crate::grads::LayerGrads;
 use crate::kernels::{matmul, matmul_on, sq_norm, sum, Layout, Mat};
+use crate::spare;
 use coherent_core::GradRequest;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -142,7 +143,7 @@ impl ConvTrace {
     /// (after the backward op has used them).
     pub(super) fn release_if_sum_only(&mut self) {
         if self.sum_only {
-            self.delta = Vec::new();
+            spare::recycle(std::mem::take(&mut self.delta));
         }
     }
 

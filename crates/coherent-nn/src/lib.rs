@@ -41,6 +41,7 @@ mod residual;
 mod sequential;
 mod simd;
 mod spare;
+mod streaming;
 
 pub use act::{Act, ActGrad, CpuTape, Tensor2};
 pub use activation::Activation;

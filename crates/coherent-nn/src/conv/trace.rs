@@ -20,6 +20,7 @@ use super::unfold::im2col;
 use crate::grads::LayerGrads;
 use crate::kernels::{matmul, matmul_on, sq_norm, sum, Layout, Mat};
 use crate::spare;
+use crate::streaming::copy_streaming;
 use coherent_core::GradRequest;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -225,8 +226,8 @@ impl ConvTrace {
                     });
                 }
                 if upright {
-                    return with_scratch(|u| {
-                        this.materialize_upright(examples, (acc, norms), rows, u)
+                    return with_gradient(p, |g, u| {
+                        this.materialize_upright(examples, (acc, norms), rows, (g, u))
                     });
                 }
                 let mut rows = rows.chunks_exact_mut(p);
@@ -240,7 +241,12 @@ impl ConvTrace {
                             acc.iter_mut().zip(gi_w.iter()).for_each(|(a, v)| *a += v);
                         }
                         if let Some(row) = rows.next() {
-                            this.example_from_transposed(i, gi_w, row);
+                            // formed in cache, then streamed into its row
+                            let mut g = std::mem::take(&mut u.transposed);
+                            g.resize(p, 0.0);
+                            this.example_from_transposed(i, gi_w, &mut g);
+                            copy_streaming(row, &g);
+                            u.transposed = g;
                         }
                     }
                 })
@@ -304,25 +310,28 @@ impl ConvTrace {
 
     /// Every example of `examples` materialised in the layer's order into `rows` (one row of
     /// `params` each), its weight part's squared norm into `norms`, and the weight parts
-    /// summed into `acc` (`C_out x K`, written by the first): where [`Self::upright`].
+    /// summed into `acc` (`C_out x K`, written by the first): where [`Self::upright`]. Each
+    /// example's gradient is formed in `g` (`params` values, in cache), measured and added
+    /// there, and streamed into its row.
     fn materialize_upright(
         &self,
         examples: Range<usize>,
         (acc, norms): (&mut [f32], &mut [f32]),
         rows: &mut [f32],
-        u: &mut Scratch,
+        (g, u): (&mut [f32], &mut Scratch),
     ) {
         let first = examples.start;
         let rows = rows.chunks_exact_mut(self.params());
         for ((i, norm), row) in examples.zip(norms).zip(rows) {
-            self.example(i, row, u);
-            let w = &row[..acc.len()];
+            self.example(i, g, u);
+            let w = &g[..acc.len()];
             *norm = sq_norm(w);
             if i == first {
                 acc.copy_from_slice(w);
             } else {
                 acc.iter_mut().zip(w).for_each(|(a, v)| *a += v);
             }
+            copy_streaming(row, g);
         }
     }
 

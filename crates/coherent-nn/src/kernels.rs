@@ -171,7 +171,7 @@ pub fn sq_norm(x: &[f32]) -> f32 {
 }
 
 /// `sum_j x_j`, in eight independent lanes so that the compiler vectorises it (inlined, so
-/// that it runs on the caller's instruction set, AVX-512 in [`crate::simd::wide`]).
+/// that it runs on the caller's instruction set, AVX-512 in the crate's wide passes).
 #[inline(always)]
 pub fn sum(x: &[f32]) -> f32 {
     lanes_sum(x, |v| v)

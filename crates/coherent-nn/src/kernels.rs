@@ -165,14 +165,11 @@ pub fn row_sq_norms(x: &[f32], cols: usize, out: &mut [f32]) {
 }
 
 /// `|x|^2`, summed in eight independent lanes so that the compiler vectorises it.
-#[inline(always)]
 pub fn sq_norm(x: &[f32]) -> f32 {
     lanes_sum(x, |v| v * v)
 }
 
-/// `sum_j x_j`, in eight independent lanes so that the compiler vectorises it (inlined, so
-/// that it runs on the caller's instruction set, AVX-512 in the crate's wide passes).
-#[inline(always)]
+/// `sum_j x_j`, in eight independent lanes so that the compiler vectorises it.
 pub fn sum(x: &[f32]) -> f32 {
     lanes_sum(x, |v| v)
 }

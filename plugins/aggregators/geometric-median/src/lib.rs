@@ -45,20 +45,25 @@ pub struct GeometricMedianAggregator {
     config: GeometricMedianConfig,
 }
 
-/// `|g_i - z|^2` for every example, streamed over the blocks.
+/// Blocks whose distances one task adds up in order: the tasks are the same on any number of
+/// threads, so the sums are too.
+const BLOCKS_PER_TASK: usize = 16;
+
+/// `|g_i - z|^2` for every example, streamed over the blocks: each task's blocks summed in
+/// order, then the tasks' sums in order, the same numbers on any number of threads.
 fn sq_distances(src: &dyn PerExampleBlocks, z: &[Vec<f32>]) -> Vec<f64> {
     let b = src.batch();
     let mut total = vec![0.0f64; b];
     for (layer, zl) in z.iter().enumerate() {
-        let part = zl
-            .par_chunks(BLOCK)
+        let parts: Vec<Vec<f64>> = zl
+            .par_chunks(BLOCKS_PER_TASK * BLOCK)
             .enumerate()
-            .fold(
-                || (vec![0.0f64; b], Vec::new()),
-                |(mut acc, mut rows), (k, zc)| {
-                    let start = k * BLOCK;
+            .map_init(Vec::new, |rows, (task, zt)| {
+                let mut acc = vec![0.0f64; b];
+                for (k, zc) in zt.chunks(BLOCK).enumerate() {
+                    let start = (task * BLOCKS_PER_TASK + k) * BLOCK;
                     rows.resize(b * zc.len(), 0.0f32);
-                    src.block_rows(layer, start..start + zc.len(), &mut rows);
+                    src.block_rows(layer, start..start + zc.len(), rows);
                     for (a, row) in acc.iter_mut().zip(rows.chunks_exact(zc.len())) {
                         *a += row
                             .iter()
@@ -66,18 +71,13 @@ fn sq_distances(src: &dyn PerExampleBlocks, z: &[Vec<f32>]) -> Vec<f64> {
                             .map(|(g, z)| ((g - z) as f64).powi(2))
                             .sum::<f64>();
                     }
-                    (acc, rows)
-                },
-            )
-            .map(|(acc, _)| acc)
-            .reduce(
-                || vec![0.0; b],
-                |mut a, c| {
-                    a.iter_mut().zip(&c).for_each(|(x, y)| *x += y);
-                    a
-                },
-            );
-        total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
+                }
+                acc
+            })
+            .collect();
+        for part in &parts {
+            total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
+        }
     }
     total
 }
@@ -132,7 +132,7 @@ coherent_core::register! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coherent_core::explicit::aggregate_examples;
+    use coherent_core::explicit::{aggregate_examples, ExplicitBlocks};
 
     /// Weiszfeld by hand on flat vectors, in f64.
     fn brute(g: &[Vec<f64>], iterations: usize) -> Vec<f64> {
@@ -187,5 +187,43 @@ mod tests {
         let shift: f32 = dir[0].iter().sum::<f32>() / 300.0;
         assert!(shift.abs() < 2.0, "{shift}");
         assert!(build(&PluginArgs::from_toml("iterations = 0").unwrap()).is_err());
+    }
+
+    /// `f` on a pool of `threads` threads.
+    fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool")
+            .install(f)
+    }
+
+    #[test]
+    fn distances_are_the_same_numbers_on_any_number_of_threads() {
+        let mut r = coherent_core::Rng::new(5);
+        // many blocks per layer and values of many magnitudes, so that sums taken in another
+        // order would round differently
+        let mut value = || (r.normal() * (4.0 * r.normal()).exp()) as f32;
+        let sizes = [40 * BLOCK + 17, 3 * BLOCK];
+        let grads: Vec<Vec<Vec<f32>>> = (0..24)
+            .map(|_| {
+                sizes
+                    .iter()
+                    .map(|&n| (0..n).map(|_| value()).collect())
+                    .collect()
+            })
+            .collect();
+        let z: Vec<Vec<f32>> = sizes
+            .iter()
+            .map(|&n| (0..n).map(|_| value()).collect())
+            .collect();
+        let src = ExplicitBlocks { grads };
+        let want = on_threads(1, || sq_distances(&src, &z));
+        for threads in [2, 3, 7] {
+            for _ in 0..3 {
+                let got = on_threads(threads, || sq_distances(&src, &z));
+                assert!(got == want, "{threads} threads: {got:?} vs {want:?}");
+            }
+        }
     }
 }

@@ -242,7 +242,16 @@ pub fn full_request(rows: usize) -> GradRequest {
 /// the same time elsewhere in the process are checked too, which changes none of their
 /// results either.)
 pub fn with_first_writes_checked<R>(f: impl FnOnce() -> R) -> R {
-    crate::spare::checking_first_writes(f)
+    crate::spare::CHECKING.while_on(f)
+}
+
+/// Runs `f` with every residual block's sum taken in a pass of its own, as a layer after its
+/// body, instead of in the pass of the body's last layer where that is a GroupNorm without an
+/// activation (which writes the block's output as it normalises each example). The two give
+/// the same numbers, bit for bit; a test compares them. (Passes that run at the same time
+/// elsewhere in the process run unfused too.)
+pub fn without_fused_sums<R>(f: impl FnOnce() -> R) -> R {
+    crate::residual::UNFUSED.while_on(f)
 }
 
 /// Asserts that the summed gradient of the parameters `coords` of `layer` equals central

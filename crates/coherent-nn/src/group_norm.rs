@@ -77,9 +77,9 @@ impl GroupNorm {
     }
 
     /// Normalises one example: writes the mean and inverse standard deviation of every group
-    /// into `stats` and the output into `y`.
+    /// into `stats` and the output into `y`, with `tail` after the normalisation.
     #[inline(always)]
-    fn example(&self, x: &[f32], y: &mut [f32], stats: &mut [f32]) {
+    fn example(&self, x: &[f32], y: &mut [f32], stats: &mut [f32], tail: Tail<'_>) {
         let n = (self.channels / self.groups) * self.positions;
         for (xg, st) in x.chunks(n).zip(stats.chunks_exact_mut(2)) {
             let mean = lanes_f64(xg, |v| v) / n as f64;
@@ -95,15 +95,127 @@ impl GroupNorm {
             .enumerate()
         {
             let (m, s) = (stats[c / per_group * 2], stats[c / per_group * 2 + 1]);
-            for (o, v) in yc.iter_mut().zip(xc) {
-                *o = gamma[c] * ((v - m) * s) + beta[c];
+            let values = yc.iter_mut().zip(xc);
+            match tail.addend {
+                // the same operations, in the same order, as the sum taken in a pass of its own
+                Some(addend) => values
+                    .zip(&addend[c * self.positions..(c + 1) * self.positions])
+                    .for_each(|((o, v), a)| *o = gamma[c] * ((v - m) * s) + beta[c] + a),
+                None => values.for_each(|(o, v)| *o = gamma[c] * ((v - m) * s) + beta[c]),
             }
             // the channel is still in the nearest cache
-            if let Some(f) = self.activation {
+            if let Some(f) = tail.activation {
                 f.apply_in_place(yc);
             }
         }
     }
+
+    /// Normalises the examples `x` into `out`, their statistics into `stats`, with `tail`
+    /// (whose addend, if any, holds as many values as `x`).
+    fn normalise(&self, x: &[f32], (out, stats): (&mut [f32], &mut [f32]), tail: Tail<'_>) {
+        let len = self.len();
+        out.par_chunks_mut(len)
+            .zip(stats.par_chunks_mut(2 * self.groups))
+            .zip(x.par_chunks(len))
+            .enumerate()
+            .for_each(|(i, ((y, st), x))| {
+                let tail = Tail {
+                    addend: tail.addend.map(|a| &a[i * len..(i + 1) * len]),
+                    ..tail
+                };
+                wide(
+                    #[inline(always)]
+                    || self.example(x, y, st, tail),
+                )
+            });
+    }
+
+    /// This layer's statistics buffer, sized for `rows` examples.
+    fn stats_for(&self, rows: usize) -> std::sync::MutexGuard<'_, Arc<Vec<f32>>> {
+        let mut stats = self.stats.lock().expect("group norm stats lock");
+        Arc::make_mut(&mut stats).resize(rows * 2 * self.groups, 0.0);
+        stats
+    }
+
+    /// Records the backward op of a pass on `x` whose statistics are `stats`, with `output`
+    /// the values of this layer's output `Act` (GroupNorm's output, or the residual sum it
+    /// wrote: only read here for its own activation's derivative).
+    fn record(
+        &self,
+        x: Act<CpuTape>,
+        input_needs_grad: bool,
+        stats: Arc<Vec<f32>>,
+        output: Arc<Vec<f32>>,
+    ) -> Act<CpuTape> {
+        let (rows, len) = (x.rows, self.len());
+        let saved = Saved {
+            input: x.data.clone(),
+            stats,
+            output: output.clone(),
+            params: self.params.clone(),
+            trace: self.trace.clone(),
+            shape: (self.channels, self.positions, self.groups),
+            activation: self.activation,
+        };
+        x.then(output, len, input_needs_grad, move |mut dz, dx| {
+            match dx {
+                Some(dx) => {
+                    dx.write_or_add(|dx, first| saved.backward(rows, &mut dz, Some((dx, first))))
+                }
+                None => saved.backward(rows, &mut dz, None),
+            }
+            spare::recycle(dz);
+        })
+    }
+
+    /// Whether this layer can take a residual block's sum into its pass
+    /// ([`GroupNorm::forward_into_sum`]): it has no activation of its own.
+    pub(crate) fn takes_sums(&self) -> bool {
+        self.activation.is_none()
+    }
+
+    /// The forward pass of this layer as the last of a residual block's body, computing the
+    /// block's output `activation(GroupNorm(x) + addend)` into `out` as it normalises each
+    /// example (instead of writing its own output for the block to read back and add): the
+    /// returned `Act` is this layer's on the tape, its values those of `out`, which only the
+    /// block's sum reads. Its values equal, bit for bit, those of the sum taken in a pass of
+    /// its own.
+    ///
+    /// # Panics
+    /// Unless [`GroupNorm::takes_sums`].
+    pub(crate) fn forward_into_sum(
+        &self,
+        x: Act<CpuTape>,
+        input_needs_grad: bool,
+        (addend, activation): (&[f32], Option<Activation>),
+        out: &mut Arc<Vec<f32>>,
+    ) -> Act<CpuTape> {
+        assert!(
+            self.takes_sums(),
+            "a sum into a GroupNorm with an activation"
+        );
+        let mut stats = self.stats_for(x.rows);
+        Arc::make_mut(out).resize(x.data.len(), 0.0);
+        let tail = Tail {
+            addend: Some(addend),
+            activation,
+        };
+        let buffers = (
+            Arc::make_mut(out).as_mut_slice(),
+            Arc::make_mut(&mut stats).as_mut_slice(),
+        );
+        self.normalise(&x.data, buffers, tail);
+        let stats = stats.clone();
+        self.record(x, input_needs_grad, stats, out.clone())
+    }
+}
+
+/// What follows the normalisation of an example: a residual block's addend, then an
+/// activation (GroupNorm's own, or the block's).
+#[derive(Clone, Copy)]
+struct Tail<'a> {
+    addend: Option<&'a [f32]>,
+    activation: Option<Activation>,
 }
 
 impl Layer for GroupNorm {
@@ -113,6 +225,10 @@ impl Layer for GroupNorm {
 
     fn forward_slice(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) {
         out.resize(rows * self.len(), 0.0);
+        let tail = Tail {
+            addend: None,
+            activation: self.activation,
+        };
         out.par_chunks_mut(self.len())
             .zip(x.par_chunks(self.len()))
             .for_each_init(
@@ -120,49 +236,27 @@ impl Layer for GroupNorm {
                 |stats, (y, x)| {
                     wide(
                         #[inline(always)]
-                        || self.example(x, y, stats),
+                        || self.example(x, y, stats, tail),
                     )
                 },
             );
     }
 
     fn forward(&self, x: Act<CpuTape>, input_needs_grad: bool) -> Act<CpuTape> {
-        let (rows, len, groups) = (x.rows, self.len(), self.groups);
-        let [out, stats] =
-            [(&self.output, len), (&self.stats, 2 * groups)].map(|(buffer, per_example)| {
-                let mut buffer = buffer.lock().expect("group norm buffer lock");
-                Arc::make_mut(&mut buffer).resize(rows * per_example, 0.0);
-                buffer
-            });
-        let [mut out, mut stats] = [out, stats];
-        Arc::make_mut(&mut out)
-            .par_chunks_mut(len)
-            .zip(Arc::make_mut(&mut stats).par_chunks_mut(2 * groups))
-            .zip(x.data.par_chunks(len))
-            .for_each(|((y, st), x)| {
-                wide(
-                    #[inline(always)]
-                    || self.example(x, y, st),
-                )
-            });
-        let saved = Saved {
-            input: x.data.clone(),
-            stats: stats.clone(),
-            output: out.clone(),
-            params: self.params.clone(),
-            trace: self.trace.clone(),
-            shape: (self.channels, self.positions, groups),
+        let mut stats = self.stats_for(x.rows);
+        let mut out = self.output.lock().expect("group norm output lock");
+        Arc::make_mut(&mut out).resize(x.data.len(), 0.0);
+        let tail = Tail {
+            addend: None,
             activation: self.activation,
         };
-        x.then(out.clone(), len, input_needs_grad, move |mut dz, dx| {
-            match dx {
-                Some(dx) => {
-                    dx.write_or_add(|dx, first| saved.backward(rows, &mut dz, Some((dx, first))))
-                }
-                None => saved.backward(rows, &mut dz, None),
-            }
-            spare::recycle(dz);
-        })
+        let buffers = (
+            Arc::make_mut(&mut out).as_mut_slice(),
+            Arc::make_mut(&mut stats).as_mut_slice(),
+        );
+        self.normalise(&x.data, buffers, tail);
+        let (stats, out) = (stats.clone(), out.clone());
+        self.record(x, input_needs_grad, stats, out)
     }
 
     fn kind(&self) -> Option<&'static str> {

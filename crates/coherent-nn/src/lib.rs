@@ -42,6 +42,7 @@ mod sequential;
 mod simd;
 mod spare;
 mod streaming;
+mod switch;
 
 pub use act::{Act, ActGrad, CpuTape, Tensor2};
 pub use activation::Activation;

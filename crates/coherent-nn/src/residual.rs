@@ -1,12 +1,19 @@
 //! Residual blocks `f(body(x) + shortcut(x))` (He et al. 2016), the shortcut being the
-//! identity or a layer such as a strided 1x1 convolution.
+//! identity or a layer such as a strided 1x1 convolution. Where the body ends in a GroupNorm
+//! without an activation of its own, as a ResNet's does, the sum is taken in that GroupNorm's
+//! pass: its output is neither written, read back nor kept.
 
 use crate::act::{Act, CpuTape, CHUNK};
 use crate::layer::{fixed_len, Layer};
-use crate::Activation;
+use crate::switch::Switch;
+use crate::{Activation, GroupNorm};
 use dfdx::prelude::{Merge, PutTape, SplitTape, Tape};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
+
+/// On while a caller runs with every block's sum in a pass of its own
+/// ([`crate::check::without_fused_sums`]).
+pub(crate) static UNFUSED: Switch = Switch::new();
 
 /// A residual block. Its layers (the body's, then the shortcut's) are layers of the network.
 #[derive(Debug)]
@@ -75,6 +82,17 @@ impl Residual {
     pub fn shortcut(&self) -> Option<&dyn Layer> {
         self.layers.get(self.body).map(|l| &**l)
     }
+
+    /// The body's last layer where it takes the block's sum into its own pass: a GroupNorm
+    /// without an activation of its own (as ResNets end their blocks), so that its output is
+    /// never written and read back, nor kept.
+    fn fused_tail(&self) -> Option<&GroupNorm> {
+        if UNFUSED.is_on() {
+            return None;
+        }
+        let last = self.body().last()?.as_any().downcast_ref::<GroupNorm>()?;
+        last.takes_sums().then_some(last)
+    }
 }
 
 impl Layer for Residual {
@@ -114,7 +132,9 @@ impl Layer for Residual {
             rows,
             cols,
         };
-        for (k, layer) in self.body().iter().enumerate() {
+        let tail = self.fused_tail();
+        let before_tail = self.body().len() - usize::from(tail.is_some());
+        for (k, layer) in self.body()[..before_tail].iter().enumerate() {
             h = layer.forward(h, k > 0 || input_needs_grad);
         }
         let skip = Act {
@@ -128,7 +148,15 @@ impl Layer for Residual {
             Some(layer) => (layer.forward(skip, input_needs_grad), true),
             None => (skip, input_needs_grad),
         };
-        self.add(h, skip, skip_needs_grad)
+        let Some(tail) = tail else {
+            return self.add(h, skip, skip_needs_grad);
+        };
+        let mut buffer = self.output.lock().expect("residual output lock");
+        let needs_grad = before_tail > 0 || input_needs_grad;
+        let h = tail.forward_into_sum(h, needs_grad, (&skip.data, self.activation), &mut buffer);
+        let out = buffer.clone();
+        drop(buffer);
+        self.record_sum(h, skip, skip_needs_grad, out)
     }
 
     /// The body's layers, then the shortcut.
@@ -148,7 +176,7 @@ impl Layer for Residual {
 impl Residual {
     /// `f(a + b)` on the tape; `b` receives its gradient only when `b_needs_grad`.
     fn add(&self, a: Act<CpuTape>, b: Act<CpuTape>, b_needs_grad: bool) -> Act<CpuTape> {
-        let (rows, cols, activation) = (a.rows, a.cols, self.activation);
+        let activation = self.activation;
         let out = {
             let mut buffer = self.output.lock().expect("residual output lock");
             let out = Arc::make_mut(&mut buffer);
@@ -165,6 +193,19 @@ impl Residual {
                 });
             buffer.clone()
         };
+        self.record_sum(a, b, b_needs_grad, out)
+    }
+
+    /// Records `out = f(a + b)`, already computed, on the tape; `b` receives its gradient only
+    /// when `b_needs_grad`.
+    fn record_sum(
+        &self,
+        a: Act<CpuTape>,
+        b: Act<CpuTape>,
+        b_needs_grad: bool,
+        out: Arc<Vec<f32>>,
+    ) -> Act<CpuTape> {
+        let (rows, cols, activation) = (a.rows, a.cols, self.activation);
         let dev = a.tensor.device().clone();
         let (_, a_tape) = a.tensor.split_tape();
         let (_, b_tape) = b.tensor.split_tape();

@@ -6,14 +6,15 @@
 //! ([`crate::ActGrad::write_or_add`]), or it is zero-filled first. One buffer, not more: each
 //! spare kept is memory held at the end of a backward pass, where a step's memory peaks.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use crate::switch::Switch;
 use std::sync::Mutex;
 
 /// The spare of every network of the process.
 static SPARE: Spare = Spare(Mutex::new(Vec::new()));
 
-/// Callers running with first writes checked ([`crate::check::with_first_writes_checked`]).
-static CHECKING: AtomicUsize = AtomicUsize::new(0);
+/// On while a caller runs with first writes checked
+/// ([`crate::check::with_first_writes_checked`]).
+pub(crate) static CHECKING: Switch = Switch::new();
 
 /// Keeps `buffer` as the spare if it holds more values than the spare, else lets it go.
 pub(crate) fn recycle(buffer: Vec<f32>) {
@@ -28,20 +29,7 @@ pub(crate) fn take(len: usize) -> Option<Vec<f32>> {
 /// Whether a gradient's first consumer receives NaN in every value (so that a value it does not
 /// write shows), rather than whatever the buffer held.
 pub(crate) fn first_writes_checked() -> bool {
-    CHECKING.load(Ordering::Relaxed) > 0
-}
-
-/// Runs `f` with first writes checked.
-pub(crate) fn checking_first_writes<R>(f: impl FnOnce() -> R) -> R {
-    struct Checking;
-    impl Drop for Checking {
-        fn drop(&mut self) {
-            CHECKING.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-    CHECKING.fetch_add(1, Ordering::Relaxed);
-    let _checking = Checking;
-    f()
+    CHECKING.is_on()
 }
 
 /// One spare buffer (empty: none).

@@ -17,6 +17,7 @@
 use coherent_core::PerExampleBlocks;
 use rayon::prelude::*;
 
+mod aligned;
 mod bitonic;
 mod plan;
 mod ranked;

@@ -9,6 +9,7 @@
 //! The sort ([`crate::SortPlan`]) costs the same for every rank, which makes it the kernel of
 //! large clip or trim counts and of the median.
 
+use crate::aligned::LineBuffer;
 use crate::plan::Kernel;
 use crate::{Lanes, Ranked, SortPlan, LANES};
 use coherent_core::PerExampleBlocks;
@@ -42,11 +43,12 @@ pub(crate) fn sorted_groups_on<F>(
     let plan = SortPlan::with_kernel(b, kernel);
     for (layer, out) in direction.iter_mut().enumerate() {
         out.par_chunks_mut(GROUP_BLOCK).enumerate().for_each_init(
-            || (Vec::new(), vec![[0.0; LANES]; SortPlan::padded(b)]),
+            || (LineBuffer::default(), LineBuffer::default()),
             |(rows, group), (k, chunk)| {
                 let (start, len) = (k * GROUP_BLOCK, chunk.len());
-                rows.resize(b * len, 0.0);
+                let rows = rows.values(b * len);
                 src.block_rows(layer, start..start + len, rows);
+                let group = group.lanes(SortPlan::padded(b));
                 let block = Block { rows, len, group };
                 match plan.kernel() {
                     // SAFETY: the kernel was detected on this processor.

@@ -245,13 +245,14 @@ pub fn with_first_writes_checked<R>(f: impl FnOnce() -> R) -> R {
     crate::spare::CHECKING.while_on(f)
 }
 
-/// Runs `f` with every residual block's sum taken in a pass of its own, as a layer after its
-/// body, instead of in the pass of the body's last layer where that is a GroupNorm without an
-/// activation (which writes the block's output as it normalises each example). The two give
-/// the same numbers, bit for bit; a test compares them. (Passes that run at the same time
+/// Runs `f` with every layer in a pass of its own, where passes otherwise run two layers as
+/// one: a residual block's sum in the pass of its body's last layer where that is a GroupNorm
+/// without an activation (which writes the block's output as it normalises each example), and
+/// a GroupNorm followed by a max pool (which pools each channel as it normalises it). Both ways
+/// give the same numbers, bit for bit; a test compares them. (Passes that run at the same time
 /// elsewhere in the process run unfused too.)
-pub fn without_fused_sums<R>(f: impl FnOnce() -> R) -> R {
-    crate::residual::UNFUSED.while_on(f)
+pub fn without_fused_layers<R>(f: impl FnOnce() -> R) -> R {
+    crate::switch::UNFUSED.while_on(f)
 }
 
 /// Asserts that the summed gradient of the parameters `coords` of `layer` equals central

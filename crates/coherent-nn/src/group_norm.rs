@@ -1,5 +1,7 @@
 //! Group normalisation (Wu & He 2018) as a custom op on dfdx's tape, with an optional fused
-//! activation.
+//! activation. Its neighbours may run it in their pass: a residual block takes its sum into its
+//! body's last GroupNorm ([`GroupNorm::forward_into_sum`]) and a max pool pools each channel
+//! as it is normalised (`norm_pool`).
 //!
 //! Every example is normalised on its own: the channels are split into groups and each group's
 //! values (channels x positions) are standardised, then scaled and shifted per channel
@@ -80,6 +82,33 @@ impl GroupNorm {
     /// into `stats` and the output into `y`, with `tail` after the normalisation.
     #[inline(always)]
     fn example(&self, x: &[f32], y: &mut [f32], stats: &mut [f32], tail: Tail<'_>) {
+        self.group_stats(x, stats);
+        let (gamma, beta) = self.params.split_at(self.channels);
+        for (c, (yc, xc)) in y
+            .chunks_mut(self.positions)
+            .zip(x.chunks(self.positions))
+            .enumerate()
+        {
+            let (m, s) = channel_stats(stats, c, self.channels / self.groups);
+            match tail.addend {
+                // the same operations, in the same order, as the sum taken in a pass of its own
+                Some(addend) => yc
+                    .iter_mut()
+                    .zip(xc)
+                    .zip(&addend[c * self.positions..(c + 1) * self.positions])
+                    .for_each(|((o, v), a)| *o = gamma[c] * ((v - m) * s) + beta[c] + a),
+                None => normalise_channel(yc, xc, (gamma[c], beta[c]), (m, s)),
+            }
+            // the channel is still in the nearest cache
+            if let Some(f) = tail.activation {
+                f.apply_in_place(yc);
+            }
+        }
+    }
+
+    /// The mean and inverse standard deviation of every group of the example `x` into `stats`.
+    #[inline(always)]
+    pub(crate) fn group_stats(&self, x: &[f32], stats: &mut [f32]) {
         let n = (self.channels / self.groups) * self.positions;
         for (xg, st) in x.chunks(n).zip(stats.chunks_exact_mut(2)) {
             let mean = lanes_f64(xg, |v| v) / n as f64;
@@ -87,27 +116,28 @@ impl GroupNorm {
             st[0] = mean as f32;
             st[1] = (1.0 / (var + self.eps as f64).sqrt()) as f32;
         }
+    }
+
+    /// Channel `c` of this layer's output for the channel's input `xc`, with the example's
+    /// group statistics `stats`, into `out`: the values [`GroupNorm::forward`] writes.
+    #[inline(always)]
+    pub(crate) fn channel_into(&self, c: usize, xc: &[f32], stats: &[f32], out: &mut [f32]) {
         let (gamma, beta) = self.params.split_at(self.channels);
-        let per_group = self.channels / self.groups;
-        for (c, (yc, xc)) in y
-            .chunks_mut(self.positions)
-            .zip(x.chunks(self.positions))
-            .enumerate()
-        {
-            let (m, s) = (stats[c / per_group * 2], stats[c / per_group * 2 + 1]);
-            let values = yc.iter_mut().zip(xc);
-            match tail.addend {
-                // the same operations, in the same order, as the sum taken in a pass of its own
-                Some(addend) => values
-                    .zip(&addend[c * self.positions..(c + 1) * self.positions])
-                    .for_each(|((o, v), a)| *o = gamma[c] * ((v - m) * s) + beta[c] + a),
-                None => values.for_each(|(o, v)| *o = gamma[c] * ((v - m) * s) + beta[c]),
-            }
-            // the channel is still in the nearest cache
-            if let Some(f) = tail.activation {
-                f.apply_in_place(yc);
-            }
+        let ms = channel_stats(stats, c, self.channels / self.groups);
+        normalise_channel(out, xc, (gamma[c], beta[c]), ms);
+        if let Some(f) = self.activation {
+            f.apply_in_place(out);
         }
+    }
+
+    /// Channels and positions of one example.
+    pub(crate) fn shape(&self) -> (usize, usize) {
+        (self.channels, self.positions)
+    }
+
+    /// Values of one example's group statistics.
+    pub(crate) fn stats_len(&self) -> usize {
+        2 * self.groups
     }
 
     /// Normalises the examples `x` into `out`, their statistics into `stats`, with `tail`
@@ -131,21 +161,23 @@ impl GroupNorm {
     }
 
     /// This layer's statistics buffer, sized for `rows` examples.
-    fn stats_for(&self, rows: usize) -> std::sync::MutexGuard<'_, Arc<Vec<f32>>> {
+    pub(crate) fn stats_for(&self, rows: usize) -> std::sync::MutexGuard<'_, Arc<Vec<f32>>> {
         let mut stats = self.stats.lock().expect("group norm stats lock");
         Arc::make_mut(&mut stats).resize(rows * 2 * self.groups, 0.0);
         stats
     }
 
     /// Records the backward op of a pass on `x` whose statistics are `stats`, with `output`
-    /// the values of this layer's output `Act` (GroupNorm's output, or the residual sum it
-    /// wrote: only read here for its own activation's derivative).
-    fn record(
+    /// the values of this layer's output `Act`: GroupNorm's output, the residual sum it wrote
+    /// (read here only for its own activation's derivative, which a sum's GroupNorm does not
+    /// have), or none where the output is not kept (the derivative's channel is then
+    /// recomputed from the input).
+    pub(crate) fn record(
         &self,
         x: Act<CpuTape>,
         input_needs_grad: bool,
         stats: Arc<Vec<f32>>,
-        output: Arc<Vec<f32>>,
+        output: Option<Arc<Vec<f32>>>,
     ) -> Act<CpuTape> {
         let (rows, len) = (x.rows, self.len());
         let saved = Saved {
@@ -157,15 +189,19 @@ impl GroupNorm {
             shape: (self.channels, self.positions, self.groups),
             activation: self.activation,
         };
-        x.then(output, len, input_needs_grad, move |mut dz, dx| {
-            match dx {
-                Some(dx) => {
-                    dx.write_or_add(|dx, first| saved.backward(rows, &mut dz, Some((dx, first))))
+        x.then(
+            output.unwrap_or_default(),
+            len,
+            input_needs_grad,
+            move |mut dz, dx| {
+                match dx {
+                    Some(dx) => dx
+                        .write_or_add(|dx, first| saved.backward(rows, &mut dz, Some((dx, first)))),
+                    None => saved.backward(rows, &mut dz, None),
                 }
-                None => saved.backward(rows, &mut dz, None),
-            }
-            spare::recycle(dz);
-        })
+                spare::recycle(dz);
+            },
+        )
     }
 
     /// Whether this layer can take a residual block's sum into its pass
@@ -206,7 +242,7 @@ impl GroupNorm {
         );
         self.normalise(&x.data, buffers, tail);
         let stats = stats.clone();
-        self.record(x, input_needs_grad, stats, out.clone())
+        self.record(x, input_needs_grad, stats, Some(out.clone()))
     }
 }
 
@@ -256,7 +292,7 @@ impl Layer for GroupNorm {
         );
         self.normalise(&x.data, buffers, tail);
         let (stats, out) = (stats.clone(), out.clone());
-        self.record(x, input_needs_grad, stats, out)
+        self.record(x, input_needs_grad, stats, Some(out))
     }
 
     fn kind(&self) -> Option<&'static str> {
@@ -300,7 +336,8 @@ struct Saved {
     input: Arc<Vec<f32>>,
     /// Mean and inverse deviation of every group of every example.
     stats: Arc<Vec<f32>>,
-    output: Arc<Vec<f32>>,
+    /// The output, where it is kept (for the activation's derivative).
+    output: Option<Arc<Vec<f32>>>,
     params: Arc<Vec<f32>>,
     trace: Arc<RwLock<MatrixTrace>>,
     /// Channels, positions, groups.
@@ -317,29 +354,30 @@ impl Saved {
         let len = channels * positions;
         let mut tr = self.trace.write().expect("group norm trace lock");
         let per_example = tr.reset(rows, 2 * channels);
+        let output = |i: usize| self.output.as_ref().map(|y| &y[i * len..(i + 1) * len]);
         let parts = per_example
             .par_chunks_mut(2 * channels)
-            .zip(dz.par_chunks_mut(len).zip(self.output.par_chunks(len)))
+            .zip(dz.par_chunks_mut(len))
             .zip(
                 self.input
                     .par_chunks(len)
                     .zip(self.stats.par_chunks(2 * groups)),
-            );
+            )
+            .enumerate();
         match dx {
-            Some((dx, first)) => {
-                parts
-                    .zip(dx.par_chunks_mut(len))
-                    .for_each(|(((g, dzi), xi), dxi)| {
-                        wide(
-                            #[inline(always)]
-                            || self.example(g, dzi, xi, Some((dxi, first))),
-                        )
-                    })
-            }
-            None => parts.for_each(|((g, dzi), xi)| {
+            Some((dx, first)) => parts.zip(dx.par_chunks_mut(len)).for_each_init(
+                Vec::new,
+                |channel, ((i, ((g, dzi), xi)), dxi)| {
+                    wide(
+                        #[inline(always)]
+                        || self.example(g, (dzi, output(i), channel), xi, Some((dxi, first))),
+                    )
+                },
+            ),
+            None => parts.for_each_init(Vec::new, |channel, (i, ((g, dzi), xi))| {
                 wide(
                     #[inline(always)]
-                    || self.example(g, dzi, xi, None),
+                    || self.example(g, (dzi, output(i), channel), xi, None),
                 )
             }),
         }
@@ -347,26 +385,37 @@ impl Saved {
     }
 
     /// One example: `g` (`dgamma` then `dbeta`) from the output gradient `dz` (with its output
-    /// `y`: made the pre-activation gradient first) and the input `x` with its group statistics
-    /// `stats` (`xhat = (x - mean) s`, recomputed); its input gradient into `dx` when given,
-    /// written there if its flag says so, else added.
+    /// `y`, or without it the buffer `channel` to recompute each channel of it in: made the
+    /// pre-activation gradient first) and the input `x` with its group statistics `stats`
+    /// (`xhat = (x - mean) s`, recomputed); its input gradient into `dx` when given, written
+    /// there if its flag says so, else added.
     #[inline(always)]
     fn example(
         &self,
         g: &mut [f32],
-        (dz, y): (&mut [f32], &[f32]),
+        (dz, y, channel): (&mut [f32], Option<&[f32]>, &mut Vec<f32>),
         (x, stats): (&[f32], &[f32]),
         dx: Option<(&mut [f32], bool)>,
     ) {
         let (channels, positions, groups) = self.shape;
-        let gamma = &self.params[..channels];
+        let (gamma, beta) = self.params.split_at(channels);
         let per_group = channels / groups;
-        let stat = |c: usize| (stats[c / per_group * 2], stats[c / per_group * 2 + 1]);
+        let stat = |c: usize| channel_stats(stats, c, per_group);
         for c in 0..channels {
             let range = c * positions..(c + 1) * positions;
             let d = &mut dz[range.clone()];
             if let Some(f) = self.activation {
-                f.backprop_from_output(&y[range.clone()], d);
+                let yc = match y {
+                    Some(y) => &y[range.clone()],
+                    None => {
+                        // the values the forward pass computed, computed the same way again
+                        channel.resize(positions, 0.0);
+                        normalise_channel(channel, &x[range.clone()], (gamma[c], beta[c]), stat(c));
+                        f.apply_in_place(channel);
+                        &channel[..]
+                    }
+                };
+                f.backprop_from_output(yc, d);
             }
             (g[c], g[channels + c]) = dot_normalised_and_sum(d, &x[range], stat(c));
         }
@@ -395,6 +444,22 @@ impl Saved {
                 }
             }
         }
+    }
+}
+
+/// The mean and inverse deviation of channel `c`'s group among an example's `stats`, with
+/// `per_group` channels to a group.
+#[inline(always)]
+fn channel_stats(stats: &[f32], c: usize, per_group: usize) -> (f32, f32) {
+    (stats[c / per_group * 2], stats[c / per_group * 2 + 1])
+}
+
+/// `out = gamma ((x - m) s) + beta` for one channel `x` with its scale and shift and its
+/// group's mean `m` and inverse deviation `s`.
+#[inline(always)]
+fn normalise_channel(out: &mut [f32], x: &[f32], (gamma, beta): (f32, f32), (m, s): (f32, f32)) {
+    for (o, v) in out.iter_mut().zip(x) {
+        *o = gamma * ((v - m) * s) + beta;
     }
 }
 

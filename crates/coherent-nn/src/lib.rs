@@ -35,6 +35,7 @@ pub mod kernels;
 pub mod layer;
 mod loss;
 mod matrix_trace;
+mod norm_pool;
 mod pool;
 pub mod reference;
 mod residual;

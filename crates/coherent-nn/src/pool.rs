@@ -60,6 +60,14 @@ impl Pool2d {
         (self.width - self.window().1) / self.stride + 1
     }
 
+    /// The same pooling of one channel.
+    pub(crate) fn plane(&self) -> Pool2d {
+        Pool2d {
+            channels: 1,
+            ..*self
+        }
+    }
+
     /// Features of one input example.
     pub fn input_len(&self) -> usize {
         self.channels * self.height * self.width
@@ -94,7 +102,7 @@ impl Pool2d {
     /// The largest value of every window of one example `xe` into `ye`, and where it is (the
     /// first largest, row by row, as an index into `xe`) into `ae`: one output row at a time,
     /// straight from the rows of its windows.
-    fn max_windows(&self, xe: &[f32], ye: &mut [f32], ae: &mut [u32]) {
+    pub(crate) fn max_windows(&self, xe: &[f32], ye: &mut [f32], ae: &mut [u32]) {
         let (kh, kw) = self.window();
         let (ow, w, s) = (self.out_width(), self.width, self.stride);
         let tops = (0..self.channels)
@@ -164,9 +172,30 @@ impl Layer for Pool2d {
     }
 
     fn forward(&self, x: Act<CpuTape>, input_needs_grad: bool) -> Act<CpuTape> {
-        let rows = x.rows;
         let (mut out, mut argmax) = (Vec::new(), Vec::new());
-        self.run(&x.data, rows, &mut out, &mut argmax);
+        self.run(&x.data, x.rows, &mut out, &mut argmax);
+        self.record(x, input_needs_grad, out, argmax)
+    }
+
+    fn forward_slice(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) {
+        self.run(x, rows, out, &mut Vec::new());
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl Pool2d {
+    /// Records the pass on `x` whose outputs are `out` and, for max pooling, whose winners
+    /// are `argmax` (see [`Pool2d::max_windows`]).
+    pub(crate) fn record(
+        &self,
+        x: Act<CpuTape>,
+        input_needs_grad: bool,
+        out: Vec<f32>,
+        argmax: Vec<u32>,
+    ) -> Act<CpuTape> {
         let pool = *self;
         x.record(
             Arc::new(out),
@@ -196,14 +225,6 @@ impl Layer for Pool2d {
                 }
             },
         )
-    }
-
-    fn forward_slice(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) {
-        self.run(x, rows, out, &mut Vec::new());
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
     }
 }
 

@@ -5,15 +5,11 @@
 
 use crate::act::{Act, CpuTape, CHUNK};
 use crate::layer::{fixed_len, Layer};
-use crate::switch::Switch;
+use crate::switch::UNFUSED;
 use crate::{Activation, GroupNorm};
 use dfdx::prelude::{Merge, PutTape, SplitTape, Tape};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
-
-/// On while a caller runs with every block's sum in a pass of its own
-/// ([`crate::check::without_fused_sums`]).
-pub(crate) static UNFUSED: Switch = Switch::new();
 
 /// A residual block. Its layers (the body's, then the shortcut's) are layers of the network.
 #[derive(Debug)]

@@ -4,6 +4,7 @@ use crate::act::{Act, CpuTape};
 use crate::engine::{self, Blocks, Traces};
 use crate::layer::{self, Layer};
 use crate::loss::{loss_kernel, loss_op, LossTrace};
+use crate::norm_pool;
 use coherent_core::{Batch, BatchGrads, GradRequest, LayerInfo, LossKind, Model, PerExampleBlocks};
 use dfdx::prelude::{Backward, Cpu};
 use std::sync::{Arc, Mutex};
@@ -126,9 +127,16 @@ impl Sequential {
         input.extend_from_slice(&batch.inputs);
         let tape = CpuTape::default();
         let mut act = Act::network_input(&self.dev, self.input.clone(), rows, self.inputs, tape);
-        for (k, op) in self.ops.iter().enumerate() {
+        let mut k = 0;
+        while k < self.ops.len() {
             // nobody reads the gradient of the network's input
-            act = op.forward(act, k > 0);
+            if let Some(pair) = norm_pool::fusable(&self.ops[k..]) {
+                act = norm_pool::forward(pair, act, k > 0);
+                k += 2;
+            } else {
+                act = self.ops[k].forward(act, k > 0);
+                k += 1;
+            }
         }
         let loss = loss_op(self.loss, act, batch.targets(), &self.loss_trace);
         let _grads = loss.backward();

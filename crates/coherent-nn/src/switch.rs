@@ -4,6 +4,10 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// On while a caller runs with every layer in a pass of its own
+/// ([`crate::check::without_fused_layers`]).
+pub(crate) static UNFUSED: Switch = Switch::new();
+
 /// A switch, off until a caller runs a closure with it on.
 pub(crate) struct Switch(AtomicUsize);
 

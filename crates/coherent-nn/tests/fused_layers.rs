@@ -1,16 +1,16 @@
-//! A residual block whose body ends in a GroupNorm without an activation takes its sum into
-//! that GroupNorm's pass. The numbers are those of the sum taken in a pass of its own, bit for
-//! bit, in the forward pass, in every gradient and per-example quantity, and on the tape-free
-//! evaluation path.
+//! Two layers run as one pass: a residual block's sum in its body's last GroupNorm, and a
+//! GroupNorm followed by a max pool. The numbers are those of the layers in passes of their
+//! own, bit for bit, in the forward pass, in every gradient and per-example quantity, and on
+//! the tape-free evaluation path.
 
 use coherent_core::{BatchGrads, GradRequest, InputShape, LossKind, Model, ModelSpec};
-use coherent_nn::check::{random_batch, without_fused_sums};
-use coherent_nn::{Activation, Init, NetworkBuilder, Sequential};
+use coherent_nn::check::{random_batch, without_fused_layers};
+use coherent_nn::{Activation, Init, NetworkBuilder, PoolKind, Sequential};
 
 /// Blocks that fuse (identity and projection shortcuts, ReLU, tanh and no activation on the
 /// sum, one first in the network so that its input needs no gradient) and one that does not
 /// (its body ends in a GroupNorm with an activation).
-fn network() -> Sequential {
+fn residual_network() -> Sequential {
     let spec = ModelSpec::classifier(InputShape::image(8, 8, 8), 10).with_seed(3);
     let mut b = NetworkBuilder::new(&spec, false, Init::He);
     let (relu, tanh) = (Some(Activation::Relu), Some(Activation::Tanh));
@@ -42,9 +42,35 @@ fn network() -> Sequential {
     b.build().unwrap()
 }
 
-#[test]
-fn a_sum_taken_in_the_last_group_norm_equals_a_sum_in_a_pass_of_its_own() {
-    let batch = random_batch(12, 8 * 8 * 8, 10, LossKind::CrossEntropy, 7);
+/// GroupNorms with ReLU, tanh and no activation before 2x2 max pools (one on odd sides, one
+/// first in the network), and one before an average pool, which does not fuse.
+fn pooled_network() -> Sequential {
+    let spec = ModelSpec::classifier(InputShape::image(4, 14, 14), 10).with_seed(5);
+    let mut b = NetworkBuilder::new(&spec, false, Init::He);
+    let (relu, tanh) = (Some(Activation::Relu), Some(Activation::Tanh));
+    b.group_norm(2, relu).unwrap();
+    b.pool(PoolKind::Max, 2).unwrap();
+    b.conv(8, 3, 1, 1, None).unwrap();
+    b.group_norm(4, tanh).unwrap();
+    b.pool(PoolKind::Max, 2).unwrap();
+    b.conv(8, 3, 1, 1, None).unwrap();
+    b.group_norm(2, None).unwrap();
+    b.pool(PoolKind::Max, 2).unwrap();
+    b.conv(8, 1, 1, 0, None).unwrap();
+    b.group_norm(2, relu).unwrap();
+    b.pool(PoolKind::Avg, 1).unwrap();
+    b.dense(10, None).unwrap();
+    b.build().unwrap()
+}
+
+/// Passes of `model` on a batch with fusion and without, compared bit for bit.
+fn fused_equals_unfused(mut model: Sequential, inputs: usize) {
+    let batch = random_batch(12, inputs, 10, LossKind::CrossEntropy, 7);
+    // GroupNorm's gamma and beta away from 1 and 0, where a change of order would round
+    let mut rng = coherent_core::Rng::new(1);
+    for p in model.params_mut() {
+        p.iter_mut().for_each(|v| *v += 0.3 * rng.normal() as f32);
+    }
     let everything = GradRequest {
         sq_norms: true,
         coord_sum_sq: true,
@@ -52,19 +78,13 @@ fn a_sum_taken_in_the_last_group_norm_equals_a_sum_in_a_pass_of_its_own() {
         ..GradRequest::SUM
     };
     for request in [GradRequest::SUM, everything] {
-        let mut model = network();
-        // GroupNorm's gamma and beta away from 1 and 0, where a change of order would round
-        let mut rng = coherent_core::Rng::new(1);
-        for p in model.params_mut() {
-            p.iter_mut().for_each(|v| *v += 0.3 * rng.normal() as f32);
-        }
         let mut pass = || {
             let mut out = BatchGrads::default();
             model.forward_backward(&batch, &request, &mut out);
             out
         };
         let fused = pass();
-        let unfused = without_fused_sums(&mut pass);
+        let unfused = without_fused_layers(&mut pass);
         assert!(fused.sum.iter().all(|g| g.iter().any(|v| *v != 0.0)));
         assert!(fused.losses == unfused.losses, "losses");
         assert!(fused.sum == unfused.sum, "summed gradients");
@@ -81,4 +101,14 @@ fn a_sum_taken_in_the_last_group_norm_equals_a_sum_in_a_pass_of_its_own() {
         model.evaluate(&batch, &mut losses, &mut correct);
         assert!(losses == fused.losses, "the evaluation path's losses");
     }
+}
+
+#[test]
+fn a_sum_taken_in_the_last_group_norm_equals_a_sum_in_a_pass_of_its_own() {
+    fused_equals_unfused(residual_network(), 8 * 8 * 8);
+}
+
+#[test]
+fn a_group_norm_pooled_channel_by_channel_equals_the_two_layers_one_after_the_other() {
+    fused_equals_unfused(pooled_network(), 4 * 14 * 14);
 }

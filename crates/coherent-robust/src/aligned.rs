@@ -32,6 +32,20 @@ impl LineBuffer {
         unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast::<f32>(), len) }
     }
 
+    /// The first `len` values as [`LineBuffer::values`] last made them.
+    ///
+    /// # Panics
+    /// If the buffer holds fewer than `len` values.
+    pub(crate) fn filled(&self, len: usize) -> &[f32] {
+        assert!(
+            len <= self.0.len() * LANES,
+            "{len} values of a buffer of {} lines",
+            self.0.len()
+        );
+        // SAFETY: as in `values`, borrowed immutably.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<f32>(), len) }
+    }
+
     fn grow(&mut self, rows: usize) {
         if self.0.len() < rows {
             self.0.resize(rows, Line([0.0; LANES]));
@@ -50,6 +64,7 @@ mod tests {
         assert_eq!(values.as_ptr() as usize % 64, 0);
         assert!(values.iter().all(|v| *v == 0.0));
         values[36] = 5.0;
+        assert_eq!(buffer.filled(37)[36], 5.0);
         let rows = buffer.lanes(9);
         assert_eq!(rows.as_ptr() as usize % 64, 0);
         assert_eq!(rows[2][4], 5.0, "value 36 is lane 4 of row 2");

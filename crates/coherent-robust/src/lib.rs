@@ -14,6 +14,7 @@
 //!   time (`select_nth_unstable`) for batches too small for the others, and are the references
 //!   the tests check the fast kernels against.
 
+use aligned::LineBuffer;
 use coherent_core::PerExampleBlocks;
 use rayon::prelude::*;
 
@@ -152,8 +153,7 @@ fn extremes(
             || Scratch::new(b, lo, hi),
             |s, (k, chunk)| {
                 let (start, len) = (k * BLOCK, chunk.len());
-                s.rows.resize(b * len, 0.0);
-                src.block_rows(layer, start..start + len, &mut s.rows);
+                src.block_rows(layer, start..start + len, s.rows.values(b * len));
                 s.reset(len);
                 accumulate(s, len);
                 for (c, o) in chunk.iter_mut().enumerate() {
@@ -196,14 +196,15 @@ fn accumulate_any(s: &mut Scratch, len: usize) {
 /// the running sum and both ranked lists stay in registers across all the examples.
 #[inline(always)]
 fn lanes<const T: usize, const U: usize>(s: &mut Scratch, len: usize) {
-    let b = s.rows.len() / len;
+    let b = s.batch;
+    let rows = s.rows.filled(b * len);
     let full = len / 8 * 8;
     for g in (0..full).step_by(8) {
         let mut sum = [0.0f32; 8];
         let mut top = [[f32::NEG_INFINITY; 8]; T];
         let mut bottom = [[f32::INFINITY; 8]; U];
         for i in 0..b {
-            let v: [f32; 8] = s.rows[i * len + g..i * len + g + 8]
+            let v: [f32; 8] = rows[i * len + g..i * len + g + 8]
                 .try_into()
                 .expect("eight lanes");
             for l in 0..8 {
@@ -229,7 +230,7 @@ fn lanes<const T: usize, const U: usize>(s: &mut Scratch, len: usize) {
     // the last coordinates of the block, one at a time
     for c in full..len {
         for i in 0..b {
-            let v = s.rows[i * len + c];
+            let v = rows[i * len + c];
             s.sum[c] += v;
             let mut x = v;
             for r in s.top.iter_mut() {
@@ -249,7 +250,9 @@ fn lanes<const T: usize, const U: usize>(s: &mut Scratch, len: usize) {
 
 /// Per-thread buffers of [`winsorize_all`].
 struct Scratch {
-    rows: Vec<f32>,
+    /// The block's values, example by example, from the start of a cache line.
+    rows: LineBuffer,
+    batch: usize,
     sum: Vec<f32>,
     top: Vec<Vec<f32>>,
     bottom: Vec<Vec<f32>>,
@@ -258,7 +261,8 @@ struct Scratch {
 impl Scratch {
     fn new(b: usize, lo: usize, hi: usize) -> Scratch {
         Scratch {
-            rows: Vec::with_capacity(b * BLOCK),
+            rows: LineBuffer::default(),
+            batch: b,
             sum: vec![0.0; BLOCK],
             top: vec![vec![0.0; BLOCK]; hi + 1],
             bottom: vec![vec![0.0; BLOCK]; lo + 1],

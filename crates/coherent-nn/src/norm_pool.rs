@@ -2,7 +2,8 @@
 //! (and activated) in a buffer of its thread and pooled from there, so the GroupNorm's output
 //! is neither written to memory nor kept. Its backward pass recomputes a channel where it needs
 //! the activation's derivative. The numbers are those of the two layers one after the other,
-//! bit for bit (`check::without_fused_layers` runs them so, for the tests to compare).
+//! bit for bit (`check::without_fused_layers` runs them so, for the tests to compare). A
+//! network's layers and a residual block's body both run through [`forward_all`].
 
 use crate::act::{Act, CpuTape};
 use crate::layer::Layer;
@@ -12,8 +13,30 @@ use crate::{GroupNorm, Pool2d, PoolKind};
 use rayon::prelude::*;
 use std::sync::Arc;
 
+/// The forward passes of the layers `ops` one after the other on `x`, the first told whether
+/// its input needs a gradient, every later one that it does; a GroupNorm and the max pool after
+/// it run as one pass.
+pub(crate) fn forward_all(
+    ops: &[Box<dyn Layer>],
+    mut x: Act<CpuTape>,
+    input_needs_grad: bool,
+) -> Act<CpuTape> {
+    let mut k = 0;
+    while k < ops.len() {
+        let needs_grad = k > 0 || input_needs_grad;
+        if let Some(pair) = fusable(&ops[k..]) {
+            x = forward(pair, x, needs_grad);
+            k += 2;
+        } else {
+            x = ops[k].forward(x, needs_grad);
+            k += 1;
+        }
+    }
+    x
+}
+
 /// The GroupNorm and max pool that begin `ops`, where they run as one pass.
-pub(crate) fn fusable(ops: &[Box<dyn Layer>]) -> Option<(&GroupNorm, &Pool2d)> {
+fn fusable(ops: &[Box<dyn Layer>]) -> Option<(&GroupNorm, &Pool2d)> {
     if UNFUSED.is_on() {
         return None;
     }
@@ -28,7 +51,7 @@ pub(crate) fn fusable(ops: &[Box<dyn Layer>]) -> Option<(&GroupNorm, &Pool2d)> {
 
 /// The forward pass of `norm` then `pool` on `x`: the pool's output, both layers' backward
 /// ops on the tape.
-pub(crate) fn forward(
+fn forward(
     (norm, pool): (&GroupNorm, &Pool2d),
     x: Act<CpuTape>,
     input_needs_grad: bool,

@@ -5,6 +5,7 @@
 
 use crate::act::{Act, CpuTape, CHUNK};
 use crate::layer::{fixed_len, Layer};
+use crate::norm_pool;
 use crate::switch::UNFUSED;
 use crate::{Activation, GroupNorm};
 use dfdx::prelude::{Merge, PutTape, SplitTape, Tape};
@@ -121,7 +122,7 @@ impl Layer for Residual {
     fn forward(&self, x: Act<CpuTape>, input_needs_grad: bool) -> Act<CpuTape> {
         let (x_tensor, tape) = x.tensor.split_tape();
         let (rows, cols) = (x.rows, x.cols);
-        let mut h = Act {
+        let into_body = Act {
             tensor: x_tensor.clone().put_tape(tape),
             data: x.data.clone(),
             grad: x.grad.clone(),
@@ -130,9 +131,7 @@ impl Layer for Residual {
         };
         let tail = self.fused_tail();
         let before_tail = self.body().len() - usize::from(tail.is_some());
-        for (k, layer) in self.body()[..before_tail].iter().enumerate() {
-            h = layer.forward(h, k > 0 || input_needs_grad);
-        }
+        let h = norm_pool::forward_all(&self.body()[..before_tail], into_body, input_needs_grad);
         let skip = Act {
             tensor: x_tensor.put_tape(CpuTape::default()),
             data: x.data,

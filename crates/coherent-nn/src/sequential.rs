@@ -126,18 +126,9 @@ impl Sequential {
         input.clear();
         input.extend_from_slice(&batch.inputs);
         let tape = CpuTape::default();
-        let mut act = Act::network_input(&self.dev, self.input.clone(), rows, self.inputs, tape);
-        let mut k = 0;
-        while k < self.ops.len() {
-            // nobody reads the gradient of the network's input
-            if let Some(pair) = norm_pool::fusable(&self.ops[k..]) {
-                act = norm_pool::forward(pair, act, k > 0);
-                k += 2;
-            } else {
-                act = self.ops[k].forward(act, k > 0);
-                k += 1;
-            }
-        }
+        let input = Act::network_input(&self.dev, self.input.clone(), rows, self.inputs, tape);
+        // nobody reads the gradient of the network's input
+        let act = norm_pool::forward_all(&self.ops, input, false);
         let loss = loss_op(self.loss, act, batch.targets(), &self.loss_trace);
         let _grads = loss.backward();
 

@@ -28,6 +28,7 @@ pub mod check;
 mod conv;
 mod dense;
 mod engine;
+mod fusion;
 mod grads;
 mod group_norm;
 mod init;

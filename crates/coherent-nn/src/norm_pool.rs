@@ -2,56 +2,23 @@
 //! (and activated) in a buffer of its thread and pooled from there, so the GroupNorm's output
 //! is neither written to memory nor kept. Its backward pass recomputes a channel where it needs
 //! the activation's derivative. The numbers are those of the two layers one after the other,
-//! bit for bit (`check::without_fused_layers` runs them so, for the tests to compare). A
-//! network's layers and a residual block's body both run through [`forward_all`].
+//! bit for bit (`check::without_fused_layers` runs them so, for the tests to compare).
 
 use crate::act::{Act, CpuTape};
-use crate::layer::Layer;
 use crate::simd::wide;
-use crate::switch::UNFUSED;
 use crate::{GroupNorm, Pool2d, PoolKind};
 use rayon::prelude::*;
 use std::sync::Arc;
 
-/// The forward passes of the layers `ops` one after the other on `x`, the first told whether
-/// its input needs a gradient, every later one that it does; a GroupNorm and the max pool after
-/// it run as one pass.
-pub(crate) fn forward_all(
-    ops: &[Box<dyn Layer>],
-    mut x: Act<CpuTape>,
-    input_needs_grad: bool,
-) -> Act<CpuTape> {
-    let mut k = 0;
-    while k < ops.len() {
-        let needs_grad = k > 0 || input_needs_grad;
-        if let Some(pair) = fusable(&ops[k..]) {
-            x = forward(pair, x, needs_grad);
-            k += 2;
-        } else {
-            x = ops[k].forward(x, needs_grad);
-            k += 1;
-        }
-    }
-    x
-}
-
-/// The GroupNorm and max pool that begin `ops`, where they run as one pass.
-fn fusable(ops: &[Box<dyn Layer>]) -> Option<(&GroupNorm, &Pool2d)> {
-    if UNFUSED.is_on() {
-        return None;
-    }
-    let norm = ops.first()?.as_any().downcast_ref::<GroupNorm>()?;
-    let pool = ops.get(1)?.as_any().downcast_ref::<Pool2d>()?;
+/// Whether `pool` can take `norm`'s output in one pass with it: a max pool of its shape.
+pub(crate) fn fits(norm: &GroupNorm, pool: &Pool2d) -> bool {
     let (channels, positions) = norm.shape();
-    let fits = pool.kind == PoolKind::Max
-        && pool.channels == channels
-        && pool.height * pool.width == positions;
-    fits.then_some((norm, pool))
+    pool.kind == PoolKind::Max && pool.channels == channels && pool.height * pool.width == positions
 }
 
 /// The forward pass of `norm` then `pool` on `x`: the pool's output, both layers' backward
 /// ops on the tape.
-fn forward(
+pub(crate) fn forward(
     (norm, pool): (&GroupNorm, &Pool2d),
     x: Act<CpuTape>,
     input_needs_grad: bool,

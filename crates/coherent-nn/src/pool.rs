@@ -3,6 +3,8 @@
 
 use crate::act::{Act, CpuTape};
 use crate::layer::{fixed_len, Layer};
+use crate::simd::wide;
+use crate::Activation;
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -102,6 +104,7 @@ impl Pool2d {
     /// The largest value of every window of one example `xe` into `ye`, and where it is (the
     /// first largest, row by row, as an index into `xe`) into `ae`: one output row at a time,
     /// straight from the rows of its windows.
+    #[inline(always)]
     pub(crate) fn max_windows(&self, xe: &[f32], ye: &mut [f32], ae: &mut [u32]) {
         let (kh, kw) = self.window();
         let (ow, w, s) = (self.out_width(), self.width, self.stride);
@@ -150,7 +153,12 @@ impl Pool2d {
                 out.par_chunks_mut(n_out)
                     .zip(argmax.par_chunks_mut(n_out))
                     .zip(x.par_chunks(n_in))
-                    .for_each(|((ye, ae), xe)| self.max_windows(xe, ye, ae));
+                    .for_each(|((ye, ae), xe)| {
+                        wide(
+                            #[inline(always)]
+                            || self.max_windows(xe, ye, ae),
+                        )
+                    });
             }
             PoolKind::Avg => {
                 out.resize(rows * n_out, 0.0);
@@ -228,9 +236,54 @@ impl Pool2d {
     }
 }
 
+impl Pool2d {
+    /// Records a max pool (windows that do not overlap) whose outputs are `out` and whose
+    /// winners are `argmax`, on the output `x` of a layer whose activation `f` it takes over in
+    /// the backward pass: it writes the gradient of the layer's pre-activation values, each
+    /// window's gradient through `f`'s derivative at the window's largest value and zeros
+    /// elsewhere. That is, bit for bit, what this pool's backward pass into zeros and then the
+    /// activation's would give, as no value is the winner of two windows.
+    ///
+    /// `x` must have this pool as its only consumer, so that the pool writes its gradient.
+    pub(crate) fn record_before_activation(
+        &self,
+        x: Act<CpuTape>,
+        out: Vec<f32>,
+        argmax: Vec<u32>,
+        f: Option<Activation>,
+    ) -> Act<CpuTape> {
+        let (n_in, n_out) = (self.input_len(), self.output_len());
+        let out = Arc::new(out);
+        let y = out.clone();
+        x.then(out, n_out, true, move |dy, dx| {
+            let Some(dx) = dx else { return };
+            dx.write_or_add(|dx, first| {
+                debug_assert!(first, "the pooled layer's output has another consumer");
+                dx.par_chunks_mut(n_in)
+                    .zip(dy.par_chunks(n_out))
+                    .zip(argmax.par_chunks(n_out).zip(y.par_chunks(n_out)))
+                    .for_each(|((de, ge), (ae, ye))| {
+                        if first {
+                            de.fill(0.0);
+                        }
+                        for ((&d, &i), &y) in ge.iter().zip(ae).zip(ye) {
+                            let mut g = [de[i as usize] + d];
+                            if let Some(f) = f {
+                                f.backprop_from_output(&[y], &mut g);
+                            }
+                            de[i as usize] = g[0];
+                        }
+                    })
+            });
+        })
+    }
+}
+
 /// The largest of every 2x2 window on the two input rows `(r0, r1)` (windows `stride` apart)
 /// into `ys`, and where it is (as an index past `top`, where `r0` starts) into `as_`: the first
-/// largest, as the general walk finds it.
+/// largest, as the general walk finds it. Windows side by side (stride 2) are compared without
+/// branches, several at a time.
+#[inline(always)]
 fn max_pairs(
     (r0, r1): (&[f32], &[f32]),
     stride: usize,
@@ -239,6 +292,25 @@ fn max_pairs(
     as_: &mut [u32],
 ) {
     let w = r0.len();
+    if stride == 2 {
+        let windows = r0.chunks_exact(2).zip(r1.chunks_exact(2));
+        let outputs = ys.iter_mut().zip(as_.iter_mut());
+        for (k, ((y, a), (p0, p1))) in outputs.zip(windows).enumerate() {
+            let k = (top + 2 * k) as u32;
+            let (mut best, mut at) = (p0[0], k);
+            for (v, i) in [
+                (p0[1], k + 1),
+                (p1[0], k + w as u32),
+                (p1[1], k + w as u32 + 1),
+            ] {
+                let better = v > best;
+                best = if better { v } else { best };
+                at = if better { i } else { at };
+            }
+            (*y, *a) = (best, at);
+        }
+        return;
+    }
     for (j, (y, a)) in ys.iter_mut().zip(as_.iter_mut()).enumerate() {
         let k = j * stride;
         let (mut best, mut at) = (r0[k], k);

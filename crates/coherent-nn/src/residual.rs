@@ -4,8 +4,8 @@
 //! pass: its output is neither written, read back nor kept.
 
 use crate::act::{Act, CpuTape, CHUNK};
+use crate::fusion;
 use crate::layer::{fixed_len, Layer};
-use crate::norm_pool;
 use crate::switch::UNFUSED;
 use crate::{Activation, GroupNorm};
 use dfdx::prelude::{Merge, PutTape, SplitTape, Tape};
@@ -131,7 +131,7 @@ impl Layer for Residual {
         };
         let tail = self.fused_tail();
         let before_tail = self.body().len() - usize::from(tail.is_some());
-        let h = norm_pool::forward_all(&self.body()[..before_tail], into_body, input_needs_grad);
+        let h = fusion::forward_all(&self.body()[..before_tail], into_body, input_needs_grad);
         let skip = Act {
             tensor: x_tensor.put_tape(CpuTape::default()),
             data: x.data,

@@ -2,9 +2,9 @@
 
 use crate::act::{Act, CpuTape};
 use crate::engine::{self, Blocks, Traces};
+use crate::fusion;
 use crate::layer::{self, Layer};
 use crate::loss::{loss_kernel, loss_op, LossTrace};
-use crate::norm_pool;
 use coherent_core::{Batch, BatchGrads, GradRequest, LayerInfo, LossKind, Model, PerExampleBlocks};
 use dfdx::prelude::{Backward, Cpu};
 use std::sync::{Arc, Mutex};
@@ -128,7 +128,7 @@ impl Sequential {
         let tape = CpuTape::default();
         let input = Act::network_input(&self.dev, self.input.clone(), rows, self.inputs, tape);
         // nobody reads the gradient of the network's input
-        let act = norm_pool::forward_all(&self.ops, input, false);
+        let act = fusion::forward_all(&self.ops, input, false);
         let loss = loss_op(self.loss, act, batch.targets(), &self.loss_trace);
         let _grads = loss.backward();
 

@@ -8,12 +8,13 @@ use super::{tile, Conv2d, ConvGeometry};
 use crate::act::{Act, CpuTape};
 use crate::kernels::{matmul_on, Layout, Mat};
 use crate::spare;
+use crate::Activation;
 use rayon::prelude::*;
 use std::sync::Arc;
 
 /// Outputs of the examples `x` (one, or [`implicit::examples_per_slice`] where the tiles
 /// run) into `y`, through the buffers `s`.
-fn examples(conv: &Conv2d, x: &[f32], s: &mut Scratch, y: &mut [f32]) {
+pub(super) fn examples(conv: &Conv2d, x: &[f32], s: &mut Scratch, y: &mut [f32]) {
     let g = conv.geom;
     let (t, kk, co) = g.dims();
     let w = &conv.params[..co * kk];
@@ -60,14 +61,20 @@ fn unfolded_forward(g: &ConvGeometry, w: &[f32], x: &[f32], u: &mut [f32], y: &m
 pub(super) fn on_slices(conv: &Conv2d, x: &[f32], rows: usize, out: &mut Vec<f32>) {
     let g = conv.geom;
     out.resize(rows * g.output_len(), 0.0);
-    let m = if tile::available() {
-        implicit::examples_per_slice(&g)
-    } else {
-        1
-    };
+    let m = examples_per_task(&g);
     out.par_chunks_mut(m * g.output_len())
         .zip(x.par_chunks(m * g.input_len()))
         .for_each(|(y, x)| with_scratch(|s| examples(conv, x, s, y)));
+}
+
+/// How many examples one task of the forward pass computes at once: one, or where the tiles
+/// run [`implicit::examples_per_slice`].
+pub(super) fn examples_per_task(g: &ConvGeometry) -> usize {
+    if tile::available() {
+        implicit::examples_per_slice(g)
+    } else {
+        1
+    }
 }
 
 /// Forward pass recorded on the tape.
@@ -78,6 +85,21 @@ pub(super) fn on_tape(conv: &Conv2d, x: Act<CpuTape>, input_needs_grad: bool) ->
         on_slices(conv, &x.data, rows, Arc::make_mut(&mut out));
         out.clone()
     };
+    let activation = conv.activation.map(|f| (f, out.clone()));
+    record(conv, x, input_needs_grad, out, activation)
+}
+
+/// Records the pass on `x` whose output is `out` on the tape. The backward pass takes the
+/// output's gradient through `activation`'s derivative, read from the output it holds; with
+/// `None` the gradient that arrives is already that of the pre-activation values.
+pub(super) fn record(
+    conv: &Conv2d,
+    x: Act<CpuTape>,
+    input_needs_grad: bool,
+    out: Arc<Vec<f32>>,
+    activation: Option<(Activation, Arc<Vec<f32>>)>,
+) -> Act<CpuTape> {
+    let rows = x.rows;
     let input = x.data.clone();
     let (trace, params, geom, bias) = (
         conv.trace.clone(),
@@ -85,8 +107,6 @@ pub(super) fn on_tape(conv: &Conv2d, x: Act<CpuTape>, input_needs_grad: bool) ->
         conv.geom,
         conv.bias,
     );
-    let activation = conv.activation;
-    let output = activation.map(|_| out.clone());
     x.then(
         out,
         geom.output_len(),
@@ -94,7 +114,7 @@ pub(super) fn on_tape(conv: &Conv2d, x: Act<CpuTape>, input_needs_grad: bool) ->
         move |mut dy, dx| {
             let mut tr = trace.write().expect("conv trace lock");
             let tr = &mut *tr;
-            let act = activation.zip(output.as_deref().map(Vec::as_slice));
+            let act = activation.as_ref().map(|(f, y)| (*f, y.as_slice()));
             crate::activation::pre_activation_grad(act, &mut dy);
             spare::recycle(std::mem::replace(&mut tr.delta, dy));
             tr.record(input, geom, rows, bias);

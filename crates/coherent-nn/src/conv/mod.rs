@@ -23,6 +23,7 @@ mod geometry;
 mod implicit;
 mod norms;
 mod padded;
+mod pooled;
 mod tile;
 mod trace;
 mod transpose;

@@ -211,17 +211,11 @@ impl Residual {
         y_tape.add_backward_op(move |_| {
             let mut dz = dy.take(rows * cols);
             let act = activation.map(|f| (f, &output[..]));
-            crate::activation::pre_activation_grad(act, &mut dz);
-            if let Some(db) = db {
-                db.write_or_add(dz.len(), |g, first| {
-                    if first {
-                        g.par_chunks_mut(CHUNK)
-                            .zip(dz.par_chunks(CHUNK))
-                            .for_each(|(g, d)| g.copy_from_slice(d));
-                    } else {
-                        add_into(g, &dz);
-                    }
-                });
+            match db {
+                Some(db) => db.write_or_add(dz.len(), |g, first| {
+                    pre_activation_grad_into(act, &mut dz, (g, first))
+                }),
+                None => crate::activation::pre_activation_grad(act, &mut dz),
             }
             da.add_owned(dz, add_into);
             Ok(())
@@ -231,6 +225,29 @@ impl Residual {
             ..y
         }
     }
+}
+
+/// `dz` through the activation's derivative as in
+/// [`pre_activation_grad`](crate::activation::pre_activation_grad), and in the same pass
+/// written (`first`) or added into `g`, chunk by chunk while it is in cache.
+fn pre_activation_grad_into(
+    act: Option<(Activation, &[f32])>,
+    dz: &mut [f32],
+    (g, first): (&mut [f32], bool),
+) {
+    g.par_chunks_mut(CHUNK)
+        .zip(dz.par_chunks_mut(CHUNK))
+        .enumerate()
+        .for_each(|(k, (g, d))| {
+            if let Some((f, y)) = act {
+                f.backprop_from_output(&y[k * CHUNK..][..d.len()], d);
+            }
+            if first {
+                g.copy_from_slice(d);
+            } else {
+                g.iter_mut().zip(&*d).for_each(|(g, d)| *g += d);
+            }
+        });
 }
 
 /// `g += d`, in parallel.

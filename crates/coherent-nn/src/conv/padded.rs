@@ -103,11 +103,13 @@ pub(super) unsafe fn unpad_add(g: &ConvGeometry, padded: &[f32], dx: &mut [f32])
 pub(super) unsafe fn unfold(g: &ConvGeometry, xp: &[f32], segs: &[Segment], panel: &mut [f32]) {
     walk(g, segs, |r, seg, src| {
         let dst = &mut panel[r * COLS + seg.offset..][..seg.len];
-        if g.stride == 1 {
-            copy(dst, &xp[src..src + seg.len]);
-        } else {
-            for (j, d) in dst.iter_mut().enumerate() {
-                *d = xp[src + j * g.stride];
+        match g.stride {
+            1 => copy(dst, &xp[src..src + seg.len]),
+            2 => copy_even(dst, &xp[src..src + 2 * seg.len - 1]),
+            s => {
+                for (j, d) in dst.iter_mut().enumerate() {
+                    *d = xp[src + j * s];
+                }
             }
         }
     });
@@ -176,11 +178,13 @@ pub(super) unsafe fn unfold_small(
 pub(super) unsafe fn fold(g: &ConvGeometry, panel: &[f32], segs: &[Segment], dxp: &mut [f32]) {
     walk(g, segs, |r, seg, dst| {
         let src = &panel[r * COLS + seg.offset..][..seg.len];
-        if g.stride == 1 {
-            add(&mut dxp[dst..dst + seg.len], src);
-        } else {
-            for (j, v) in src.iter().enumerate() {
-                dxp[dst + j * g.stride] += v;
+        match g.stride {
+            1 => add(&mut dxp[dst..dst + seg.len], src),
+            2 => add_even(&mut dxp[dst..dst + 2 * seg.len - 1], src),
+            s => {
+                for (j, v) in src.iter().enumerate() {
+                    dxp[dst + j * s] += v;
+                }
             }
         }
     });
@@ -204,6 +208,23 @@ fn walk(g: &ConvGeometry, segs: &[Segment], mut f: impl FnMut(usize, &Segment, u
             }
         }
     }
+}
+
+/// `dst[j] = src[2 j]` (`src` holds `2 dst.len() - 1` values).
+#[cfg(not(target_arch = "x86_64"))]
+fn copy_even(dst: &mut [f32], src: &[f32]) {
+    dst.iter_mut()
+        .zip(src.iter().step_by(2))
+        .for_each(|(d, v)| *d = *v);
+}
+
+/// `dst[2 j] += src[j]` (`dst` holds `2 src.len() - 1` values).
+#[cfg(not(target_arch = "x86_64"))]
+fn add_even(dst: &mut [f32], src: &[f32]) {
+    dst.iter_mut()
+        .step_by(2)
+        .zip(src)
+        .for_each(|(d, v)| *d += v);
 }
 
 /// `dst = src`, sixteen lanes at a time (the last ones masked).
@@ -246,6 +267,114 @@ fn add(dst: &mut [f32], src: &[f32]) {
                 _mm512_maskz_loadu_ps(m, s.as_ptr()),
             );
             _mm512_mask_storeu_ps(d.as_mut_ptr(), m, sum);
+        }
+    }
+}
+
+/// Lanes `0, 2, .., 30` of two vectors (the first's even lanes, then the second's).
+#[cfg(target_arch = "x86_64")]
+const EVEN_LANES: [u32; 16] = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30];
+
+/// The masks of the two vectors that hold the values `0, 2, .., 2 (n - 1)` of a run (`n` at
+/// most 16), each lane read where it is one of them or lies between two of them.
+#[cfg(target_arch = "x86_64")]
+fn even_masks(n: usize) -> (__mmask16, __mmask16) {
+    let lanes = 2 * n - 1; // up to and including the last even value
+    let lo = (1u32 << lanes.min(16)) - 1;
+    let hi = (1u32 << lanes.saturating_sub(16)) - 1;
+    (lo as __mmask16, hi as __mmask16)
+}
+
+/// `dst[j] = src[2 j]` (`src` holds `2 dst.len() - 1` values), sixteen at a time: two loads
+/// and one permutation.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn copy_even(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(src.len() + 1, 2 * dst.len(), "copy_even lengths");
+    // SAFETY: 16 values.
+    let index = unsafe { _mm512_loadu_si512(EVEN_LANES.as_ptr().cast()) };
+    for (q, d) in dst.chunks_mut(16).enumerate() {
+        let (lo, hi) = even_masks(d.len());
+        let m = ((1u32 << d.len()) - 1) as __mmask16;
+        // SAFETY: the masks cover values `32 q ..= 32 q + 2 (d.len() - 1)` of `src`, which it
+        // holds, and the chunk's values of `dst`.
+        unsafe {
+            let at = src.as_ptr().add(32 * q);
+            let (a, b) = (
+                _mm512_maskz_loadu_ps(lo, at),
+                _mm512_maskz_loadu_ps(hi, at.add(16)),
+            );
+            _mm512_mask_storeu_ps(d.as_mut_ptr(), m, _mm512_permutex2var_ps(a, index, b));
+        }
+    }
+}
+
+/// `dst[2 j] += src[j]` (`dst` holds `2 src.len() - 1` values), sixteen at a time: the values
+/// spread onto the even lanes of two vectors, added there, and only those lanes stored.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn add_even(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len() + 1, 2 * src.len(), "add_even lengths");
+    const EVEN: u32 = 0x5555;
+    // lane 2 i of the first vector is value i, of the second value 8 + i
+    let spread: [[u32; 16]; 2] =
+        std::array::from_fn(|h| std::array::from_fn(|l| (8 * h + l / 2) as u32));
+    // SAFETY: 16 values each.
+    let (first, second) = unsafe {
+        (
+            _mm512_loadu_si512(spread[0].as_ptr().cast()),
+            _mm512_loadu_si512(spread[1].as_ptr().cast()),
+        )
+    };
+    for (q, v) in src.chunks(16).enumerate() {
+        let (lo, hi) = even_masks(v.len());
+        let m = ((1u32 << v.len()) - 1) as __mmask16;
+        // SAFETY: the masks cover the chunk's values of `src` and values `32 q ..= 32 q + 2
+        // (v.len() - 1)` of `dst`, which it holds; only their even lanes are stored.
+        unsafe {
+            let values = _mm512_maskz_loadu_ps(m, v.as_ptr());
+            let at = dst.as_mut_ptr().add(32 * q);
+            for (half, (mask, spread)) in [(lo, first), (hi, second)].into_iter().enumerate() {
+                let mask = mask & EVEN as __mmask16;
+                let d = at.add(16 * half);
+                let sum = _mm512_add_ps(
+                    _mm512_maskz_loadu_ps(mask, d),
+                    _mm512_permutexvar_ps(spread, values),
+                );
+                _mm512_mask_storeu_ps(d, mask, sum);
+            }
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_other_value_is_copied_and_added_where_the_loop_would() {
+        if !super::super::tile::available() {
+            return; // the vector versions need AVX-512
+        }
+        for n in 1..=40 {
+            let run: Vec<f32> = (0..2 * n - 1).map(|i| i as f32 + 0.5).collect();
+            let mut got = vec![f32::NAN; n];
+            // SAFETY: AVX-512F is available (checked above).
+            unsafe { copy_even(&mut got, &run) };
+            let want: Vec<f32> = run.iter().step_by(2).copied().collect();
+            assert_eq!(got, want, "copy of {n} values");
+
+            let values: Vec<f32> = (0..n).map(|j| 100.0 + j as f32).collect();
+            let mut got = run.clone();
+            // SAFETY: as above.
+            unsafe { add_even(&mut got, &values) };
+            let mut want = run.clone();
+            for (j, v) in values.iter().enumerate() {
+                want[2 * j] += v;
+            }
+            assert_eq!(got, want, "addition of {n} values");
         }
     }
 }

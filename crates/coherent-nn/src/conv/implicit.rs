@@ -68,7 +68,9 @@ struct Unfolding {
     panel: Vec<f32>,
     /// The runs of the slice in the panel.
     segments: Vec<Segment>,
-    /// Where the rows of the current slice start.
+    /// Where the rows of the panel start.
+    panel_rows: Vec<usize>,
+    /// A table of row starts for the products that set their own.
     rows: Vec<usize>,
 }
 
@@ -84,6 +86,7 @@ impl Unfolding {
         self.offsets = padded::offsets(g);
         self.panel.clear();
         self.panel.resize(g.patch() * COLS, 0.0);
+        self.panel_rows = (0..g.patch()).map(|k| k * COLS).collect();
     }
 
     /// Copies example `x` inside the zero border.
@@ -96,22 +99,19 @@ impl Unfolding {
     /// The rows of the unfolding for the positions `span` (wide positions where [`direct`]):
     /// in the padded example, or built in the panel.
     fn slice(&mut self, g: &ConvGeometry, span: Range<usize>) -> Rows<'_, &[f32]> {
-        self.rows.clear();
         if direct(g) {
-            self.rows
-                .extend(self.offsets.iter().map(|o| o + span.start));
+            // row r of the slice starts `offsets[r]` past the slice's first wide position
             return Rows {
-                data: &self.padded,
-                rows: &self.rows,
+                data: &self.padded[span.start..],
+                rows: &self.offsets,
             };
         }
         padded::segments(g, span, &mut self.segments);
         // SAFETY: the tiles (AVX-512F) are available wherever this module runs.
         unsafe { padded::unfold(g, &self.padded, &self.segments, &mut self.panel) };
-        self.rows.extend((0..g.patch()).map(|k| k * COLS));
         Rows {
             data: &self.panel,
-            rows: &self.rows,
+            rows: &self.panel_rows,
         }
     }
 }
@@ -142,11 +142,9 @@ impl Unfolding {
                 }
             }
         }
-        self.rows.clear();
-        self.rows.extend((0..g.patch()).map(|k| k * COLS));
         Rows {
             data: &self.panel,
-            rows: &self.rows,
+            rows: &self.panel_rows,
         }
     }
 }
@@ -421,8 +419,8 @@ fn forward_in_pairs((g, w): (&ConvGeometry, &[f32]), s: &mut Scratch, y: &mut [f
             step: 1,
         };
         let b = Rows {
-            data: &u.padded[..],
-            rows: set(&mut u.rows, u.offsets.iter().map(|o| o + pair.wide)),
+            data: &u.padded[pair.wide..],
+            rows: &u.offsets,
         };
         let c = Rows {
             data: &mut *y,
@@ -576,8 +574,8 @@ pub(super) fn input_grad(g: &ConvGeometry, w: &[f32], gi: &[f32], s: &mut Scratc
                 rows: set(grads, (0..co).map(|o| o * lw + span.start)),
             };
             let c = Rows {
-                data: &mut s.padded_grad[..],
-                rows: set(&mut u.rows, u.offsets.iter().map(|o| o + span.start)),
+                data: &mut s.padded_grad[span.start..],
+                rows: &u.offsets,
             };
             tile::product((kk, co, span.len()), a, b, c, true);
         }

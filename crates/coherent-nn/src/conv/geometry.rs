@@ -57,18 +57,21 @@ impl ConvGeometry {
     }
 
     /// The weights of [`Self::adjoint`] from this convolution's weights `w` (`C_out x C_in k
-    /// k`): `w'[c][o][i][j] = w[o][c][k-1-i][k-1-j]`.
+    /// k`): `w'[c][o][i][j] = w[o][c][k-1-i][k-1-j]`, so each `k x k` kernel is the original
+    /// one read backwards, moved from place `(o, c)` to place `(c, o)`.
     pub fn adjoint_weights(&self, w: &[f32]) -> Vec<f32> {
-        let (k, ci, co) = (self.kernel, self.in_channels, self.out_channels);
-        let mut out = vec![0.0; co * ci * k * k];
-        for c in 0..ci {
-            for o in 0..co {
-                for i in 0..k {
-                    for j in 0..k {
-                        let from = ((o * ci + c) * k + (k - 1 - i)) * k + (k - 1 - j);
-                        out[((c * co + o) * k + i) * k + j] = w[from];
-                    }
-                }
+        let (kk, ci, co) = (
+            self.kernel * self.kernel,
+            self.in_channels,
+            self.out_channels,
+        );
+        let mut out = vec![0.0; co * ci * kk];
+        for (o, wo) in w[..co * ci * kk].chunks_exact(ci * kk).enumerate() {
+            for (c, kernel) in wo.chunks_exact(kk).enumerate() {
+                let to = &mut out[(c * co + o) * kk..][..kk];
+                to.iter_mut()
+                    .zip(kernel.iter().rev())
+                    .for_each(|(t, v)| *t = *v);
             }
         }
         out
@@ -166,6 +169,22 @@ mod tests {
                     inside,
                     "{stride} {offset} {padding} {q}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn the_adjoint_weights_are_the_kernels_flipped_and_transposed() {
+        for (ci, co, k) in [(3, 4, 3), (2, 5, 1), (4, 2, 5)] {
+            let g = ConvGeometry::new((ci, 9, 9), co, k, 1, k / 2);
+            let w: Vec<f32> = (0..co * ci * k * k).map(|v| v as f32).collect();
+            let got = g.adjoint_weights(&w);
+            for (c, o, i, j) in (0..ci).flat_map(|c| {
+                (0..co)
+                    .flat_map(move |o| (0..k).flat_map(move |i| (0..k).map(move |j| (c, o, i, j))))
+            }) {
+                let want = w[((o * ci + c) * k + (k - 1 - i)) * k + (k - 1 - j)];
+                assert_eq!(got[((c * co + o) * k + i) * k + j], want, "{c} {o} {i} {j}");
             }
         }
     }

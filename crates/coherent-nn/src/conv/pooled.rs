@@ -49,7 +49,7 @@ impl Conv2d {
             .zip(argmax.par_chunks_mut(m * pooled))
             .zip(x.data.par_chunks(m * g.input_len()))
             .for_each(|((ys, as_), xs)| {
-                OUTPUTS.with_borrow_mut(|y| {
+                with_outputs(|y| {
                     y.resize(ys.len() / pooled * g.output_len(), 0.0);
                     with_scratch(|s| examples(self, xs, s, y));
                     let pooled_examples = ys
@@ -66,4 +66,13 @@ impl Conv2d {
         let output = record(self, x, input_needs_grad, empty_buffer(), None);
         pool.record_before_activation(output, out, argmax, self.activation)
     }
+}
+
+/// Runs `f` with this thread's output buffer (a fresh one if it is already in use further up
+/// the stack).
+fn with_outputs<R>(f: impl FnOnce(&mut Vec<f32>) -> R) -> R {
+    OUTPUTS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut y) => f(&mut y),
+        Err(_) => f(&mut Vec::new()),
+    })
 }

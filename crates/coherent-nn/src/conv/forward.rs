@@ -265,6 +265,32 @@ mod tests {
     }
 
     #[test]
+    fn forward_matches_direct_loops_on_rows_that_are_not_whole_vectors() {
+        // 14x14, 8x8 and 8x10 outputs (the last with a partial last slice) with channels
+        // enough for positions in blocks of 16; the same 14x14 with few (wide positions);
+        // 9-wide rows with an 11x11 kernel, whose blocks span too far (wide positions)
+        for (shape, co, k, padding) in [
+            ((2, 14, 14), 40, 5, 2),
+            ((3, 8, 8), 64, 3, 1),
+            ((2, 10, 12), 48, 3, 0),
+            ((2, 14, 14), 5, 5, 2),
+            ((1, 9, 9), 40, 11, 5),
+        ] {
+            let g = ConvGeometry::new(shape, co, k, 1, padding);
+            let mut rng = Rng::new(2);
+            let conv = Conv2d::new(g, true, Init::Uniform, &mut rng);
+            let x: Vec<f32> = (0..g.input_len()).map(|_| rng.normal() as f32).collect();
+            let mut y = Vec::new();
+            conv.forward_slice(&x, 1, &mut y);
+            let (w, b) = conv.params().split_at(g.out_channels * g.patch());
+            let want = naive(&g, &x, w, Some(b));
+            for (a, b) in y.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-4, "{g:?}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
     fn the_adjoint_convolution_adds_the_input_gradient() {
         let mut rng = Rng::new(3);
         for g in [

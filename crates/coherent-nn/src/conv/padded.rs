@@ -169,6 +169,97 @@ pub(super) unsafe fn unfold_small(
     }
 }
 
+/// A block of 16 consecutive output positions of a stride-1 convolution whose patches all
+/// start within 32 values of the first one's: where the first starts in the padded example,
+/// and where the others start past it (the last position repeated in a short last block).
+pub(super) type Block = (usize, [u32; 16]);
+
+/// The blocks of 16 output positions of `g` (stride 1), where every block's patches start
+/// within 32 values of one another (each row of a block's unfolding is then one permutation of
+/// two vectors, [`unfold_blocks`]); `None` where some block's do not.
+pub(super) fn position_blocks(g: &ConvGeometry) -> Option<Vec<Block>> {
+    let (t, ow) = (g.positions(), g.out_width());
+    if g.stride != 1 || t == 0 {
+        return None;
+    }
+    let wp = padded_dims(g).1;
+    let at = |p: usize| p / ow * wp + p % ow;
+    (0..t)
+        .step_by(16)
+        .map(|first| {
+            let start = at(first);
+            let starts = std::array::from_fn(|j| (at((first + j).min(t - 1)) - start) as u32);
+            (starts[15] < 32).then_some((start, starts))
+        })
+        .collect()
+}
+
+/// The unfolding of the positions of `blocks` (`n` of them, the blocks of one slice of
+/// [`COLS`]) of the padded example `xp` into `panel` (one row of [`COLS`] values per patch
+/// value, whose starts in `xp` are `offsets`): each row of each block two loads, one
+/// permutation and one store.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn unfold_blocks(
+    (xp, offsets): (&[f32], &[usize]),
+    (blocks, n): (&[Block], usize),
+    panel: &mut [f32],
+) {
+    let rows = offsets.len();
+    assert!(
+        n <= COLS && n <= 16 * blocks.len() && panel.len() >= rows * COLS,
+        "unfold_blocks: {n} columns in {} blocks",
+        blocks.len()
+    );
+    let reach = blocks.iter().map(|b| b.0 + 32).max().unwrap_or(0);
+    assert!(
+        offsets.iter().all(|&o| o + reach <= xp.len()),
+        "unfold_blocks: padded example too short"
+    );
+    let out = panel.as_mut_ptr();
+    for (j, (start, starts)) in blocks.iter().enumerate() {
+        // SAFETY: `starts` has 16 values.
+        let index = unsafe { _mm512_loadu_si512(starts.as_ptr().cast()) };
+        let mask = ((1u32 << n.saturating_sub(16 * j).min(16)) - 1) as __mmask16;
+        let x = xp[*start..].as_ptr();
+        for (r, &o) in offsets.iter().enumerate() {
+            // SAFETY: 32 values from `start + o` lie in `xp`, and the block's columns of row
+            // `r` in `panel` (asserted above).
+            unsafe {
+                let (lo, hi) = (_mm512_loadu_ps(x.add(o)), _mm512_loadu_ps(x.add(o + 16)));
+                let row = _mm512_permutex2var_ps(lo, index, hi);
+                _mm512_mask_storeu_ps(out.add(r * COLS + 16 * j), mask, row);
+            }
+        }
+    }
+}
+
+/// [`unfold_blocks`], value by value (where the tiles do not run, nothing calls it).
+///
+/// # Safety
+/// None needed; `unsafe` to match the vector version.
+#[cfg(not(target_arch = "x86_64"))]
+pub(super) unsafe fn unfold_blocks(
+    (xp, offsets): (&[f32], &[usize]),
+    (blocks, n): (&[Block], usize),
+    panel: &mut [f32],
+) {
+    for (j, (start, starts)) in blocks.iter().enumerate() {
+        for (r, &o) in offsets.iter().enumerate() {
+            for (l, &at) in starts
+                .iter()
+                .enumerate()
+                .take(n.saturating_sub(16 * j).min(16))
+            {
+                panel[r * COLS + 16 * j + l] = xp[start + o + at as usize];
+            }
+        }
+    }
+}
+
 /// Adds the columns `segs` of an unfolding (`panel`, one row of [`COLS`] values per patch
 /// value) back onto the padded example gradient `dxp`: the adjoint of [`unfold`].
 ///

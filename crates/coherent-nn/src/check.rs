@@ -247,8 +247,11 @@ pub fn with_first_writes_checked<R>(f: impl FnOnce() -> R) -> R {
 
 /// Runs `f` with every layer in a pass of its own, where passes otherwise run two layers as
 /// one: a residual block's sum in the pass of its body's last layer where that is a GroupNorm
-/// without an activation (which writes the block's output as it normalises each example), and
-/// a GroupNorm followed by a max pool (which pools each channel as it normalises it). Both ways
+/// without an activation (which writes the block's output as it normalises each example), a
+/// GroupNorm followed by a max pool (which pools each channel as it normalises it), and a
+/// convolution followed by a max pool whose windows do not overlap (which pools each example's
+/// output from a buffer of its thread, and writes the convolution's pre-activation gradient in
+/// its backward pass). Both ways
 /// give the same numbers, bit for bit; a test compares them. (Passes that run at the same time
 /// elsewhere in the process run unfused too.)
 pub fn without_fused_layers<R>(f: impl FnOnce() -> R) -> R {

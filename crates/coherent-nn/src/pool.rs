@@ -234,9 +234,7 @@ impl Pool2d {
             },
         )
     }
-}
 
-impl Pool2d {
     /// Records a max pool (windows that do not overlap) whose outputs are `out` and whose
     /// winners are `argmax`, on the output `x` of a layer whose activation `f` it takes over in
     /// the backward pass: it writes the gradient of the layer's pre-activation values, each

@@ -72,8 +72,9 @@ struct Unfolding {
     segments: Vec<Segment>,
     /// Where the rows of the panel start.
     panel_rows: Vec<usize>,
-    /// The blocks of output positions the forward pass unfolds in the panel, where it does
-    /// (see [`forward_in_blocks`]).
+    /// The blocks of output positions the forward pass unfolds in the panel by permutation,
+    /// where they pay ([`blocks_pay`]): each slice is then multiplied into the output
+    /// straight, with no product spent on wide positions that are none.
     blocks: Option<Vec<padded::Block>>,
     /// A table of row starts for the products that set their own.
     rows: Vec<usize>,
@@ -104,9 +105,27 @@ impl Unfolding {
         unsafe { padded::pad(g, x, &mut self.padded) };
     }
 
-    /// The rows of the unfolding for the positions `span` (wide positions where [`direct`]):
-    /// in the padded example, or built in the panel.
+    /// Whether the slices of the forward pass run over wide positions: where [`direct`] and
+    /// no blocks of positions are laid out.
+    fn on_wide_positions(&self, g: &ConvGeometry) -> bool {
+        direct(g) && self.blocks.is_none()
+    }
+
+    /// The rows of the unfolding for the positions `span` (wide positions where
+    /// [`Unfolding::on_wide_positions`]): in the padded example, or built in the panel (by
+    /// permutation where blocks of positions are laid out).
     fn slice(&mut self, g: &ConvGeometry, span: Range<usize>) -> Rows<'_, &[f32]> {
+        if let Some(blocks) = &self.blocks {
+            let n = span.len();
+            let blocks = &blocks[span.start / 16..(span.start + n).div_ceil(16)];
+            let xp = (&self.padded[..], &self.offsets[..]);
+            // SAFETY: the tiles (AVX-512F) are available wherever this module runs.
+            unsafe { padded::unfold_blocks(xp, (blocks, n), &mut self.panel) };
+            return Rows {
+                data: &self.panel,
+                rows: &self.panel_rows,
+            };
+        }
         if direct(g) {
             // row r of the slice starts `offsets[r]` past the slice's first wide position
             return Rows {
@@ -353,13 +372,9 @@ fn direct(g: &ConvGeometry) -> bool {
     g.stride == 1 && g.out_width() >= MIN_DIRECT_WIDTH
 }
 
-/// The slices of positions of `g` (wide positions where [`direct`]), at most [`COLS`] each.
-fn spans(g: &ConvGeometry) -> impl Iterator<Item = Range<usize>> {
-    let end = if direct(g) {
-        wide::len(g)
-    } else {
-        g.positions()
-    };
+/// The slices of positions of `g` (wide positions where `wide`), at most [`COLS`] each.
+fn spans(g: &ConvGeometry, wide: bool) -> impl Iterator<Item = Range<usize>> {
+    let end = if wide { wide::len(g) } else { g.positions() };
     (0..end).step_by(COLS).map(move |p| p..end.min(p + COLS))
 }
 
@@ -384,13 +399,11 @@ pub(super) fn forward(
     if direct(g) && wide::whole_vectors(g) {
         return forward_in_pairs((g, w), s, y, add);
     }
-    if s.unfolding.blocks.is_some() {
-        return forward_in_blocks((g, w), s, y, add);
-    }
+    let on_wide = s.unfolding.on_wide_positions(g);
     s.grads.resize(co * COLS, 0.0);
     let [weights, outputs] = &mut s.rows;
     let weights = set(weights, (0..co).map(|o| o * kk));
-    for span in spans(g) {
+    for span in spans(g, on_wide) {
         let (start, n) = (span.start, span.len());
         let a = Broadcast {
             data: w,
@@ -398,7 +411,7 @@ pub(super) fn forward(
             step: 1,
         };
         let b = s.unfolding.slice(g, span.clone());
-        if !direct(g) {
+        if !on_wide {
             let c = Rows {
                 data: &mut *y,
                 rows: set(outputs, (0..co).map(|o| o * t + start)),
@@ -445,51 +458,14 @@ fn forward_in_pairs((g, w): (&ConvGeometry, &[f32]), s: &mut Scratch, y: &mut [f
     }
 }
 
-/// Whether unfolding the positions in blocks ([`forward_in_blocks`]) costs less than the
-/// wide positions that are none: a few instructions per patch value and 16 positions, against
-/// `C_out / 16` vector products per patch value and position, of which a fraction `(k - 1) /
-/// (padded width)` is spent on wide positions that are none. (ResNet-20's 8x8 layers: 64 x 2
+/// Whether unfolding the forward pass's positions in blocks ([`padded::unfold_blocks`]) costs
+/// less than the wide positions that are none: a few instructions per patch value and 16
+/// positions, against `C_out / 16` vector products per patch value and position, of which a
+/// fraction `(k - 1) / (padded width)` is spent on wide positions that are none. (ResNet-20's 8x8 layers: 64 x 2
 /// against 8 x 10; the CNN's 14x14 layer, 32 x 4 against 8 x 18, stays on wide positions,
 /// where it measured faster.)
 fn blocks_pay(g: &ConvGeometry) -> bool {
     g.out_channels * (g.kernel - 1) >= 8 * wide::row(g)
-}
-
-/// [`forward`] of the loaded example where the output rows are not whole vectors but its
-/// positions come in [`padded::position_blocks`] and [`blocks_pay`] (8x8 outputs with 64
-/// channels): each slice of positions is unfolded in the panel, 16 positions of a row at a
-/// time by one permutation, and multiplied into `y` straight, so no product is spent on wide
-/// positions that are none (a fifth of them with a 3x3 kernel on 8x8) and nothing is
-/// gathered.
-fn forward_in_blocks((g, w): (&ConvGeometry, &[f32]), s: &mut Scratch, y: &mut [f32], add: bool) {
-    let (t, kk, co) = g.dims();
-    let [weights, outputs] = &mut s.rows;
-    let weights = set(weights, (0..co).map(|o| o * kk));
-    let u = &mut s.unfolding;
-    let blocks = u
-        .blocks
-        .as_deref()
-        .expect("blocks laid out for this geometry");
-    for start in (0..t).step_by(COLS) {
-        let n = COLS.min(t - start);
-        let slice = &blocks[start / 16..(start + n).div_ceil(16)];
-        // SAFETY: the tiles (AVX-512F) are available wherever this module runs.
-        unsafe { padded::unfold_blocks((&u.padded, &u.offsets), (slice, n), &mut u.panel) };
-        let a = Broadcast {
-            data: w,
-            rows: weights,
-            step: 1,
-        };
-        let b = Rows {
-            data: &u.panel[..],
-            rows: &u.panel_rows,
-        };
-        let c = Rows {
-            data: &mut *y,
-            rows: set(outputs, (0..co).map(|o| o * t + start)),
-        };
-        tile::product((co, kk, n), a, b, c, add);
-    }
 }
 
 /// The transposed weight gradient `U G^T` (`K x C_out`) of one example `x` with output
@@ -511,7 +487,7 @@ pub(super) fn weight_grad_transposed(
     }
     s.unfolding.load(g, x);
     s.grads.resize(COLS * co + COLS, 0.0);
-    for span in spans(g) {
+    for span in spans(g, direct(g)) {
         let n = span.len();
         transpose(&gi[span.start..], t, (co, n), &mut s.grads);
         let overwrite = span.start == 0 && !add;
@@ -626,7 +602,7 @@ pub(super) fn input_grad(g: &ConvGeometry, w: &[f32], gi: &[f32], s: &mut Scratc
         // the output gradients on wide positions, the input gradient added in place
         let lw = wide::len(g);
         wide::spread(g, gi, &mut s.grads, COLS);
-        for span in spans(g) {
+        for span in spans(g, direct(g)) {
             let b = Rows {
                 data: &s.grads[..],
                 rows: set(grads, (0..co).map(|o| o * lw + span.start)),
@@ -639,7 +615,7 @@ pub(super) fn input_grad(g: &ConvGeometry, w: &[f32], gi: &[f32], s: &mut Scratc
         }
     } else {
         s.grads.resize(co * COLS, 0.0);
-        for span in spans(g) {
+        for span in spans(g, direct(g)) {
             let n = span.len();
             // the tile reads whole vectors of every row: a short last slice is copied
             let b = if span.start + tile::read_width(n) <= t {

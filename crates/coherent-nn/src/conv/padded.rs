@@ -366,6 +366,14 @@ fn add(dst: &mut [f32], src: &[f32]) {
 #[cfg(target_arch = "x86_64")]
 const EVEN_LANES: [u32; 16] = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30];
 
+/// Values `0, 0, 1, 1, .., 7, 7` and `8, 8, .., 15, 15` of a vector: lane `2 i` of the first
+/// is value `i`, of the second value `8 + i`.
+#[cfg(target_arch = "x86_64")]
+const SPREAD_LANES: [[u32; 16]; 2] = [
+    [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7],
+    [8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15],
+];
+
 /// The masks of the two vectors that hold the values `0, 2, .., 2 (n - 1)` of a run (`n` at
 /// most 16), each lane read where it is one of them or lies between two of them.
 #[cfg(target_arch = "x86_64")]
@@ -409,14 +417,11 @@ fn copy_even(dst: &mut [f32], src: &[f32]) {
 fn add_even(dst: &mut [f32], src: &[f32]) {
     assert_eq!(dst.len() + 1, 2 * src.len(), "add_even lengths");
     const EVEN: u32 = 0x5555;
-    // lane 2 i of the first vector is value i, of the second value 8 + i
-    let spread: [[u32; 16]; 2] =
-        std::array::from_fn(|h| std::array::from_fn(|l| (8 * h + l / 2) as u32));
     // SAFETY: 16 values each.
     let (first, second) = unsafe {
         (
-            _mm512_loadu_si512(spread[0].as_ptr().cast()),
-            _mm512_loadu_si512(spread[1].as_ptr().cast()),
+            _mm512_loadu_si512(SPREAD_LANES[0].as_ptr().cast()),
+            _mm512_loadu_si512(SPREAD_LANES[1].as_ptr().cast()),
         )
     };
     for (q, v) in src.chunks(16).enumerate() {

@@ -4,6 +4,7 @@
 use crate::act::{Act, CpuTape};
 use crate::layer::{fixed_len, Layer};
 use crate::simd::wide;
+use crate::spare;
 use crate::Activation;
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -273,6 +274,7 @@ impl Pool2d {
                         }
                     })
             });
+            spare::recycle(dy);
         })
     }
 }

@@ -265,17 +265,38 @@ impl Pool2d {
                         if first {
                             de.fill(0.0);
                         }
-                        for ((&d, &i), &y) in ge.iter().zip(ae).zip(ye) {
-                            let mut g = [de[i as usize] + d];
-                            if let Some(f) = f {
-                                f.backprop_from_output(&[y], &mut g);
-                            }
-                            de[i as usize] = g[0];
-                        }
+                        wide(
+                            #[inline(always)]
+                            || add_at_winners(f, de, (ge, ae, ye)),
+                        )
                     })
             });
             spare::recycle(dy);
         })
+    }
+}
+
+/// Outputs of a pool whose gradients [`add_at_winners`] takes through the activation's
+/// derivative at once: a run small enough for the nearest cache, long enough for vectors.
+const RUN: usize = 64;
+
+/// `de[a_k] = f'(y_k) (de[a_k] + g_k)` for every output `k` of a pool whose windows do not
+/// overlap (so that no two outputs share a winner `a_k`): the derivative is taken over runs of
+/// [`RUN`] outputs (vectorised) between their gather and their scatter.
+#[inline(always)]
+fn add_at_winners(f: Option<Activation>, de: &mut [f32], (g, a, y): (&[f32], &[u32], &[f32])) {
+    let mut sums = [0.0f32; RUN];
+    for ((gs, ats), ys) in g.chunks(RUN).zip(a.chunks(RUN)).zip(y.chunks(RUN)) {
+        let run = &mut sums[..gs.len()];
+        for ((r, &d), &i) in run.iter_mut().zip(gs).zip(ats) {
+            *r = de[i as usize] + d;
+        }
+        if let Some(f) = f {
+            f.backprop_from_output(ys, run);
+        }
+        for (&r, &i) in run.iter().zip(ats) {
+            de[i as usize] = r;
+        }
     }
 }
 

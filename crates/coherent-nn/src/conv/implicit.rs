@@ -7,10 +7,11 @@
 //! as the padded input), where row `(c, ki, kj)` of the unfolding is a run of the padded
 //! example itself: the products read it there, and the input gradient is added into a padded
 //! gradient there, so nothing is unfolded at all; the weight gradient is then one product over
-//! all wide positions. (Where the output rows are whole vectors, or the layer has channels
-//! enough to pay for unfolding blocks of 16 positions by permutation, the forward pass skips
-//! the wide positions that are none.) Otherwise a slice of the unfolding is built in a small
-//! buffer that stays in cache (and folded back from it).
+//! all wide positions. (Where the output rows are whole vectors, or narrower than a vector
+//! while the padded rows are wider, the forward pass takes a vector per row and skips most of
+//! the wide positions that are none; where the layer has channels enough to pay for
+//! unfolding blocks of 16 positions by permutation, all of them.) Otherwise a slice of the
+//! unfolding is built in a small buffer that stays in cache (and folded back from it).
 //! Used where the tiles run (AVX-512); elsewhere the layer unfolds whole examples and calls the
 //! general matrix product.
 
@@ -93,7 +94,7 @@ impl Unfolding {
         self.panel.clear();
         self.panel.resize(g.patch() * COLS, 0.0);
         self.panel_rows = (0..g.patch()).map(|k| k * COLS).collect();
-        self.blocks = (direct(g) && !wide::whole_vectors(g) && blocks_pay(g))
+        self.blocks = (direct(g) && !wide::in_vector_pairs(g) && blocks_pay(g))
             .then(|| padded::position_blocks(g))
             .flatten();
     }
@@ -396,7 +397,7 @@ pub(super) fn forward(
 ) {
     let (t, kk, co) = g.dims();
     s.unfolding.load(g, x);
-    if direct(g) && wide::whole_vectors(g) {
+    if direct(g) && wide::in_vector_pairs(g) {
         return forward_in_pairs((g, w), s, y, add);
     }
     let on_wide = s.unfolding.on_wide_positions(g);
@@ -428,9 +429,10 @@ pub(super) fn forward(
     }
 }
 
-/// [`forward`] of the loaded example where every output row is whole vectors: two vectors of
-/// output positions at a time, read in the padded example and written straight into `y`, so
-/// no product is spent on wide positions that are none and nothing is gathered.
+/// [`forward`] of the loaded example where the output positions are taken in
+/// [`wide::vector_pairs`]: two vectors of output positions at a time, read in the padded
+/// example and written straight into `y`, so that few products or none are spent on
+/// positions that are none, and nothing is gathered.
 fn forward_in_pairs((g, w): (&ConvGeometry, &[f32]), s: &mut Scratch, y: &mut [f32], add: bool) {
     let (t, kk, co) = g.dims();
     let [weights, outputs] = &mut s.rows;
@@ -450,20 +452,16 @@ fn forward_in_pairs((g, w): (&ConvGeometry, &[f32]), s: &mut Scratch, y: &mut [f
             data: &mut *y,
             rows: set(outputs, (0..co).map(|o| o * t + pair.position)),
         };
-        let seconds = tile::Seconds {
-            b: pair.second,
-            c: tile::LANES,
-        };
-        tile::product_in_pieces((co, kk, pair.len), a, b, c, add, seconds);
+        tile::product_in_pieces((co, kk, pair.len), a, b, c, add, pair.seconds);
     }
 }
 
 /// Whether unfolding the forward pass's positions in blocks ([`padded::unfold_blocks`]) costs
 /// less than the wide positions that are none: a few instructions per patch value and 16
 /// positions, against `C_out / 16` vector products per patch value and position, of which a
-/// fraction `(k - 1) / (padded width)` is spent on wide positions that are none. (ResNet-20's 8x8 layers: 64 x 2
-/// against 8 x 10; the CNN's 14x14 layer, 32 x 4 against 8 x 18, stays on wide positions,
-/// where it measured faster.)
+/// fraction `(k - 1) / (padded width)` is spent on wide positions that are none.
+/// (ResNet-20's 8x8 layers: 64 x 2 against 8 x 10. The CNN's 14x14 layer, 32 x 4 against
+/// 8 x 18, measured slower in blocks than on wide positions; it now takes a vector per row.)
 fn blocks_pay(g: &ConvGeometry) -> bool {
     g.out_channels * (g.kernel - 1) >= 8 * wide::row(g)
 }

@@ -69,19 +69,26 @@ pub(super) fn product(
     product_in_pieces(shape, a, b, c, accumulate, CONTIGUOUS);
 }
 
-/// Where the second vector of a row (columns [`LANES`] on) starts, from the row's start, in
-/// `B` and in `C`: a row of the tile may be two pieces of [`LANES`] values apart, such as
-/// two output rows of 16 positions in a padded example.
+/// Where the second vector of a row starts, from the row's start, in `B` and in `C`, and how
+/// many of a row's columns the first holds: a row of the tile may be two pieces apart, such
+/// as two output rows of 16 positions in a padded example, or two output rows of 14 (each a
+/// vector of `B`, of which `C` takes the first 14 values).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Seconds {
     /// In every row of `B`.
     pub b: usize,
-    /// In every row of `C` (at least [`LANES`]).
+    /// In every row of `C` (at least `first`).
     pub c: usize,
+    /// Columns in the first piece (at most [`LANES`]).
+    pub first: usize,
 }
 
 /// Rows that are one contiguous run each.
-pub(super) const CONTIGUOUS: Seconds = Seconds { b: LANES, c: LANES };
+pub(super) const CONTIGUOUS: Seconds = Seconds {
+    b: LANES,
+    c: LANES,
+    first: LANES,
+};
 
 /// [`product`] with every row of `B` and `C` in two pieces, the second at `seconds` from the
 /// row's start.
@@ -129,25 +136,32 @@ fn run(
     store: Store,
 ) -> f32 {
     let seconds = store.1;
-    assert!(cols <= COLS, "tile columns");
-    assert!(seconds.c >= LANES, "the pieces of a row of C overlap");
+    assert!(
+        (1..=LANES).contains(&seconds.first) && cols <= seconds.first + LANES,
+        "tile columns"
+    );
+    assert!(
+        seconds.c >= seconds.first,
+        "the pieces of a row of C overlap"
+    );
     if rows == 0 || cols == 0 {
         return 0.0;
     }
     let end = |starts: &[usize], n: usize, width: usize| {
         starts[..n].iter().max().map_or(0, |s| s + width)
     };
-    // a row's reach: its second piece ends `second - LANES` past where one run would
-    let reach = |width: usize, second: usize| match width > LANES {
-        true => width - LANES + second,
+    // a row's reach: its second piece ends `second - first` past where one run would
+    let reach = |width: usize, (first, second): (usize, usize)| match width > first {
+        true => width - first + second,
         false => width,
     };
     assert!(
-        c.data.len() >= end(c.rows, rows, reach(cols, seconds.c)),
+        c.data.len() >= end(c.rows, rows, reach(cols, (seconds.first, seconds.c))),
         "tile C too short"
     );
     if depth > 0 {
-        let width = reach(read_width(cols), seconds.b);
+        let vectors = cols.div_ceil(seconds.first).min(2);
+        let width = reach(vectors * LANES, (LANES, seconds.b));
         assert!(
             b.data.len() >= end(b.rows, depth, width),
             "tile B too short"
@@ -172,7 +186,7 @@ fn run(
         // index the tile reads or writes: A's rows up to step depth-1, B's rows up to
         // read_width(cols), C's rows up to cols (lanes past cols are masked).
         norm += unsafe {
-            if cols <= LANES {
+            if cols <= seconds.first {
                 tiles::<1>(shape, a, &b, c, store)
             } else {
                 tiles::<2>(shape, a, &b, c, store)
@@ -245,7 +259,10 @@ unsafe fn tile<const R: usize, const V: usize>(
     }
     let mut masks = [0 as __mmask16; V];
     for (v, m) in masks.iter_mut().enumerate() {
-        let n = cols.saturating_sub(v * LANES).min(LANES);
+        let n = match v {
+            0 => cols.min(seconds.first),
+            _ => cols.saturating_sub(seconds.first).min(LANES),
+        };
         *m = ((1u32 << n) - 1) as __mmask16;
     }
     let cp = c.data.as_mut_ptr();
@@ -301,13 +318,33 @@ mod tests {
             let b: Vec<f32> = (0..depth.max(1) * 40)
                 .map(|_| rng.normal() as f32)
                 .collect();
-            let pieces = [CONTIGUOUS, Seconds { b: 21, c: 19 }];
-            for (accumulate, seconds) in [false, true]
+            // two whole vectors apart; two rows of 14 (or 9) values, each read as a vector
+            let pieces = [
+                CONTIGUOUS,
+                Seconds {
+                    b: 21,
+                    c: 19,
+                    first: LANES,
+                },
+                Seconds {
+                    b: 18,
+                    c: 14,
+                    first: 14,
+                },
+                Seconds {
+                    b: 17,
+                    c: 9,
+                    first: 9,
+                },
+            ];
+            let combinations = [false, true]
                 .into_iter()
                 .flat_map(|a| pieces.map(|p| (a, p)))
-            {
+                .filter(|(_, p)| cols <= p.first + LANES);
+            for (accumulate, seconds) in combinations {
                 // column j of a row: in its first piece, or in its second
-                let col = |j: usize, second: usize| if j < LANES { j } else { second + j - LANES };
+                let first = seconds.first;
+                let col = |j: usize, second: usize| if j < first { j } else { second + j - first };
                 let init: Vec<f32> = (0..rows * 3 + COLS + 8)
                     .map(|_| rng.normal() as f32)
                     .collect();

@@ -6,7 +6,7 @@
 //! them output gradients of zero (and drop their outputs).
 
 use super::geometry::ConvGeometry;
-use super::tile::LANES;
+use super::tile::{Seconds, LANES};
 use super::transpose::transpose;
 use std::ops::Range;
 
@@ -50,23 +50,40 @@ pub(super) fn whole_vectors(g: &ConvGeometry) -> bool {
     g.out_width().is_multiple_of(LANES)
 }
 
-/// The output positions of `g` ([`whole_vectors`]) two vectors of [`LANES`] at a time, the
-/// last one alone where their number is odd.
+/// Whether the output rows of `g` are narrower than a vector while its wide rows are wider:
+/// a vector per output row, of which the output takes its row's values, then spends fewer
+/// products on positions that are none than the wide positions do (a 14-wide output of a 5x5
+/// kernel: 2 of 16 columns, against 4 of 18). The products take two output rows at a time
+/// ([`vector_pairs`]).
+pub(super) fn narrow_rows(g: &ConvGeometry) -> bool {
+    g.out_width() < LANES && row(g) > LANES
+}
+
+/// Whether the products take the output positions of `g` in [`vector_pairs`]: where its rows
+/// are [`whole_vectors`] or [`narrow_rows`].
+pub(super) fn in_vector_pairs(g: &ConvGeometry) -> bool {
+    whole_vectors(g) || narrow_rows(g)
+}
+
+/// The output positions of `g` ([`in_vector_pairs`]) two vectors at a time, the last one alone
+/// where their number is odd: vectors of [`LANES`] positions where the rows are whole vectors,
+/// else a vector per output row.
 pub(super) fn vector_pairs(g: &ConvGeometry) -> impl Iterator<Item = VectorPair> {
     let (wp, ow) = (row(g), g.out_width());
-    let vectors = g.positions() / LANES;
-    let wide = move |v: usize| (v * LANES / ow) * wp + v * LANES % ow;
+    let width = if whole_vectors(g) { LANES } else { ow };
+    let vectors = g.positions() / width;
+    let wide = move |v: usize| (v * width / ow) * wp + v * width % ow;
     (0..vectors).step_by(2).map(move |v| {
-        let len = if v + 1 < vectors { 2 * LANES } else { LANES };
+        let two = v + 1 < vectors;
         VectorPair {
-            position: v * LANES,
+            position: v * width,
             wide: wide(v),
-            second: if len > LANES {
-                wide(v + 1) - wide(v)
-            } else {
-                LANES
+            seconds: Seconds {
+                b: if two { wide(v + 1) - wide(v) } else { LANES },
+                c: width,
+                first: width,
             },
-            len,
+            len: if two { 2 * width } else { width },
         }
     })
 }
@@ -79,9 +96,10 @@ pub(super) struct VectorPair {
     pub position: usize,
     /// Its wide position.
     pub wide: usize,
-    /// From the first wide position to the second vector's.
-    pub second: usize,
-    /// Output positions: `2 LANES`, or `LANES` for a last vector alone.
+    /// Where the second vector starts, past the first: among the wide positions (`b`) and the
+    /// output positions (`c`); and the positions of the first (`first`).
+    pub seconds: Seconds,
+    /// Output positions: two vectors' worth, or one for a last vector alone.
     pub len: usize,
 }
 
@@ -178,17 +196,24 @@ mod tests {
             ConvGeometry::new((1, 4, 32), 2, 3, 1, 1),
             ConvGeometry::new((1, 4, 50), 2, 3, 1, 0),
             ConvGeometry::new((1, 6, 20), 2, 5, 1, 0),
+            ConvGeometry::new((1, 14, 14), 2, 5, 1, 2),
+            ConvGeometry::new((1, 5, 15), 2, 3, 1, 1),
+            ConvGeometry::new((2, 9, 13), 2, 5, 1, 2),
         ] {
-            assert!(whole_vectors(&g), "{g:?}");
+            assert!(in_vector_pairs(&g), "{g:?}");
             let (wp, ow) = (row(&g), g.out_width());
             let mut seen = vec![0; g.positions()];
             for pair in vector_pairs(&g) {
-                assert!(pair.len == 2 * LANES || pair.position + LANES == g.positions());
+                let s = pair.seconds;
+                assert!(s.first <= LANES && s.c >= s.first, "{g:?}: {s:?}");
+                assert!(pair.len == 2 * s.first || pair.position + s.first == g.positions());
                 for k in 0..pair.len {
-                    let p = pair.position + k;
-                    let w = match k < LANES {
-                        true => pair.wide + k,
-                        false => pair.wide + pair.second + k - LANES,
+                    let (p, w) = match k < s.first {
+                        true => (pair.position + k, pair.wide + k),
+                        false => (
+                            pair.position + s.c + k - s.first,
+                            pair.wide + s.b + k - s.first,
+                        ),
                     };
                     assert_eq!((w / wp, w % wp), (p / ow, p % ow), "{g:?}");
                     seen[p] += 1;
@@ -196,7 +221,14 @@ mod tests {
             }
             assert!(seen.iter().all(|&n| n == 1), "{g:?}: {seen:?}");
         }
-        assert!(!whole_vectors(&ConvGeometry::new((1, 8, 8), 2, 3, 1, 1)));
+        assert!(!in_vector_pairs(&ConvGeometry::new((1, 8, 8), 2, 3, 1, 1)));
+        assert!(!in_vector_pairs(&ConvGeometry::new(
+            (1, 14, 14),
+            2,
+            3,
+            1,
+            1
+        )));
     }
 
     #[test]

@@ -11,9 +11,51 @@ use std::path::Path;
 /// Writes `bytes` to `path` atomically: a reader sees the old file or the new one, never a
 /// part. The temporary file is named after this process, so concurrent writers never share it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RecordError> {
+    let tmp = written_aside(path, bytes)?;
+    put_in_place(&tmp, path)
+}
+
+/// [`write_atomic`], keeping the file that `path` held as `previous` (replacing it): at every
+/// moment `path` holds the old file or the new one, and `previous` the one before or the old
+/// one, so a process killed in the middle leaves both files whole. (The old file takes its
+/// second name by a hard link; where the file system has none, it is renamed, and `path` is
+/// missing until the new file is in place.)
+pub fn write_atomic_keeping_previous(
+    path: &Path,
+    previous: &Path,
+    bytes: &[u8],
+) -> Result<(), RecordError> {
+    let tmp = written_aside(path, bytes)?;
+    let link = temporary(previous);
+    let _ = std::fs::remove_file(&link);
+    let linked = std::fs::hard_link(path, &link).and_then(|_| std::fs::rename(&link, previous));
+    if let Err(e) = linked {
+        let _ = std::fs::remove_file(&link);
+        let renamed = match e.kind() {
+            std::io::ErrorKind::NotFound => Ok(()),
+            _ => std::fs::rename(path, previous),
+        };
+        match renamed {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(RecordError::io(path)(e));
+            }
+            _ => {}
+        }
+    }
+    put_in_place(&tmp, path)
+}
+
+/// `<path>.<pid>.tmp`: where this process writes a file before it takes its name.
+fn temporary(path: &Path) -> std::path::PathBuf {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".{}.tmp", std::process::id()));
-    let tmp = std::path::PathBuf::from(tmp);
+    std::path::PathBuf::from(tmp)
+}
+
+/// Writes `bytes` to the [`temporary`] file of `path`, synced to disk, and returns its path.
+fn written_aside(path: &Path, bytes: &[u8]) -> Result<std::path::PathBuf, RecordError> {
+    let tmp = temporary(path);
     let written = File::create(&tmp)
         .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
         .map_err(RecordError::io(&tmp));
@@ -21,8 +63,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RecordError> {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
+    Ok(tmp)
+}
+
+/// Renames `tmp` to `path` and syncs the directory.
+fn put_in_place(tmp: &Path, path: &Path) -> Result<(), RecordError> {
+    if let Err(e) = std::fs::rename(tmp, path) {
+        let _ = std::fs::remove_file(tmp);
         return Err(RecordError::io(path)(e));
     }
     if let Some(dir) = path.parent() {
@@ -127,6 +174,41 @@ mod tests {
         for name in ["metrics.jsonl", "weights/initial.safetensors", "notes.tmpx"] {
             assert!(dir.join(name).exists(), "{name}");
         }
+    }
+
+    #[test]
+    fn the_last_file_is_never_missing_while_the_one_before_it_is_kept() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let tmp = tempfile::tempdir().unwrap();
+        let (path, previous) = (tmp.path().join("last"), tmp.path().join("before"));
+        write_atomic_keeping_previous(&path, &previous, b"0").unwrap();
+        assert!(!previous.exists(), "nothing before the first");
+        let (done, missing) = (AtomicBool::new(false), AtomicUsize::new(0));
+        std::thread::scope(|scope| {
+            // a reader that looks for both files while they are replaced
+            scope.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    let whole = |p: &Path| std::fs::read(p).is_ok_and(|b| !b.is_empty());
+                    if !whole(&path) {
+                        missing.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+            for k in 1..=50 {
+                write_atomic_keeping_previous(&path, &previous, k.to_string().as_bytes()).unwrap();
+                assert_eq!(std::fs::read(&path).unwrap(), k.to_string().as_bytes());
+                let before = (k - 1).to_string();
+                assert_eq!(std::fs::read(&previous).unwrap(), before.as_bytes());
+            }
+            done.store(true, Ordering::Relaxed);
+        });
+        assert_eq!(
+            missing.load(Ordering::Relaxed),
+            0,
+            "the last file went missing"
+        );
+        let names: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 2, "no temporary left: {names:?}");
     }
 
     #[derive(Debug, Deserialize, PartialEq)]

@@ -44,7 +44,10 @@ pub mod weights;
 
 pub use comparison::Table;
 pub use error::RecordError;
-pub use io::{read_json, remove_stale, remove_temporaries, write_atomic, write_json_atomic};
+pub use io::{
+    read_json, remove_stale, remove_temporaries, write_atomic, write_atomic_keeping_previous,
+    write_json_atomic,
+};
 pub use learning_times::LearningTime;
 pub use lock::{Holder, RunLock};
 pub use meta::{CrateMeta, LayerMeta, PluginUse, RunId, RunMeta, TensorMeta};

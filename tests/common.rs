@@ -283,11 +283,19 @@ pub fn coherent_limited(args: &[&str], timeout: std::time::Duration) -> Limited 
     }
 }
 
-/// `VmHWM` of process `pid` in KiB, while it runs.
+/// `VmHWM` of process `pid` in KiB, while it runs the `coherent` binary: `None` before (a
+/// child that has not yet replaced the test process's image by the binary's counts the test
+/// process's pages as its own) and after.
 fn high_water_kib(pid: libc::pid_t) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    let field = |name: &str| {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        line.split_whitespace().nth(1)
+    };
+    if field("Name:")? != "coherent" {
+        return None;
+    }
+    field("VmHWM:")?.parse().ok()
 }
 
 /// One run of about a thousand steps, a checkpoint every 20 steps, a measurement every 30.

@@ -26,24 +26,28 @@ pub fn write_atomic_keeping_previous(
     bytes: &[u8],
 ) -> Result<(), RecordError> {
     let tmp = written_aside(path, bytes)?;
+    if let Err(e) = keep_as(path, previous) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(RecordError::io(path)(e));
+    }
+    put_in_place(&tmp, path)
+}
+
+/// Gives the file at `path`, if there is one, the second name `previous` (replacing it): by a
+/// hard link, or where that fails by renaming it.
+fn keep_as(path: &Path, previous: &Path) -> std::io::Result<()> {
     let link = temporary(previous);
     let _ = std::fs::remove_file(&link);
     let linked = std::fs::hard_link(path, &link).and_then(|_| std::fs::rename(&link, previous));
-    if let Err(e) = linked {
-        let _ = std::fs::remove_file(&link);
-        let renamed = match e.kind() {
-            std::io::ErrorKind::NotFound => Ok(()),
-            _ => std::fs::rename(path, previous),
-        };
-        match renamed {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(RecordError::io(path)(e));
-            }
-            _ => {}
-        }
+    let Err(e) = linked else { return Ok(()) };
+    let _ = std::fs::remove_file(&link);
+    if e.kind() == std::io::ErrorKind::NotFound {
+        return Ok(());
     }
-    put_in_place(&tmp, path)
+    match std::fs::rename(path, previous) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// `<path>.<pid>.tmp`: where this process writes a file before it takes its name.

@@ -15,7 +15,7 @@
 //! parameters into named tensors and back, naming every tensor that does not fit
 //! ([`Mismatch`]).
 
-use crate::{write_atomic, LayerMeta, RecordError, TensorMeta};
+use crate::{write_atomic, write_atomic_keeping_previous, LayerMeta, RecordError, TensorMeta};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use std::collections::{BTreeMap, HashMap};
@@ -127,10 +127,19 @@ impl TensorFile {
 
     /// Writes the file to `path` atomically.
     pub fn write(&self, path: &Path) -> Result<(), RecordError> {
-        let bytes = self
-            .encode()
-            .map_err(|e| RecordError::malformed(path, None, e))?;
-        write_atomic(path, &bytes)
+        write_atomic(path, &self.encoded(path)?)
+    }
+
+    /// Writes the file to `path` atomically, keeping the file it replaces as `previous`
+    /// ([`write_atomic_keeping_previous`]).
+    pub fn write_keeping_previous(&self, path: &Path, previous: &Path) -> Result<(), RecordError> {
+        write_atomic_keeping_previous(path, previous, &self.encoded(path)?)
+    }
+
+    /// The file's bytes; an error names `path`, where they were to go.
+    fn encoded(&self, path: &Path) -> Result<Vec<u8>, RecordError> {
+        self.encode()
+            .map_err(|e| RecordError::malformed(path, None, e))
     }
 
     /// Reads the file at `path`; errors name it.

@@ -20,9 +20,7 @@
 
 use coherent_record::files::{CHECKPOINT as FILE, OLD_CHECKPOINT, PREVIOUS_CHECKPOINT};
 use coherent_record::weights::{layer_tensors, unpack, Mismatch};
-use coherent_record::{
-    write_atomic_keeping_previous, LayerMeta, MetricsMark, RecordError, Tensor, TensorFile,
-};
+use coherent_record::{LayerMeta, MetricsMark, RecordError, Tensor, TensorFile};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -106,15 +104,12 @@ impl Checkpoint {
     /// Writes the checkpoint of a model with `layers` into `dir` atomically, keeping the one
     /// it replaces as the previous checkpoint: once a checkpoint is written, a process killed
     /// at any moment leaves the last one and the one before it whole
-    /// ([`write_atomic_keeping_previous`]).
+    /// ([`TensorFile::write_keeping_previous`]).
     pub fn save(&self, dir: &Path, layers: &[LayerMeta]) -> Result<(), RecordError> {
         let mut file = self.file(layers);
         seal(&mut file);
         let (path, previous) = (dir.join(FILE), dir.join(PREVIOUS_CHECKPOINT));
-        let bytes = file
-            .encode()
-            .map_err(|e| RecordError::malformed(&path, None, e))?;
-        write_atomic_keeping_previous(&path, &previous, &bytes)
+        file.write_keeping_previous(&path, &previous)
     }
 
     /// The checkpoint as a tensor file.

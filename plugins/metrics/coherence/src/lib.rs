@@ -59,11 +59,13 @@ const TASK: usize = 16 * 1024;
 /// `|x|^2`, in eight f32 lanes per block of 1024 and f64 across blocks (fast and accurate),
 /// in parallel tasks of [`TASK`] values.
 pub fn sq_norm(x: &[f32]) -> f64 {
-    let tasks: Vec<f64> = x
-        .par_chunks(TASK)
-        .map(|t| t.chunks(1024).map(block_sq_norm).sum())
-        .collect();
+    let tasks: Vec<f64> = x.par_chunks(TASK).map(task_sq_norm).collect();
     tasks.iter().sum()
+}
+
+/// `|t|^2` of one task's values, block by block.
+fn task_sq_norm(t: &[f32]) -> f64 {
+    t.chunks(1024).map(block_sq_norm).sum()
 }
 
 fn block_sq_norm(block: &[f32]) -> f64 {
@@ -86,7 +88,7 @@ fn copy_and_sq_norm(src: &[f32], dst: &mut [f32]) -> f64 {
         .zip(dst.par_chunks_mut(TASK))
         .map(|(s, d)| {
             d.copy_from_slice(s);
-            s.chunks(1024).map(block_sq_norm).sum()
+            task_sq_norm(s)
         })
         .collect();
     tasks.iter().sum()

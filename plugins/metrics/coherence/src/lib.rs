@@ -57,7 +57,7 @@ pub struct CoherenceMetricImpl {
 const TASK: usize = 16 * 1024;
 
 /// `|x|^2`, in eight f32 lanes per block of 1024 and f64 across blocks (fast and accurate),
-/// in parallel tasks of [`TASK`] values.
+/// in parallel tasks of 16,384 values (a grouping that does not depend on the threads).
 pub fn sq_norm(x: &[f32]) -> f64 {
     let tasks: Vec<f64> = x.par_chunks(TASK).map(task_sq_norm).collect();
     tasks.iter().sum()

@@ -147,8 +147,9 @@ fn run(
     if rows == 0 || cols == 0 {
         return 0.0;
     }
-    let end = |starts: &[usize], n: usize, width: usize| {
-        starts[..n].iter().max().map_or(0, |s| s + width)
+    let end = |starts: &[usize], n: usize, width: usize| match n {
+        0 => 0,
+        _ => largest(&starts[..n]) + width,
     };
     // a row's reach: its second piece ends `second - first` past where one run would
     let reach = |width: usize, (first, second): (usize, usize)| match width > first {
@@ -194,6 +195,35 @@ fn run(
         };
     }
     norm
+}
+
+/// The largest of `starts` (0 for none): the bound the products check before they run, over
+/// tables as long as the depth (hundreds of rows), so it is taken eight at a time.
+fn largest(starts: &[usize]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        // SAFETY: AVX-512F is available.
+        return unsafe { largest_in_vectors(starts) };
+    }
+    starts.iter().copied().max().unwrap_or(0)
+}
+
+/// [`largest`] by vectors of eight.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn largest_in_vectors(starts: &[usize]) -> usize {
+    let mut top = _mm512_setzero_si512();
+    let mut chunks = starts.chunks_exact(8);
+    for chunk in &mut chunks {
+        // SAFETY: eight values.
+        let v = unsafe { _mm512_loadu_si512(chunk.as_ptr().cast()) };
+        top = _mm512_max_epu64(top, v);
+    }
+    let tail = chunks.remainder().iter().copied().max().unwrap_or(0);
+    (_mm512_reduce_max_epu64(top) as usize).max(tail)
 }
 
 /// One tile of `shape.0 <= ROWS` rows of `V` vectors.
@@ -293,6 +323,20 @@ unsafe fn tile<const R: usize, const V: usize>(
 mod tests {
     use super::*;
     use coherent_core::Rng;
+
+    #[test]
+    fn the_largest_start_is_found_in_vectors_and_tails() {
+        for n in [0usize, 1, 7, 8, 9, 16, 23, 577] {
+            for at in [0, n / 2, n.saturating_sub(1)] {
+                let mut starts: Vec<usize> = (0..n).map(|i| (i * 37) % 101).collect();
+                if n > 0 {
+                    starts[at] = usize::MAX / 3;
+                }
+                let want = starts.iter().copied().max().unwrap_or(0);
+                assert_eq!(largest(&starts), want, "{n} values, largest at {at}");
+            }
+        }
+    }
 
     #[test]
     fn tiles_equal_a_loop_over_every_index_with_rows_in_one_or_two_pieces() {

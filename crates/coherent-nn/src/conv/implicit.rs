@@ -7,7 +7,8 @@
 //! as the padded input), where row `(c, ki, kj)` of the unfolding is a run of the padded
 //! example itself: the products read it there, and the input gradient is added into a padded
 //! gradient there, so nothing is unfolded at all; the weight gradient is then one product over
-//! all wide positions. (Where the output rows are whole vectors, or narrower than a vector
+//! the wide positions that are output positions, its depth taken in runs of an output row.
+//! (Where the output rows are whole vectors, or narrower than a vector
 //! while the padded rows are wider, the forward pass takes a vector per row and skips most of
 //! the wide positions that are none; where the layer has channels enough to pay for
 //! unfolding blocks of 16 positions by permutation, all of them.) Otherwise a slice of the
@@ -17,7 +18,7 @@
 
 use super::geometry::ConvGeometry;
 use super::padded::{self, Segment};
-use super::tile::{self, Broadcast, Rows, COLS};
+use super::tile::{self, Broadcast, Rows, Runs, COLS};
 use super::transpose::transpose;
 use super::wide;
 use std::ops::Range;
@@ -260,7 +261,15 @@ pub(super) fn weight_grads_transposed(
         rows: u.rows,
         step: 1,
     };
-    transposed_product((kk, m * t, co), a, &s.grads, &mut s.rows, out, (add, false));
+    let runs = Runs::whole(m * t);
+    transposed_product(
+        (kk, m * t, co),
+        (a, runs),
+        &s.grads,
+        &mut s.rows,
+        out,
+        (add, false),
+    );
 }
 
 /// Whether [`ghost_norm`] takes examples of `g`: their unfolding fits in the panel (outputs
@@ -497,7 +506,7 @@ pub(super) fn weight_grad_transposed(
         };
         transposed_product(
             (kk, n, co),
-            a,
+            (a, Runs::whole(n)),
             &s.grads,
             &mut s.rows,
             out,
@@ -528,9 +537,9 @@ pub(super) fn weight_grad_transposed_and_norm(
     wide_weight_grad_transposed(g, (x, gi), s, out, (add, true))
 }
 
-/// [`weight_grad_transposed`] where [`direct`]: one product over all wide positions, the
-/// output gradients spread onto them (zero on those that are none). Returns the product's
-/// squared norm where `norm` asks for it (else 0).
+/// [`weight_grad_transposed`] where [`direct`]: one product over the wide positions that are
+/// output positions ([`wide::output_runs`]), the output gradients spread onto them. Returns the
+/// product's squared norm where `norm` asks for it (else 0).
 fn wide_weight_grad_transposed(
     g: &ConvGeometry,
     (x, gi): (&[f32], &[f32]),
@@ -546,16 +555,24 @@ fn wide_weight_grad_transposed(
         rows: &s.unfolding.offsets,
         step: 1,
     };
-    let lw = wide::len(g);
-    transposed_product((kk, lw, co), a, &s.grads, &mut s.rows, out, (add, norm))
+    let depth = (wide::len(g), wide::output_runs(g));
+    transposed_product(
+        (kk, depth.0, co),
+        (a, depth.1),
+        &s.grads,
+        &mut s.rows,
+        out,
+        (add, norm),
+    )
 }
 
 /// `out` (`K x C_out`) [+]= `a` (`depth x K`, by broadcasts) times the first `depth` rows of
-/// `grads` (`depth x C_out`), in products of at most [`COLS`] columns; `tables` hold the rows.
-/// Returns the product's squared norm where `norm` asks for it (else 0).
+/// `grads` (`depth x C_out`), over the steps `runs` of the depth, in products of at most
+/// [`COLS`] columns; `tables` hold the rows. Returns the product's squared norm where `norm`
+/// asks for it (else 0).
 fn transposed_product(
     (kk, depth, co): (usize, usize, usize),
-    a: Broadcast<'_>,
+    (a, runs): (Broadcast<'_>, Runs),
     grads: &[f32],
     tables: &mut [Vec<usize>; 2],
     out: &mut [f32],
@@ -573,11 +590,7 @@ fn transposed_product(
             data: &mut *out,
             rows: set(sums, (0..kk).map(|k| k * co + o0)),
         };
-        if norm {
-            squares += tile::product_and_norm(shape, a, b, c, accumulate);
-        } else {
-            tile::product(shape, a, b, c, accumulate);
-        }
+        squares += tile::product_over_runs(shape, a, b, c, (accumulate, norm), runs);
     }
     squares
 }

@@ -104,22 +104,46 @@ pub(super) fn product_in_pieces(
     accumulate: bool,
     seconds: Seconds,
 ) {
-    run(shape, a, b, c, (accumulate, seconds, false));
+    let runs = Runs::whole(shape.1);
+    run(shape, a, b, c, (accumulate, seconds, false), runs);
 }
 
-/// [`product`], returning the squared norm of the product `A^T B` itself (without what it is
-/// added to): taken from the sums in registers, it costs nothing more.
+/// The steps of the depth a product runs over: `len` steps from every `every`-th one (`q`
+/// with `q % every < len`), such as the wide positions of a padded example that are output
+/// positions (a run of an output row's width every padded row).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Runs {
+    /// Steps in each run (at least 1).
+    pub len: usize,
+    /// Steps from one run's start to the next (at least `len`).
+    pub every: usize,
+}
+
+impl Runs {
+    /// Every step of a depth of `depth`: one run.
+    pub(super) fn whole(depth: usize) -> Runs {
+        Runs {
+            len: depth.max(1),
+            every: depth.max(1),
+        }
+    }
+}
+
+/// [`product`] over the steps `runs` of the depth alone (the others are taken as zero),
+/// returning the squared norm of the product `A^T B` itself (without what it is added to)
+/// where `norm` asks for it, else 0: taken from the sums in registers, it costs nothing more.
 ///
 /// # Panics
-/// As [`product`].
-pub(super) fn product_and_norm(
+/// As [`product`], or if `runs` is empty or its runs overlap.
+pub(super) fn product_over_runs(
     shape: (usize, usize, usize),
     a: Broadcast<'_>,
     b: Rows<'_, &[f32]>,
     c: Rows<'_, &mut [f32]>,
-    accumulate: bool,
+    (accumulate, norm): (bool, bool),
+    runs: Runs,
 ) -> f32 {
-    run(shape, a, b, c, (accumulate, CONTIGUOUS, true))
+    run(shape, a, b, c, (accumulate, CONTIGUOUS, norm), runs)
 }
 
 /// What happens to a tile's sums: added to `C` or written, where the second piece of each row
@@ -134,8 +158,15 @@ fn run(
     b: Rows<'_, &[f32]>,
     c: Rows<'_, &mut [f32]>,
     store: Store,
+    runs: Runs,
 ) -> f32 {
     let seconds = store.1;
+    assert!(
+        (1..=runs.every).contains(&runs.len),
+        "runs of {} steps every {}",
+        runs.len,
+        runs.every
+    );
     assert!(
         (1..=LANES).contains(&seconds.first) && cols <= seconds.first + LANES,
         "tile columns"
@@ -188,9 +219,9 @@ fn run(
         // read_width(cols), C's rows up to cols (lanes past cols are masked).
         norm += unsafe {
             if cols <= seconds.first {
-                tiles::<1>(shape, a, &b, c, store)
+                tiles::<1>(shape, a, &b, c, store, runs)
             } else {
-                tiles::<2>(shape, a, &b, c, store)
+                tiles::<2>(shape, a, &b, c, store, runs)
             }
         };
     }
@@ -238,18 +269,19 @@ unsafe fn tiles<const V: usize>(
     b: &Rows<'_, &[f32]>,
     c: Rows<'_, &mut [f32]>,
     store: Store,
+    runs: Runs,
 ) -> f32 {
     // SAFETY: the caller's contract.
     unsafe {
         match shape.0 {
-            8 => tile::<8, V>(shape, a, b, c, store),
-            7 => tile::<7, V>(shape, a, b, c, store),
-            6 => tile::<6, V>(shape, a, b, c, store),
-            5 => tile::<5, V>(shape, a, b, c, store),
-            4 => tile::<4, V>(shape, a, b, c, store),
-            3 => tile::<3, V>(shape, a, b, c, store),
-            2 => tile::<2, V>(shape, a, b, c, store),
-            _ => tile::<1, V>(shape, a, b, c, store),
+            8 => tile::<8, V>(shape, a, b, c, store, runs),
+            7 => tile::<7, V>(shape, a, b, c, store, runs),
+            6 => tile::<6, V>(shape, a, b, c, store, runs),
+            5 => tile::<5, V>(shape, a, b, c, store, runs),
+            4 => tile::<4, V>(shape, a, b, c, store, runs),
+            3 => tile::<3, V>(shape, a, b, c, store, runs),
+            2 => tile::<2, V>(shape, a, b, c, store, runs),
+            _ => tile::<1, V>(shape, a, b, c, store, runs),
         }
     }
 }
@@ -268,22 +300,26 @@ unsafe fn tile<const R: usize, const V: usize>(
     b: &Rows<'_, &[f32]>,
     c: Rows<'_, &mut [f32]>,
     (accumulate, seconds, norm): Store,
+    runs: Runs,
 ) -> f32 {
     let mut acc = [[_mm512_setzero_ps(); V]; R];
     let (ap, bp) = (a.data.as_ptr(), b.data.as_ptr());
     // SAFETY: in bounds by the caller's contract.
     let starts: [*const f32; R] = std::array::from_fn(|i| unsafe { ap.add(a.rows[i]) });
-    for (q, &row) in b.rows[..depth].iter().enumerate() {
-        let mut bq = [_mm512_setzero_ps(); V];
-        for (v, bq) in bq.iter_mut().enumerate() {
-            // SAFETY: in bounds by the caller's contract.
-            *bq = unsafe { _mm512_loadu_ps(bp.add(row + v * seconds.b)) };
-        }
-        for (acc, start) in acc.iter_mut().zip(&starts) {
-            // SAFETY: in bounds by the caller's contract.
-            let x = _mm512_set1_ps(unsafe { *start.add(q * a.step) });
-            for (acc, bq) in acc.iter_mut().zip(&bq) {
-                *acc = _mm512_fmadd_ps(x, *bq, *acc);
+    for first in (0..depth).step_by(runs.every) {
+        let steps = b.rows[first..depth.min(first + runs.len)].iter();
+        for (q, &row) in (first..).zip(steps) {
+            let mut bq = [_mm512_setzero_ps(); V];
+            for (v, bq) in bq.iter_mut().enumerate() {
+                // SAFETY: in bounds by the caller's contract.
+                *bq = unsafe { _mm512_loadu_ps(bp.add(row + v * seconds.b)) };
+            }
+            for (acc, start) in acc.iter_mut().zip(&starts) {
+                // SAFETY: in bounds by the caller's contract.
+                let x = _mm512_set1_ps(unsafe { *start.add(q * a.step) });
+                for (acc, bq) in acc.iter_mut().zip(&bq) {
+                    *acc = _mm512_fmadd_ps(x, *bq, *acc);
+                }
             }
         }
     }
@@ -323,6 +359,62 @@ unsafe fn tile<const R: usize, const V: usize>(
 mod tests {
     use super::*;
     use coherent_core::Rng;
+
+    #[test]
+    fn products_over_runs_skip_the_steps_between_runs() {
+        if !available() {
+            return;
+        }
+        let mut rng = Rng::new(9);
+        for (rows, depth, cols) in [(13, 27, 17), (8, 40, 32), (3, 7, 5)] {
+            for (len, every) in [(3, 5), (5, 5), (1, 4), (6, 10)] {
+                let a: Vec<f32> = (0..rows * depth).map(|_| rng.normal() as f32).collect();
+                let b: Vec<f32> = (0..depth * 32 + 32).map(|_| rng.normal() as f32).collect();
+                let a_rows: Vec<usize> = (0..rows).map(|i| i * depth).collect();
+                let b_rows: Vec<usize> = (0..depth).map(|q| q * 32).collect();
+                let c_rows: Vec<usize> = (0..rows).map(|i| i * 32).collect();
+                let init: Vec<f32> = (0..rows * 32).map(|_| rng.normal() as f32).collect();
+                let (mut want, mut want_norm) = (init.clone(), 0.0);
+                for i in 0..rows {
+                    for j in 0..cols {
+                        let sum: f32 = (0..depth)
+                            .filter(|q| q % every < len)
+                            .map(|q| a[i * depth + q] * b[q * 32 + j])
+                            .sum();
+                        want[i * 32 + j] += sum;
+                        want_norm += sum * sum;
+                    }
+                }
+                let mut c = init.clone();
+                let norm = product_over_runs(
+                    (rows, depth, cols),
+                    Broadcast {
+                        data: &a,
+                        rows: &a_rows,
+                        step: 1,
+                    },
+                    Rows {
+                        data: &b[..],
+                        rows: &b_rows,
+                    },
+                    Rows {
+                        data: &mut c[..],
+                        rows: &c_rows,
+                    },
+                    (true, true),
+                    Runs { len, every },
+                );
+                let what = format!("{rows}x{depth}x{cols}, runs of {len} every {every}");
+                assert!(
+                    (norm - want_norm).abs() < 1e-4 * (1.0 + want_norm),
+                    "{what}"
+                );
+                for (got, want) in c.iter().zip(&want) {
+                    assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{what}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn the_largest_start_is_found_in_vectors_and_tails() {
@@ -419,7 +511,8 @@ mod tests {
                     rows: &c_rows,
                 };
                 if seconds == CONTIGUOUS {
-                    let norm = product_and_norm(shape, a, b, c_out, accumulate);
+                    let both = (accumulate, true);
+                    let norm = product_over_runs(shape, a, b, c_out, both, Runs::whole(depth));
                     let tolerance = 1e-4 * (1.0 + want_norm);
                     assert!(
                         (norm - want_norm).abs() < tolerance,

@@ -6,7 +6,7 @@
 //! them output gradients of zero (and drop their outputs).
 
 use super::geometry::ConvGeometry;
-use super::tile::{Seconds, LANES};
+use super::tile::{Runs, Seconds, LANES};
 use super::transpose::transpose;
 use std::ops::Range;
 
@@ -128,12 +128,21 @@ pub(super) fn spread(g: &ConvGeometry, gi: &[f32], out: &mut Vec<f32>, slack: us
     }
 }
 
+/// The wide positions that are output positions: a run of an output row's width every padded
+/// row.
+pub(super) fn output_runs(g: &ConvGeometry) -> Runs {
+    Runs {
+        len: g.out_width(),
+        every: row(g),
+    }
+}
+
 /// The output gradients `gi` (`C_out x T`) on wide positions, transposed: `out` (`len x
-/// C_out`, then at least `slack` more values), zero on the positions that are none.
+/// C_out`, then at least `slack` more values). The rows of the wide positions that are none
+/// are left as they are: products over [`output_runs`] skip them.
 pub(super) fn spread_transposed(g: &ConvGeometry, gi: &[f32], out: &mut Vec<f32>, slack: usize) {
     let (t, co) = (g.positions(), g.out_channels);
     let (wp, ow) = (row(g), g.out_width());
-    out.clear();
     out.resize(len(g) * co + slack, 0.0);
     for r in 0..g.out_height() {
         transpose(&gi[r * ow..], t, (co, ow), &mut out[r * wp * co..]);
@@ -248,9 +257,16 @@ mod tests {
                     0.0
                 };
                 assert_eq!(rows[o * lw + w], want);
-                assert_eq!(cols[w * 3 + o], want);
+                if w % wp < ow {
+                    assert_eq!(cols[w * 3 + o], want);
+                }
             }
         }
+        // the runs of output positions are those wide positions, every one of them
+        let runs = output_runs(&g);
+        let covered: Vec<usize> = (0..lw).filter(|w| w % runs.every < runs.len).collect();
+        let outputs: Vec<usize> = (0..lw).filter(|w| w % wp < ow).collect();
+        assert_eq!((covered.len(), &covered), (t, &outputs));
         let mut y = vec![0.0; 3 * t];
         gather(&g, (&rows, lw), 0..lw, &mut y, false);
         assert_eq!(y, gi);

@@ -1,13 +1,21 @@
 """coherent and PyTorch side by side, in one sitting, interleaved.
 
     python3 bench/side_by_side.py --python /path/to/python-with-torch [--rounds 2]
-        [--networks mlp,cnn,resnet,vgg] [--coherent target/release/coherent] [--readme README.md]
+        [--alternations 20] [--networks mlp,cnn,resnet,vgg] [--coherent target/release/coherent]
+        [--readme README.md]
 
 Each round runs, network by network, `coherent bench --json --network NETWORK` and then
 `bench/peers/torch_steps.py NETWORK` under the given Python (one with torch installed), so
 both sides of a ratio are measured minutes apart on the same machine. It prints one markdown
 table with the range over the rounds of every number and of every ratio (each ratio is taken
 within a round). Without `--python` only coherent's side is measured.
+
+With `--alternations N` (and `--python`) it then measures the plain step of each network in N
+pairs of short blocks (about a second each), coherent's and PyTorch's one after the other, the
+order swapped from pair to pair: both sides stay loaded (`coherent bench --serve`,
+`torch_steps.py --serve`) and only the one being timed runs, so the two sides of a pair are
+seconds apart. It prints the median and the quartiles of the pairs' ratios, the figure that
+stays put on a host whose speed drifts from minute to minute.
 
 With `--readme`, the table replaces the part of that file between the lines
 `<!-- side-by-side -->` and `<!-- /side-by-side -->`. Only the standard library is used.
@@ -47,6 +55,70 @@ def coherent_side(binary, network, batch, reps):
 def torch_side(python, network, batch, steps):
     script = os.path.join(HERE, "peers", "torch_steps.py")
     return run_json([python, script, network, str(batch), str(steps)])
+
+
+class Server:
+    """One side's plain step behind the `steps N` protocol of `coherent bench --serve`."""
+
+    def __init__(self, command):
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True)
+        line = self.process.stdout.readline().strip()
+        if line != "ready":
+            sys.exit(f"{' '.join(command)}: expected `ready`, got {line!r}")
+
+    def steps(self, n):
+        self.process.stdin.write(f"steps {n}\n")
+        self.process.stdin.flush()
+        answer = json.loads(self.process.stdout.readline())
+        if "ms_per_step" not in answer:
+            sys.exit(f"step server: {answer}")
+        return answer["ms_per_step"]
+
+    def close(self):
+        self.process.stdin.write("quit\n")
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def alternate(binary, python, network, batch, pairs, block_ms=1000):
+    """(coherent ms, PyTorch ms) of the plain step in `pairs` pairs of alternating blocks."""
+    ours = Server([binary, "bench", "--network", network, "--batch", str(batch), "--serve"])
+    theirs = Server([python, os.path.join(HERE, "peers", "torch_steps.py"), network, str(batch),
+                     "1", "--serve"])
+    # blocks of about `block_ms`, sized from a first block of three steps
+    sizes = [max(3, round(block_ms / side.steps(3))) for side in (ours, theirs)]
+    results = []
+    for k in range(pairs):
+        if k % 2 == 0:
+            mine = ours.steps(sizes[0])
+            results.append((mine, theirs.steps(sizes[1])))
+        else:
+            other = theirs.steps(sizes[1])
+            results.append((ours.steps(sizes[0]), other))
+    ours.close()
+    theirs.close()
+    return results
+
+
+def quartiles(values):
+    ordered = sorted(values)
+    at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    return at(0.25), at(0.5), at(0.75)
+
+
+def alternation_table(alternations, labels):
+    lines = ["| network, batch | pairs of blocks | coherent ms/step (median) | "
+             "PyTorch ms/step (median) | coherent / PyTorch: median (quartiles) | lowest-highest |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for network, pairs in alternations.items():
+        ratios = [c / t for c, t in pairs]
+        q1, median, q3 = quartiles(ratios)
+        ours = quartiles([c for c, _ in pairs])[1]
+        theirs = quartiles([t for _, t in pairs])[1]
+        lines.append(f"| {labels[network]} | {len(pairs)} | {ours:.1f} | {theirs:.1f} | "
+                     f"{median:.2f}x ({q1:.2f}-{q3:.2f}) | {min(ratios):.2f}-{max(ratios):.2f}x |")
+    return "\n".join(lines)
 
 
 def span(values, fmt="{:.2f}"):
@@ -115,6 +187,8 @@ def main():
     parser.add_argument("--coherent", default=os.path.join(REPO, "target", "release", "coherent"))
     parser.add_argument("--reps", type=int, default=5, help="coherent's repetitions per case")
     parser.add_argument("--steps", type=int, default=5, help="PyTorch's timed steps per case")
+    parser.add_argument("--alternations", type=int, default=0,
+                        help="pairs of alternating plain-step blocks per network (with --python)")
     parser.add_argument("--readme", help="replace the side-by-side block of this file")
     args = parser.parse_args()
     networks = args.networks.split(",")
@@ -130,6 +204,15 @@ def main():
             result[network] = entry
         rounds.append(result)
     text = table(rounds, networks, bool(args.python))
+    if args.python and args.alternations > 0:
+        alternations = {}
+        for network in networks:
+            print(f"alternating: {network}", file=sys.stderr)
+            alternations[network] = alternate(args.coherent, args.python, network, batch,
+                                              args.alternations)
+        labels = {n: f"{rounds[0][n]['coherent']['label']}, {batch}" for n in networks}
+        text += "\n\nThe plain step in alternating blocks, after the rounds:\n\n"
+        text += alternation_table(alternations, labels)
     print(text)
     if args.readme:
         update_readme(args.readme, text)

@@ -1,7 +1,7 @@
 """PyTorch's side of `bench/side_by_side.py`: one training step of the networks `coherent bench`
 measures, on the same shapes, on the CPU.
 
-    python torch_steps.py NETWORK [batch] [steps]
+    python torch_steps.py NETWORK [batch] [steps] [--serve]
 
 NETWORK is `mlp` (784-256-10), `cnn` (conv16-pool-conv32-pool-fc10 on 1x28x28), `resnet`
 (CIFAR ResNet-20, GroupNorm 8 groups, width 16, on 3x32x32) or `vgg` (coherent's `vgg` default
@@ -14,6 +14,10 @@ inputs after two warm-up steps:
 Prints one JSON object: the milliseconds of each case and the peak resident memory growth of
 one cold plain step (Linux: VmHWM after resetting it through /proc/self/clear_refs), in MiB.
 The layers match coherent's plugins: no bias in a convolution followed by GroupNorm.
+
+With --serve it speaks `coherent bench --serve`'s protocol instead: it prints `ready` after two
+warm-up plain steps, then answers each line `steps N` of its standard input with the median
+milliseconds of N plain steps, `{"ms_per_step": M}`, until `quit`.
 """
 import json
 import sys
@@ -23,9 +27,11 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-NETWORK = sys.argv[1]
-B = int(sys.argv[2]) if len(sys.argv) > 2 else 128
-STEPS = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+SERVE = "--serve" in sys.argv[1:]
+ARGS = [a for a in sys.argv[1:] if a != "--serve"]
+NETWORK = ARGS[0]
+B = int(ARGS[1]) if len(ARGS) > 1 else 128
+STEPS = int(ARGS[2]) if len(ARGS) > 2 else 5
 
 
 def conv_gn(cin, cout, stride=1, relu=True):
@@ -153,6 +159,30 @@ def coherence():
             params[k] = params[k] - 0.01 * g[k].mean(0)
     return value
 
+
+def serve():
+    for _ in range(2):
+        plain()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if words == ["quit"]:
+            break
+        if len(words) == 2 and words[0] == "steps" and words[1].isdigit() and int(words[1]) > 0:
+            times = []
+            for _ in range(int(words[1])):
+                start = time.perf_counter()
+                plain()
+                times.append((time.perf_counter() - start) * 1e3)
+            print(json.dumps({"ms_per_step": sorted(times)[len(times) // 2]}), flush=True)
+        else:
+            error = f"unknown request {line.strip()!r}: expected `steps N` (N at least 1) or `quit`"
+            print(json.dumps({"error": error}), flush=True)
+
+
+if SERVE:
+    serve()
+    sys.exit(0)
 
 print(json.dumps({
     "network": NETWORK,

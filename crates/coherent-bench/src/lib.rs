@@ -26,11 +26,13 @@ mod gemm;
 mod memory;
 mod metrics;
 mod networks;
+mod serve;
 mod timing;
 
 pub use aggregators::AggregatorReport;
 pub use metrics::MetricsReport;
 pub use networks::{step_flops, BenchNetwork};
+pub use serve::serve_plain_steps;
 
 use coherent_core::{
     Batch, BatchGrads, CoherenceMetric, GradRequest, Measurements, Model, ModelSpec,
@@ -407,18 +409,24 @@ fn cases_of(network: &BenchNetwork, has_reference: bool) -> Vec<(&'static str, &
         .collect()
 }
 
-fn run_network(config: &BenchConfig, network: &BenchNetwork, mnist: &Split) -> NetworkReport {
-    let random;
-    let data = if network.on_mnist() {
-        mnist
-    } else {
-        random = network.random_data(config.batch);
-        &random
-    };
-    // first, as the peers do: the allocator holds nothing freed by the timed cases yet
-    let step_peak_mib = step_peak(config, network, data);
-    let batch = mnist_batch(data, config.batch);
-    let singles = (0..config.batch)
+/// The data of `network`'s cases: `mnist` where the network takes its digits, else random
+/// inputs of its shape (`batch` of them, into `random`).
+fn data_of<'d>(
+    network: &BenchNetwork,
+    mnist: &'d Split,
+    batch: usize,
+    random: &'d mut Option<Split>,
+) -> &'d Split {
+    match network.on_mnist() {
+        true => mnist,
+        false => random.insert(network.random_data(batch)),
+    }
+}
+
+/// The model, the batch (the first `batch` examples of `data`) and the buffers of `network`'s
+/// cases, with the floating-point operations of one plain step.
+fn setup(network: &BenchNetwork, data: &Split, batch: usize) -> (Setup, f64) {
+    let singles = (0..batch)
         .map(|i| {
             let mut b = Batch::default();
             b.gather(data, &[i]);
@@ -426,12 +434,12 @@ fn run_network(config: &BenchConfig, network: &BenchNetwork, mnist: &Split) -> N
         })
         .collect();
     let sequential = network.sequential();
-    let flops = step_flops(&sequential, config.batch);
+    let flops = step_flops(&sequential, batch);
     let model: Box<dyn Model> = Box::new(sequential);
     let direction = model.layers().iter().map(|l| vec![0.0; l.params]).collect();
-    let mut s = Setup {
+    let s = Setup {
         model,
-        batch,
+        batch: mnist_batch(data, batch),
         grads: BatchGrads::default(),
         direction,
         metric: metric(),
@@ -439,6 +447,15 @@ fn run_network(config: &BenchConfig, network: &BenchNetwork, mnist: &Split) -> N
         singles,
         single_grads: BatchGrads::default(),
     };
+    (s, flops)
+}
+
+fn run_network(config: &BenchConfig, network: &BenchNetwork, mnist: &Split) -> NetworkReport {
+    let mut random = None;
+    let data = data_of(network, mnist, config.batch, &mut random);
+    // first, as the peers do: the allocator holds nothing freed by the timed cases yet
+    let step_peak_mib = step_peak(config, network, data);
+    let (mut s, flops) = setup(network, data, config.batch);
     let cases = cases_of(network, s.reference.is_some());
     for (case, _) in &cases {
         step(&mut s, case);

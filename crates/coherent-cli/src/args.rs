@@ -75,6 +75,12 @@ pub enum Command {
         /// aggregators and the metrics (`all`; the CIFAR-shaped networks take minutes each).
         #[arg(long, value_enum, default_value = "all")]
         network: BenchChoice,
+        /// Instead of the report, serve one network's plain step (mlp, cnn, resnet or vgg) on
+        /// request: print `ready`, then for each line `steps N` read from standard input, the
+        /// median milliseconds of N steps as a JSON line, until `quit`
+        /// (`bench/side_by_side.py --alternations` alternates it with PyTorch's step).
+        #[arg(long)]
+        serve: bool,
     },
 }
 

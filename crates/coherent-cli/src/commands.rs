@@ -118,6 +118,28 @@ pub(crate) fn plugins() -> Result<(), Failure> {
     Ok(())
 }
 
+/// `coherent bench --serve`: one network's plain step on the requests of standard input.
+pub(crate) fn serve_bench_steps(batch: usize, network: BenchChoice) -> Result<(), Failure> {
+    let network = match network {
+        BenchChoice::Mlp => coherent_bench::BenchNetwork::mlp(&[256]),
+        BenchChoice::Cnn => coherent_bench::BenchNetwork::cnn(),
+        BenchChoice::Resnet => coherent_bench::BenchNetwork::resnet(20),
+        BenchChoice::Vgg => coherent_bench::BenchNetwork::vgg(),
+        other => {
+            return Err(Failure::Usage(format!(
+                "error: --serve takes one network (--network mlp, cnn, resnet or vgg), not {}",
+                format!("{other:?}").to_lowercase()
+            )))
+        }
+    };
+    if batch == 0 {
+        return Err(Failure::Usage("error: --batch must be at least 1".into()));
+    }
+    let (input, output) = (std::io::stdin().lock(), std::io::stdout().lock());
+    coherent_bench::serve_plain_steps(&network, batch, input, output)
+        .map_err(|e| Failure::Run(format!("error: coherent bench --serve: {e}")))
+}
+
 pub(crate) fn bench(
     json: bool,
     reps: usize,

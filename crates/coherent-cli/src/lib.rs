@@ -163,6 +163,13 @@ fn dispatch(command: &Command) -> Result<(), Failure> {
             min_ms,
             batch,
             network,
+            serve: false,
         } => commands::bench(*json, *reps, *min_ms, *batch, *network),
+        Command::Bench {
+            batch,
+            network,
+            serve: true,
+            ..
+        } => commands::serve_bench_steps(*batch, *network),
     }
 }

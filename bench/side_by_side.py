@@ -61,18 +61,22 @@ class Server:
     """One side's plain step behind the `steps N` protocol of `coherent bench --serve`."""
 
     def __init__(self, command):
+        self.name = " ".join(command)
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         text=True)
         line = self.process.stdout.readline().strip()
         if line != "ready":
-            sys.exit(f"{' '.join(command)}: expected `ready`, got {line!r}")
+            sys.exit(f"{self.name}: expected `ready`, got {line!r}")
 
     def steps(self, n):
         self.process.stdin.write(f"steps {n}\n")
         self.process.stdin.flush()
-        answer = json.loads(self.process.stdout.readline())
+        line = self.process.stdout.readline()
+        if not line:
+            sys.exit(f"{self.name}: stopped (exit code {self.process.wait()}) before answering")
+        answer = json.loads(line)
         if "ms_per_step" not in answer:
-            sys.exit(f"step server: {answer}")
+            sys.exit(f"{self.name}: {answer}")
         return answer["ms_per_step"]
 
     def close(self):

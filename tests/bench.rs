@@ -127,6 +127,48 @@ fn bench_rejects_zero_repetitions() {
 }
 
 #[test]
+fn bench_serves_one_networks_plain_step_on_request() {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_coherent"))
+        .args(["bench", "--network", "mlp", "--batch", "16", "--serve"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the coherent binary runs");
+    let requests = b"steps 2\nsteps two\nsteps 1\nquit\nsteps 3\n";
+    child.stdin.take().unwrap().write_all(requests).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "nothing after quit: {text}");
+    assert_eq!(lines[0], "ready");
+    let json = |line: &str| -> serde_json::Value { serde_json::from_str(line).expect(line) };
+    for answer in [lines[1], lines[3]] {
+        let ms = json(answer)["ms_per_step"].as_f64();
+        assert!(ms.is_some_and(|ms| ms > 0.0), "{answer}");
+    }
+    let error = json(lines[2])["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.contains("steps two") && error.contains("`steps N`"),
+        "{error}"
+    );
+
+    // the report's choices that are not one network are refused, saying what --serve takes
+    let out = coherent(&["bench", "--serve"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--serve takes one network"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn side_by_side_script_tabulates_coherent_and_rewrites_the_readme_block() {
     let readme = scratch("side-by-side").join("README.md");
     std::fs::write(

@@ -118,19 +118,24 @@ pub(crate) fn plugins() -> Result<(), Failure> {
     Ok(())
 }
 
+/// The network of `choice`, where it names one.
+fn one_network(choice: BenchChoice) -> Option<coherent_bench::BenchNetwork> {
+    match choice {
+        BenchChoice::Mlp => Some(coherent_bench::BenchNetwork::mlp(&[256])),
+        BenchChoice::Cnn => Some(coherent_bench::BenchNetwork::cnn()),
+        BenchChoice::Resnet => Some(coherent_bench::BenchNetwork::resnet(20)),
+        BenchChoice::Vgg => Some(coherent_bench::BenchNetwork::vgg()),
+        BenchChoice::Aggregators | BenchChoice::Metrics | BenchChoice::All => None,
+    }
+}
+
 /// `coherent bench --serve`: one network's plain step on the requests of standard input.
 pub(crate) fn serve_bench_steps(batch: usize, network: BenchChoice) -> Result<(), Failure> {
-    let network = match network {
-        BenchChoice::Mlp => coherent_bench::BenchNetwork::mlp(&[256]),
-        BenchChoice::Cnn => coherent_bench::BenchNetwork::cnn(),
-        BenchChoice::Resnet => coherent_bench::BenchNetwork::resnet(20),
-        BenchChoice::Vgg => coherent_bench::BenchNetwork::vgg(),
-        other => {
-            return Err(Failure::Usage(format!(
-                "error: --serve takes one network (--network mlp, cnn, resnet or vgg), not {}",
-                format!("{other:?}").to_lowercase()
-            )))
-        }
+    let Some(network) = one_network(network) else {
+        return Err(Failure::Usage(format!(
+            "error: --serve takes one network (--network mlp, cnn, resnet or vgg), not {}",
+            format!("{network:?}").to_lowercase()
+        )));
     };
     if batch == 0 {
         return Err(Failure::Usage("error: --batch must be at least 1".into()));
@@ -153,14 +158,9 @@ pub(crate) fn bench(
         ));
     }
     let (networks, aggregators, metrics) = match network {
-        BenchChoice::Mlp => (
-            vec![coherent_bench::BenchNetwork::mlp(&[256])],
-            false,
-            false,
-        ),
-        BenchChoice::Cnn => (vec![coherent_bench::BenchNetwork::cnn()], false, false),
-        BenchChoice::Resnet => (vec![coherent_bench::BenchNetwork::resnet(20)], false, false),
-        BenchChoice::Vgg => (vec![coherent_bench::BenchNetwork::vgg()], false, false),
+        BenchChoice::Mlp | BenchChoice::Cnn | BenchChoice::Resnet | BenchChoice::Vgg => {
+            (one_network(network).into_iter().collect(), false, false)
+        }
         BenchChoice::Aggregators => (vec![], true, false),
         BenchChoice::Metrics => (vec![], false, true),
         BenchChoice::All => (

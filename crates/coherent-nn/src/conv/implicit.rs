@@ -555,10 +555,10 @@ fn wide_weight_grad_transposed(
         rows: &s.unfolding.offsets,
         step: 1,
     };
-    let depth = (wide::len(g), wide::output_runs(g));
+    let runs = wide::output_runs(g);
     transposed_product(
-        (kk, depth.0, co),
-        (a, depth.1),
+        (kk, wide::len(g), co),
+        (a, runs),
         &s.grads,
         &mut s.rows,
         out,

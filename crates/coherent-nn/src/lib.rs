@@ -44,6 +44,7 @@ mod sequential;
 mod simd;
 mod spare;
 mod streaming;
+mod summing;
 mod switch;
 
 pub use act::{Act, ActGrad, CpuTape, Tensor2};

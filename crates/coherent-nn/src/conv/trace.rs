@@ -21,6 +21,7 @@ use crate::grads::LayerGrads;
 use crate::kernels::{matmul, matmul_on, sq_norm, sum, Layout, Mat};
 use crate::spare;
 use crate::streaming::copy_streaming;
+use crate::summing;
 use coherent_core::GradRequest;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -38,10 +39,6 @@ pub struct ConvTrace {
     pub grad: Vec<f32>,
     /// Materialised per-example gradients (`rows x params`), for blocks.
     materialized: Vec<f32>,
-    /// One partial sum per group of examples (see [`group_size`]).
-    partials: Vec<f32>,
-    /// The partial sums added up, before the transposition.
-    summed: Vec<f32>,
     /// Each example's bias part (`rows x C_out`), before they are added up.
     bias_parts: Vec<f32>,
     /// `|g_i|^2` of the weights (without the bias), from the backward pass.
@@ -196,10 +193,9 @@ impl ConvTrace {
         norms.clear();
         norms.resize(self.rows, f32::NAN);
         // every partial sum is written whole by its group's first example: no zeroing
-        let mut partials = std::mem::take(&mut self.partials);
         let group = group_size(self.rows);
         let groups = self.rows.div_ceil(group);
-        partials.resize(groups * co * kk, 0.0);
+        let mut partials = summing::take(groups * co * kk);
         let mut materialized = std::mem::take(&mut self.materialized);
         let rows: Vec<&mut [f32]> = if mode == SumMode::Materialize {
             materialized.resize(self.rows * p, 0.0);
@@ -256,15 +252,15 @@ impl ConvTrace {
         self.materialized_now = mode == SumMode::Materialize;
         self.grad.resize(p, 0.0);
         let (gw, gb) = self.grad.split_at_mut(co * kk);
-        let mut sum = std::mem::take(&mut self.summed);
-        sum.resize(co * kk, 0.0);
+        let mut sum = summing::take(co * kk);
         add_groups(&partials, &mut sum);
         if upright {
             gw.copy_from_slice(&sum);
         } else {
             transpose(&sum, co, (kk, co), gw);
         }
-        (self.partials, self.summed) = (partials, sum);
+        summing::give(partials);
+        summing::give(sum);
         if self.bias {
             // each example's bias part in parallel, then added up in the examples' order
             let t = self.geom.positions();
@@ -461,10 +457,9 @@ impl LayerGrads for ConvTrace {
 
     fn coord_sum_sq(&mut self, out: &mut [f32]) {
         let p = self.params();
-        let mut partials = std::mem::take(&mut self.partials);
-        partials.clear();
         let group = group_size(self.rows);
-        partials.resize(self.rows.div_ceil(group) * p, 0.0);
+        let mut partials = summing::take(self.rows.div_ceil(group) * p);
+        partials.fill(0.0);
         let this = &*self;
         partials.par_chunks_mut(p).enumerate().for_each(|(k, acc)| {
             with_gradient(p, |g, u| {
@@ -475,7 +470,7 @@ impl LayerGrads for ConvTrace {
             })
         });
         add_groups(&partials, out);
-        self.partials = partials;
+        summing::give(partials);
     }
 
     fn gram(&mut self, out: &mut [f32]) {

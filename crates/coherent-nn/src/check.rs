@@ -237,8 +237,10 @@ pub fn full_request(rows: usize) -> GradRequest {
 /// Runs `f` with the first writes of activation gradients checked: the first consumer of a
 /// gradient ([`crate::ActGrad::write_or_add`] with `first`) receives NaN in every value instead
 /// of whatever its buffer held, so a layer that leaves some values unwritten puts NaN into the
-/// gradients of every layer before it. Compare a pass run inside with one run outside: they
-/// are equal, bit for bit, when every first consumer writes every value. (Passes that run at
+/// gradients of every layer before it. The buffers in which layers sum their gradients,
+/// shared by every layer, hold NaN too when a layer takes one. Compare a pass run inside with
+/// one run outside: they are equal, bit for bit, when every first consumer writes every value
+/// and every layer writes its sums before it reads them. (Passes that run at
 /// the same time elsewhere in the process are checked too, which changes none of their
 /// results either.)
 pub fn with_first_writes_checked<R>(f: impl FnOnce() -> R) -> R {

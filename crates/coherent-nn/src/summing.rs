@@ -5,6 +5,7 @@
 //! to step would hold several copies of the whole network's parameters (a convolution keeps
 //! eight partial sums). A buffer taken holds whatever it last held.
 
+use crate::spare;
 use std::sync::Mutex;
 
 /// The buffers kept, for the next layer to take.
@@ -15,7 +16,9 @@ static KEPT: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
 const MOST: usize = 2;
 
 /// A buffer of `len` values, with arbitrary contents: the largest one kept (grown if it is
-/// too short), else a new one.
+/// too short), else a new one. Checked passes ([`crate::check::with_first_writes_checked`])
+/// get NaN in every value, so that a value the layer does not write before reading shows in
+/// its gradient.
 pub(crate) fn take(len: usize) -> Vec<f32> {
     let mut buffer = {
         let mut kept = KEPT.lock().expect("summing buffers lock");
@@ -27,6 +30,9 @@ pub(crate) fn take(len: usize) -> Vec<f32> {
         buffer = Vec::with_capacity(len);
     }
     buffer.resize(len, 0.0);
+    if spare::first_writes_checked() {
+        buffer.fill(f32::NAN);
+    }
     buffer
 }
 

@@ -1,6 +1,8 @@
 //! Activation gradients are made in a spare buffer that holds an earlier gradient's values:
-//! the first layer to write one must write every value. Checked passes hand the first writers
-//! NaN instead: a value left unwritten would reach the gradients of every layer before it.
+//! the first layer to write one must write every value. A convolution sums its gradient in
+//! buffers that another layer used last: it must write its partial sums before it adds to
+//! them. Checked passes hand both NaN instead: a value left unwritten would reach the
+//! gradients.
 
 use coherent_core::{BatchGrads, GradRequest, InputShape, LossKind, Model, ModelSpec};
 use coherent_nn::check::{random_batch, with_first_writes_checked};
@@ -46,13 +48,18 @@ fn network() -> Sequential {
 }
 
 #[test]
-fn every_first_consumer_of_a_gradient_writes_every_value() {
+fn every_gradient_and_partial_sum_is_written_before_it_is_read() {
     let batch = random_batch(24, 3 * 16 * 16, 10, LossKind::CrossEntropy, 5);
     let norms = GradRequest {
         sq_norms: true,
         ..GradRequest::SUM
     };
-    for request in [GradRequest::SUM, norms] {
+    let everything = GradRequest {
+        coord_sum_sq: true,
+        per_example: true,
+        ..norms.clone()
+    };
+    for request in [GradRequest::SUM, norms, everything] {
         let mut model = network();
         let mut pass = || {
             let mut out = BatchGrads::default();
@@ -63,14 +70,21 @@ fn every_first_consumer_of_a_gradient_writes_every_value() {
         assert!(plain.sum.iter().all(|g| g.iter().any(|v| *v != 0.0)));
         for k in 0..3 {
             let checked = with_first_writes_checked(&mut pass);
-            assert!(
-                checked.sum == plain.sum,
-                "summed gradient, checked pass {k}"
-            );
-            assert!(
-                checked.sq_norms == plain.sq_norms,
-                "norms, checked pass {k}"
-            );
+            let equal = [
+                (checked.sum == plain.sum, "summed gradient"),
+                (checked.sq_norms == plain.sq_norms, "norms"),
+                (
+                    checked.coord_sum_sq == plain.coord_sum_sq,
+                    "sums of squares",
+                ),
+                (
+                    checked.per_example == plain.per_example,
+                    "per-example gradients",
+                ),
+            ];
+            for (same, what) in equal {
+                assert!(same, "{what}, checked pass {k}");
+            }
         }
     }
 }

@@ -42,7 +42,17 @@ pub(crate) fn first_writes_checked() -> bool {
     CHECKING.is_on()
 }
 
-/// The spare buffers, oldest first, none empty.
+/// Adds `buffer` to `kept`, letting the one of least capacity go if more than `most` are kept
+/// then.
+pub(crate) fn keep_largest(kept: &mut Vec<Vec<f32>>, buffer: Vec<f32>, most: usize) {
+    kept.push(buffer);
+    if kept.len() > most {
+        let smallest = (0..kept.len()).min_by_key(|&k| kept[k].capacity());
+        smallest.map(|k| kept.swap_remove(k));
+    }
+}
+
+/// The spare buffers, none empty.
 struct Spare(Mutex<Vec<Vec<f32>>>);
 
 impl Spare {
@@ -51,11 +61,7 @@ impl Spare {
             return;
         }
         let mut spares = self.0.lock().expect("spare buffer lock");
-        spares.push(buffer);
-        if spares.len() > SPARES {
-            let smallest = (0..spares.len()).min_by_key(|&k| spares[k].capacity());
-            smallest.map(|k| spares.remove(k));
-        }
+        keep_largest(&mut spares, buffer, SPARES);
     }
 
     fn take(&self, len: usize) -> Option<Vec<f32>> {

@@ -8,8 +8,8 @@
 use crate::spare;
 use std::sync::Mutex;
 
-/// The buffers kept, for the next layer to take.
-static KEPT: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+/// The buffers kept for the next layer to take, shared by every layer of the process.
+static KEPT: Kept = Kept(Mutex::new(Vec::new()));
 
 /// Buffers kept at most: a layer takes two at once (its partial sums and their total). More
 /// layers summing at once (networks trained side by side in one process) take new buffers.
@@ -20,16 +20,7 @@ const MOST: usize = 2;
 /// get NaN in every value, so that a value the layer does not write before reading shows in
 /// its gradient.
 pub(crate) fn take(len: usize) -> Vec<f32> {
-    let mut buffer = {
-        let mut kept = KEPT.lock().expect("summing buffers lock");
-        let largest = (0..kept.len()).max_by_key(|&i| kept[i].capacity());
-        largest.map(|i| kept.swap_remove(i)).unwrap_or_default()
-    };
-    if buffer.capacity() < len {
-        // a new buffer rather than a grown one: what the old one held need not be copied
-        buffer = Vec::with_capacity(len);
-    }
-    buffer.resize(len, 0.0);
+    let mut buffer = KEPT.take(len);
     if spare::first_writes_checked() {
         buffer.fill(f32::NAN);
     }
@@ -39,11 +30,30 @@ pub(crate) fn take(len: usize) -> Vec<f32> {
 /// Gives `buffer` back for the next layer to take, letting the smallest kept go if [`MOST`]
 /// are kept already.
 pub(crate) fn give(buffer: Vec<f32>) {
-    let mut kept = KEPT.lock().expect("summing buffers lock");
-    kept.push(buffer);
-    if kept.len() > MOST {
-        let smallest = (0..kept.len()).min_by_key(|&i| kept[i].capacity());
-        smallest.map(|i| kept.swap_remove(i));
+    KEPT.give(buffer);
+}
+
+/// Buffers kept, at most [`MOST`].
+struct Kept(Mutex<Vec<Vec<f32>>>);
+
+impl Kept {
+    fn take(&self, len: usize) -> Vec<f32> {
+        let mut buffer = {
+            let mut kept = self.0.lock().expect("summing buffers lock");
+            let largest = (0..kept.len()).max_by_key(|&i| kept[i].capacity());
+            largest.map(|i| kept.swap_remove(i)).unwrap_or_default()
+        };
+        if buffer.capacity() < len {
+            // a new buffer rather than a grown one: what the old one held need not be copied
+            buffer = Vec::with_capacity(len);
+        }
+        buffer.resize(len, 0.0);
+        buffer
+    }
+
+    fn give(&self, buffer: Vec<f32>) {
+        let mut kept = self.0.lock().expect("summing buffers lock");
+        spare::keep_largest(&mut kept, buffer, MOST);
     }
 }
 
@@ -53,21 +63,23 @@ mod tests {
 
     #[test]
     fn a_buffer_given_back_is_taken_again_with_its_contents_and_the_largest_kept() {
-        // other tests of the process may take and give at the same time: only what this
-        // test can see for itself is asserted
-        let mut a = take(1000);
+        let kept = Kept(Mutex::new(Vec::new()));
+        let mut a = kept.take(1000);
         assert_eq!(a.len(), 1000);
         a.fill(7.0);
-        give(a);
-        let b = take(10);
-        assert_eq!(b.len(), 10);
-        let c = take(3000);
+        kept.give(a);
+        let b = kept.take(10);
+        assert_eq!(b, vec![7.0; 10], "the largest kept, with what it held");
+        let c = kept.take(3000);
         assert_eq!(c.len(), 3000);
-        give(b);
-        give(c);
-        give(vec![1.0; 5]);
-        let kept = KEPT.lock().expect("summing buffers lock");
-        assert!(kept.len() <= MOST, "{} kept", kept.len());
-        assert!(kept.iter().all(|k| k.capacity() > 5), "the smallest let go");
+        kept.give(b);
+        kept.give(c);
+        kept.give(vec![1.0; 5]);
+        let capacities: Vec<usize> = kept.0.lock().unwrap().iter().map(Vec::capacity).collect();
+        assert_eq!(capacities.len(), MOST);
+        assert!(
+            capacities.iter().all(|&c| c >= 1000),
+            "{capacities:?}: the smallest let go"
+        );
     }
 }

@@ -306,21 +306,29 @@ unsafe fn tile<const R: usize, const V: usize>(
     let (ap, bp) = (a.data.as_ptr(), b.data.as_ptr());
     // SAFETY: in bounds by the caller's contract.
     let starts: [*const f32; R] = std::array::from_fn(|i| unsafe { ap.add(a.rows[i]) });
-    for first in (0..depth).step_by(runs.every) {
-        let steps = b.rows[first..depth.min(first + runs.len)].iter();
-        for (q, &row) in (first..).zip(steps) {
-            let mut bq = [_mm512_setzero_ps(); V];
-            for (v, bq) in bq.iter_mut().enumerate() {
-                // SAFETY: in bounds by the caller's contract.
-                *bq = unsafe { _mm512_loadu_ps(bp.add(row + v * seconds.b)) };
+    // One flat loop over the steps, jumping the gaps between runs: nested loops make the
+    // compiler copy every accumulator from register to register at each step.
+    let (mut q, mut left) = (0, runs.len);
+    while q < depth {
+        // SAFETY: in bounds by the caller's contract.
+        let row = unsafe { *b.rows.get_unchecked(q) };
+        let mut bq = [_mm512_setzero_ps(); V];
+        for (v, bq) in bq.iter_mut().enumerate() {
+            // SAFETY: in bounds by the caller's contract.
+            *bq = unsafe { _mm512_loadu_ps(bp.add(row + v * seconds.b)) };
+        }
+        for (acc, start) in acc.iter_mut().zip(&starts) {
+            // SAFETY: in bounds by the caller's contract.
+            let x = _mm512_set1_ps(unsafe { *start.add(q * a.step) });
+            for (acc, bq) in acc.iter_mut().zip(&bq) {
+                *acc = _mm512_fmadd_ps(x, *bq, *acc);
             }
-            for (acc, start) in acc.iter_mut().zip(&starts) {
-                // SAFETY: in bounds by the caller's contract.
-                let x = _mm512_set1_ps(unsafe { *start.add(q * a.step) });
-                for (acc, bq) in acc.iter_mut().zip(&bq) {
-                    *acc = _mm512_fmadd_ps(x, *bq, *acc);
-                }
-            }
+        }
+        q += 1;
+        left -= 1;
+        if left == 0 {
+            q += runs.every - runs.len;
+            left = runs.len;
         }
     }
     let mut masks = [0 as __mmask16; V];

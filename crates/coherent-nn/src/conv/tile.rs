@@ -310,7 +310,7 @@ unsafe fn tile<const R: usize, const V: usize>(
     // compiler copy every accumulator from register to register at each step.
     let (mut q, mut left) = (0, runs.len);
     while q < depth {
-        // SAFETY: in bounds by the caller's contract.
+        // SAFETY: q < depth, and the caller's contract gives `B` a row start for every step.
         let row = unsafe { *b.rows.get_unchecked(q) };
         let mut bq = [_mm512_setzero_ps(); V];
         for (v, bq) in bq.iter_mut().enumerate() {

@@ -1,6 +1,6 @@
 //! The engine benchmark runs and reports every case of both networks, in both forms.
 
-use crate::common::{coherent, root, run_ok, scratch, stderr, stdout, strings_of_each};
+use crate::common::{coherent, fails, root, run_ok, scratch, stderr, stdout, strings_of_each};
 
 #[test]
 fn bench_reports_every_case_as_json_and_as_a_table() {
@@ -122,8 +122,7 @@ fn bench_measures_the_cifar_shaped_networks() {
 
 #[test]
 fn bench_rejects_zero_repetitions() {
-    let out = coherent(&["bench", "--reps", "0"]);
-    assert_eq!(out.status.code(), Some(2));
+    fails(2, &["bench", "--reps", "0"], "zero repetitions");
 }
 
 #[test]
@@ -159,13 +158,8 @@ fn bench_serves_one_networks_plain_step_on_request() {
     );
 
     // the report's choices that are not one network are refused, saying what --serve takes
-    let out = coherent(&["bench", "--serve"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("--serve takes one network"),
-        "{}",
-        stderr(&out)
-    );
+    let text = fails(2, &["bench", "--serve"], "--serve without a network");
+    assert!(text.contains("--serve takes one network"), "{text}");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Manifest validation: every experiment is valid; every bad fixture gets the diagnostic it
 //! deserves, with its location, and exit code 2.
 
-use crate::common::{coherent, fails, root, run_ok_in, scratch, stderr, stdout};
+use crate::common::{fails, root, run_ok_in, scratch, stdout};
 
 /// Writes a synthetic CIFAR-10 binary directory (`records` per file) under `dir`.
 pub fn synthetic_cifar(dir: &std::path::Path, records: usize) {
@@ -174,20 +174,18 @@ fn every_fixture_is_covered() {
 
 #[test]
 fn missing_manifest_and_bad_index_are_usage_errors() {
-    let out = coherent(&["check", "experiments/no-such.toml"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("no-such.toml: error: cannot read the manifest"),
-        "{}",
-        stderr(&out)
+    let text = fails(
+        2,
+        &["check", "experiments/no-such.toml"],
+        "a missing manifest",
     );
-    let out = coherent(&["run", "experiments/toy-linear.toml", "--index", "7"]);
-    assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("--index 7 is out of range"),
-        "{}",
-        stderr(&out)
+        text.contains("no-such.toml: error: cannot read the manifest"),
+        "{text}"
     );
+    let args = ["run", "experiments/toy-linear.toml", "--index", "7"];
+    let text = fails(2, &args, "an index past the runs");
+    assert!(text.contains("--index 7 is out of range"), "{text}");
 }
 
 /// Makes a FIFO (named pipe) at `path`.
